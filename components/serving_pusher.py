@@ -1,0 +1,90 @@
+"""ServingPusher: TFX's Pusher with an atomic, never-overwriting push and no duplicate versions.
+
+TensorFlow Serving watches `<base>/<version>/`; a half-copied version directory can be picked
+up, so the model is copied into a hidden temporary sibling and renamed into place. A version
+directory that exists is never written. When the same SavedModel (same `fingerprint.pb`) is
+already there, as after a re-run with nothing changed, that version is reported instead of
+pushing a copy.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Optional
+
+from tfx import types
+from tfx.components.pusher import component as pusher_component
+from tfx.components.pusher import executor as pusher_executor
+from tfx.dsl.components.base import executor_spec
+from tfx.dsl.io import fileio
+from tfx.proto import pusher_pb2
+from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import io_utils, proto_utils
+
+FINGERPRINT_FILE = "fingerprint.pb"
+
+
+def _versions(base: str) -> list[int]:
+    if not fileio.exists(base):
+        return []
+    return sorted(int(name.rstrip("/")) for name in fileio.listdir(base) if name.rstrip("/").isdigit())
+
+
+def _read(path: str) -> Optional[bytes]:
+    if not fileio.exists(path):
+        return None
+    with fileio.open(path, "rb") as f:
+        return f.read()
+
+
+def find_pushed_copy(model_path: str, base: str) -> Optional[int]:
+    """The version under `base` that holds this exact SavedModel, if any."""
+    fingerprint = _read(os.path.join(model_path, FINGERPRINT_FILE))
+    if fingerprint is None:
+        return None
+    for version in reversed(_versions(base)):
+        if _read(os.path.join(base, str(version), FINGERPRINT_FILE)) == fingerprint:
+            return version
+    return None
+
+
+def push_atomically(model_path: str, base: str) -> int:
+    """Copies the SavedModel to `base/<new version>/` through a temporary sibling; returns it."""
+    fileio.makedirs(base)
+    version = max([int(time.time())] + [v + 1 for v in _versions(base)])
+    staging = os.path.join(base, f".tmp-{version}-{os.getpid()}")
+    try:
+        io_utils.copy_dir(model_path, staging)
+        fileio.rename(staging, os.path.join(base, str(version)), overwrite=False)
+    finally:
+        if fileio.exists(staging):  # only when the copy or the rename failed
+            fileio.rmtree(staging)
+    return version
+
+
+class Executor(pusher_executor.Executor):
+    """Pushes a blessed model to a filesystem destination (TensorFlow Serving layout)."""
+
+    def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
+           exec_properties: dict[str, Any]) -> None:
+        self._log_startup(input_dict, output_dict, exec_properties)
+        model_push = artifact_utils.get_single_instance(output_dict[standard_component_specs.PUSHED_MODEL_KEY])
+        if not self.CheckBlessing(input_dict):
+            self._MarkNotPushed(model_push)
+            return
+        model_path = self.GetModelPath(input_dict)
+        destination = pusher_pb2.PushDestination()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination)
+        base = destination.filesystem.base_directory
+        version = find_pushed_copy(model_path, base)
+        if version is None:
+            version = push_atomically(model_path, base)
+        io_utils.copy_dir(model_path, model_push.uri)  # the artifact keeps its own copy, as in TFX
+        self._MarkPushed(model_push, pushed_destination=os.path.join(base, str(version)), pushed_version=str(version))
+
+
+class ServingPusher(pusher_component.Pusher):
+    """Pusher whose executor pushes atomically and never rewrites a version."""
+
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)

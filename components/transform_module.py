@@ -1,0 +1,70 @@
+"""Transform module code: in-graph tokenization, a TFT vocabulary, and language-model tensors.
+
+Everything here runs inside the TensorFlow graph that Transform saves, so the serving model
+tokenizes raw text exactly as training did. Output features, all int64:
+  input_ids  [sequence_length]  BOS followed by the text's token ids, right-padded with 0
+  target_ids [sequence_length]  the text's token ids followed by EOS (the next-token targets)
+  length     []                 number of real (non-pad) target tokens
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+import tensorflow_text as tf_text
+import tensorflow_transform as tft
+
+from models.tokens import BOS_ID, EOS_ID, NUM_RESERVED
+
+VOCAB_NAME = "tokens"
+# A word is a run of letters/digits; every other non-space character is a token of its own.
+_WORD_DELIMITERS = r"\s+|[^\pL\pN\s]"
+_KEPT_DELIMITERS = r"[^\pL\pN\s]"
+
+
+def tokenize(text: tf.Tensor, tokenizer: str, lowercase: bool) -> tf.RaggedTensor:
+    """[batch] strings -> [batch, (tokens)] strings, by characters or by words."""
+    if lowercase:
+        text = tf.strings.lower(text, encoding="utf-8")
+    if tokenizer == "char":
+        return tf.strings.unicode_split(text, "UTF-8", errors="replace")
+    if tokenizer == "word":
+        return tf_text.regex_split(text, _WORD_DELIMITERS, _KEPT_DELIMITERS)
+    raise ValueError(f"unknown tokenizer {tokenizer!r} (use 'char' or 'word')")
+
+
+def language_model_ids(ids: tf.RaggedTensor, sequence_length: int) -> dict[str, tf.Tensor]:
+    """Token ids [batch, (n)] -> fixed-length LM inputs, targets and target counts."""
+    batch = tf.shape(ids.row_splits, out_type=tf.int64)[0] - 1
+    bos = tf.RaggedTensor.from_tensor(tf.fill([batch, 1], tf.constant(BOS_ID, tf.int64)))
+    eos = tf.RaggedTensor.from_tensor(tf.fill([batch, 1], tf.constant(EOS_ID, tf.int64)))
+    shape = [None, sequence_length]
+    input_ids = tf.concat([bos, ids], axis=1).to_tensor(default_value=0, shape=shape)
+    target_ids = tf.concat([ids, eos], axis=1).to_tensor(default_value=0, shape=shape)
+    length = tf.reduce_sum(tf.cast(tf.not_equal(target_ids, 0), tf.int64), axis=1)
+    return {"input_ids": input_ids, "target_ids": target_ids, "length": length}
+
+
+def _dense_text(feature: Any) -> tf.Tensor:
+    """The text column as [batch] strings, whether the schema made it dense or sparse."""
+    if isinstance(feature, tf.SparseTensor):
+        feature = tf.sparse.to_dense(feature, default_value="")
+    if feature.shape.rank == 2:
+        feature = feature[:, 0] if feature.shape[1] == 1 else tf.strings.reduce_join(feature, axis=1, separator=" ")
+    return feature
+
+
+def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> dict[str, tf.Tensor]:
+    """TFT entry point; `custom_config` holds text_column, tokenizer, lowercase,
+    sequence_length and max_vocab_size from the project config."""
+    text = _dense_text(inputs[custom_config["text_column"]])
+    tokens = tokenize(text, custom_config["tokenizer"], custom_config["lowercase"])
+    vocab_ids = tft.compute_and_apply_vocabulary(
+        tokens.flat_values,
+        top_k=custom_config["max_vocab_size"],
+        num_oov_buckets=1,
+        vocab_filename=VOCAB_NAME,
+    )
+    ids = tokens.with_flat_values(vocab_ids + NUM_RESERVED)
+    return language_model_ids(ids, custom_config["sequence_length"])

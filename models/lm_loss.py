@@ -1,0 +1,44 @@
+"""Token-level loss and metrics for language models, with padding masked out.
+
+The loss is the mean over real (non-pad) target tokens of the batch, not a mean of per-example
+means, so long and short texts weigh by their token counts, as the Evaluator's metric does.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+import tf_keras
+
+from models.tokens import PAD_ID
+
+
+def token_log_likelihoods(target_ids: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """log p(target_t | prefix) per position, [batch, time]; pad positions give 0."""
+    target_ids = tf.cast(target_ids, tf.int32)
+    log_probs = -tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=target_ids, logits=tf.cast(logits, tf.float32)
+    )
+    return log_probs * _mask(target_ids)
+
+
+def masked_token_cross_entropy(target_ids: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """Cross-entropy per real token (nats), averaged over all real tokens of the batch."""
+    mask = _mask(target_ids)
+    total = -tf.reduce_sum(token_log_likelihoods(target_ids, logits))
+    return total / tf.maximum(tf.reduce_sum(mask), 1.0)
+
+
+class MaskedTokenAccuracy(tf_keras.metrics.Mean):
+    """Share of real (non-pad) target tokens whose arg-max prediction is right."""
+
+    def __init__(self, name: str = "token_accuracy", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = tf.cast(y_true, tf.int64)
+        hits = tf.cast(tf.equal(y_true, tf.argmax(y_pred, axis=-1)), tf.float32)
+        return super().update_state(hits, sample_weight=_mask(y_true))
+
+
+def _mask(target_ids: tf.Tensor) -> tf.Tensor:
+    return tf.cast(tf.not_equal(target_ids, PAD_ID), tf.float32)

@@ -1,0 +1,56 @@
+"""RNN language model: embedding -> stacked LSTM/GRU -> logits over the vocabulary.
+
+The recurrent layers keep Keras' cuDNN-compatible defaults (tanh, sigmoid gates, no recurrent
+dropout, not unrolled), so on a GPU they run the fused cuDNN kernel; on CPU the same weights
+run the generic kernel. Inputs are right-padded with id 0 and the model is causal, so padding
+never influences a real position: the loss mask (see `models.lm_loss`) is all that is needed.
+TensorFlow is imported when a model is built, not when the config is read, so checking a
+config (and `textflow --help`) stays fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import tf_keras
+
+
+@dataclasses.dataclass
+class RNNConfig:
+    """Hyper-parameters of the RNN family (the `rnn:` section of the project config)."""
+
+    cell: str = "lstm"  # lstm | gru
+    embedding_dim: int = 64
+    units: int = 128
+    layers: int = 2
+    dropout: float = 0.0
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    train_steps: int = 300
+    eval_steps: int = 20
+
+    def __post_init__(self) -> None:
+        if self.cell not in ("lstm", "gru"):
+            raise ValueError(f"rnn.cell must be 'lstm' or 'gru', got {self.cell!r}")
+        for name in ("embedding_dim", "units", "layers", "batch_size", "train_steps", "eval_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"rnn.{name} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"rnn.dropout must be in [0, 1), got {self.dropout}")
+
+
+def build_rnn_lm(config: RNNConfig, vocab_size: int) -> tf_keras.Model:
+    """Many-to-many LSTM/GRU language model over token ids; returns float32 logits."""
+    import tf_keras
+
+    token_ids = tf_keras.Input(shape=(None,), dtype="int64", name="input_ids")
+    x = tf_keras.layers.Embedding(vocab_size, config.embedding_dim, name="embedding")(token_ids)
+    recurrent = tf_keras.layers.LSTM if config.cell == "lstm" else tf_keras.layers.GRU
+    for i in range(config.layers):
+        x = recurrent(config.units, return_sequences=True, name=f"{config.cell}_{i}")(x)
+        if config.dropout:
+            x = tf_keras.layers.Dropout(config.dropout, name=f"dropout_{i}")(x)
+    logits = tf_keras.layers.Dense(vocab_size, dtype="float32", name="logits")(x)
+    return tf_keras.Model(token_ids, logits, name="rnn_lm")

@@ -1,0 +1,273 @@
+"""Project configuration: one YAML file, typed sections, CLI overrides, strict checking.
+
+Every section is a dataclass; `load_config` walks the YAML against the dataclass fields, so an
+unknown key or a value of the wrong type is refused with a message that names the key
+(`data.text_colum`, `rnn.units`). Model families own their hyper-parameter dataclasses
+(`models.registry`); this module only places them under the family's name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import yaml
+
+from models import registry
+
+DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.yaml")
+INPUT_FORMATS = ("csv", "tsv", "jsonl", "txt")
+TXT_MODES = ("lines", "windows")
+TOKENIZERS = ("char", "word")
+
+
+class ConfigError(ValueError):
+    """A configuration file or override that cannot be used; the message names the key."""
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Where the text is and how to read it. `path: null` means the embedded IMDB sample."""
+
+    path: Optional[str] = None
+    format: str = "csv"
+    text_column: str = "text"
+    label_column: Optional[str] = None
+    txt_mode: str = "lines"  # txt only: one example per line, or the corpus cut into windows
+    window_chars: int = 256  # txt windows mode: characters per example
+    eval_percent: int = 20  # share of examples hashed into the eval split
+    schema: Optional[str] = None  # name of schemas/<name>/schema.pbtxt; null: infer with SchemaGen
+
+
+@dataclasses.dataclass
+class TransformConfig:
+    """In-graph tokenization and vocabulary (see components/transform_module.py)."""
+
+    tokenizer: str = "char"  # char | word
+    lowercase: bool = False
+    sequence_length: int = 256  # model positions per example; longer texts are truncated
+    max_vocab_size: int = 20000  # most frequent tokens kept; the rest map to one OOV id
+
+
+@dataclasses.dataclass
+class EvaluationConfig:
+    """Blessing thresholds on cross-entropy per token (nats), shared by the LM families."""
+
+    max_cross_entropy: float = 3.0  # value threshold: a candidate above this is not blessed
+    max_increase: float = 0.05  # change threshold: at most this much worse than the baseline
+
+
+@dataclasses.dataclass
+class Config:
+    """The whole project configuration (see pipeline/default_config.yaml)."""
+
+    name: str = "textflow"
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    transform: TransformConfig = dataclasses.field(default_factory=TransformConfig)
+    models: list[str] = dataclasses.field(default_factory=lambda: ["rnn"])
+    families: dict[str, Any] = dataclasses.field(default_factory=dict)
+    evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
+    workspace: str = "workspace"
+    serving_dir: str = "serving"
+    beam_args: list[str] = dataclasses.field(
+        default_factory=lambda: ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+    )
+
+    def family_config(self, family: str) -> Any:
+        """The hyper-parameters of one family (its defaults when the file has no section)."""
+        return self.families.get(family) or registry.get(family).config_class()
+
+    @property
+    def pipeline_root(self) -> str:
+        return os.path.join(self.workspace, "artifacts")
+
+    @property
+    def metadata_path(self) -> str:
+        return os.path.join(self.workspace, "metadata.sqlite")
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp) if a is not type(None))
+    if origin is list:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Checks `value` against the annotation `tp`; returns it (ints widen to floats)."""
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(value, inner, key)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"config key '{key}' must be {_type_name(tp)}, got {value!r}")
+        (item_type,) = typing.get_args(tp)
+        return [_coerce(v, item_type, f"{key}[{i}]") for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{key}' must be a mapping of settings, got {value!r}")
+        return _build(tp, value, key + ".")
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }.get(tp, True)
+    if not ok:
+        raise ConfigError(f"config key '{key}' must be {_type_name(tp)}, got {value!r}")
+    return float(value) if tp is float else value
+
+
+def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
+    """Builds dataclass `cls` from a mapping, refusing unknown keys and wrong types."""
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls) if f.init and f.name != "families"}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(
+                f"unknown config key '{prefix}{key}' (known keys here: {', '.join(sorted(known))})"
+            )
+        kwargs[key] = _coerce(value, hints[key], prefix + key)
+    try:
+        return cls(**kwargs)
+    except ValueError as err:  # a dataclass's own range checks
+        raise ConfigError(f"config section '{prefix.rstrip('.') or 'top level'}': {err}") from err
+
+
+def config_from_dict(raw: dict[str, Any]) -> Config:
+    """Builds and checks a Config from plain data (a parsed YAML file)."""
+    if not isinstance(raw, dict):
+        raise ConfigError("a config file must be a mapping of settings at its top level")
+    raw = dict(raw)
+    family_sections = {name: raw.pop(name) for name in registry.names() if name in raw}
+    config = _build(Config, raw)
+    for name, section in family_sections.items():
+        config.families[name] = _coerce(section or {}, registry.get(name).config_class, name)
+    validate(config)
+    return config
+
+
+def validate(config: Config) -> None:
+    """Cross-field checks that a single type annotation cannot express."""
+    data = config.data
+    if data.format not in INPUT_FORMATS:
+        raise ConfigError(f"config key 'data.format' must be one of {', '.join(INPUT_FORMATS)}, got {data.format!r}")
+    if data.txt_mode not in TXT_MODES:
+        raise ConfigError(f"config key 'data.txt_mode' must be 'lines' or 'windows', got {data.txt_mode!r}")
+    if data.format == "txt" and data.label_column:
+        raise ConfigError("config key 'data.label_column' cannot be used with format txt (plain text has no columns)")
+    if not 1 <= data.eval_percent <= 99:
+        raise ConfigError(f"config key 'data.eval_percent' must be between 1 and 99, got {data.eval_percent}")
+    if data.window_chars < 1:
+        raise ConfigError(f"config key 'data.window_chars' must be at least 1, got {data.window_chars}")
+    if not data.text_column:
+        raise ConfigError("config key 'data.text_column' must name a column")
+    if config.transform.tokenizer not in TOKENIZERS:
+        raise ConfigError(f"config key 'transform.tokenizer' must be 'char' or 'word', got {config.transform.tokenizer!r}")
+    if config.transform.sequence_length < 2:
+        raise ConfigError("config key 'transform.sequence_length' must be at least 2")
+    if config.transform.max_vocab_size < 1:
+        raise ConfigError("config key 'transform.max_vocab_size' must be at least 1")
+    if not config.models:
+        raise ConfigError("config key 'models' must name at least one model family")
+    for family in config.models:
+        if family not in registry.names():
+            raise ConfigError(
+                f"config key 'models' names an unknown family {family!r} (known: {', '.join(registry.names())})"
+            )
+    if len(set(config.models)) != len(config.models):
+        raise ConfigError("config key 'models' names a family twice")
+    if config.evaluation.max_cross_entropy <= 0 or config.evaluation.max_increase < 0:
+        raise ConfigError("config section 'evaluation': thresholds must be positive")
+    if not config.name.replace("-", "").replace("_", "").isalnum():
+        raise ConfigError(f"config key 'name' may hold only letters, digits, '-' and '_', got {config.name!r}")
+
+
+def load_config(path: Optional[str] = None, overrides: Optional[dict[str, Any]] = None) -> Config:
+    """Loads the shipped default, then `path` on top of it, then dotted-key overrides.
+
+    A user's file only needs the keys it changes. Overrides are `{"data.path": "x.csv"}`.
+    """
+    raw = _read_yaml(DEFAULT_CONFIG_PATH)
+    if path:
+        _merge(raw, _read_yaml(Path(path)), "")
+    for dotted, value in (overrides or {}).items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return config_from_dict(raw)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {path}: {err.strerror}") from err
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must be a mapping of settings at its top level")
+    return raw
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any], prefix: str) -> None:
+    """Deep-merges `update` into `base` (sections merge, plain values replace)."""
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value, f"{prefix}{key}.")
+        else:
+            base[key] = value
+
+
+EMBEDDED_DATA = ("tfx", "examples/imdb/data/imdb_small_with_labels.txt")
+SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
+
+
+def data_path(config: Config) -> str:
+    """The input file as an absolute path; the embedded IMDB sample when none is configured."""
+    if config.data.path:
+        return os.path.abspath(config.data.path)
+    import importlib.resources
+
+    package, relative = EMBEDDED_DATA
+    return str(importlib.resources.files(package).joinpath(relative))
+
+
+def schema_path(config: Config) -> Optional[str]:
+    """`data.schema` as a schema.pbtxt path: a file path, or a name under schemas/."""
+    name = config.data.schema
+    if not name:
+        return None
+    candidates = [Path(name), SCHEMAS_DIR / name / "schema.pbtxt"]
+    for candidate in candidates:
+        if candidate.is_file():
+            return str(candidate.resolve())
+    known = sorted(p.name for p in SCHEMAS_DIR.iterdir() if (p / "schema.pbtxt").is_file()) if SCHEMAS_DIR.is_dir() else []
+    raise ConfigError(
+        f"config key 'data.schema' names {name!r}, which is neither a schema.pbtxt file nor a folder "
+        f"under {SCHEMAS_DIR} (known: {', '.join(known) or 'none'})"
+    )
+
+
+def model_name(config: Config, family: str) -> str:
+    """The serving name of a family's model: `<serving_dir>/<model_name>/<version>/`."""
+    return f"{config.name}-{family}"

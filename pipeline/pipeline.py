@@ -1,0 +1,151 @@
+"""The one pipeline definition: config -> a TFX `Pipeline` (local and, later, Kubeflow).
+
+ExampleGen -> StatisticsGen -> SchemaGen | ImportSchemaGen -> ExampleValidator -> DataGate,
+then Transform, and for each model family its own Trainer, latest-blessed-model Resolver,
+Evaluator and Pusher, so every family is blessed against its own last blessed model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+
+from components.data_gate import DataGate
+from components.serving_pusher import ServingPusher
+from components.text_example_gen import TextExampleGen
+from components.text_readers import ReaderOptions
+from pipeline.config import Config, data_path, model_name, schema_path
+
+LM_METRICS_MODULE = "components.lm_metrics"
+MAIN_METRIC = "cross_entropy_per_token"
+
+
+def node_ids(family: str) -> dict[str, str]:
+    """Component ids of one family's branch (what the CLI and the summary look up)."""
+    return {
+        "trainer": f"Trainer_{family}",
+        "resolver": f"LatestBlessedModel_{family}",
+        "evaluator": f"Evaluator_{family}",
+        "pusher": f"Pusher_{family}",
+    }
+
+
+def eval_config(config: Config) -> tfma.EvalConfig:
+    """TFMA config for a language model: token-weighted cross-entropy with both thresholds."""
+    thresholds = config.evaluation
+    threshold = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(upper_bound={"value": thresholds.max_cross_entropy}),
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.LOWER_IS_BETTER, absolute={"value": thresholds.max_increase}
+        ),
+    )
+    metrics = [
+        tfma.MetricConfig(class_name="ExampleCount"),
+        tfma.MetricConfig(class_name="CrossEntropyPerToken", module=LM_METRICS_MODULE, threshold=threshold),
+        tfma.MetricConfig(class_name="Perplexity", module=LM_METRICS_MODULE),
+        tfma.MetricConfig(class_name="BitsPerToken", module=LM_METRICS_MODULE),
+    ]
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(signature_name="serving_default")],
+        slicing_specs=[tfma.SlicingSpec()],
+        metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
+    )
+
+
+def _transform_settings(config: Config) -> dict:
+    return {"text_column": config.data.text_column, **dataclasses.asdict(config.transform)}
+
+
+def create_pipeline(config: Config) -> tfx.dsl.Pipeline:
+    """Builds the pipeline for `config`; paths in the config are made absolute here."""
+    source = data_path(config)
+    reader = ReaderOptions(
+        format=config.data.format,
+        text_column=config.data.text_column,
+        label_column=config.data.label_column,
+        txt_mode=config.data.txt_mode,
+        window_chars=config.data.window_chars,
+    )
+    example_gen = TextExampleGen(
+        input_base=os.path.dirname(source),
+        file_pattern=os.path.basename(source),
+        reader_options=reader,
+        eval_percent=config.data.eval_percent,
+    )
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    imported_schema = schema_path(config)
+    if imported_schema:
+        schema_gen = tfx.components.ImportSchemaGen(schema_file=imported_schema)
+    else:
+        schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"])
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
+    )
+    data_gate = DataGate(anomalies=example_validator.outputs["anomalies"])
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        preprocessing_fn="components.transform_module.preprocessing_fn",
+        custom_config=_transform_settings(config),
+        disable_statistics=True,
+    )
+    transform.add_upstream_node(data_gate)
+    components = [example_gen, statistics_gen, schema_gen, example_validator, data_gate, transform]
+
+    for family in config.models:
+        hparams = config.family_config(family)
+        ids = node_ids(family)
+        trainer = tfx.components.Trainer(
+            run_fn="components.trainer_module.run_fn",
+            examples=transform.outputs["transformed_examples"],
+            transform_graph=transform.outputs["transform_graph"],
+            schema=schema_gen.outputs["schema"],
+            train_args=tfx.proto.TrainArgs(num_steps=hparams.train_steps),
+            eval_args=tfx.proto.EvalArgs(num_steps=hparams.eval_steps),
+            custom_config={
+                "family": family,
+                "hparams": dataclasses.asdict(hparams),
+                "text_column": config.data.text_column,
+            },
+        ).with_id(ids["trainer"])
+        baseline = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+            model=tfx.dsl.Channel(
+                type=tfx.types.standard_artifacts.Model, producer_component_id=ids["trainer"], output_key="model"
+            ),
+            model_blessing=tfx.dsl.Channel(
+                type=tfx.types.standard_artifacts.ModelBlessing,
+                producer_component_id=ids["evaluator"],
+                output_key="blessing",
+            ),
+        ).with_id(ids["resolver"])
+        evaluator = tfx.components.Evaluator(
+            examples=example_gen.outputs["examples"],
+            model=trainer.outputs["model"],
+            baseline_model=baseline.outputs["model"],
+            eval_config=eval_config(config),
+        ).with_id(ids["evaluator"])
+        pusher = ServingPusher(
+            model=trainer.outputs["model"],
+            model_blessing=evaluator.outputs["blessing"],
+            push_destination=tfx.proto.PushDestination(
+                filesystem=tfx.proto.PushDestination.Filesystem(
+                    base_directory=os.path.join(os.path.abspath(config.serving_dir), model_name(config, family))
+                )
+            ),
+        ).with_id(ids["pusher"])
+        components += [trainer, baseline, evaluator, pusher]
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.name,
+        pipeline_root=os.path.abspath(config.pipeline_root),
+        components=components,
+        enable_cache=True,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            os.path.abspath(config.metadata_path)
+        ),
+        beam_pipeline_args=list(config.beam_args),
+    )

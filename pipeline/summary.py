@@ -1,0 +1,161 @@
+"""What a run produced, read back from ML Metadata: per family its metrics, blessing and push.
+
+The summary is built from the artifacts the run's executions published (cached ones
+included), never from the runner's own memory, so it says what the metadata store says.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from typing import Optional
+
+import tensorflow_model_analysis as tfma
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
+
+from pipeline.config import Config, model_name
+from pipeline.pipeline import MAIN_METRIC, node_ids
+
+_DONE = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
+
+
+@dataclasses.dataclass
+class ThresholdCheck:
+    """One threshold of the blessing decision, with the numbers it compared."""
+
+    metric: str
+    kind: str  # "value" or "change"
+    value: float  # the candidate's metric, or its change against the baseline
+    threshold: float
+    passed: bool
+    baseline: Optional[float] = None
+
+    def describe(self) -> str:
+        verdict = "pass" if self.passed else "FAIL"
+        if self.kind == "value":
+            return f"{verdict}: {self.metric} {self.value:.4f} <= {self.threshold:.4f} (value threshold)"
+        return (
+            f"{verdict}: {self.metric} change {self.value:+.4f} vs baseline {self.baseline:.4f} "
+            f"<= {self.threshold:+.4f} (change threshold)"
+        )
+
+
+@dataclasses.dataclass
+class FamilyResult:
+    family: str
+    model_name: str
+    metrics: dict[str, float]
+    baseline_metrics: dict[str, float]
+    checks: list[ThresholdCheck]
+    blessed: bool
+    pushed_to: Optional[str]
+    training: dict[str, float]
+
+
+def open_store(config: Config) -> metadata_store.MetadataStore:
+    connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(os.path.abspath(config.metadata_path))
+    return metadata_store.MetadataStore(connection)
+
+
+def latest_outputs(store: metadata_store.MetadataStore, pipeline_name: str, node_id: str) -> dict[str, list]:
+    """Output artifacts (by output key) of a node's most recent finished execution."""
+    context = store.get_context_by_type_and_name("node", f"{pipeline_name}.{node_id}")
+    if context is None:
+        return {}
+    executions = [e for e in store.get_executions_by_context(context.id) if e.last_known_state in _DONE]
+    if not executions:
+        return {}
+    latest = max(executions, key=lambda e: e.id)
+    events = [e for e in store.get_events_by_execution_ids([latest.id]) if e.type == metadata_store_pb2.Event.OUTPUT]
+    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
+    outputs: dict[str, list] = {}
+    for event in events:
+        outputs.setdefault(event.path.steps[0].key, []).append(artifacts[event.artifact_id])
+    return outputs
+
+
+def overall_metrics(evaluation_uri: str) -> tuple[dict[str, float], dict[str, float]]:
+    """(candidate, baseline) metrics of the overall slice; baseline is empty on a first run."""
+    candidate: dict[str, float] = {}
+    baseline: dict[str, float] = {}
+    for metrics_for_slice in tfma.load_metrics(evaluation_uri):
+        if metrics_for_slice.slice_key.single_slice_keys:
+            continue
+        for item in metrics_for_slice.metric_keys_and_values:
+            if item.key.is_diff:
+                continue
+            target = baseline if item.key.model_name == "baseline" else candidate
+            target[item.key.name] = item.value.double_value.value
+    return candidate, baseline
+
+
+def blessing_checks(config: Config, metrics: dict[str, float], baseline: dict[str, float]) -> list[ThresholdCheck]:
+    """The thresholds of `pipeline.eval_config`, applied to the numbers the Evaluator computed."""
+    value = metrics.get(MAIN_METRIC, math.nan)
+    limits = config.evaluation
+    checks = [ThresholdCheck(MAIN_METRIC, "value", value, limits.max_cross_entropy, value <= limits.max_cross_entropy)]
+    if MAIN_METRIC in baseline:
+        change = value - baseline[MAIN_METRIC]
+        checks.append(
+            ThresholdCheck(MAIN_METRIC, "change", change, limits.max_increase, change <= limits.max_increase, baseline[MAIN_METRIC])
+        )
+    return checks
+
+
+def _custom_int(artifact: metadata_store_pb2.Artifact, name: str) -> int:
+    return artifact.custom_properties[name].int_value if name in artifact.custom_properties else 0
+
+
+def family_results(config: Config) -> list[FamilyResult]:
+    store = open_store(config)
+    results = []
+    for family in config.models:
+        ids = node_ids(family)
+        evaluation = latest_outputs(store, config.name, ids["evaluator"])
+        pushed = latest_outputs(store, config.name, ids["pusher"]).get("pushed_model", [])
+        model_run = latest_outputs(store, config.name, ids["trainer"]).get("model_run", [])
+        metrics, baseline = overall_metrics(evaluation["evaluation"][0].uri) if evaluation else ({}, {})
+        blessing = evaluation.get("blessing", [])
+        push = pushed[0] if pushed and _custom_int(pushed[0], "pushed") else None
+        training = {}
+        if model_run:
+            path = os.path.join(model_run[0].uri, "training_metrics.json")
+            if os.path.exists(path):
+                with open(path) as f:
+                    training = json.load(f)
+        results.append(
+            FamilyResult(
+                family=family,
+                model_name=model_name(config, family),
+                metrics=metrics,
+                baseline_metrics=baseline,
+                checks=blessing_checks(config, metrics, baseline),
+                blessed=bool(blessing and _custom_int(blessing[0], "blessed")),
+                pushed_to=push.custom_properties["pushed_destination"].string_value if push else None,
+                training=training,
+            )
+        )
+    return results
+
+
+def format_summary(results: list[FamilyResult]) -> str:
+    """The end-of-run summary the CLI prints."""
+    lines = ["", "Summary"]
+    for r in results:
+        m = r.metrics
+        lines.append(
+            f"  {r.family} ({r.model_name}, {int(r.training.get('parameters', 0)):,} parameters): "
+            f"cross-entropy {m.get(MAIN_METRIC, math.nan):.4f} nats/token "
+            f"({m.get('bits_per_token', math.nan):.3f} bits), perplexity {m.get('perplexity', math.nan):.2f}, "
+            f"{int(m.get('example_count', 0))} eval examples"
+        )
+        if not r.baseline_metrics:
+            lines.append("    baseline: none (no blessed model of this family yet)")
+        lines.append(f"    {'BLESSED' if r.blessed else 'NOT BLESSED'}:")
+        lines += [f"      {check.describe()}" for check in r.checks]
+        lines.append(f"    pushed to {r.pushed_to}" if r.pushed_to else "    not pushed")
+    return "\n".join(lines)
