@@ -1,6 +1,6 @@
 """The one pipeline definition: config -> a TFX `Pipeline` (local and, later, Kubeflow).
 
-ExampleGen -> StatisticsGen -> SchemaGen | ImportSchemaGen -> ExampleValidator -> DataGate,
+TextExampleGen -> StatisticsGen -> TextSchemaGen | ImportSchemaGen -> ExampleValidator -> DataGate,
 then Transform, and for each model family its own Trainer, latest-blessed-model Resolver,
 Evaluator and Pusher, so every family is blessed against its own last blessed model.
 """
@@ -17,6 +17,7 @@ from components.data_gate import DataGate
 from components.serving_pusher import ServingPusher
 from components.text_example_gen import TextExampleGen
 from components.text_readers import ReaderOptions
+from components.text_schema_gen import TextSchemaGen
 from pipeline.config import Config, data_path, model_name, schema_path
 
 LM_METRICS_MODULE = "components.lm_metrics"
@@ -80,7 +81,7 @@ def create_pipeline(config: Config) -> tfx.dsl.Pipeline:
     if imported_schema:
         schema_gen = tfx.components.ImportSchemaGen(schema_file=imported_schema)
     else:
-        schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"])
+        schema_gen = TextSchemaGen(statistics=statistics_gen.outputs["statistics"], text_columns=[config.data.text_column])
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )

@@ -1,0 +1,97 @@
+import pytest
+
+from pipeline.cli import _overrides, _parser
+from pipeline.config import ConfigError, data_path, load_config, schema_path
+from models.rnn import RNNConfig
+
+
+def test_default_config_loads_with_the_embedded_imdb_sample():
+    config = load_config()
+    assert config.models == ["rnn"]
+    assert config.data.format == "csv" and config.data.text_column == "text"
+    assert data_path(config).endswith("imdb_small_with_labels.txt")
+    assert isinstance(config.family_config("rnn"), RNNConfig)
+
+
+def test_user_file_changes_only_its_keys(write):
+    path = write("c.yaml", "data:\n  format: tsv\nrnn:\n  units: 32\n")
+    config = load_config(path)
+    assert config.data.format == "tsv"
+    assert config.data.text_column == "text"  # from the default
+    assert config.family_config("rnn").units == 32
+    assert config.family_config("rnn").layers == 2
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("data:\n  text_colum: x\n", "data.text_colum"),
+        ("bogus: 1\n", "bogus"),
+        ("rnn:\n  unitz: 3\n", "rnn.unitz"),
+        ("evaluation:\n  max_xent: 3\n", "evaluation.max_xent"),
+    ],
+)
+def test_unknown_keys_are_refused_by_name(write, text, key):
+    with pytest.raises(ConfigError, match=f"unknown config key '{key}'"):
+        load_config(write("c.yaml", text))
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("rnn:\n  units: many\n", "rnn.units"),
+        ("transform:\n  sequence_length: 1.5\n", "transform.sequence_length"),
+        ("transform:\n  lowercase: 'yes'\n", "transform.lowercase"),
+        ("models: rnn\n", "models"),
+        ("data: [1, 2]\n", "data"),
+        ("beam_args: [1]\n", r"beam_args\[0\]"),
+    ],
+)
+def test_wrong_types_are_refused_by_name(write, text, key):
+    with pytest.raises(ConfigError, match=f"config key '{key}' must be"):
+        load_config(write("c.yaml", text))
+
+
+def test_ints_are_accepted_where_numbers_are_expected(write):
+    config = load_config(write("c.yaml", "evaluation:\n  max_cross_entropy: 4\n"))
+    assert config.evaluation.max_cross_entropy == 4.0
+
+
+def test_cross_field_checks():
+    with pytest.raises(ConfigError, match="data.format"):
+        load_config(overrides={"data.format": "xml"})
+    with pytest.raises(ConfigError, match="unknown family 'gpt5'"):
+        load_config(overrides={"models": ["gpt5"]})
+    with pytest.raises(ConfigError, match="rnn.cell"):
+        load_config(overrides={"rnn.cell": "transformer"})
+    with pytest.raises(ConfigError, match="label_column"):
+        load_config(overrides={"data.format": "txt", "data.label_column": "y"})
+
+
+def test_unreadable_and_invalid_files_are_named(write, tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(str(tmp_path / "missing.yaml"))
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(write("bad.yaml", "data: [\n"))
+
+
+def test_cli_flags_and_set_override_the_file(write):
+    path = write("c.yaml", "rnn:\n  units: 32\n")
+    args = _parser().parse_args(
+        ["run", "--config", path, "--data", "x.tsv", "--format", "tsv", "--text-column", "sentence",
+         "--models", "rnn", "--workspace", "w", "--serving-dir", "s", "--sequence-length", "64",
+         "--set", "rnn.units=48", "--set", "evaluation.max_increase=0.1"]
+    )
+    config = load_config(args.config, _overrides(args))
+    assert config.data.path == "x.tsv" and config.data.format == "tsv"
+    assert config.data.text_column == "sentence"
+    assert config.transform.sequence_length == 64
+    assert config.family_config("rnn").units == 48
+    assert config.evaluation.max_increase == 0.1
+    assert (config.workspace, config.serving_dir) == ("w", "s")
+
+
+def test_schema_names_resolve_under_schemas():
+    assert schema_path(load_config(overrides={"data.schema": "imdb"})).endswith("schemas/imdb/schema.pbtxt")
+    with pytest.raises(ConfigError, match="data.schema"):
+        schema_path(load_config(overrides={"data.schema": "nope"}))
