@@ -1,0 +1,160 @@
+"""The whole pipeline through the CLI, on a small slice of real text, in a temporary folder."""
+
+import csv
+import glob
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from pipeline.config import data_path, load_config
+
+pytestmark = pytest.mark.slow
+
+SMALL_MODEL = [
+    "--sequence-length", "64",
+    "--set", "rnn.units=32", "--set", "rnn.embedding_dim=16", "--set", "rnn.layers=1",
+    "--set", "rnn.train_steps=30", "--set", "rnn.eval_steps=2", "--set", "rnn.batch_size=8",
+    "--set", "evaluation.max_cross_entropy=6.0",
+]
+
+
+def textflow(*args, cwd):
+    """Runs the CLI in a fresh process, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=900
+    )
+
+
+def write_reviews(path, rows=60):
+    """The first `rows` reviews of the embedded IMDB sample, as JSON lines."""
+    with open(data_path(load_config()), newline="", encoding="utf-8") as f:
+        reviews = list(csv.DictReader(f))[:rows]
+    with open(path, "w", encoding="utf-8") as f:
+        for r in reviews:
+            f.write(json.dumps({"review": r["text"], "sentiment": r["label"]}) + "\n")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    data = write_reviews(root / "reviews.jsonl")
+    args = ["run", "--data", data, "--format", "jsonl", "--text-column", "review", "--label-column", "sentiment",
+            "--workspace", "ws", "--serving-dir", "serving", *SMALL_MODEL]
+    result = textflow(*args, cwd=root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return root, args, result
+
+
+def only(pattern):
+    matches = glob.glob(pattern)
+    assert len(matches) == 1, (pattern, matches)
+    return matches[0]
+
+
+def test_cli_prints_progress_and_summary_but_no_library_noise(first_run):
+    _, _, result = first_run
+    out = result.stdout
+    for component in ["TextExampleGen", "StatisticsGen", "TextSchemaGen", "ExampleValidator", "DataGate",
+                      "Transform", "Trainer_rnn", "Evaluator_rnn", "Pusher_rnn"]:
+        assert f"{component} started" in out and f"{component} finished in" in out
+    assert "Summary" in out and "BLESSED" in out and "cross_entropy_per_token" in out
+    assert "pushed to" in out
+    assert "tensorflow/" not in out + result.stderr and "WARNING" not in out + result.stderr
+
+
+def test_artifacts_of_every_stage_are_written(first_run):
+    root, _, _ = first_run
+    art = root / "ws" / "artifacts"
+    assert os.path.exists(only(f"{art}/StatisticsGen/statistics/*/Split-eval/FeatureStats.pb"))
+    schema = open(only(f"{art}/TextSchemaGen/schema/*/schema.pbtxt")).read()
+    assert 'name: "review"' in schema and "natural_language_domain" in schema and "string_domain" not in schema.split('name: "sentiment"')[0]
+    assert os.path.exists(only(f"{art}/ExampleValidator/anomalies/*/Split-eval/SchemaDiff.pb"))
+    assert os.path.exists(only(f"{art}/Transform/transform_graph/*/transform_fn/saved_model.pb"))
+    assert os.path.exists(only(f"{art}/Trainer_rnn/model/*/Format-Serving/saved_model.pb"))
+    assert os.path.exists(only(f"{art}/Evaluator_rnn/blessing/*/BLESSED"))
+    assert os.path.exists(root / "ws" / "metadata.sqlite")
+    assert glob.glob(f"{root}/ws/logs/run-*.log")
+
+    import tensorflow_model_analysis as tfma
+
+    (overall,) = [m for m in tfma.load_metrics(only(f"{art}/Evaluator_rnn/evaluation/*"))
+                  if not m.slice_key.single_slice_keys]
+    values = {kv.key.name: kv.value.double_value.value for kv in overall.metric_keys_and_values}
+    assert 0 < values["cross_entropy_per_token"] < 6.0
+    assert values["perplexity"] == pytest.approx(2.718281828 ** values["cross_entropy_per_token"], rel=1e-6)
+
+
+LOAD_IN_FRESH_PROCESS = textwrap.dedent(
+    """
+    import json, sys
+    import tensorflow as tf
+    model = tf.saved_model.load(sys.argv[1])
+    def example(text):
+        feature = tf.train.Feature(bytes_list=tf.train.BytesList(value=[text.encode()]))
+        return tf.train.Example(features=tf.train.Features(feature={"review": feature})).SerializeToString()
+    batch = tf.constant([example("A fine film, I liked it."), example("Dull.")])
+    out = model.signatures["serving_default"](examples=batch)
+    transformed = model.signatures["transform_features"](examples=batch)
+    print(json.dumps({"log_likelihood": out["log_likelihood"].numpy().tolist(),
+                      "token_count": out["token_count"].numpy().tolist(),
+                      "input_ids_shape": transformed["input_ids"].shape.as_list()}))
+    """
+)
+
+
+def test_pushed_model_serves_in_a_fresh_process_without_project_code(first_run, tmp_path):
+    root, _, _ = first_run
+    version_dir = only(f"{root}/serving/textflow-rnn/*")
+    assert os.path.basename(version_dir).isdigit()
+    assert os.path.exists(os.path.join(version_dir, "saved_model.pb"))
+    assert os.path.exists(os.path.join(version_dir, "variables"))
+    script = tmp_path / "load.py"
+    script.write_text(LOAD_IN_FRESH_PROCESS)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, str(script), version_dir], cwd=tmp_path, capture_output=True,
+                            text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["token_count"] == [25, 6]  # characters + EOS
+    assert all(-1000 < ll < 0 for ll in out["log_likelihood"])
+    assert out["input_ids_shape"] == [2, 64]
+
+
+def test_second_run_reuses_the_cache_and_pushes_nothing_new(first_run):
+    root, args, _ = first_run
+    before = sorted(os.listdir(root / "serving" / "textflow-rnn"))
+    result = textflow(*args, cwd=root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for component in ["TextExampleGen", "StatisticsGen", "Transform", "Trainer_rnn"]:
+        assert f"{component} finished in 0.0s (cached)" in result.stdout
+    assert "change threshold" in result.stdout  # the first run's model is now the baseline
+    assert sorted(os.listdir(root / "serving" / "textflow-rnn")) == before
+
+
+def test_missing_text_column_is_a_clear_error_and_pushes_nothing(first_run):
+    root, _, _ = first_run
+    pushed_before = sorted(os.listdir(root / "serving" / "textflow-rnn"))
+    data = write_reviews(root / "reviews2.jsonl", rows=10)
+    result = textflow("run", "--data", data, "--format", "jsonl", "--text-column", "body",
+                      "--workspace", "ws", "--serving-dir", "serving", *SMALL_MODEL, cwd=root)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "bad input data" in result.stderr and "reviews2.jsonl, line 1: no field 'body'" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "TextExampleGen FAILED" in result.stdout
+    assert sorted(os.listdir(root / "serving" / "textflow-rnn")) == pushed_before
+
+
+def test_anomalies_stop_the_run_before_training(tmp_path):
+    # The shipped IMDB schema requires a 'label' column; without --label-column the data lacks it.
+    result = textflow("run", "--set", "data.schema=imdb", "--workspace", "ws", "--serving-dir", "serving",
+                      *SMALL_MODEL, cwd=tmp_path)
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "data validation failed" in result.stderr
+    assert "feature 'label'" in result.stderr
+    assert "Trainer_rnn" not in result.stdout and "Transform started" not in result.stdout
+    assert not (tmp_path / "serving").exists()

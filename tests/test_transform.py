@@ -1,0 +1,79 @@
+"""The Transform preprocessing_fn, run on a few rows through tensorflow-transform's Beam API."""
+
+import tempfile
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
+from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+
+from components.transform_module import VOCAB_NAME, preprocessing_fn, tokenize
+from models.tokens import BOS_ID, EOS_ID, NUM_RESERVED, PAD_ID
+
+RAW_SPEC = {"text": tf.io.FixedLenFeature([1], tf.string)}
+
+
+def run_transform(texts, **settings):
+    config = {"text_column": "text", "tokenizer": "char", "lowercase": False, "sequence_length": 8,
+              "max_vocab_size": 100, **settings}
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(RAW_SPEC))
+    rows = [{"text": [t.encode()]} for t in texts]
+    with tempfile.TemporaryDirectory() as temp, tft_beam.Context(temp_dir=temp):
+        (transformed, _), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
+            lambda inputs: preprocessing_fn(inputs, config)
+        )
+        out = tempfile.mkdtemp()
+        transform_fn | tft_beam.WriteTransformFn(out)
+    return transformed, tft.TFTransformOutput(out)
+
+
+def decode(ids, vocabulary):
+    return "".join(vocabulary[i - NUM_RESERVED] for i in ids if i >= NUM_RESERVED)
+
+
+def test_lm_inputs_are_targets_shifted_right_with_bos_eos_and_padding():
+    transformed, output = run_transform(["abca", "bb"])
+    vocabulary = [t.decode() for t in output.vocabulary_by_name(VOCAB_NAME)]
+    first, second = transformed
+    assert first["input_ids"][0] == BOS_ID
+    np.testing.assert_array_equal(first["input_ids"][1:5], first["target_ids"][:4])
+    assert first["target_ids"][4] == EOS_ID
+    assert decode(first["target_ids"], vocabulary) == "abca"
+    assert list(second["target_ids"][3:]) == [PAD_ID] * 5
+    assert (first["length"], second["length"]) == (5, 3)  # tokens + EOS
+    assert vocabulary[0] == "b" and vocabulary[1] == "a"  # by frequency
+
+
+def test_long_texts_are_truncated_to_the_sequence_length():
+    transformed, output = run_transform(["abcdefghijkl"])
+    vocabulary = [t.decode() for t in output.vocabulary_by_name(VOCAB_NAME)]
+    row = transformed[0]
+    assert len(row["input_ids"]) == len(row["target_ids"]) == 8
+    assert decode(row["target_ids"], vocabulary) == "abcdefgh"  # no EOS: the text goes on
+    assert row["length"] == 8
+
+
+def test_tokens_beyond_the_vocabulary_share_one_oov_id():
+    transformed, output = run_transform(["aaab", "aac"], max_vocab_size=1)
+    assert output.vocabulary_size_by_name(VOCAB_NAME) == 1
+    oov = NUM_RESERVED + 1
+    assert transformed[0]["target_ids"][3] == oov and transformed[1]["target_ids"][2] == oov
+
+
+def test_word_tokenizer_splits_punctuation_and_lowercases():
+    tokens = tokenize(tf.constant(["Hello, World! It's 2026 — café."]), "word", lowercase=True)
+    assert [t.decode() for t in tokens[0].numpy()] == [
+        "hello", ",", "world", "!", "it", "'", "s", "2026", "—", "café", "."
+    ]
+
+
+def test_char_tokenizer_splits_unicode_characters():
+    tokens = tokenize(tf.constant(["né"]), "char", lowercase=False)
+    assert [t.decode() for t in tokens[0].numpy()] == ["n", "é"]
+
+
+def test_unknown_tokenizer_is_refused():
+    with pytest.raises(ValueError, match="unknown tokenizer"):
+        tokenize(tf.constant(["x"]), "bpe", lowercase=False)
