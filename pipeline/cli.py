@@ -93,13 +93,13 @@ def _report_failure(err: Exception, log_path: str, stream: TextIO) -> int:
     from pipeline.config import ConfigError
 
     if isinstance(err, ConfigError):
-        print(_paragraph("textflow: configuration error: ", str(err)), file=stream)
+        print(_paragraph("textflow: configuration error: ", str(err)), file=stream, flush=True)
         return EXIT_CONFIG
     if isinstance(err, InputDataError):
-        print(_paragraph("textflow: bad input data: ", f"{err} Nothing was trained or pushed."), file=stream)
+        print(_paragraph("textflow: bad input data: ", f"{err} Nothing was trained or pushed."), file=stream, flush=True)
         return EXIT_INPUT
     if isinstance(err, DataValidationError):
-        print(_paragraph("textflow: data validation failed: ", str(err)), file=stream)
+        print(_paragraph("textflow: data validation failed: ", str(err)), file=stream, flush=True)
         print(f"Nothing was trained or pushed. Details: {log_path}", file=stream)
         return EXIT_VALIDATION
     print(_paragraph("textflow: the run failed: ", f"{type(err).__name__}: {err}"), file=stream)

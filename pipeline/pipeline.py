@@ -56,13 +56,23 @@ def eval_config(config: Config) -> tfma.EvalConfig:
     )
 
 
+def split_input_path(path: str) -> tuple[str, str]:
+    """(input_base, file_pattern) for ExampleGen: the pattern starts at the first part holding a
+    glob or a {SPAN}/{VERSION} placeholder, so `data/span-{SPAN}/*.csv` reads the latest span."""
+    parts = path.split(os.sep)
+    for i, part in enumerate(parts):
+        if any(mark in part for mark in "*?[{"):
+            return os.sep.join(parts[:i]) or os.sep, os.sep.join(parts[i:])
+    return os.path.dirname(path), os.path.basename(path)
+
+
 def _transform_settings(config: Config) -> dict:
     return {"text_column": config.data.text_column, **dataclasses.asdict(config.transform)}
 
 
 def create_pipeline(config: Config) -> tfx.dsl.Pipeline:
     """Builds the pipeline for `config`; paths in the config are made absolute here."""
-    source = data_path(config)
+    input_base, file_pattern = split_input_path(data_path(config))
     reader = ReaderOptions(
         format=config.data.format,
         text_column=config.data.text_column,
@@ -71,8 +81,8 @@ def create_pipeline(config: Config) -> tfx.dsl.Pipeline:
         window_chars=config.data.window_chars,
     )
     example_gen = TextExampleGen(
-        input_base=os.path.dirname(source),
-        file_pattern=os.path.basename(source),
+        input_base=input_base,
+        file_pattern=file_pattern,
         reader_options=reader,
         eval_percent=config.data.eval_percent,
     )

@@ -158,3 +158,20 @@ def test_anomalies_stop_the_run_before_training(tmp_path):
     assert "feature 'label'" in result.stderr
     assert "Trainer_rnn" not in result.stdout and "Transform started" not in result.stdout
     assert not (tmp_path / "serving").exists()
+
+
+def test_spans_read_the_latest_one(tmp_path):
+    """`{SPAN}` in the data path: ExampleGen's driver picks the newest span and records it."""
+    for span, rows in [(1, 12), (2, 20)]:
+        (tmp_path / f"span-{span}").mkdir()
+        write_reviews(tmp_path / f"span-{span}" / "part.jsonl", rows=rows)
+    result = textflow("run", "--data", str(tmp_path / "span-{SPAN}" / "*.jsonl"), "--format", "jsonl",
+                      "--text-column", "review", "--workspace", "ws", "--serving-dir", "serving",
+                      *SMALL_MODEL, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    from ml_metadata import metadata_store
+    from tfx.orchestration import metadata
+
+    store = metadata_store.MetadataStore(metadata.sqlite_metadata_connection_config(str(tmp_path / "ws" / "metadata.sqlite")))
+    (examples,) = [a for a in store.get_artifacts_by_type("Examples") if "/TextExampleGen/" in a.uri]
+    assert examples.custom_properties["span"].int_value == 2
