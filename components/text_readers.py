@@ -69,6 +69,8 @@ def _empty_hint(options: ReaderOptions) -> str:
 
 def _decoded_lines(path: str) -> Iterator[tuple[int, str]]:
     """(line number, line with its newline) pairs, decoded as strict UTF-8."""
+    if tf.io.gfile.isdir(path):
+        raise InputDataError(f"{path}: is a folder; give a file, or a glob such as {path.rstrip('/')}/*.csv.")
     try:
         handle = tf.io.gfile.GFile(path, "rb")
         with handle:
@@ -85,6 +87,8 @@ def _decoded_lines(path: str) -> Iterator[tuple[int, str]]:
                 yield number, line
     except tf.errors.NotFoundError:
         raise InputDataError(f"{path}: no such file.") from None
+    except tf.errors.OpError as err:
+        raise InputDataError(f"{path}: cannot be read ({err.message}).") from None
 
 
 def _read_delimited(path: str, options: ReaderOptions) -> Iterator[dict[str, str]]:

@@ -100,10 +100,10 @@ def _report_failure(err: Exception, log_path: str, stream: TextIO) -> int:
         return EXIT_INPUT
     if isinstance(err, DataValidationError):
         print(_paragraph("textflow: data validation failed: ", str(err)), file=stream, flush=True)
-        print(f"Nothing was trained or pushed. Details: {log_path}", file=stream)
+        print(f"Nothing was trained or pushed. Details: {log_path}", file=stream, flush=True)
         return EXIT_VALIDATION
     print(_paragraph("textflow: the run failed: ", f"{type(err).__name__}: {err}"), file=stream)
-    print(f"The full traceback is in {log_path}", file=stream)
+    print(f"The full traceback is in {log_path}", file=stream, flush=True)
     return EXIT_FAILED
 
 

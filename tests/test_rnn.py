@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras
 
 from models.lm_loss import MaskedTokenAccuracy, masked_token_cross_entropy, token_log_likelihoods
 from models.lm_training import compile_language_model, train_language_model
@@ -55,7 +56,7 @@ def _corpus_dataset(texts, seq_len, batch):
 
 
 def test_loss_falls_on_a_tiny_corpus():
-    tf.keras.utils.set_random_seed(1)
+    tf_keras.utils.set_random_seed(1)
     texts = ["to be or not to be", "that is the question", "whether tis nobler in the mind"] * 4
     data, vocab_size = _corpus_dataset(texts, seq_len=32, batch=6)
     model = build_rnn_lm(RNNConfig(units=32, embedding_dim=16, layers=1), vocab_size)

@@ -64,7 +64,9 @@ def test_bad_input_names_the_file_line_and_problem(write, content, options, mess
         records(path, options)
 
 
-def test_missing_file_and_no_match(tmp_path):
+def test_missing_file_folder_and_no_match(tmp_path):
+    with pytest.raises(InputDataError, match="is a folder"):
+        records(str(tmp_path), CSV)
     with pytest.raises(InputDataError, match="no such file"):
         records(str(tmp_path / "nope.csv"), CSV)
     with pytest.raises(InputDataError, match="no input file matched"):
