@@ -14,6 +14,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import tensorflow as tf
     import tf_keras
 
 
@@ -53,4 +54,27 @@ def build_rnn_lm(config: RNNConfig, vocab_size: int) -> tf_keras.Model:
         if config.dropout:
             x = tf_keras.layers.Dropout(config.dropout, name=f"dropout_{i}")(x)
     logits = tf_keras.layers.Dense(vocab_size, dtype="float32", name="logits")(x)
-    return tf_keras.Model(token_ids, logits, name="rnn_lm")
+    model = tf_keras.Model(token_ids, logits, name="rnn_lm")
+    model.lm_config = config  # what the step-by-step decoder needs to find its layers
+    return model
+
+
+def rnn_decoder(model: "tf_keras.Model", batch_size: "tf.Tensor", max_length: "tf.Tensor") -> tuple:
+    """(step, initial state) for `models.decoding`: one token at a time through the cells of
+    the trained layers, carrying their states, so each new token costs one step."""
+    import tensorflow as tf
+
+    config: RNNConfig = model.lm_config
+    layers = [model.get_layer(f"{config.cell}_{i}") for i in range(config.layers)]
+    embedding, output = model.get_layer("embedding"), model.get_layer("logits")
+    state = [[tf.zeros([batch_size, config.units])] * (2 if config.cell == "lstm" else 1) for _ in layers]
+
+    def step(token: tf.Tensor, state: list, position: tf.Tensor) -> tuple[tf.Tensor, list]:
+        x = embedding(token)
+        new_state = []
+        for layer, layer_state in zip(layers, state):
+            x, cell_state = layer.cell(x, layer_state, training=False)
+            new_state.append(list(cell_state) if isinstance(cell_state, (list, tuple)) else [cell_state])
+        return output(x), new_state
+
+    return step, state

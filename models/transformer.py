@@ -1,0 +1,102 @@
+"""Transformer language model: decoder-only (GPT-style), from keras-nlp 0.12.1 layers on Keras 2.
+
+token + learned position embedding -> N pre-layer-norm `TransformerDecoder` blocks (causal
+self-attention, feed-forward, residuals) -> final layer norm -> logits. `call_with_cache` runs
+new positions against a key/value cache, so decoding a token costs one position's
+work instead of re-running the whole prefix (see `models.decoding`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+    import tf_keras
+
+
+@dataclasses.dataclass
+class TransformerConfig:
+    """Hyper-parameters of the Transformer family (the `transformer:` config section)."""
+
+    layers: int = 4
+    heads: int = 4
+    width: int = 128
+    ff_width: int = 512
+    dropout: float = 0.0
+    context: int = 256  # longest sequence the position embedding covers
+    batch_size: int = 32
+    learning_rate: float = 1e-3  # peak, after linear warm-up
+    min_learning_rate: float = 1e-4  # end of the cosine decay
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    train_steps: int = 300
+    eval_steps: int = 20
+
+    def __post_init__(self) -> None:
+        for name in ("layers", "heads", "width", "ff_width", "context", "batch_size", "train_steps", "eval_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"transformer.{name} must be at least 1, got {getattr(self, name)}")
+        if self.width % self.heads:
+            raise ValueError(f"transformer.width ({self.width}) must be a multiple of transformer.heads ({self.heads})")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"transformer.dropout must be in [0, 1), got {self.dropout}")
+
+
+def build_transformer_lm(config: TransformerConfig, vocab_size: int) -> "tf_keras.Model":
+    """Functional GPT-style model over token ids; returns float32 logits [batch, time, vocab]."""
+    import tf_keras
+    from keras_nlp.layers import TokenAndPositionEmbedding, TransformerDecoder
+
+    token_ids = tf_keras.Input(shape=(None,), dtype="int64", name="input_ids")
+    x = TokenAndPositionEmbedding(vocab_size, config.context, config.width, name="embedding")(token_ids)
+    for i in range(config.layers):
+        block = TransformerDecoder(
+            config.ff_width, config.heads, dropout=config.dropout, activation="gelu",
+            normalize_first=True, name=f"block_{i}",
+        )
+        x = block(x)  # causal self-attention by default
+    x = tf_keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm")(x)
+    logits = tf_keras.layers.Dense(vocab_size, dtype="float32", name="logits")(x)
+    model = tf_keras.Model(token_ids, logits, name="transformer_lm")
+    model.lm_config = config  # what the cached decoder needs to size its cache
+    return model
+
+
+def empty_cache(model: "tf_keras.Model", batch_size: "tf.Tensor", max_length: int) -> "tf.Tensor":
+    """Zeros shaped [batch, layers, 2 (key, value), max_length, heads, head_dim]."""
+    import tensorflow as tf
+
+    config: TransformerConfig = model.lm_config
+    head_dim = config.width // config.heads
+    return tf.zeros([batch_size, config.layers, 2, max_length, config.heads, head_dim])
+
+
+def call_with_cache(
+    model: "tf_keras.Model", token_ids: "tf.Tensor", cache: "tf.Tensor", index: "tf.Tensor"
+) -> tuple["tf.Tensor", "tf.Tensor"]:
+    """Logits for `token_ids` at positions `index`.. given the keys/values cached before them;
+    returns (logits, updated cache)."""
+    import tensorflow as tf
+
+    x = model.get_layer("embedding")(token_ids, start_index=index)
+    updated = []
+    for i in range(model.lm_config.layers):
+        block = model.get_layer(f"block_{i}")
+        x, layer_cache = block(x, self_attention_cache=cache[:, i], self_attention_cache_update_index=index)
+        updated.append(layer_cache)
+    logits = model.get_layer("logits")(model.get_layer("final_norm")(x))
+    return logits, tf.stack(updated, axis=1)
+
+
+def transformer_decoder(model: "tf_keras.Model", batch_size: "tf.Tensor", max_length: "tf.Tensor") -> tuple:
+    """(step, initial state) for `models.decoding`: one token at a time against the key/value
+    cache, so each new token attends to the cached prefix instead of recomputing it."""
+    import tensorflow as tf
+
+    def step(token: tf.Tensor, cache: tf.Tensor, position: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        logits, cache = call_with_cache(model, token[:, None], cache, position)
+        return logits[:, 0], cache
+
+    return step, empty_cache(model, batch_size, max_length)
