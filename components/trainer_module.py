@@ -20,7 +20,7 @@ from tfx_bsl.public import tfxio
 
 from components.transform_module import VOCAB_NAME
 from models import registry
-from models.export import export_language_model
+from models.export import TextCodec, export_language_model
 from models.lm_training import compile_language_model, train_language_model
 from models.tokens import model_vocab_size
 
@@ -64,7 +64,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     eval_data = _lm_dataset(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, hparams.batch_size, 2)
     with _distribution_strategy().scope():
         model = family.build(hparams, vocab_size)
-        compile_language_model(model, hparams.learning_rate)
+        compile_language_model(model, family.optimizer(hparams, fn_args.train_steps))
     metrics = train_language_model(
         model,
         train_data,
@@ -79,4 +79,11 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
     text_column = custom["text_column"]
     raw_spec = {text_column: tf_transform_output.raw_feature_spec()[text_column]}
-    export_language_model(model, fn_args.serving_model_dir, tf_transform_output.transform_features_layer(), raw_spec)
+    codec = TextCodec(
+        text_feature=text_column,
+        vocabulary_file=tf_transform_output.vocabulary_file_by_name(VOCAB_NAME),
+        token_separator="" if custom["tokenizer"] == "char" else " ",
+        decoder=family.decoder,
+        max_positions=getattr(hparams, "context", None),
+    )
+    export_language_model(model, fn_args.serving_model_dir, tf_transform_output.transform_features_layer(), raw_spec, codec)

@@ -15,7 +15,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 import tensorflow_transform as tft
 
-from models.tokens import BOS_ID, EOS_ID, NUM_RESERVED
+from models.tokens import BOS_ID, EOS_ID, NEWLINE_SYMBOL, NUM_RESERVED
 
 VOCAB_NAME = "tokens"
 # A word is a run of letters/digits; every other non-space character is a token of its own.
@@ -28,6 +28,7 @@ def tokenize(text: tf.Tensor, tokenizer: str, lowercase: bool) -> tf.RaggedTenso
     if lowercase:
         text = tf.strings.lower(text, encoding="utf-8")
     if tokenizer == "char":
+        text = tf.strings.regex_replace(text, "\r\n?|\n", NEWLINE_SYMBOL)
         return tf.strings.unicode_split(text, "UTF-8", errors="replace")
     if tokenizer == "word":
         return tf_text.regex_split(text, _WORD_DELIMITERS, _KEPT_DELIMITERS)

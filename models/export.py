@@ -2,20 +2,54 @@
 
 A client needs no project code: `serving_default` takes serialized tf.Examples holding the
 raw text and returns each example's log-likelihood (nats, summed over its tokens) and token
-count; `transform_features` returns the in-graph transform's output for the same input.
+count; `transform_features` returns the in-graph transform's output for the same input;
+`generate` takes prompts and returns continuations, decoded with TensorFlow ops only.
 The transform arrives as a Keras layer (raw feature dict -> transformed dict), so this module
 knows nothing of how it was made.
 """
 
 from __future__ import annotations
 
-from typing import Mapping
+import dataclasses
+from typing import Callable, Mapping, Optional
 
 import tensorflow as tf
 import tf_keras
 
+from models.decoding import sample
 from models.lm_loss import token_log_likelihoods
-from models.tokens import PAD_ID
+from models.tokens import EOS_ID, NEWLINE_SYMBOL, NUM_RESERVED, PAD_ID
+
+
+@dataclasses.dataclass(frozen=True)
+class TextCodec:
+    """What `generate` needs to go from text to ids and back."""
+
+    text_feature: str  # the raw feature the transform reads the text from
+    vocabulary_file: str  # the TFT vocabulary: vocabulary id i is line i
+    token_separator: str  # "" for characters, " " for words
+    decoder: Callable[..., tuple]  # the family's (model, batch, max_length) -> (step, state)
+    max_positions: Optional[int] = None  # the longest sequence the model covers, if limited
+
+
+class _Detokenizer(tf.Module):
+    """Token ids -> text, through a table built from the vocabulary file (saved as an asset)."""
+
+    def __init__(self, codec: TextCodec):
+        super().__init__()
+        initializer = tf.lookup.TextFileInitializer(
+            codec.vocabulary_file, tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER,
+            tf.string, tf.lookup.TextFileIndex.WHOLE_LINE,
+        )
+        self.table = tf.lookup.StaticHashTable(initializer, default_value="\ufffd")  # OOV shows as U+FFFD
+        self.separator = codec.token_separator
+
+    def __call__(self, ids: tf.Tensor, keep: tf.Tensor) -> tf.Tensor:
+        tokens = self.table.lookup(tf.cast(ids, tf.int64) - NUM_RESERVED)
+        tokens = tf.where(keep, tokens, "")
+        ragged = tf.ragged.boolean_mask(tokens, keep)
+        text = tf.strings.reduce_join(ragged, axis=1, separator=self.separator)
+        return tf.strings.regex_replace(text, NEWLINE_SYMBOL, "\n")
 
 
 def export_language_model(
@@ -23,10 +57,13 @@ def export_language_model(
     export_dir: str,
     transform_layer: tf_keras.layers.Layer,
     raw_feature_spec: Mapping[str, tf.io.FixedLenFeature],
+    codec: TextCodec,
 ) -> None:
-    """Saves `model` with the `serving_default` and `transform_features` signatures."""
+    """Saves `model` with the `serving_default`, `transform_features` and `generate` signatures."""
     model.transform_layer = transform_layer  # tracked, so its assets and tables are saved
+    model.detokenizer = _Detokenizer(codec)
     spec = dict(raw_feature_spec)
+    text_shape = list(spec[codec.text_feature].shape)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def transform_features(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -42,8 +79,34 @@ def export_language_model(
         )
         return {"log_likelihood": tf.reduce_sum(per_token, axis=1), "token_count": token_count}
 
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string, name="prompt"),
+            tf.TensorSpec([], tf.int32, name="max_new_tokens"),
+            tf.TensorSpec([], tf.float32, name="temperature"),
+            tf.TensorSpec([], tf.int32, name="top_k"),
+            tf.TensorSpec([], tf.int64, name="seed"),
+        ]
+    )
+    def generate(prompt, max_new_tokens, temperature, top_k, seed) -> dict[str, tf.Tensor]:
+        raw = {codec.text_feature: tf.reshape(prompt, [-1] + text_shape)}
+        target_ids = model.transform_layer(raw)["target_ids"]  # the prompt's tokens, then EOS
+        prompt_ids = tf.where(target_ids == EOS_ID, tf.constant(PAD_ID, tf.int64), target_ids)
+        prompt_lengths = tf.reduce_sum(tf.cast(prompt_ids != PAD_ID, tf.int32), axis=1)
+        prompt_ids = prompt_ids[:, : tf.reduce_max(prompt_lengths)]
+        room = max_new_tokens
+        if codec.max_positions:  # the model sees BOS + prompt + continuation
+            room = tf.minimum(room, codec.max_positions - 1 - tf.shape(prompt_ids)[1])
+        room = tf.maximum(room, 0)
+        step, state = codec.decoder(model, tf.shape(prompt_ids)[0], tf.shape(prompt_ids)[1] + room + 1)
+        ids = sample(step, state, prompt_ids, prompt_lengths, room, temperature, top_k, seed=tf.cast(seed, tf.int32))
+        positions = tf.range(tf.shape(ids)[1])[None]
+        continuation = (positions >= prompt_lengths[:, None]) & (ids != PAD_ID) & (ids != EOS_ID)
+        return {"continuation": model.detokenizer(ids, continuation)}
+
     signatures = {
         "serving_default": serve_log_likelihood.get_concrete_function(),
         "transform_features": transform_features.get_concrete_function(),
+        "generate": generate.get_concrete_function(),
     }
     model.save(export_dir, save_format="tf", signatures=signatures)

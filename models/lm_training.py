@@ -1,4 +1,4 @@
-"""Training loop shared by the language-model families: Adam, clipping, masked token loss."""
+"""Training shared by the language-model families: schedule, masked token loss, the fit loop."""
 
 from __future__ import annotations
 
@@ -11,13 +11,29 @@ import tf_keras
 from models.lm_loss import MaskedTokenAccuracy, masked_token_cross_entropy
 
 
-def compile_language_model(model: tf_keras.Model, learning_rate: float) -> None:
-    """Adam with global-norm clipping; loss and accuracy over real tokens only."""
-    model.compile(
-        optimizer=tf_keras.optimizers.Adam(learning_rate, global_clipnorm=1.0),
-        loss=masked_token_cross_entropy,
-        metrics=[MaskedTokenAccuracy()],
-    )
+class WarmupCosine(tf_keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up to `peak`, then cosine decay to `floor` at `total_steps` (nanoGPT's schedule)."""
+
+    def __init__(self, peak: float, floor: float, warmup_steps: int, total_steps: int):
+        self.peak, self.floor = peak, floor
+        self.warmup_steps, self.total_steps = max(warmup_steps, 0), max(total_steps, 1)
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        warmup = self.peak * (step + 1.0) / max(self.warmup_steps, 1)
+        progress = tf.clip_by_value(
+            (step - self.warmup_steps) / max(self.total_steps - self.warmup_steps, 1), 0.0, 1.0
+        )
+        cosine = self.floor + 0.5 * (self.peak - self.floor) * (1.0 + tf.cos(math.pi * progress))
+        return tf.where(step < self.warmup_steps, warmup, cosine)
+
+    def get_config(self) -> dict:
+        return {"peak": self.peak, "floor": self.floor, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps}
+
+
+def compile_language_model(model: tf_keras.Model, optimizer: tf_keras.optimizers.Optimizer) -> None:
+    """Loss and accuracy over real tokens only."""
+    model.compile(optimizer=optimizer, loss=masked_token_cross_entropy, metrics=[MaskedTokenAccuracy()])
 
 
 def train_language_model(

@@ -8,7 +8,8 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any, Callable
 
-from models.rnn import RNNConfig, build_rnn_lm
+from models.rnn import RNNConfig, build_rnn_lm, rnn_decoder, rnn_optimizer
+from models.transformer import TransformerConfig, build_transformer_lm, transformer_decoder, transformer_optimizer
 
 if TYPE_CHECKING:
     import tf_keras
@@ -16,18 +17,24 @@ if TYPE_CHECKING:
 
 @dataclasses.dataclass(frozen=True)
 class Family:
-    """A model family: its hyper-parameter dataclass and how to build its Keras model."""
+    """A model family: its hyper-parameters, how to build, optimise and decode its model."""
 
     name: str
     config_class: type
     build: Callable[[Any, int], "tf_keras.Model"]  # (config, vocab_size) -> model emitting logits
+    optimizer: Callable[[Any, int], Any]  # (config, total train steps) -> tf_keras optimizer
+    decoder: Callable[..., tuple]  # (model, batch, max_length) -> (step, state) for models.decoding
     description: str
 
 
 _FAMILIES = {
     family.name: family
     for family in (
-        Family("rnn", RNNConfig, build_rnn_lm, "LSTM/GRU language model"),
+        Family("rnn", RNNConfig, build_rnn_lm, rnn_optimizer, rnn_decoder, "LSTM/GRU language model"),
+        Family(
+            "transformer", TransformerConfig, build_transformer_lm, transformer_optimizer, transformer_decoder,
+            "decoder-only Transformer language model",
+        ),
     )
 }
 

@@ -59,6 +59,13 @@ def build_rnn_lm(config: RNNConfig, vocab_size: int) -> tf_keras.Model:
     return model
 
 
+def rnn_optimizer(config: RNNConfig, total_steps: int) -> "tf_keras.optimizers.Optimizer":
+    """Adam at a constant rate, gradients clipped to global norm 1 (recurrences can explode)."""
+    import tf_keras
+
+    return tf_keras.optimizers.Adam(config.learning_rate, global_clipnorm=1.0)
+
+
 def rnn_decoder(model: "tf_keras.Model", batch_size: "tf.Tensor", max_length: "tf.Tensor") -> tuple:
     """(step, initial state) for `models.decoding`: one token at a time through the cells of
     the trained layers, carrying their states, so each new token costs one step."""

@@ -20,18 +20,18 @@ if TYPE_CHECKING:
 class TransformerConfig:
     """Hyper-parameters of the Transformer family (the `transformer:` config section)."""
 
-    layers: int = 4
+    layers: int = 2
     heads: int = 4
-    width: int = 128
-    ff_width: int = 512
-    dropout: float = 0.0
+    width: int = 64
+    ff_width: int = 256
+    dropout: float = 0.1
     context: int = 256  # longest sequence the position embedding covers
-    batch_size: int = 32
-    learning_rate: float = 1e-3  # peak, after linear warm-up
-    min_learning_rate: float = 1e-4  # end of the cosine decay
-    warmup_steps: int = 100
+    batch_size: int = 16
+    learning_rate: float = 2e-3  # peak, after linear warm-up
+    min_learning_rate: float = 2e-4  # end of the cosine decay
+    warmup_steps: int = 20
     weight_decay: float = 0.1
-    train_steps: int = 300
+    train_steps: int = 200
     eval_steps: int = 20
 
     def __post_init__(self) -> None:
@@ -62,6 +62,19 @@ def build_transformer_lm(config: TransformerConfig, vocab_size: int) -> "tf_kera
     model = tf_keras.Model(token_ids, logits, name="transformer_lm")
     model.lm_config = config  # what the cached decoder needs to size its cache
     return model
+
+
+def transformer_optimizer(config: TransformerConfig, total_steps: int) -> "tf_keras.optimizers.Optimizer":
+    """AdamW with linear warm-up and cosine decay, gradients clipped to global norm 1."""
+    import tf_keras
+
+    from models.lm_training import WarmupCosine
+
+    schedule = WarmupCosine(config.learning_rate, config.min_learning_rate, config.warmup_steps, total_steps)
+    optimizer = tf_keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, beta_2=0.99, global_clipnorm=1.0)
+    # Decay the weight matrices only, as GPT training does: not biases, norms or embeddings.
+    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "embedding"])
+    return optimizer
 
 
 def empty_cache(model: "tf_keras.Model", batch_size: "tf.Tensor", max_length: int) -> "tf.Tensor":

@@ -49,7 +49,7 @@ class TransformConfig:
 
     tokenizer: str = "char"  # char | word
     lowercase: bool = False
-    sequence_length: int = 256  # model positions per example; longer texts are truncated
+    sequence_length: int = 192  # model positions per example; longer texts are truncated
     max_vocab_size: int = 20000  # most frequent tokens kept; the rest map to one OOV id
 
 
@@ -68,7 +68,7 @@ class Config:
     name: str = "textflow"
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     transform: TransformConfig = dataclasses.field(default_factory=TransformConfig)
-    models: list[str] = dataclasses.field(default_factory=lambda: ["rnn"])
+    models: list[str] = dataclasses.field(default_factory=lambda: ["rnn", "transformer"])
     families: dict[str, Any] = dataclasses.field(default_factory=dict)
     evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
     workspace: str = "workspace"
@@ -188,6 +188,11 @@ def validate(config: Config) -> None:
             raise ConfigError(
                 f"config key 'models' names an unknown family {family!r} (known: {', '.join(registry.names())})"
             )
+    if "transformer" in config.models and config.family_config("transformer").context < config.transform.sequence_length:
+        raise ConfigError(
+            f"config key 'transformer.context' ({config.family_config('transformer').context}) must be at least "
+            f"'transform.sequence_length' ({config.transform.sequence_length})"
+        )
     if len(set(config.models)) != len(config.models):
         raise ConfigError("config key 'models' names a family twice")
     if config.evaluation.max_cross_entropy <= 0 or config.evaluation.max_increase < 0:

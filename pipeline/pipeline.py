@@ -120,6 +120,7 @@ def create_pipeline(config: Config) -> tfx.dsl.Pipeline:
                 "family": family,
                 "hparams": dataclasses.asdict(hparams),
                 "text_column": config.data.text_column,
+                "tokenizer": config.transform.tokenizer,
             },
         ).with_id(ids["trainer"])
         baseline = tfx.dsl.Resolver(

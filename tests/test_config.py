@@ -7,7 +7,7 @@ from models.rnn import RNNConfig
 
 def test_default_config_loads_with_the_embedded_imdb_sample():
     config = load_config()
-    assert config.models == ["rnn"]
+    assert config.models == ["rnn", "transformer"]
     assert config.data.format == "csv" and config.data.text_column == "text"
     assert data_path(config).endswith("imdb_small_with_labels.txt")
     assert isinstance(config.family_config("rnn"), RNNConfig)
@@ -89,6 +89,19 @@ def test_cli_flags_and_set_override_the_file(write):
     assert config.family_config("rnn").units == 48
     assert config.evaluation.max_increase == 0.1
     assert (config.workspace, config.serving_dir) == ("w", "s")
+
+
+def test_transformer_context_must_cover_the_sequence_length():
+    with pytest.raises(ConfigError, match="transformer.context"):
+        load_config(overrides={"transform.sequence_length": 512})
+
+
+def test_defaults_in_code_match_the_shipped_file():
+    from models.transformer import TransformerConfig
+
+    config = load_config()
+    assert config.family_config("rnn") == RNNConfig()
+    assert config.family_config("transformer") == TransformerConfig()
 
 
 def test_schema_names_resolve_under_schemas():

@@ -18,6 +18,9 @@ SMALL_MODEL = [
     "--sequence-length", "64",
     "--set", "rnn.units=32", "--set", "rnn.embedding_dim=16", "--set", "rnn.layers=1",
     "--set", "rnn.train_steps=30", "--set", "rnn.eval_steps=2", "--set", "rnn.batch_size=8",
+    "--set", "transformer.layers=1", "--set", "transformer.width=32", "--set", "transformer.ff_width=64",
+    "--set", "transformer.context=64", "--set", "transformer.train_steps=30", "--set", "transformer.eval_steps=2",
+    "--set", "transformer.batch_size=8", "--set", "transformer.warmup_steps=5",
     "--set", "evaluation.max_cross_entropy=6.0",
 ]
 
@@ -44,7 +47,7 @@ def first_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     data = write_reviews(root / "reviews.jsonl")
     args = ["run", "--data", data, "--format", "jsonl", "--text-column", "review", "--label-column", "sentiment",
-            "--workspace", "ws", "--serving-dir", "serving", *SMALL_MODEL]
+            "--models", "rnn,transformer", "--workspace", "ws", "--serving-dir", "serving", *SMALL_MODEL]
     result = textflow(*args, cwd=root)
     assert result.returncode == 0, result.stdout + result.stderr
     return root, args, result
@@ -60,10 +63,11 @@ def test_cli_prints_progress_and_summary_but_no_library_noise(first_run):
     _, _, result = first_run
     out = result.stdout
     for component in ["TextExampleGen", "StatisticsGen", "TextSchemaGen", "ExampleValidator", "DataGate",
-                      "Transform", "Trainer_rnn", "Evaluator_rnn", "Pusher_rnn"]:
+                      "Transform", "Trainer_rnn", "Evaluator_rnn", "Pusher_rnn", "Trainer_transformer",
+                      "Evaluator_transformer", "Pusher_transformer"]:
         assert f"{component} started" in out and f"{component} finished in" in out
     assert "Summary" in out and "BLESSED" in out and "cross_entropy_per_token" in out
-    assert "pushed to" in out
+    assert out.count("pushed to") == 2 and "textflow-rnn/" in out and "textflow-transformer/" in out
     assert "tensorflow/" not in out + result.stderr and "WARNING" not in out + result.stderr
 
 
@@ -100,16 +104,23 @@ LOAD_IN_FRESH_PROCESS = textwrap.dedent(
     batch = tf.constant([example("A fine film, I liked it."), example("Dull.")])
     out = model.signatures["serving_default"](examples=batch)
     transformed = model.signatures["transform_features"](examples=batch)
+    def generate(seed, temperature=0.8):
+        result = model.signatures["generate"](
+            prompt=tf.constant(["This movie was", "I"]), max_new_tokens=tf.constant(12),
+            temperature=tf.constant(temperature), top_k=tf.constant(5), seed=tf.constant(seed, tf.int64))
+        return [t.decode() for t in result["continuation"].numpy()]
     print(json.dumps({"log_likelihood": out["log_likelihood"].numpy().tolist(),
                       "token_count": out["token_count"].numpy().tolist(),
-                      "input_ids_shape": transformed["input_ids"].shape.as_list()}))
+                      "input_ids_shape": transformed["input_ids"].shape.as_list(),
+                      "generated": [generate(7), generate(7), generate(8), generate(0, temperature=0.0)]}))
     """
 )
 
 
-def test_pushed_model_serves_in_a_fresh_process_without_project_code(first_run, tmp_path):
+@pytest.mark.parametrize("family", ["rnn", "transformer"])
+def test_pushed_model_serves_in_a_fresh_process_without_project_code(first_run, tmp_path, family):
     root, _, _ = first_run
-    version_dir = only(f"{root}/serving/textflow-rnn/*")
+    version_dir = only(f"{root}/serving/textflow-{family}/*")
     assert os.path.basename(version_dir).isdigit()
     assert os.path.exists(os.path.join(version_dir, "saved_model.pb"))
     assert os.path.exists(os.path.join(version_dir, "variables"))
@@ -123,6 +134,9 @@ def test_pushed_model_serves_in_a_fresh_process_without_project_code(first_run, 
     assert out["token_count"] == [25, 6]  # characters + EOS
     assert all(-1000 < ll < 0 for ll in out["log_likelihood"])
     assert out["input_ids_shape"] == [2, 64]
+    same_seed, again, other_seed, greedy = out["generated"]
+    assert same_seed == again and same_seed != other_seed  # deterministic for a fixed seed
+    assert all(isinstance(text, str) and 0 < len(text) <= 12 for text in same_seed + greedy)  # characters
 
 
 def test_second_run_reuses_the_cache_and_pushes_nothing_new(first_run):
@@ -130,7 +144,7 @@ def test_second_run_reuses_the_cache_and_pushes_nothing_new(first_run):
     before = sorted(os.listdir(root / "serving" / "textflow-rnn"))
     result = textflow(*args, cwd=root)
     assert result.returncode == 0, result.stdout + result.stderr
-    for component in ["TextExampleGen", "StatisticsGen", "Transform", "Trainer_rnn"]:
+    for component in ["TextExampleGen", "StatisticsGen", "Transform", "Trainer_rnn", "Trainer_transformer"]:
         assert f"{component} finished in 0.0s (cached)" in result.stdout
     assert "change threshold" in result.stdout  # the first run's model is now the baseline
     assert sorted(os.listdir(root / "serving" / "textflow-rnn")) == before

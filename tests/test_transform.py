@@ -74,6 +74,11 @@ def test_char_tokenizer_splits_unicode_characters():
     assert [t.decode() for t in tokens[0].numpy()] == ["n", "é"]
 
 
+def test_char_tokenizer_keeps_line_breaks_as_a_vocabulary_symbol():
+    tokens = tokenize(tf.constant(["a\nb\r\nc"]), "char", lowercase=False)
+    assert [t.decode() for t in tokens[0].numpy()] == ["a", "\u2424", "b", "\u2424", "c"]
+
+
 def test_unknown_tokenizer_is_refused():
     with pytest.raises(ValueError, match="unknown tokenizer"):
         tokenize(tf.constant(["x"]), "bpe", lowercase=False)

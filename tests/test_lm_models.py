@@ -5,7 +5,7 @@ import tf_keras
 
 from models.lm_loss import MaskedTokenAccuracy, masked_token_cross_entropy, token_log_likelihoods
 from models.lm_training import compile_language_model, train_language_model
-from models.rnn import RNNConfig, build_rnn_lm
+from models.rnn import RNNConfig, build_rnn_lm, rnn_optimizer
 from models.tokens import BOS_ID, EOS_ID, NUM_RESERVED
 
 
@@ -60,8 +60,33 @@ def test_loss_falls_on_a_tiny_corpus():
     texts = ["to be or not to be", "that is the question", "whether tis nobler in the mind"] * 4
     data, vocab_size = _corpus_dataset(texts, seq_len=32, batch=6)
     model = build_rnn_lm(RNNConfig(units=32, embedding_dim=16, layers=1), vocab_size)
-    compile_language_model(model, learning_rate=1e-2)
+    compile_language_model(model, rnn_optimizer(RNNConfig(learning_rate=1e-2), 60))
     before = model.evaluate(data, steps=2, verbose=0)[0]
     metrics = train_language_model(model, data, data, train_steps=60, eval_steps=2)
     assert metrics["val_loss"] < before * 0.6
     assert metrics["val_token_accuracy"] > 0.3
+
+
+def test_transformer_loss_falls_on_a_tiny_corpus():
+    from models.transformer import TransformerConfig, build_transformer_lm, transformer_optimizer
+
+    tf_keras.utils.set_random_seed(1)
+    texts = ["to be or not to be", "that is the question", "whether tis nobler in the mind"] * 4
+    data, vocab_size = _corpus_dataset(texts, seq_len=32, batch=6)
+    config = TransformerConfig(layers=1, heads=2, width=32, ff_width=64, context=32, dropout=0.0,
+                               learning_rate=5e-3, warmup_steps=5)
+    model = build_transformer_lm(config, vocab_size)
+    compile_language_model(model, transformer_optimizer(config, 60))
+    before = model.evaluate(data, steps=2, verbose=0)[0]
+    metrics = train_language_model(model, data, data, train_steps=60, eval_steps=2)
+    assert metrics["val_loss"] < before * 0.6
+
+
+def test_warmup_cosine_schedule():
+    from models.lm_training import WarmupCosine
+
+    schedule = WarmupCosine(peak=1e-3, floor=1e-4, warmup_steps=10, total_steps=110)
+    assert float(schedule(0)) == pytest.approx(1e-4)  # 1/10 of the way up
+    assert float(schedule(9)) == pytest.approx(1e-3)
+    assert float(schedule(60)) == pytest.approx(5.5e-4)  # half way down the cosine
+    assert float(schedule(110)) == pytest.approx(1e-4) and float(schedule(500)) == pytest.approx(1e-4)
