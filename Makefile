@@ -5,7 +5,8 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test setup clean
+.PHONY: run test setup bench clean
+SHARED_DATA ?= ../shared/data
 
 run: $(STAMP)
 	$(VENV)/bin/textflow run $(ARGS)
@@ -14,6 +15,11 @@ test: $(STAMP)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 setup: $(STAMP)
+
+# Benchmarks print one JSON line each; they are run by hand, never by the tests.
+bench: $(STAMP)
+	$(VENV)/bin/python -m bench.charlm --family transformer --data $(SHARED_DATA)/tinyshakespeare.txt --preset cpu-small
+	$(VENV)/bin/python -m bench.charlm --family rnn --data $(SHARED_DATA)/tinyshakespeare.txt --preset cpu-small
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(VENV)/bin/python || "$$(scripts/find-python310)" -m venv $(VENV)

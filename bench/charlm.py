@@ -1,0 +1,167 @@
+"""Character-level language-model benchmark on Tiny Shakespeare (nanoGPT's CPU configuration).
+
+    python -m bench.charlm --family transformer --data ../shared/data/tinyshakespeare.txt --preset cpu-small
+
+Prints one JSON line: family, parameters, iterations, tokens seen, validation loss (nats per
+character), training tokens per second, wall seconds, the machine's measured fp32 matmul rate
+and the model's share of it. The split is nanoGPT's: first 90% train, last 10% validation.
+Batches are random windows drawn inside the training graph, as nanoGPT's `get_batch` does.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # Keras 2: before TensorFlow is imported
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tf_keras  # noqa: E402
+
+from models import registry  # noqa: E402
+from models.lm_loss import masked_token_cross_entropy  # noqa: E402
+from models.rnn import RNNConfig  # noqa: E402
+from models.tokens import NUM_RESERVED, model_vocab_size  # noqa: E402
+from models.transformer import TransformerConfig  # noqa: E402
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    model: object
+    context: int
+    batch_size: int
+    iterations: int
+    eval_batches: int = 200
+
+
+PRESETS = {
+    ("transformer", "cpu-small"): Preset(
+        TransformerConfig(layers=4, heads=4, width=128, ff_width=512, dropout=0.0, context=64,
+                          learning_rate=1e-3, min_learning_rate=1e-4, warmup_steps=100, weight_decay=0.1),
+        context=64, batch_size=12, iterations=2000,
+    ),
+    ("rnn", "cpu-small"): Preset(
+        RNNConfig(cell="lstm", embedding_dim=256, units=256, layers=2, dropout=0.0, learning_rate=2e-3),
+        context=64, batch_size=32, iterations=2000,
+    ),
+}
+
+
+def encode(path: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """(train ids, validation ids, distinct characters); ids leave room for the reserved ids."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    chars = sorted(set(text))
+    index = {c: i + NUM_RESERVED for i, c in enumerate(chars)}
+    ids = np.array([index[c] for c in text], dtype=np.int64)
+    cut = int(0.9 * len(ids))
+    return ids[:cut], ids[cut:], len(chars)
+
+
+def random_windows(data: tf.Tensor, batch_size: int, context: int, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """`batch_size` random (input, next-character target) windows of `context` characters."""
+    starts = tf.random.stateless_uniform([batch_size], seed, 0, tf.shape(data, tf.int64)[0] - context - 1, tf.int64)
+    index = starts[:, None] + tf.range(context + 1, dtype=tf.int64)[None]
+    windows = tf.gather(data, index)
+    return windows[:, :-1], windows[:, 1:]
+
+
+def matmul_gflops(n: int = 1024, repeats: int = 20) -> float:
+    """Measured fp32 matrix-multiply rate of this machine, in GFLOP/s."""
+    a = tf.random.normal([n, n])
+    b = tf.random.normal([n, n])
+
+    @tf.function
+    def run():
+        c = a
+        for _ in range(repeats):
+            c = tf.matmul(c, b) * 1e-3
+        return tf.reduce_sum(c)
+
+    run()  # trace
+    started = time.perf_counter()
+    run().numpy()
+    return 2 * n**3 * repeats / (time.perf_counter() - started) / 1e9
+
+
+def flops_per_token(model: tf_keras.Model, family: str, preset: Preset) -> float:
+    """Training FLOPs per token: 6 per weight outside the embedding lookups (forward 2,
+    backward 4), plus attention's score and value products for the Transformer."""
+    embedding = sum(int(np.prod(w.shape)) for w in model.get_layer("embedding").weights)
+    flops = 6.0 * (model.count_params() - embedding)
+    if family == "transformer":
+        config = preset.model
+        flops += 12.0 * config.layers * config.width * preset.context
+    return flops
+
+
+def run(family_name: str, data_path: str, preset_name: str, iterations: int | None, seed: int) -> dict:
+    preset = PRESETS[(family_name, preset_name)]
+    iterations = iterations or preset.iterations
+    family = registry.get(family_name)
+    train, val, distinct = encode(data_path)
+    tf_keras.utils.set_random_seed(seed)
+    model = family.build(preset.model, model_vocab_size(distinct))
+    optimizer = family.optimizer(preset.model, iterations)
+    train_data, val_data = tf.constant(train), tf.constant(val)
+
+    @tf.function
+    def train_step(step: tf.Tensor) -> tf.Tensor:
+        inputs, targets = random_windows(train_data, preset.batch_size, preset.context, tf.stack([seed, step]))
+        with tf.GradientTape() as tape:
+            loss = masked_token_cross_entropy(targets, model(inputs, training=True))
+        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+        return loss
+
+    @tf.function
+    def eval_step(step: tf.Tensor) -> tf.Tensor:
+        inputs, targets = random_windows(val_data, preset.batch_size, preset.context, tf.stack([seed + 1, step]))
+        return masked_token_cross_entropy(targets, model(inputs, training=False))
+
+    started = time.perf_counter()
+    train_step(tf.constant(0, tf.int64))  # trace and build: not counted in the steady rate
+    steady_from = time.perf_counter()
+    for step in range(1, iterations):
+        loss = train_step(tf.constant(step, tf.int64))
+    float(loss)
+    trained = time.perf_counter()
+    val_loss = float(np.mean([eval_step(tf.constant(i, tf.int64)).numpy() for i in range(preset.eval_batches)]))
+    tokens_per_step = preset.batch_size * preset.context
+    tokens_per_second = tokens_per_step * (iterations - 1) / (trained - steady_from)
+    peak = matmul_gflops()
+    per_token = flops_per_token(model, family_name, preset)
+    return {
+        "bench": "charlm",
+        "family": family_name,
+        "preset": preset_name,
+        "parameters": int(model.count_params()),
+        "iterations": iterations,
+        "tokens_seen": tokens_per_step * iterations,
+        "val_loss": round(val_loss, 4),
+        "train_tokens_per_second": round(tokens_per_second, 1),
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "matmul_gflops": round(peak, 1),
+        "model_flops_per_token": round(per_token),
+        "matmul_share": round(per_token * tokens_per_second / (peak * 1e9), 4),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--family", choices=["rnn", "transformer"], required=True)
+    parser.add_argument("--data", required=True, help="tinyshakespeare.txt")
+    parser.add_argument("--preset", choices=["cpu-small"], default="cpu-small")
+    parser.add_argument("--iterations", type=int, help="override the preset's iteration count")
+    parser.add_argument("--seed", type=int, default=1337)
+    args = parser.parse_args()
+    print(json.dumps(run(args.family, args.data, args.preset, args.iterations, args.seed)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
