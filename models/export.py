@@ -46,7 +46,6 @@ class _Detokenizer(tf.Module):
 
     def __call__(self, ids: tf.Tensor, keep: tf.Tensor) -> tf.Tensor:
         tokens = self.table.lookup(tf.cast(ids, tf.int64) - NUM_RESERVED)
-        tokens = tf.where(keep, tokens, "")
         ragged = tf.ragged.boolean_mask(tokens, keep)
         text = tf.strings.reduce_join(ragged, axis=1, separator=self.separator)
         return tf.strings.regex_replace(text, NEWLINE_SYMBOL, "\n")

@@ -17,6 +17,7 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
+from components.trainer_module import METRICS_FILE
 from pipeline.config import Config, model_name
 from pipeline.pipeline import MAIN_METRIC, node_ids
 
@@ -123,7 +124,7 @@ def family_results(config: Config) -> list[FamilyResult]:
         push = pushed[0] if pushed and _custom_int(pushed[0], "pushed") else None
         training = {}
         if model_run:
-            path = os.path.join(model_run[0].uri, "training_metrics.json")
+            path = os.path.join(model_run[0].uri, METRICS_FILE)
             if os.path.exists(path):
                 with open(path) as f:
                     training = json.load(f)
