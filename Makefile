@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test setup bench clean
+.PHONY: run test setup bench bench-torch clean
 SHARED_DATA ?= ../shared/data
 
 run: $(STAMP)
@@ -21,6 +21,13 @@ bench: $(STAMP)
 	$(VENV)/bin/python -m bench.charlm --family transformer --data $(SHARED_DATA)/tinyshakespeare.txt --preset cpu-small
 	$(VENV)/bin/python -m bench.charlm --family rnn --data $(SHARED_DATA)/tinyshakespeare.txt --preset cpu-small
 
+# The PyTorch nn.LSTM reference for the rnn preset, in its own environment (CPU wheel).
+TORCH_VENV ?= .venv-torch
+bench-torch:
+	@test -x $(TORCH_VENV)/bin/python || python3 -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/python -m pip install --quiet torch==2.13.0 numpy
+	$(TORCH_VENV)/bin/python bench/torch_charlm.py --data $(SHARED_DATA)/tinyshakespeare.txt
+
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(VENV)/bin/python || "$$(scripts/find-python310)" -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip==24.2 setuptools==75.1.0 wheel==0.44.0
@@ -28,4 +35,4 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) workspace serving
+	rm -rf $(VENV) .venv-torch workspace serving
