@@ -4,6 +4,7 @@ import csv
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -145,7 +146,7 @@ def test_second_run_reuses_the_cache_and_pushes_nothing_new(first_run):
     result = textflow(*args, cwd=root)
     assert result.returncode == 0, result.stdout + result.stderr
     for component in ["TextExampleGen", "StatisticsGen", "Transform", "Trainer_rnn", "Trainer_transformer"]:
-        assert f"{component} finished in 0.0s (cached)" in result.stdout
+        assert re.search(rf"{component} finished in [\d.]+s \(cached\)", result.stdout), component
     assert "change threshold" in result.stdout  # the first run's model is now the baseline
     assert sorted(os.listdir(root / "serving" / "textflow-rnn")) == before
 
