@@ -106,7 +106,6 @@ def call_with_cache(
 def transformer_decoder(model: "tf_keras.Model", batch_size: "tf.Tensor", max_length: "tf.Tensor") -> tuple:
     """(step, initial state) for `models.decoding`: one token at a time against the key/value
     cache, so each new token attends to the cached prefix instead of recomputing it."""
-    import tensorflow as tf
 
     def step(token: tf.Tensor, cache: tf.Tensor, position: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         logits, cache = call_with_cache(model, token[:, None], cache, position)
