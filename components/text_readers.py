@@ -127,7 +127,7 @@ def _read_delimited(path: str, options: ReaderOptions) -> Iterator[dict[str, str
                     f"header has {len(header)}. Check the quoting and the delimiter"
                     f"{' (TSV fields may not contain tabs)' if options.format == 'tsv' else ''}."
                 )
-            yield {c: row[i] for c, i in index.items()}
+            yield _checked_label({c: row[i] for c, i in index.items()}, path, line_numbers[-1], options)
     except csv.Error as err:
         line = line_numbers[-1] if line_numbers else 1
         raise InputDataError(f"{path}, line {line}: malformed {options.format.upper()} ({err}).") from None
@@ -154,7 +154,14 @@ def _read_jsonl(path: str, options: ReaderOptions) -> Iterator[dict[str, str]]:
             if isinstance(value, (dict, list)):
                 raise InputDataError(f"{path}, line {number}: field {column!r} must be a string or a number.")
             record[column] = value if isinstance(value, str) else json.dumps(value)
-        yield record
+        yield _checked_label(record, path, number, options)
+
+
+def _checked_label(record: dict[str, str], path: str, line: int, options: ReaderOptions) -> dict[str, str]:
+    """A record whose label is empty cannot train a classifier: refuse it by line."""
+    if options.label_column and not record[options.label_column].strip():
+        raise InputDataError(f"{path}, line {line}: the label column {options.label_column!r} is empty.")
+    return record
 
 
 def _read_txt(path: str, options: ReaderOptions) -> Iterator[dict[str, str]]:

@@ -1,4 +1,5 @@
-"""Trainer module code: `run_fn` trains one model family on the transformed examples.
+"""Trainer module code: `run_fn` trains one model family on the transformed examples, as a
+language model or, when the pipeline runs in classifier mode, as a classifier of `label_id`.
 
 The family comes from `custom_config["family"]` and is looked up in `models.registry`, so
 this file knows nothing of a particular model. Batches come from TFX's data accessor over
@@ -18,29 +19,31 @@ import tf_keras
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
-from components.transform_module import VOCAB_NAME
+from components.transform_module import LABEL_VOCAB_NAME, VOCAB_NAME
 from models import registry
-from models.export import TextCodec, export_language_model
-from models.lm_training import compile_language_model, train_language_model
+from models.export import TextCodec, export_classifier, export_language_model
+from models.training import compile_classifier, compile_language_model, train_model
 from models.tokens import model_vocab_size
 
 METRICS_FILE = "training_metrics.json"
 
 
-def _lm_dataset(
+def _dataset(
     file_pattern: list[str],
     data_accessor: tfx.components.DataAccessor,
     tf_transform_output: tft.TFTransformOutput,
     batch_size: int,
     seed: int,
+    target: str,
 ) -> tf.data.Dataset:
-    """Endless, shuffled (input_ids, target_ids) batches from transformed examples."""
+    """Endless, shuffled (input_ids, target) batches from transformed examples; the target is
+    `target_ids` for a language model, `label_id` for a classifier."""
     dataset = data_accessor.tf_dataset_factory(
         file_pattern,
         tfxio.TensorFlowDatasetOptions(batch_size=batch_size, shuffle_seed=seed),
         tf_transform_output.transformed_metadata.schema,
     )
-    return dataset.map(lambda f: (f["input_ids"], f["target_ids"])).prefetch(tf.data.AUTOTUNE)
+    return dataset.map(lambda f: (f["input_ids"], f[target])).prefetch(tf.data.AUTOTUNE)
 
 
 def _distribution_strategy() -> tf.distribute.Strategy:
@@ -54,18 +57,29 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """TFX Trainer entry point."""
     custom: dict[str, Any] = fn_args.custom_config
     family = registry.get(custom["family"])
+    classifier = custom.get("task") == "classifier"
     hparams = family.config_class(**custom["hparams"])
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     vocab_size = model_vocab_size(tf_transform_output.vocabulary_size_by_name(VOCAB_NAME))
     tf_keras.utils.set_random_seed(custom.get("seed", 0))
     tf_keras.utils.disable_interactive_logging()  # epoch lines go to the log, not a progress bar
 
-    train_data = _lm_dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output, hparams.batch_size, 1)
-    eval_data = _lm_dataset(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, hparams.batch_size, 2)
+    if classifier:
+        classes = [c.decode("utf-8") for c in tf_transform_output.vocabulary_by_name(LABEL_VOCAB_NAME)]
+        if len(classes) < 2:
+            raise ValueError(f"the label column has {len(classes)} distinct value(s) in the training split; a classifier needs at least 2")
+    target = "label_id" if classifier else "target_ids"
+    batches = (fn_args.data_accessor, tf_transform_output, hparams.batch_size)
+    train_data = _dataset(fn_args.train_files, *batches, seed=1, target=target)
+    eval_data = _dataset(fn_args.eval_files, *batches, seed=2, target=target)
     with _distribution_strategy().scope():
-        model = family.build(hparams, vocab_size)
-        compile_language_model(model, family.optimizer(hparams, fn_args.train_steps))
-    metrics = train_language_model(
+        if classifier:
+            model = family.build_classifier(hparams, vocab_size, len(classes))
+            compile_classifier(model, family.optimizer(hparams, fn_args.train_steps))
+        else:
+            model = family.build(hparams, vocab_size)
+            compile_language_model(model, family.optimizer(hparams, fn_args.train_steps))
+    metrics = train_model(
         model,
         train_data,
         eval_data,
@@ -77,8 +91,14 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as f:
         f.write(json.dumps(metrics, indent=2, sort_keys=True))
 
-    text_column = custom["text_column"]
-    raw_spec = {text_column: tf_transform_output.raw_feature_spec()[text_column]}
+    text_column, raw_feature_spec = custom["text_column"], tf_transform_output.raw_feature_spec()
+    raw_spec = {text_column: raw_feature_spec[text_column]}
+    transform_layer = tf_transform_output.transform_features_layer()
+    if classifier:
+        label_column = custom["label_column"]
+        label_spec = {label_column: raw_feature_spec[label_column]}
+        export_classifier(model, fn_args.serving_model_dir, transform_layer, raw_spec, label_spec, classes)
+        return
     codec = TextCodec(
         text_feature=text_column,
         vocabulary_file=tf_transform_output.vocabulary_file_by_name(VOCAB_NAME),
@@ -86,4 +106,4 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         decoder=family.decoder,
         max_positions=getattr(hparams, "context", None),
     )
-    export_language_model(model, fn_args.serving_model_dir, tf_transform_output.transform_features_layer(), raw_spec, codec)
+    export_language_model(model, fn_args.serving_model_dir, transform_layer, raw_spec, codec)

@@ -5,6 +5,8 @@ tokenizes raw text exactly as training did. Output features, all int64:
   input_ids  [sequence_length]  BOS followed by the text's token ids, right-padded with 0
   target_ids [sequence_length]  the text's token ids followed by EOS (the next-token targets)
   length     []                 number of real (non-pad) target tokens
+and, when a label column is configured (classifier mode),
+  label_id   []                 the label's index in the TFT vocabulary "labels"
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import tensorflow_transform as tft
 from models.tokens import BOS_ID, EOS_ID, NEWLINE_SYMBOL, NUM_RESERVED
 
 VOCAB_NAME = "tokens"
+LABEL_VOCAB_NAME = "labels"
 # A word is a run of letters/digits; every other non-space character is a token of its own.
 _WORD_DELIMITERS = r"\s+|[^\pL\pN\s]"
 _KEPT_DELIMITERS = r"[^\pL\pN\s]"
@@ -56,9 +59,15 @@ def _dense_text(feature: Any) -> tf.Tensor:
     return feature
 
 
+def label_ids(label: tf.Tensor) -> tf.Tensor:
+    """Label strings -> class ids 0..C-1 through the "labels" vocabulary (most frequent first).
+    No OOV bucket: a label the training split never showed cannot be a class of the model."""
+    return tft.compute_and_apply_vocabulary(label, vocab_filename=LABEL_VOCAB_NAME, default_value=-1)
+
+
 def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> dict[str, tf.Tensor]:
-    """TFT entry point; `custom_config` holds text_column, tokenizer, lowercase,
-    sequence_length and max_vocab_size from the project config."""
+    """TFT entry point; `custom_config` holds text_column, label_column (or None), tokenizer,
+    lowercase, sequence_length and max_vocab_size from the project config."""
     text = _dense_text(inputs[custom_config["text_column"]])
     tokens = tokenize(text, custom_config["tokenizer"], custom_config["lowercase"])
     vocab_ids = tft.compute_and_apply_vocabulary(
@@ -68,4 +77,7 @@ def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> d
         vocab_filename=VOCAB_NAME,
     )
     ids = tokens.with_flat_values(vocab_ids + NUM_RESERVED)
-    return language_model_ids(ids, custom_config["sequence_length"])
+    outputs = language_model_ids(ids, custom_config["sequence_length"])
+    if custom_config.get("label_column"):
+        outputs["label_id"] = label_ids(_dense_text(inputs[custom_config["label_column"]]))
+    return outputs

@@ -4,6 +4,7 @@ A client needs no project code: `serving_default` takes serialized tf.Examples h
 raw text and returns each example's log-likelihood (nats, summed over its tokens) and token
 count; `transform_features` returns the in-graph transform's output for the same input;
 `generate` takes prompts and returns continuations, decoded with TensorFlow ops only.
+A classifier's `serving_default` returns class probabilities instead (`export_classifier`).
 The transform arrives as a Keras layer (raw feature dict -> transformed dict), so this module
 knows nothing of how it was made.
 """
@@ -11,7 +12,7 @@ knows nothing of how it was made.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Mapping, Optional
+from typing import Callable, Mapping, Optional, Sequence
 
 import tensorflow as tf
 import tf_keras
@@ -65,10 +66,6 @@ def export_language_model(
     text_shape = list(spec[codec.text_feature].shape)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
-    def transform_features(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
-        return model.transform_layer(tf.io.parse_example(serialized, spec))
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_log_likelihood(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
         features = model.transform_layer(tf.io.parse_example(serialized, spec))
         logits = model(features["input_ids"], training=False)
@@ -105,7 +102,53 @@ def export_language_model(
 
     signatures = {
         "serving_default": serve_log_likelihood.get_concrete_function(),
-        "transform_features": transform_features.get_concrete_function(),
+        "transform_features": _transform_features(model, spec),
         "generate": generate.get_concrete_function(),
     }
-    model.save(export_dir, save_format="tf", signatures=signatures)
+    _save(model, export_dir, signatures)
+
+
+def export_classifier(
+    model: tf_keras.Model,
+    export_dir: str,
+    transform_layer: tf_keras.layers.Layer,
+    text_spec: Mapping[str, tf.io.FixedLenFeature],
+    label_spec: Mapping[str, tf.io.FixedLenFeature],
+    classes: Sequence[str],
+) -> None:
+    """Saves a classifier: `serving_default` takes examples with the text alone and returns
+    `probabilities` [batch, classes] and the matching `classes` names; `transform_features`
+    also parses the label (the Evaluator reads the class id from it)."""
+    model.transform_layer = transform_layer
+    spec = dict(text_spec)
+    class_names = tf.constant(list(classes))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_probabilities(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+        features = model.transform_layer(tf.io.parse_example(serialized, spec))
+        probabilities = tf.nn.softmax(model(features["input_ids"], training=False))
+        names = tf.tile(class_names[None], [tf.shape(probabilities)[0], 1])
+        return {"probabilities": probabilities, "classes": names}
+
+    signatures = {
+        "serving_default": serve_probabilities.get_concrete_function(),
+        "transform_features": _transform_features(model, {**spec, **label_spec}),
+    }
+    _save(model, export_dir, signatures)
+
+
+def _save(model: tf_keras.Model, export_dir: str, signatures: dict) -> None:
+    """Writes the SavedModel. The signatures are the contract, so Keras' per-layer call traces
+    are left out (`save_traces=False`): a masked bidirectional LSTM's traces took 30 s to
+    write and 6 s to load, against 0.4 s and 0.7 s without them."""
+    model.save(export_dir, save_format="tf", signatures=signatures, save_traces=False)
+
+
+def _transform_features(model: tf_keras.Model, spec: Mapping[str, tf.io.FixedLenFeature]) -> Callable:
+    """The `transform_features` signature: serialized examples -> the Transform's outputs."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def transform_features(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+        return model.transform_layer(tf.io.parse_example(serialized, dict(spec)))
+
+    return transform_features.get_concrete_function()

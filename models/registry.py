@@ -6,10 +6,16 @@ Components know nothing of a particular model beyond this table (DESIGN.md secti
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from models.rnn import RNNConfig, build_rnn_lm, rnn_decoder, rnn_optimizer
-from models.transformer import TransformerConfig, build_transformer_lm, transformer_decoder, transformer_optimizer
+from models.rnn import RNNConfig, build_rnn_classifier, build_rnn_lm, rnn_decoder, rnn_optimizer
+from models.transformer import (
+    TransformerConfig,
+    build_transformer_classifier,
+    build_transformer_lm,
+    transformer_decoder,
+    transformer_optimizer,
+)
 
 if TYPE_CHECKING:
     import tf_keras
@@ -17,7 +23,7 @@ if TYPE_CHECKING:
 
 @dataclasses.dataclass(frozen=True)
 class Family:
-    """A model family: its hyper-parameters, how to build, optimise and decode its model."""
+    """A model family: its hyper-parameters, how to build, optimise and decode its models."""
 
     name: str
     config_class: type
@@ -25,15 +31,20 @@ class Family:
     optimizer: Callable[[Any, int], Any]  # (config, total train steps) -> tf_keras optimizer
     decoder: Callable[..., tuple]  # (model, batch, max_length) -> (step, state) for models.decoding
     description: str
+    # (config, vocab_size, num_classes) -> model emitting class logits; None: no classifier mode
+    build_classifier: Optional[Callable[[Any, int, int], "tf_keras.Model"]] = None
 
 
 _FAMILIES = {
     family.name: family
     for family in (
-        Family("rnn", RNNConfig, build_rnn_lm, rnn_optimizer, rnn_decoder, "LSTM/GRU language model"),
+        Family(
+            "rnn", RNNConfig, build_rnn_lm, rnn_optimizer, rnn_decoder,
+            "LSTM/GRU language model; bidirectional classifier", build_rnn_classifier,
+        ),
         Family(
             "transformer", TransformerConfig, build_transformer_lm, transformer_optimizer, transformer_decoder,
-            "decoder-only Transformer language model",
+            "decoder-only Transformer language model; encoder classifier", build_transformer_classifier,
         ),
     )
 }

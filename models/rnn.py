@@ -1,4 +1,5 @@
-"""RNN language model: embedding -> stacked LSTM/GRU -> logits over the vocabulary.
+"""RNN family: embedding -> stacked LSTM/GRU -> logits over the vocabulary (language model),
+or a bidirectional LSTM/GRU read many-to-one -> class logits (classifier).
 
 The recurrent layers keep Keras' cuDNN-compatible defaults (tanh, sigmoid gates, no recurrent
 dropout, not unrolled), so on a GPU they run the fused cuDNN kernel; on CPU the same weights
@@ -57,6 +58,27 @@ def build_rnn_lm(config: RNNConfig, vocab_size: int) -> tf_keras.Model:
     model = tf_keras.Model(token_ids, logits, name="rnn_lm")
     model.lm_config = config  # what the step-by-step decoder needs to find its layers
     return model
+
+
+def build_rnn_classifier(config: RNNConfig, vocab_size: int, num_classes: int) -> tf_keras.Model:
+    """Bidirectional LSTM/GRU classifier (many-to-one) over token ids; returns class logits.
+
+    The embedding masks pad id 0, so each direction reads the real tokens only and the last
+    layer's final states (forward and backward) summarise the whole text."""
+    import tf_keras
+
+    token_ids = tf_keras.Input(shape=(None,), dtype="int64", name="input_ids")
+    x = tf_keras.layers.Embedding(vocab_size, config.embedding_dim, mask_zero=True, name="embedding")(token_ids)
+    recurrent = tf_keras.layers.LSTM if config.cell == "lstm" else tf_keras.layers.GRU
+    for i in range(config.layers):
+        last = i == config.layers - 1
+        x = tf_keras.layers.Bidirectional(
+            recurrent(config.units, return_sequences=not last), name=f"bi{config.cell}_{i}"
+        )(x)
+        if config.dropout:
+            x = tf_keras.layers.Dropout(config.dropout, name=f"dropout_{i}")(x)
+    logits = tf_keras.layers.Dense(num_classes, dtype="float32", name="logits")(x)
+    return tf_keras.Model(token_ids, logits, name="rnn_classifier")
 
 
 def rnn_optimizer(config: RNNConfig, total_steps: int) -> "tf_keras.optimizers.Optimizer":

@@ -1,4 +1,5 @@
-"""Transformer language model: decoder-only (GPT-style), from keras-nlp 0.12.1 layers on Keras 2.
+"""Transformer family, from keras-nlp 0.12.1 layers on Keras 2: a decoder-only (GPT-style)
+language model, or an encoder classifier (bidirectional attention, mean-pooled).
 
 token + learned position embedding -> N pre-layer-norm `TransformerDecoder` blocks (causal
 self-attention, feed-forward, residuals) -> final layer norm -> logits. `call_with_cache` runs
@@ -64,11 +65,51 @@ def build_transformer_lm(config: TransformerConfig, vocab_size: int) -> "tf_kera
     return model
 
 
+def build_transformer_classifier(config: TransformerConfig, vocab_size: int, num_classes: int) -> "tf_keras.Model":
+    """Encoder classifier: token + position embedding -> N pre-layer-norm `TransformerEncoder`
+    blocks that attend over the real tokens only -> mean over real tokens -> class logits."""
+    import tf_keras
+    from keras_nlp.layers import TokenAndPositionEmbedding, TransformerEncoder
+
+    token_ids = tf_keras.Input(shape=(None,), dtype="int64", name="input_ids")
+    # The pad mask is passed explicitly, not left to Keras' implicit mask propagation, which a
+    # reloaded SavedModel did not reproduce (its outputs then depended on the padding).
+    padding_mask = _padding_mask_layer()(token_ids)
+    x = TokenAndPositionEmbedding(vocab_size, config.context, config.width, name="embedding")(token_ids)
+    for i in range(config.layers):
+        block = TransformerEncoder(
+            config.ff_width, config.heads, dropout=config.dropout, activation="gelu",
+            normalize_first=True, name=f"block_{i}",
+        )
+        x = block(x, padding_mask=padding_mask)
+    x = tf_keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm")(x)
+    pooled = tf_keras.layers.GlobalAveragePooling1D(name="mean_pool")(x, mask=padding_mask)
+    if config.dropout:
+        pooled = tf_keras.layers.Dropout(config.dropout, name="dropout")(pooled)
+    logits = tf_keras.layers.Dense(num_classes, dtype="float32", name="logits")(pooled)
+    return tf_keras.Model(token_ids, logits, name="transformer_classifier")
+
+
+def _padding_mask_layer() -> "tf_keras.layers.Layer":
+    """A layer mapping token ids to `ids != PAD_ID` (a Lambda would capture modules and
+    break the model's serialisation)."""
+    import tensorflow as tf
+    import tf_keras
+
+    from models.tokens import PAD_ID
+
+    class PaddingMask(tf_keras.layers.Layer):
+        def call(self, token_ids: tf.Tensor) -> tf.Tensor:
+            return tf.not_equal(token_ids, PAD_ID)
+
+    return PaddingMask(name="padding_mask")
+
+
 def transformer_optimizer(config: TransformerConfig, total_steps: int) -> "tf_keras.optimizers.Optimizer":
     """AdamW with linear warm-up and cosine decay, gradients clipped to global norm 1."""
     import tf_keras
 
-    from models.lm_training import WarmupCosine
+    from models.training import WarmupCosine
 
     schedule = WarmupCosine(config.learning_rate, config.min_learning_rate, config.warmup_steps, total_steps)
     optimizer = tf_keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, beta_2=0.99, global_clipnorm=1.0)

@@ -55,10 +55,14 @@ class TransformConfig:
 
 @dataclasses.dataclass
 class EvaluationConfig:
-    """Blessing thresholds on cross-entropy per token (nats), shared by the LM families."""
+    """Blessing thresholds. Language models: cross-entropy per token (nats). Classifiers
+    (a label column is set): accuracy and macro AUC."""
 
     max_cross_entropy: float = 3.0  # value threshold: a candidate above this is not blessed
     max_increase: float = 0.05  # change threshold: at most this much worse than the baseline
+    min_accuracy: float = 0.5  # classifiers: value threshold on accuracy
+    max_accuracy_drop: float = 0.02  # classifiers: at most this much less accurate than the baseline
+    min_auc: float = 0.5  # classifiers: value threshold on macro AUC (0.5 is chance)
 
 
 @dataclasses.dataclass
@@ -76,6 +80,11 @@ class Config:
     beam_args: list[str] = dataclasses.field(
         default_factory=lambda: ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
     )
+
+    @property
+    def task(self) -> str:
+        """"classifier" when a label column is configured, otherwise "language_model"."""
+        return "classifier" if self.data.label_column else "language_model"
 
     def family_config(self, family: str) -> Any:
         """The hyper-parameters of one family (its defaults when the file has no section)."""
@@ -195,8 +204,18 @@ def validate(config: Config) -> None:
         )
     if len(set(config.models)) != len(config.models):
         raise ConfigError("config key 'models' names a family twice")
-    if config.evaluation.max_cross_entropy <= 0 or config.evaluation.max_increase < 0:
+    if config.task == "classifier":
+        for family in config.models:
+            if registry.get(family).build_classifier is None:
+                raise ConfigError(
+                    f"config key 'models' names {family!r}, which has no classifier mode; with "
+                    f"'data.label_column' set, use families that do, or unset the label column"
+                )
+    limits = config.evaluation
+    if limits.max_cross_entropy <= 0 or limits.max_increase < 0 or limits.max_accuracy_drop < 0:
         raise ConfigError("config section 'evaluation': thresholds must be positive")
+    if not (0 <= limits.min_accuracy <= 1 and 0 <= limits.min_auc <= 1):
+        raise ConfigError("config section 'evaluation': min_accuracy and min_auc must be between 0 and 1")
     if not config.name.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(f"config key 'name' may hold only letters, digits, '-' and '_', got {config.name!r}")
 
@@ -273,6 +292,12 @@ def schema_path(config: Config) -> Optional[str]:
     )
 
 
+def branch_name(config: Config, family: str) -> str:
+    """A family's branch of the pipeline: `rnn`, or `rnn_classifier` in classifier mode, so a
+    classifier is never compared with (or served as) the same family's language model."""
+    return family if config.task == "language_model" else f"{family}_classifier"
+
+
 def model_name(config: Config, family: str) -> str:
     """The serving name of a family's model: `<serving_dir>/<model_name>/<version>/`."""
-    return f"{config.name}-{family}"
+    return f"{config.name}-{branch_name(config, family).replace('_', '-')}"

@@ -2,7 +2,9 @@
 
 TextExampleGen -> StatisticsGen -> TextSchemaGen | ImportSchemaGen -> ExampleValidator -> DataGate,
 then Transform, and for each model family its own Trainer, latest-blessed-model Resolver,
-Evaluator and Pusher, so every family is blessed against its own last blessed model.
+Evaluator and Pusher, so every family is blessed against its own last blessed model. With a
+label column the branches train classifiers instead (`rnn_classifier`, ...), kept apart from
+the language models' branches, baselines and serving names.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import os
 
-import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
 from components.data_gate import DataGate
@@ -18,42 +19,19 @@ from components.serving_pusher import ServingPusher
 from components.text_example_gen import TextExampleGen
 from components.text_readers import ReaderOptions
 from components.text_schema_gen import TextSchemaGen
-from pipeline.config import Config, data_path, model_name, schema_path
-
-LM_METRICS_MODULE = "components.lm_metrics"
-MAIN_METRIC = "cross_entropy_per_token"
+from pipeline.config import Config, branch_name, data_path, model_name, schema_path
+from pipeline.evaluation import eval_config
 
 
-def node_ids(family: str) -> dict[str, str]:
+def node_ids(config: Config, family: str) -> dict[str, str]:
     """Component ids of one family's branch (what the CLI and the summary look up)."""
+    branch = branch_name(config, family)
     return {
-        "trainer": f"Trainer_{family}",
-        "resolver": f"LatestBlessedModel_{family}",
-        "evaluator": f"Evaluator_{family}",
-        "pusher": f"Pusher_{family}",
+        "trainer": f"Trainer_{branch}",
+        "resolver": f"LatestBlessedModel_{branch}",
+        "evaluator": f"Evaluator_{branch}",
+        "pusher": f"Pusher_{branch}",
     }
-
-
-def eval_config(config: Config) -> tfma.EvalConfig:
-    """TFMA config for a language model: token-weighted cross-entropy with both thresholds."""
-    thresholds = config.evaluation
-    threshold = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(upper_bound={"value": thresholds.max_cross_entropy}),
-        change_threshold=tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.LOWER_IS_BETTER, absolute={"value": thresholds.max_increase}
-        ),
-    )
-    metrics = [
-        tfma.MetricConfig(class_name="ExampleCount"),
-        tfma.MetricConfig(class_name="CrossEntropyPerToken", module=LM_METRICS_MODULE, threshold=threshold),
-        tfma.MetricConfig(class_name="Perplexity", module=LM_METRICS_MODULE),
-        tfma.MetricConfig(class_name="BitsPerToken", module=LM_METRICS_MODULE),
-    ]
-    return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name="serving_default")],
-        slicing_specs=[tfma.SlicingSpec()],
-        metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
-    )
 
 
 def split_input_path(path: str) -> tuple[str, str]:
@@ -67,7 +45,8 @@ def split_input_path(path: str) -> tuple[str, str]:
 
 
 def _transform_settings(config: Config) -> dict:
-    return {"text_column": config.data.text_column, **dataclasses.asdict(config.transform)}
+    data = config.data
+    return {"text_column": data.text_column, "label_column": data.label_column, **dataclasses.asdict(config.transform)}
 
 
 def create_pipeline(config: Config) -> tfx.dsl.Pipeline:
@@ -108,7 +87,7 @@ def create_pipeline(config: Config) -> tfx.dsl.Pipeline:
 
     for family in config.models:
         hparams = config.family_config(family)
-        ids = node_ids(family)
+        ids = node_ids(config, family)
         trainer = tfx.components.Trainer(
             run_fn="components.trainer_module.run_fn",
             examples=transform.outputs["transformed_examples"],
@@ -118,8 +97,10 @@ def create_pipeline(config: Config) -> tfx.dsl.Pipeline:
             eval_args=tfx.proto.EvalArgs(num_steps=hparams.eval_steps),
             custom_config={
                 "family": family,
+                "task": config.task,
                 "hparams": dataclasses.asdict(hparams),
                 "text_column": config.data.text_column,
+                "label_column": config.data.label_column,
                 "tokenizer": config.transform.tokenizer,
             },
         ).with_id(ids["trainer"])

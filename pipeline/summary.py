@@ -19,7 +19,8 @@ from tfx import v1 as tfx
 
 from components.trainer_module import METRICS_FILE
 from pipeline.config import Config, model_name
-from pipeline.pipeline import MAIN_METRIC, node_ids
+from pipeline.evaluation import Threshold, blessing_thresholds
+from pipeline.pipeline import node_ids
 
 _DONE = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
 
@@ -28,26 +29,29 @@ _DONE = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CAC
 class ThresholdCheck:
     """One threshold of the blessing decision, with the numbers it compared."""
 
-    metric: str
+    threshold: Threshold
     kind: str  # "value" or "change"
     value: float  # the candidate's metric, or its change against the baseline
-    threshold: float
     passed: bool
     baseline: Optional[float] = None
 
     def describe(self) -> str:
         verdict = "pass" if self.passed else "FAIL"
+        t = self.threshold
         if self.kind == "value":
-            return f"{verdict}: {self.metric} {self.value:.4f} <= {self.threshold:.4f} (value threshold)"
+            sign = ">=" if t.higher_is_better else "<="
+            return f"{verdict}: {t.metric} {self.value:.4f} {sign} {t.bound:.4f} (value threshold)"
+        sign, limit = (">=", -t.max_worsening) if t.higher_is_better else ("<=", t.max_worsening)
         return (
-            f"{verdict}: {self.metric} change {self.value:+.4f} vs baseline {self.baseline:.4f} "
-            f"<= {self.threshold:+.4f} (change threshold)"
+            f"{verdict}: {t.metric} change {self.value:+.4f} vs baseline {self.baseline:.4f} "
+            f"{sign} {limit:+.4f} (change threshold)"
         )
 
 
 @dataclasses.dataclass
 class FamilyResult:
     family: str
+    task: str  # "language_model" or "classifier"
     model_name: str
     metrics: dict[str, float]
     baseline_metrics: dict[str, float]
@@ -95,15 +99,14 @@ def overall_metrics(evaluation_uri: str) -> tuple[dict[str, float], dict[str, fl
 
 
 def blessing_checks(config: Config, metrics: dict[str, float], baseline: dict[str, float]) -> list[ThresholdCheck]:
-    """The thresholds of `pipeline.eval_config`, applied to the numbers the Evaluator computed."""
-    value = metrics.get(MAIN_METRIC, math.nan)
-    limits = config.evaluation
-    checks = [ThresholdCheck(MAIN_METRIC, "value", value, limits.max_cross_entropy, value <= limits.max_cross_entropy)]
-    if MAIN_METRIC in baseline:
-        change = value - baseline[MAIN_METRIC]
-        checks.append(
-            ThresholdCheck(MAIN_METRIC, "change", change, limits.max_increase, change <= limits.max_increase, baseline[MAIN_METRIC])
-        )
+    """The thresholds of `pipeline.evaluation`, applied to the numbers the Evaluator computed."""
+    checks = []
+    for threshold in blessing_thresholds(config):
+        value = metrics.get(threshold.metric, math.nan)
+        checks.append(ThresholdCheck(threshold, "value", value, threshold.value_passes(value)))
+        if threshold.max_worsening is not None and threshold.metric in baseline:
+            change = value - baseline[threshold.metric]
+            checks.append(ThresholdCheck(threshold, "change", change, threshold.change_passes(change), baseline[threshold.metric]))
     return checks
 
 
@@ -115,7 +118,7 @@ def family_results(config: Config) -> list[FamilyResult]:
     store = open_store(config)
     results = []
     for family in config.models:
-        ids = node_ids(family)
+        ids = node_ids(config, family)
         evaluation = latest_outputs(store, config.name, ids["evaluator"])
         pushed = latest_outputs(store, config.name, ids["pusher"]).get("pushed_model", [])
         model_run = latest_outputs(store, config.name, ids["trainer"]).get("model_run", [])
@@ -131,6 +134,7 @@ def family_results(config: Config) -> list[FamilyResult]:
         results.append(
             FamilyResult(
                 family=family,
+                task=config.task,
                 model_name=model_name(config, family),
                 metrics=metrics,
                 baseline_metrics=baseline,
@@ -143,16 +147,27 @@ def family_results(config: Config) -> list[FamilyResult]:
     return results
 
 
+def _headline(r: FamilyResult) -> str:
+    m = r.metrics
+    if r.task == "classifier":
+        return (
+            f"accuracy {m.get('accuracy', math.nan):.4f}, AUC {m.get('auc', math.nan):.4f}, "
+            f"macro precision {m.get('macro_precision', math.nan):.4f}, macro recall {m.get('macro_recall', math.nan):.4f}"
+        )
+    return (
+        f"cross-entropy {m.get('cross_entropy_per_token', math.nan):.4f} nats/token "
+        f"({m.get('bits_per_token', math.nan):.3f} bits), perplexity {m.get('perplexity', math.nan):.2f}"
+    )
+
+
 def format_summary(results: list[FamilyResult]) -> str:
     """The end-of-run summary the CLI prints."""
     lines = ["", "Summary"]
     for r in results:
-        m = r.metrics
+        kind = " classifier" if r.task == "classifier" else ""
         lines.append(
-            f"  {r.family} ({r.model_name}, {int(r.training.get('parameters', 0)):,} parameters): "
-            f"cross-entropy {m.get(MAIN_METRIC, math.nan):.4f} nats/token "
-            f"({m.get('bits_per_token', math.nan):.3f} bits), perplexity {m.get('perplexity', math.nan):.2f}, "
-            f"{int(m.get('example_count', 0))} eval examples"
+            f"  {r.family}{kind} ({r.model_name}, {int(r.training.get('parameters', 0)):,} parameters): "
+            f"{_headline(r)}, {int(r.metrics.get('example_count', 0))} eval examples"
         )
         if not r.baseline_metrics:
             lines.append("    baseline: none (no blessed model of this family yet)")

@@ -108,3 +108,43 @@ def test_schema_names_resolve_under_schemas():
     assert schema_path(load_config(overrides={"data.schema": "imdb"})).endswith("schemas/imdb/schema.pbtxt")
     with pytest.raises(ConfigError, match="data.schema"):
         schema_path(load_config(overrides={"data.schema": "nope"}))
+
+
+def test_a_label_column_switches_to_classifier_branches_with_their_own_names():
+    from pipeline.config import model_name
+    from pipeline.pipeline import node_ids
+
+    lm = load_config()
+    assert lm.task == "language_model"
+    assert model_name(lm, "rnn") == "textflow-rnn" and node_ids(lm, "rnn")["trainer"] == "Trainer_rnn"
+    classifier = load_config(overrides={"data.label_column": "label"})
+    assert classifier.task == "classifier"
+    assert model_name(classifier, "rnn") == "textflow-rnn-classifier"
+    assert node_ids(classifier, "transformer")["evaluator"] == "Evaluator_transformer_classifier"
+
+
+def test_eval_config_carries_the_task_thresholds():
+    from pipeline.evaluation import eval_config
+
+    lm = eval_config(load_config(overrides={"evaluation.max_cross_entropy": 2.5}))
+    (spec,) = lm.model_specs
+    assert not spec.label_key
+    xent = {m.class_name: m for m in lm.metrics_specs[0].metrics}["CrossEntropyPerToken"]
+    assert xent.threshold.value_threshold.upper_bound.value == 2.5
+
+    config = load_config(overrides={"data.label_column": "label", "evaluation.min_accuracy": 0.7,
+                                    "evaluation.max_accuracy_drop": 0.01})
+    classifier = eval_config(config)
+    (spec,) = classifier.model_specs
+    assert spec.label_key == "label_id" and list(spec.preprocessing_function_names) == ["transform_features"]
+    metrics = {m.class_name: m for m in classifier.metrics_specs[0].metrics}
+    assert set(metrics) == {"ExampleCount", "Accuracy", "AUC", "MacroPrecision", "MacroRecall"}
+    accuracy = metrics["Accuracy"].threshold
+    assert accuracy.value_threshold.lower_bound.value == 0.7
+    assert accuracy.change_threshold.absolute.value == -0.01  # at most 0.01 below the baseline
+    assert metrics["AUC"].threshold.value_threshold.lower_bound.value == 0.5
+
+
+def test_classifier_thresholds_are_checked():
+    with pytest.raises(ConfigError, match="min_accuracy and min_auc"):
+        load_config(overrides={"evaluation.min_auc": 1.5})

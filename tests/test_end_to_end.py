@@ -9,6 +9,8 @@ import subprocess
 import sys
 import textwrap
 
+from pathlib import Path
+
 import pytest
 
 from pipeline.config import data_path, load_config
@@ -47,7 +49,7 @@ def write_reviews(path, rows=60):
 def first_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     data = write_reviews(root / "reviews.jsonl")
-    args = ["run", "--data", data, "--format", "jsonl", "--text-column", "review", "--label-column", "sentiment",
+    args = ["run", "--data", data, "--format", "jsonl", "--text-column", "review",
             "--models", "rnn,transformer", "--workspace", "ws", "--serving-dir", "serving", *SMALL_MODEL]
     result = textflow(*args, cwd=root)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -190,3 +192,73 @@ def test_spans_read_the_latest_one(tmp_path):
     store = metadata_store.MetadataStore(metadata.sqlite_metadata_connection_config(str(tmp_path / "ws" / "metadata.sqlite")))
     (examples,) = [a for a in store.get_artifacts_by_type("Examples") if "/TextExampleGen/" in a.uri]
     assert examples.custom_properties["span"].int_value == 2
+
+
+SST2_TRAIN = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2_train.tsv"
+SMALL_CLASSIFIERS = [
+    "--tokenizer", "word", "--sequence-length", "40", "--set", "transform.lowercase=true",
+    "--set", "rnn.units=32", "--set", "rnn.embedding_dim=32", "--set", "rnn.layers=1",
+    "--set", "rnn.train_steps=120", "--set", "rnn.eval_steps=4",
+    "--set", "transformer.layers=1", "--set", "transformer.width=32", "--set", "transformer.ff_width=64",
+    "--set", "transformer.context=40", "--set", "transformer.train_steps=120", "--set", "transformer.eval_steps=4",
+    "--set", "transformer.batch_size=32", "--set", "evaluation.min_accuracy=0.55", "--set", "evaluation.min_auc=0.55",
+]
+
+CLASSIFY_IN_FRESH_PROCESS = textwrap.dedent(
+    """
+    import json, sys
+    import tensorflow as tf
+    import tensorflow_text  # registers the word tokenizer's op, as TensorFlow Serving does
+    model = tf.saved_model.load(sys.argv[1])
+    def example(text):
+        feature = tf.train.Feature(bytes_list=tf.train.BytesList(value=[text.encode()]))
+        return tf.train.Example(features=tf.train.Features(feature={"sentence": feature})).SerializeToString()
+    texts = ["a moving , beautifully acted film", "dull , lifeless and far too long", "it is a movie"]
+    out = model.signatures["serving_default"](examples=tf.constant([example(t) for t in texts]))
+    print(json.dumps({"probabilities": out["probabilities"].numpy().tolist(),
+                      "classes": [[c.decode() for c in row] for row in out["classes"].numpy()],
+                      "signatures": sorted(model.signatures)}))
+    """
+)
+
+
+def test_classifier_mode_end_to_end(tmp_path):
+    """A label column turns RNN and Transformer into classifiers: evaluated on accuracy/AUC,
+    blessed, pushed under their own names, serving class probabilities."""
+    assert SST2_TRAIN.exists(), f"the shared data set is missing: {SST2_TRAIN}"
+    with open(SST2_TRAIN, encoding="utf-8") as f:
+        (tmp_path / "sst2.tsv").write_text("".join(f.readline() for _ in range(1001)), encoding="utf-8")
+    result = textflow("run", "--data", "sst2.tsv", "--format", "tsv", "--text-column", "sentence",
+                      "--label-column", "label", "--workspace", "ws", "--serving-dir", "serving",
+                      *SMALL_CLASSIFIERS, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "Trainer_rnn_classifier finished" in out and "Evaluator_transformer_classifier finished" in out
+    assert out.count("BLESSED:") == 2 and "NOT BLESSED" not in out, out
+    assert re.search(r"pass: accuracy 0\.\d+ >= 0\.5500 \(value threshold\)", out)
+    assert re.search(r"pass: auc 0\.\d+ >= 0\.5500 \(value threshold\)", out)
+
+    import tensorflow_model_analysis as tfma
+
+    art = tmp_path / "ws" / "artifacts"
+    for family in ["rnn", "transformer"]:
+        (overall,) = [m for m in tfma.load_metrics(only(f"{art}/Evaluator_{family}_classifier/evaluation/*"))
+                      if not m.slice_key.single_slice_keys]
+        values = {kv.key.name: kv.value.double_value.value for kv in overall.metric_keys_and_values}
+        assert {"accuracy", "auc", "macro_precision", "macro_recall", "example_count"} <= set(values)
+        assert all(0.55 <= values[name] <= 1.0 for name in ["accuracy", "auc"]), values
+
+        version_dir = only(f"{tmp_path}/serving/textflow-{family}-classifier/*")
+        script = tmp_path / "classify.py"
+        script.write_text(CLASSIFY_IN_FRESH_PROCESS)
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        served = subprocess.run([sys.executable, str(script), version_dir], cwd=tmp_path, capture_output=True,
+                                text=True, env=env, timeout=300)
+        assert served.returncode == 0, served.stderr
+        served = json.loads(served.stdout.strip().splitlines()[-1])
+        assert served["signatures"] == ["serving_default", "transform_features"]
+        for row in served["probabilities"]:
+            assert len(row) == 2 and all(0 <= p <= 1 for p in row) and sum(row) == pytest.approx(1.0, abs=1e-5)
+        assert all(sorted(classes) == ["0", "1"] for classes in served["classes"])
+        positive, negative = (row[served["classes"][0].index("1")] for row in served["probabilities"][:2])
+        assert positive > negative  # the clearly positive review scores higher than the clearly negative one

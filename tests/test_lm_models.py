@@ -4,7 +4,7 @@ import tensorflow as tf
 import tf_keras
 
 from models.lm_loss import MaskedTokenAccuracy, masked_token_cross_entropy, token_log_likelihoods
-from models.lm_training import compile_language_model, train_language_model
+from models.training import compile_language_model, train_model
 from models.rnn import RNNConfig, build_rnn_lm, rnn_optimizer
 from models.tokens import BOS_ID, EOS_ID, NUM_RESERVED
 
@@ -62,7 +62,7 @@ def test_loss_falls_on_a_tiny_corpus():
     model = build_rnn_lm(RNNConfig(units=32, embedding_dim=16, layers=1), vocab_size)
     compile_language_model(model, rnn_optimizer(RNNConfig(learning_rate=1e-2), 60))
     before = model.evaluate(data, steps=2, verbose=0)[0]
-    metrics = train_language_model(model, data, data, train_steps=60, eval_steps=2)
+    metrics = train_model(model, data, data, train_steps=60, eval_steps=2)
     assert metrics["val_loss"] < before * 0.6
     assert metrics["val_token_accuracy"] > 0.3
 
@@ -78,12 +78,12 @@ def test_transformer_loss_falls_on_a_tiny_corpus():
     model = build_transformer_lm(config, vocab_size)
     compile_language_model(model, transformer_optimizer(config, 60))
     before = model.evaluate(data, steps=2, verbose=0)[0]
-    metrics = train_language_model(model, data, data, train_steps=60, eval_steps=2)
+    metrics = train_model(model, data, data, train_steps=60, eval_steps=2)
     assert metrics["val_loss"] < before * 0.6
 
 
 def test_warmup_cosine_schedule():
-    from models.lm_training import WarmupCosine
+    from models.training import WarmupCosine
 
     schedule = WarmupCosine(peak=1e-3, floor=1e-4, warmup_steps=10, total_steps=110)
     assert float(schedule(0)) == pytest.approx(1e-4)  # 1/10 of the way up

@@ -56,6 +56,9 @@ def test_byte_order_mark_is_not_text(write):
         ('{"text": "a"}\n{"text": \n', ReaderOptions("jsonl", "text"), r"d\.csv, line 2: malformed JSON"),
         ('{"txt": "a"}\n', ReaderOptions("jsonl", "text"), r"line 1: no field 'text' \(the object has 'txt'\)"),
         ("\n\n", ReaderOptions("txt", "text"), "holds no examples"),
+        ("label,text\n1,ok\n ,no label\n", ReaderOptions("csv", "text", "label"),
+         r"d\.csv, line 3: the label column 'label' is empty"),
+        ('{"text": "a", "y": ""}\n', ReaderOptions("jsonl", "text", "y"), r"line 1: the label column 'y' is empty"),
     ],
 )
 def test_bad_input_names_the_file_line_and_problem(write, content, options, message):

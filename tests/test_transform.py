@@ -9,17 +9,21 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-from components.transform_module import VOCAB_NAME, preprocessing_fn, tokenize
+from components.transform_module import LABEL_VOCAB_NAME, VOCAB_NAME, preprocessing_fn, tokenize
 from models.tokens import BOS_ID, EOS_ID, NUM_RESERVED, PAD_ID
 
 RAW_SPEC = {"text": tf.io.FixedLenFeature([1], tf.string)}
+LABELLED_SPEC = {**RAW_SPEC, "label": tf.io.FixedLenFeature([1], tf.string)}
 
 
-def run_transform(texts, **settings):
-    config = {"text_column": "text", "tokenizer": "char", "lowercase": False, "sequence_length": 8,
-              "max_vocab_size": 100, **settings}
-    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(RAW_SPEC))
+def run_transform(texts, labels=None, **settings):
+    config = {"text_column": "text", "label_column": "label" if labels else None, "tokenizer": "char",
+              "lowercase": False, "sequence_length": 8, "max_vocab_size": 100, **settings}
+    spec = LABELLED_SPEC if labels else RAW_SPEC
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
     rows = [{"text": [t.encode()]} for t in texts]
+    for row, label in zip(rows, labels or []):
+        row["label"] = [label.encode()]
     with tempfile.TemporaryDirectory() as temp, tft_beam.Context(temp_dir=temp):
         (transformed, _), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
             lambda inputs: preprocessing_fn(inputs, config)
@@ -44,6 +48,14 @@ def test_lm_inputs_are_targets_shifted_right_with_bos_eos_and_padding():
     assert list(second["target_ids"][3:]) == [PAD_ID] * 5
     assert (first["length"], second["length"]) == (5, 3)  # tokens + EOS
     assert vocabulary[0] == "b" and vocabulary[1] == "a"  # by frequency
+
+
+def test_labels_become_class_ids_of_a_label_vocabulary():
+    transformed, output = run_transform(["good", "bad", "fine", "meh"], labels=["pos", "neg", "pos", "neg"])
+    classes = [c.decode() for c in output.vocabulary_by_name(LABEL_VOCAB_NAME)]
+    assert sorted(classes) == ["neg", "pos"]
+    assert [classes[row["label_id"]] for row in transformed] == ["pos", "neg", "pos", "neg"]
+    assert "label_id" not in run_transform(["x"])[0][0]  # language-model mode: no label output
 
 
 def test_long_texts_are_truncated_to_the_sequence_length():

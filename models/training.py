@@ -1,4 +1,4 @@
-"""Training shared by the language-model families: schedule, masked token loss, the fit loop."""
+"""Training shared by every family and task: the LR schedule, what to compile with, the fit loop."""
 
 from __future__ import annotations
 
@@ -36,7 +36,16 @@ def compile_language_model(model: tf_keras.Model, optimizer: tf_keras.optimizers
     model.compile(optimizer=optimizer, loss=masked_token_cross_entropy, metrics=[MaskedTokenAccuracy()])
 
 
-def train_language_model(
+def compile_classifier(model: tf_keras.Model, optimizer: tf_keras.optimizers.Optimizer) -> None:
+    """Cross-entropy of the class logits against integer class ids, and accuracy."""
+    model.compile(
+        optimizer=optimizer,
+        loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+
+
+def train_model(
     model: tf_keras.Model,
     train_data: tf.data.Dataset,
     eval_data: tf.data.Dataset,
@@ -46,7 +55,7 @@ def train_language_model(
     log_dir: Optional[str] = None,
     reports: int = 5,
 ) -> dict[str, float]:
-    """Fits a compiled model on (input_ids, target_ids) batches; returns the final metrics.
+    """Fits a compiled model on (inputs, targets) batches; returns the final metrics.
 
     `reports` epochs split the steps so progress reaches the log; the eval split is scored
     once, at the end.

@@ -1,0 +1,85 @@
+"""What the Evaluator computes and what a model must reach to be blessed, per task.
+
+The thresholds are listed once, here: `eval_config` turns them into TFMA's config and the
+run summary (`pipeline.summary`) checks the same list against the numbers TFMA wrote.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import tensorflow_model_analysis as tfma
+
+from pipeline.config import Config
+
+LM_METRICS_MODULE = "components.lm_metrics"
+CLASSIFIER_METRICS_MODULE = "components.classifier_metrics"
+LABEL_FEATURE = "label_id"  # the Transform's class id, read through `transform_features`
+
+
+@dataclasses.dataclass(frozen=True)
+class Threshold:
+    """A value threshold on one metric and, optionally, how much worse than the baseline it may get."""
+
+    metric: str
+    bound: float  # lowest (higher_is_better) or highest allowed value
+    higher_is_better: bool
+    max_worsening: Optional[float] = None  # change threshold against the last blessed model
+
+    def value_passes(self, value: float) -> bool:
+        return value >= self.bound if self.higher_is_better else value <= self.bound
+
+    def change_passes(self, change: float) -> bool:
+        return change >= -self.max_worsening if self.higher_is_better else change <= self.max_worsening
+
+
+def blessing_thresholds(config: Config) -> list[Threshold]:
+    limits = config.evaluation
+    if config.task == "classifier":
+        return [
+            Threshold("accuracy", limits.min_accuracy, True, limits.max_accuracy_drop),
+            Threshold("auc", limits.min_auc, True),
+        ]
+    return [Threshold("cross_entropy_per_token", limits.max_cross_entropy, False, limits.max_increase)]
+
+
+def _tfma_threshold(threshold: Threshold) -> tfma.MetricThreshold:
+    bound = {"lower_bound" if threshold.higher_is_better else "upper_bound": {"value": threshold.bound}}
+    change = None
+    if threshold.max_worsening is not None:
+        direction = tfma.MetricDirection.HIGHER_IS_BETTER if threshold.higher_is_better else tfma.MetricDirection.LOWER_IS_BETTER
+        allowed = -threshold.max_worsening if threshold.higher_is_better else threshold.max_worsening
+        change = tfma.GenericChangeThreshold(direction=direction, absolute={"value": allowed})
+    return tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(**bound), change_threshold=change)
+
+
+def eval_config(config: Config) -> tfma.EvalConfig:
+    """TFMA config: the task's metrics over the whole eval split, with the blessing thresholds.
+
+    The model type is fixed to a generic TF2 SavedModel: TFMA then uses the signatures only,
+    instead of first trying to revive the model as Keras layers."""
+    thresholds = {t.metric: _tfma_threshold(t) for t in blessing_thresholds(config)}
+    if config.task == "classifier":
+        module = CLASSIFIER_METRICS_MODULE
+        names = {"Accuracy": "accuracy", "AUC": "auc", "MacroPrecision": "macro_precision", "MacroRecall": "macro_recall"}
+        # The label is the Transform's class id, so TFMA runs `transform_features` on each example.
+        model_spec = tfma.ModelSpec(
+            signature_name="serving_default",
+            model_type=tfma.TF_GENERIC,
+            preprocessing_function_names=["transform_features"],
+            label_key=LABEL_FEATURE,
+            prediction_key="probabilities",
+        )
+    else:
+        module = LM_METRICS_MODULE
+        names = {"CrossEntropyPerToken": "cross_entropy_per_token", "Perplexity": "perplexity", "BitsPerToken": "bits_per_token"}
+        model_spec = tfma.ModelSpec(signature_name="serving_default", model_type=tfma.TF_GENERIC)
+    metrics = [tfma.MetricConfig(class_name="ExampleCount")]
+    for class_name, name in names.items():
+        metrics.append(tfma.MetricConfig(class_name=class_name, module=module, threshold=thresholds.get(name)))
+    return tfma.EvalConfig(
+        model_specs=[model_spec],
+        slicing_specs=[tfma.SlicingSpec()],
+        metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
+    )
