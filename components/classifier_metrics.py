@@ -14,13 +14,15 @@ the AUC is the usual binary AUC.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Optional
+from typing import Callable, Iterable
 
 import apache_beam as beam
 import numpy as np
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis import constants
 from tensorflow_model_analysis.metrics import metric_types
+
+from components.tfma_metrics import per_model_computations
 
 PROBABILITIES = "probabilities"
 _BUCKETS = 1000  # score histogram resolution for the AUC: error below 1/_BUCKETS
@@ -125,32 +127,8 @@ class _ClassifierCombiner(beam.CombineFn):
         return {self._key: self._finish(acc)}
 
 
-def _computations(finish: Callable[[_Counts], float]) -> Callable[..., metric_types.MetricComputations]:
-    def computations(
-        name: str,
-        model_names: Optional[list[str]] = None,
-        output_names: Optional[list[str]] = None,
-        sub_keys: Optional[list[Any]] = None,
-        example_weighted: bool = False,
-    ) -> metric_types.MetricComputations:
-        result = []
-        for model_name in model_names or [""]:
-            key = metric_types.MetricKey(name=name, model_name=model_name, example_weighted=example_weighted)
-            result.append(
-                metric_types.MetricComputation(
-                    keys=[key],
-                    preprocessors=[
-                        metric_types.StandardMetricInputsPreprocessor(
-                            include_filter={constants.PREDICTIONS_KEY: {}, constants.LABELS_KEY: {}},
-                            include_default_inputs=False,
-                        )
-                    ],
-                    combiner=_ClassifierCombiner(key, model_name, finish),
-                )
-            )
-        return result
-
-    return computations
+def _computations(finish: Callable) -> Callable[..., metric_types.MetricComputations]:
+    return per_model_computations(lambda key, model_name: _ClassifierCombiner(key, model_name, finish), [constants.PREDICTIONS_KEY, constants.LABELS_KEY])
 
 
 class Accuracy(tfma.metrics.Metric):

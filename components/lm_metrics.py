@@ -12,13 +12,15 @@ weighted by tokens (a long text counts for its tokens, not as one example):
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterable, Optional
+from typing import Callable, Iterable
 
 import apache_beam as beam
 import numpy as np
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis import constants
 from tensorflow_model_analysis.metrics import metric_types
+
+from components.tfma_metrics import per_model_computations
 
 LOG_LIKELIHOOD = "log_likelihood"
 TOKEN_COUNT = "token_count"
@@ -57,31 +59,8 @@ class _TokenSums(beam.CombineFn):
         return {self._key: self._finish(cross_entropy)}
 
 
-def _computations(finish: Callable[[float], float]) -> Callable[..., metric_types.MetricComputations]:
-    def computations(
-        name: str,
-        model_names: Optional[list[str]] = None,
-        output_names: Optional[list[str]] = None,
-        sub_keys: Optional[list[Any]] = None,
-        example_weighted: bool = False,
-    ) -> metric_types.MetricComputations:
-        result = []
-        for model_name in model_names or [""]:
-            key = metric_types.MetricKey(name=name, model_name=model_name, example_weighted=example_weighted)
-            result.append(
-                metric_types.MetricComputation(
-                    keys=[key],
-                    preprocessors=[
-                        metric_types.StandardMetricInputsPreprocessor(
-                            include_filter={constants.PREDICTIONS_KEY: {}}, include_default_inputs=False
-                        )
-                    ],
-                    combiner=_TokenSums(key, model_name, finish),
-                )
-            )
-        return result
-
-    return computations
+def _computations(finish: Callable) -> Callable[..., metric_types.MetricComputations]:
+    return per_model_computations(lambda key, model_name: _TokenSums(key, model_name, finish), [constants.PREDICTIONS_KEY])
 
 
 def _nats(cross_entropy: float) -> float:

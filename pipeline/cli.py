@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--data", metavar="PATH", help="input file (or glob); default: the embedded IMDB sample")
     run.add_argument("--format", choices=["csv", "tsv", "jsonl", "txt"], help="input format")
     run.add_argument("--text-column", metavar="NAME", help="column (or JSON field) holding the text")
-    run.add_argument("--label-column", metavar="NAME", help="optional label column")
+    run.add_argument("--label-column", metavar="NAME", help="label column: train classifiers of it instead of language models")
     run.add_argument("--tokenizer", choices=["char", "word"], help="token unit")
     run.add_argument("--sequence-length", type=int, metavar="N", help="model positions per example")
     run.add_argument("--models", metavar="LIST", help="comma-separated model families, e.g. rnn")

@@ -120,6 +120,18 @@ LOAD_IN_FRESH_PROCESS = textwrap.dedent(
 )
 
 
+def run_in_fresh_process(script_text, version_dir, tmp_path):
+    """Runs `script_text` on a pushed model in a new Python process without the project on
+    its path (as a serving client would be); returns the JSON its last line prints."""
+    script = tmp_path / "client.py"
+    script.write_text(script_text)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, str(script), version_dir], cwd=tmp_path, capture_output=True,
+                            text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.parametrize("family", ["rnn", "transformer"])
 def test_pushed_model_serves_in_a_fresh_process_without_project_code(first_run, tmp_path, family):
     root, _, _ = first_run
@@ -127,13 +139,7 @@ def test_pushed_model_serves_in_a_fresh_process_without_project_code(first_run, 
     assert os.path.basename(version_dir).isdigit()
     assert os.path.exists(os.path.join(version_dir, "saved_model.pb"))
     assert os.path.exists(os.path.join(version_dir, "variables"))
-    script = tmp_path / "load.py"
-    script.write_text(LOAD_IN_FRESH_PROCESS)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    result = subprocess.run([sys.executable, str(script), version_dir], cwd=tmp_path, capture_output=True,
-                            text=True, env=env, timeout=300)
-    assert result.returncode == 0, result.stderr
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    out = run_in_fresh_process(LOAD_IN_FRESH_PROCESS, version_dir, tmp_path)
     assert out["token_count"] == [25, 6]  # characters + EOS
     assert all(-1000 < ll < 0 for ll in out["log_likelihood"])
     assert out["input_ids_shape"] == [2, 64]
@@ -249,13 +255,7 @@ def test_classifier_mode_end_to_end(tmp_path):
         assert all(0.55 <= values[name] <= 1.0 for name in ["accuracy", "auc"]), values
 
         version_dir = only(f"{tmp_path}/serving/textflow-{family}-classifier/*")
-        script = tmp_path / "classify.py"
-        script.write_text(CLASSIFY_IN_FRESH_PROCESS)
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        served = subprocess.run([sys.executable, str(script), version_dir], cwd=tmp_path, capture_output=True,
-                                text=True, env=env, timeout=300)
-        assert served.returncode == 0, served.stderr
-        served = json.loads(served.stdout.strip().splitlines()[-1])
+        served = run_in_fresh_process(CLASSIFY_IN_FRESH_PROCESS, version_dir, tmp_path)
         assert served["signatures"] == ["serving_default", "transform_features"]
         for row in served["probabilities"]:
             assert len(row) == 2 and all(0 <= p <= 1 for p in row) and sum(row) == pytest.approx(1.0, abs=1e-5)
