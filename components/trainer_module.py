@@ -19,7 +19,7 @@ import tf_keras
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
-from components.transform_module import LABEL_VOCAB_NAME, VOCAB_NAME
+from components.transform_module import LABEL_FEATURE, LABEL_VOCAB_NAME, VOCAB_NAME
 from models import registry
 from models.export import TextCodec, export_classifier, export_language_model
 from models.training import compile_classifier, compile_language_model, train_model
@@ -68,7 +68,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         classes = [c.decode("utf-8") for c in tf_transform_output.vocabulary_by_name(LABEL_VOCAB_NAME)]
         if len(classes) < 2:
             raise ValueError(f"the label column has {len(classes)} distinct value(s) in the training split; a classifier needs at least 2")
-    target = "label_id" if classifier else "target_ids"
+    target = LABEL_FEATURE if classifier else "target_ids"
     batches = (fn_args.data_accessor, tf_transform_output, hparams.batch_size)
     train_data = _dataset(fn_args.train_files, *batches, seed=1, target=target)
     eval_data = _dataset(fn_args.eval_files, *batches, seed=2, target=target)

@@ -21,6 +21,7 @@ from models.tokens import BOS_ID, EOS_ID, NEWLINE_SYMBOL, NUM_RESERVED
 
 VOCAB_NAME = "tokens"
 LABEL_VOCAB_NAME = "labels"
+LABEL_FEATURE = "label_id"  # the class id a classifier trains on and the Evaluator reads
 # A word is a run of letters/digits; every other non-space character is a token of its own.
 _WORD_DELIMITERS = r"\s+|[^\pL\pN\s]"
 _KEPT_DELIMITERS = r"[^\pL\pN\s]"
@@ -79,5 +80,5 @@ def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> d
     ids = tokens.with_flat_values(vocab_ids + NUM_RESERVED)
     outputs = language_model_ids(ids, custom_config["sequence_length"])
     if custom_config.get("label_column"):
-        outputs["label_id"] = label_ids(_dense_text(inputs[custom_config["label_column"]]))
+        outputs[LABEL_FEATURE] = label_ids(_dense_text(inputs[custom_config["label_column"]]))
     return outputs

@@ -11,11 +11,12 @@ from typing import Optional
 
 import tensorflow_model_analysis as tfma
 
+from components.classifier_metrics import PROBABILITIES
+from components.transform_module import LABEL_FEATURE
 from pipeline.config import Config
 
 LM_METRICS_MODULE = "components.lm_metrics"
 CLASSIFIER_METRICS_MODULE = "components.classifier_metrics"
-LABEL_FEATURE = "label_id"  # the Transform's class id, read through `transform_features`
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,8 +31,13 @@ class Threshold:
     def value_passes(self, value: float) -> bool:
         return value >= self.bound if self.higher_is_better else value <= self.bound
 
+    @property
+    def allowed_change(self) -> float:
+        """The signed change limit: -max_worsening when higher is better, else +max_worsening."""
+        return -self.max_worsening if self.higher_is_better else self.max_worsening
+
     def change_passes(self, change: float) -> bool:
-        return change >= -self.max_worsening if self.higher_is_better else change <= self.max_worsening
+        return change >= self.allowed_change if self.higher_is_better else change <= self.allowed_change
 
 
 def blessing_thresholds(config: Config) -> list[Threshold]:
@@ -49,8 +55,7 @@ def _tfma_threshold(threshold: Threshold) -> tfma.MetricThreshold:
     change = None
     if threshold.max_worsening is not None:
         direction = tfma.MetricDirection.HIGHER_IS_BETTER if threshold.higher_is_better else tfma.MetricDirection.LOWER_IS_BETTER
-        allowed = -threshold.max_worsening if threshold.higher_is_better else threshold.max_worsening
-        change = tfma.GenericChangeThreshold(direction=direction, absolute={"value": allowed})
+        change = tfma.GenericChangeThreshold(direction=direction, absolute={"value": threshold.allowed_change})
     return tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(**bound), change_threshold=change)
 
 
@@ -69,7 +74,7 @@ def eval_config(config: Config) -> tfma.EvalConfig:
             model_type=tfma.TF_GENERIC,
             preprocessing_function_names=["transform_features"],
             label_key=LABEL_FEATURE,
-            prediction_key="probabilities",
+            prediction_key=PROBABILITIES,
         )
     else:
         module = LM_METRICS_MODULE

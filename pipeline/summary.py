@@ -38,13 +38,12 @@ class ThresholdCheck:
     def describe(self) -> str:
         verdict = "pass" if self.passed else "FAIL"
         t = self.threshold
+        sign = ">=" if t.higher_is_better else "<="
         if self.kind == "value":
-            sign = ">=" if t.higher_is_better else "<="
             return f"{verdict}: {t.metric} {self.value:.4f} {sign} {t.bound:.4f} (value threshold)"
-        sign, limit = (">=", -t.max_worsening) if t.higher_is_better else ("<=", t.max_worsening)
         return (
             f"{verdict}: {t.metric} change {self.value:+.4f} vs baseline {self.baseline:.4f} "
-            f"{sign} {limit:+.4f} (change threshold)"
+            f"{sign} {t.allowed_change:+.4f} (change threshold)"
         )
 
 
