@@ -21,12 +21,13 @@ bench: $(STAMP)
 	$(VENV)/bin/python -m bench.charlm --family transformer --data $(SHARED_DATA)/tinyshakespeare.txt --preset cpu-small
 	$(VENV)/bin/python -m bench.charlm --family rnn --data $(SHARED_DATA)/tinyshakespeare.txt --preset cpu-small
 
-# The PyTorch nn.LSTM reference for the rnn preset, in its own environment (CPU wheel).
+# The PyTorch references (nn.LSTM for rnn, nanoGPT's recipe for transformer), in their own environment (CPU wheel).
 TORCH_VENV ?= .venv-torch
 bench-torch:
 	@test -x $(TORCH_VENV)/bin/python || python3 -m venv $(TORCH_VENV)
 	$(TORCH_VENV)/bin/python -m pip install --quiet torch==2.13.0 numpy
-	$(TORCH_VENV)/bin/python bench/torch_charlm.py --data $(SHARED_DATA)/tinyshakespeare.txt
+	$(TORCH_VENV)/bin/python bench/torch_charlm.py --family gpt --data $(SHARED_DATA)/tinyshakespeare.txt
+	$(TORCH_VENV)/bin/python bench/torch_charlm.py --family lstm --data $(SHARED_DATA)/tinyshakespeare.txt
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(VENV)/bin/python || "$$(scripts/find-python310)" -m venv $(VENV)
