@@ -1,5 +1,6 @@
 """Trainer module code: `run_fn` trains one model family on the transformed examples, as a
-language model or, when the pipeline runs in classifier mode, as a classifier of `label_id`.
+language model (or, for the VAE family, a VAE of the text) or, when the pipeline runs in
+classifier mode, as a classifier of `label_id`.
 
 The family comes from `custom_config["family"]` and is looked up in `models.registry`, so
 this file knows nothing of a particular model. Batches come from TFX's data accessor over
@@ -24,6 +25,7 @@ from models import registry
 from models.export import TextCodec, export_classifier, export_language_model
 from models.training import compile_classifier, compile_language_model, train_model
 from models.tokens import model_vocab_size
+from models.vae_export import export_vae
 
 METRICS_FILE = "training_metrics.json"
 
@@ -34,16 +36,18 @@ def _dataset(
     tf_transform_output: tft.TFTransformOutput,
     batch_size: int,
     seed: int,
+    inputs: str,
     target: str,
 ) -> tf.data.Dataset:
-    """Endless, shuffled (input_ids, target) batches from transformed examples; the target is
-    `target_ids` for a language model, `label_id` for a classifier."""
+    """Endless, shuffled (inputs, target) batches from transformed examples: (input_ids,
+    target_ids) for a language model, (input_ids, label_id) for a classifier, (target_ids,
+    target_ids) for a VAE, which reconstructs the text it reads."""
     dataset = data_accessor.tf_dataset_factory(
         file_pattern,
         tfxio.TensorFlowDatasetOptions(batch_size=batch_size, shuffle_seed=seed),
         tf_transform_output.transformed_metadata.schema,
     )
-    return dataset.map(lambda f: (f["input_ids"], f[target])).prefetch(tf.data.AUTOTUNE)
+    return dataset.map(lambda f: (f[inputs], f[target])).prefetch(tf.data.AUTOTUNE)
 
 
 def _distribution_strategy() -> tf.distribute.Strategy:
@@ -68,10 +72,11 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         classes = [c.decode("utf-8") for c in tf_transform_output.vocabulary_by_name(LABEL_VOCAB_NAME)]
         if len(classes) < 2:
             raise ValueError(f"the label column has {len(classes)} distinct value(s) in the training split; a classifier needs at least 2")
-    target = LABEL_FEATURE if classifier else "target_ids"
+    vae = family.objective == "vae" and not classifier
+    columns = {"inputs": "target_ids" if vae else "input_ids", "target": LABEL_FEATURE if classifier else "target_ids"}
     batches = (fn_args.data_accessor, tf_transform_output, hparams.batch_size)
-    train_data = _dataset(fn_args.train_files, *batches, seed=1, target=target)
-    eval_data = _dataset(fn_args.eval_files, *batches, seed=2, target=target)
+    train_data = _dataset(fn_args.train_files, *batches, seed=1, **columns)
+    eval_data = _dataset(fn_args.eval_files, *batches, seed=2, **columns)
     with _distribution_strategy().scope():
         if classifier:
             model = family.build_classifier(hparams, vocab_size, len(classes))
@@ -105,5 +110,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         token_separator="" if custom["tokenizer"] == "char" else " ",
         decoder=family.decoder,
         max_positions=getattr(hparams, "context", None),
+        sequence_length=tf_transform_output.transformed_feature_spec()["target_ids"].shape[0],
     )
-    export_language_model(model, fn_args.serving_model_dir, transform_layer, raw_spec, codec)
+    export = export_vae if vae else export_language_model
+    export(model, fn_args.serving_model_dir, transform_layer, raw_spec, codec)

@@ -29,11 +29,12 @@ class TextCodec:
     text_feature: str  # the raw feature the transform reads the text from
     vocabulary_file: str  # the TFT vocabulary: vocabulary id i is line i
     token_separator: str  # "" for characters, " " for words
-    decoder: Callable[..., tuple]  # the family's (model, batch, max_length) -> (step, state)
+    decoder: Optional[Callable[..., tuple]] = None  # an LM family's (model, batch, max_length) -> (step, state)
     max_positions: Optional[int] = None  # the longest sequence the model covers, if limited
+    sequence_length: Optional[int] = None  # the length the transform pads every text to
 
 
-class _Detokenizer(tf.Module):
+class Detokenizer(tf.Module):
     """Token ids -> text, through a table built from the vocabulary file (saved as an asset)."""
 
     def __init__(self, codec: TextCodec):
@@ -61,7 +62,7 @@ def export_language_model(
 ) -> None:
     """Saves `model` with the `serving_default`, `transform_features` and `generate` signatures."""
     model.transform_layer = transform_layer  # tracked, so its assets and tables are saved
-    model.detokenizer = _Detokenizer(codec)
+    model.detokenizer = Detokenizer(codec)
     spec = dict(raw_feature_spec)
     text_shape = list(spec[codec.text_feature].shape)
 
@@ -102,10 +103,10 @@ def export_language_model(
 
     signatures = {
         "serving_default": serve_log_likelihood.get_concrete_function(),
-        "transform_features": _transform_features(model, spec),
+        "transform_features": transform_features_signature(model, spec),
         "generate": generate.get_concrete_function(),
     }
-    _save(model, export_dir, signatures)
+    save_model(model, export_dir, signatures)
 
 
 def export_classifier(
@@ -132,19 +133,19 @@ def export_classifier(
 
     signatures = {
         "serving_default": serve_probabilities.get_concrete_function(),
-        "transform_features": _transform_features(model, {**spec, **label_spec}),
+        "transform_features": transform_features_signature(model, {**spec, **label_spec}),
     }
-    _save(model, export_dir, signatures)
+    save_model(model, export_dir, signatures)
 
 
-def _save(model: tf_keras.Model, export_dir: str, signatures: dict) -> None:
+def save_model(model: tf_keras.Model, export_dir: str, signatures: dict) -> None:
     """Writes the SavedModel. The signatures are the contract, so Keras' per-layer call traces
     are left out (`save_traces=False`): a masked bidirectional LSTM's traces took 30 s to
     write and 6 s to load, against 0.4 s and 0.7 s without them."""
     model.save(export_dir, save_format="tf", signatures=signatures, save_traces=False)
 
 
-def _transform_features(model: tf_keras.Model, spec: Mapping[str, tf.io.FixedLenFeature]) -> Callable:
+def transform_features_signature(model: tf_keras.Model, spec: Mapping[str, tf.io.FixedLenFeature]) -> Callable:
     """The `transform_features` signature: serialized examples -> the Transform's outputs."""
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])

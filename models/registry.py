@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from models.hvae import HVAEConfig, build_hvae, hvae_optimizer
 from models.rnn import RNNConfig, build_rnn_classifier, build_rnn_lm, rnn_decoder, rnn_optimizer
 from models.transformer import (
     TransformerConfig,
@@ -23,16 +24,22 @@ if TYPE_CHECKING:
 
 @dataclasses.dataclass(frozen=True)
 class Family:
-    """A model family: its hyper-parameters, how to build, optimise and decode its models."""
+    """A model family: its hyper-parameters, how to build, optimise and decode its models.
+
+    `objective` says what its model is and how it is evaluated: "language_model" (input ids ->
+    next-token logits; cross-entropy per token) or "vae" (target ids -> reconstruction logits
+    plus a KL loss; negative ELBO per token, an upper bound on the same cross-entropy)."""
 
     name: str
     config_class: type
     build: Callable[[Any, int], "tf_keras.Model"]  # (config, vocab_size) -> model emitting logits
     optimizer: Callable[[Any, int], Any]  # (config, total train steps) -> tf_keras optimizer
-    decoder: Callable[..., tuple]  # (model, batch, max_length) -> (step, state) for models.decoding
+    # (model, batch, max_length) -> (step, state) for models.decoding; None: the model decodes itself
+    decoder: Optional[Callable[..., tuple]]
     description: str
     # (config, vocab_size, num_classes) -> model emitting class logits; None: no classifier mode
     build_classifier: Optional[Callable[[Any, int, int], "tf_keras.Model"]] = None
+    objective: str = "language_model"
 
 
 _FAMILIES = {
@@ -45,6 +52,10 @@ _FAMILIES = {
         Family(
             "transformer", TransformerConfig, build_transformer_lm, transformer_optimizer, transformer_decoder,
             "decoder-only Transformer language model; encoder classifier", build_transformer_classifier,
+        ),
+        Family(
+            "hvae", HVAEConfig, build_hvae, hvae_optimizer, None,
+            "hierarchical (MusicVAE-style) variational autoencoder; no classifier mode", objective="vae",
         ),
     )
 }

@@ -118,10 +118,13 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
 
     log_path = new_log_path(config.workspace)
+    skipped = [f for f in config.models if f not in config.trained_families]
     print(
         f"textflow: pipeline '{config.name}' on {data_path(config)}\n"
         f"  {config.data.format}, text column '{config.data.text_column}', {config.transform.tokenizer} tokens, "
-        f"models: {', '.join(config.models)}\n"
+        f"models: {', '.join(config.trained_families)}"
+        + (f" ({', '.join(skipped)}: no classifier mode, not trained)" if skipped else "")
+        + "\n"
         f"  workspace {os.path.abspath(config.workspace)}, serving {os.path.abspath(config.serving_dir)}\n"
         f"  log {log_path}",
         flush=True,

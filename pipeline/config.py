@@ -55,8 +55,8 @@ class TransformConfig:
 
 @dataclasses.dataclass
 class EvaluationConfig:
-    """Blessing thresholds. Language models: cross-entropy per token (nats). Classifiers
-    (a label column is set): accuracy and macro AUC."""
+    """Blessing thresholds. Language models: cross-entropy per token (nats); the VAE: negative
+    ELBO per token against the same limits. Classifiers (a label column is set): accuracy and macro AUC."""
 
     max_cross_entropy: float = 3.0  # value threshold: a candidate above this is not blessed
     max_increase: float = 0.05  # change threshold: at most this much worse than the baseline
@@ -72,7 +72,7 @@ class Config:
     name: str = "textflow"
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     transform: TransformConfig = dataclasses.field(default_factory=TransformConfig)
-    models: list[str] = dataclasses.field(default_factory=lambda: ["rnn", "transformer"])
+    models: list[str] = dataclasses.field(default_factory=lambda: ["rnn", "transformer", "hvae"])
     families: dict[str, Any] = dataclasses.field(default_factory=dict)
     evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
     workspace: str = "workspace"
@@ -85,6 +85,13 @@ class Config:
     def task(self) -> str:
         """"classifier" when a label column is configured, otherwise "language_model"."""
         return "classifier" if self.data.label_column else "language_model"
+
+    @property
+    def trained_families(self) -> list[str]:
+        """The families this run trains: `models`, less (in classifier mode) those without a classifier."""
+        if self.task == "language_model":
+            return list(self.models)
+        return [f for f in self.models if registry.get(f).build_classifier is not None]
 
     def family_config(self, family: str) -> Any:
         """The hyper-parameters of one family (its defaults when the file has no section)."""
@@ -204,13 +211,18 @@ def validate(config: Config) -> None:
         )
     if len(set(config.models)) != len(config.models):
         raise ConfigError("config key 'models' names a family twice")
-    if config.task == "classifier":
-        for family in config.models:
-            if registry.get(family).build_classifier is None:
-                raise ConfigError(
-                    f"config key 'models' names {family!r}, which has no classifier mode; with "
-                    f"'data.label_column' set, use families that do, or unset the label column"
-                )
+    if not config.trained_families:
+        raise ConfigError(
+            f"config key 'models' ({', '.join(config.models)}) names no family with a classifier mode; with "
+            f"'data.label_column' set, add rnn or transformer, or unset the label column"
+        )
+    if "hvae" in config.trained_families:
+        hvae = config.family_config("hvae")
+        if hvae.decoder == "hierarchical" and config.transform.sequence_length % hvae.segment_length:
+            raise ConfigError(
+                f"config key 'transform.sequence_length' ({config.transform.sequence_length}) must be a multiple of "
+                f"'hvae.segment_length' ({hvae.segment_length}): the hierarchical VAE reads a text as whole segments"
+            )
     limits = config.evaluation
     if limits.max_cross_entropy <= 0 or limits.max_increase < 0 or limits.max_accuracy_drop < 0:
         raise ConfigError("config section 'evaluation': thresholds must be positive")
@@ -290,6 +302,11 @@ def schema_path(config: Config) -> Optional[str]:
         f"config key 'data.schema' names {name!r}, which is neither a schema.pbtxt file nor a folder "
         f"under {SCHEMAS_DIR} (known: {', '.join(known) or 'none'})"
     )
+
+
+def branch_task(config: Config, family: str) -> str:
+    """What a family's branch trains and is evaluated as: "classifier", "language_model" or "vae"."""
+    return "classifier" if config.task == "classifier" else registry.get(family).objective
 
 
 def branch_name(config: Config, family: str) -> str:

@@ -13,10 +13,11 @@ import tensorflow_model_analysis as tfma
 
 from components.classifier_metrics import PROBABILITIES
 from components.transform_module import LABEL_FEATURE
-from pipeline.config import Config
+from pipeline.config import Config, branch_task
 
 LM_METRICS_MODULE = "components.lm_metrics"
 CLASSIFIER_METRICS_MODULE = "components.classifier_metrics"
+VAE_METRICS_MODULE = "components.vae_metrics"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,14 +41,19 @@ class Threshold:
         return change >= self.allowed_change if self.higher_is_better else change <= self.allowed_change
 
 
-def blessing_thresholds(config: Config) -> list[Threshold]:
+def blessing_thresholds(config: Config, family: str) -> list[Threshold]:
+    """The thresholds a family's candidate must pass; change thresholds compare it with the
+    last blessed model of the same branch."""
     limits = config.evaluation
-    if config.task == "classifier":
+    task = branch_task(config, family)
+    if task == "classifier":
         return [
             Threshold("accuracy", limits.min_accuracy, True, limits.max_accuracy_drop),
             Threshold("auc", limits.min_auc, True),
         ]
-    return [Threshold("cross_entropy_per_token", limits.max_cross_entropy, False, limits.max_increase)]
+    # The VAE's negative ELBO bounds its cross-entropy per token from above: same limits.
+    metric = "negative_elbo_per_token" if task == "vae" else "cross_entropy_per_token"
+    return [Threshold(metric, limits.max_cross_entropy, False, limits.max_increase)]
 
 
 def _tfma_threshold(threshold: Threshold) -> tfma.MetricThreshold:
@@ -59,13 +65,15 @@ def _tfma_threshold(threshold: Threshold) -> tfma.MetricThreshold:
     return tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(**bound), change_threshold=change)
 
 
-def eval_config(config: Config) -> tfma.EvalConfig:
-    """TFMA config: the task's metrics over the whole eval split, with the blessing thresholds.
+def eval_config(config: Config, family: str) -> tfma.EvalConfig:
+    """TFMA config for one family's Evaluator: its task's metrics over the whole eval split,
+    with its blessing thresholds.
 
     The model type is fixed to a generic TF2 SavedModel: TFMA then uses the signatures only,
     instead of first trying to revive the model as Keras layers."""
-    thresholds = {t.metric: _tfma_threshold(t) for t in blessing_thresholds(config)}
-    if config.task == "classifier":
+    thresholds = {t.metric: _tfma_threshold(t) for t in blessing_thresholds(config, family)}
+    task = branch_task(config, family)
+    if task == "classifier":
         module = CLASSIFIER_METRICS_MODULE
         names = {"Accuracy": "accuracy", "AUC": "auc", "MacroPrecision": "macro_precision", "MacroRecall": "macro_recall"}
         # The label is the Transform's class id, so TFMA runs `transform_features` on each example.
@@ -76,6 +84,15 @@ def eval_config(config: Config) -> tfma.EvalConfig:
             label_key=LABEL_FEATURE,
             prediction_key=PROBABILITIES,
         )
+    elif task == "vae":
+        module = VAE_METRICS_MODULE
+        names = {
+            "NegativeElboPerToken": "negative_elbo_per_token", "KLPerSequence": "kl_per_sequence",
+            "ReconstructionAccuracy": "reconstruction_accuracy",
+            "SampledReconstructionAccuracy": "sampled_reconstruction_accuracy", "ActiveUnits": "active_units",
+        }
+        # `evaluate` also returns what serving does not need: greedy reconstructions, mu.
+        model_spec = tfma.ModelSpec(signature_name="evaluate", model_type=tfma.TF_GENERIC)
     else:
         module = LM_METRICS_MODULE
         names = {"CrossEntropyPerToken": "cross_entropy_per_token", "Perplexity": "perplexity", "BitsPerToken": "bits_per_token"}

@@ -85,7 +85,7 @@ def create_pipeline(config: Config) -> tfx.dsl.Pipeline:
     transform.add_upstream_node(data_gate)
     components = [example_gen, statistics_gen, schema_gen, example_validator, data_gate, transform]
 
-    for family in config.models:
+    for family in config.trained_families:
         hparams = config.family_config(family)
         ids = node_ids(config, family)
         trainer = tfx.components.Trainer(
@@ -119,7 +119,7 @@ def create_pipeline(config: Config) -> tfx.dsl.Pipeline:
             examples=example_gen.outputs["examples"],
             model=trainer.outputs["model"],
             baseline_model=baseline.outputs["model"],
-            eval_config=eval_config(config),
+            eval_config=eval_config(config, family),
         ).with_id(ids["evaluator"])
         pusher = ServingPusher(
             model=trainer.outputs["model"],

@@ -18,7 +18,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
 from components.trainer_module import METRICS_FILE
-from pipeline.config import Config, model_name
+from pipeline.config import Config, branch_task, model_name
 from pipeline.evaluation import Threshold, blessing_thresholds
 from pipeline.pipeline import node_ids
 
@@ -50,7 +50,7 @@ class ThresholdCheck:
 @dataclasses.dataclass
 class FamilyResult:
     family: str
-    task: str  # "language_model" or "classifier"
+    task: str  # "language_model", "vae" or "classifier"
     model_name: str
     metrics: dict[str, float]
     baseline_metrics: dict[str, float]
@@ -97,10 +97,12 @@ def overall_metrics(evaluation_uri: str) -> tuple[dict[str, float], dict[str, fl
     return candidate, baseline
 
 
-def blessing_checks(config: Config, metrics: dict[str, float], baseline: dict[str, float]) -> list[ThresholdCheck]:
+def blessing_checks(
+    config: Config, family: str, metrics: dict[str, float], baseline: dict[str, float]
+) -> list[ThresholdCheck]:
     """The thresholds of `pipeline.evaluation`, applied to the numbers the Evaluator computed."""
     checks = []
-    for threshold in blessing_thresholds(config):
+    for threshold in blessing_thresholds(config, family):
         value = metrics.get(threshold.metric, math.nan)
         checks.append(ThresholdCheck(threshold, "value", value, threshold.value_passes(value)))
         if threshold.max_worsening is not None and threshold.metric in baseline:
@@ -116,7 +118,7 @@ def _custom_int(artifact: metadata_store_pb2.Artifact, name: str) -> int:
 def family_results(config: Config) -> list[FamilyResult]:
     store = open_store(config)
     results = []
-    for family in config.models:
+    for family in config.trained_families:
         ids = node_ids(config, family)
         evaluation = latest_outputs(store, config.name, ids["evaluator"])
         pushed = latest_outputs(store, config.name, ids["pusher"]).get("pushed_model", [])
@@ -133,11 +135,11 @@ def family_results(config: Config) -> list[FamilyResult]:
         results.append(
             FamilyResult(
                 family=family,
-                task=config.task,
+                task=branch_task(config, family),
                 model_name=model_name(config, family),
                 metrics=metrics,
                 baseline_metrics=baseline,
-                checks=blessing_checks(config, metrics, baseline),
+                checks=blessing_checks(config, family, metrics, baseline),
                 blessed=bool(blessing and _custom_int(blessing[0], "blessed")),
                 pushed_to=push.custom_properties["pushed_destination"].string_value if push else None,
                 training=training,
@@ -152,6 +154,14 @@ def _headline(r: FamilyResult) -> str:
         return (
             f"accuracy {m.get('accuracy', math.nan):.4f}, AUC {m.get('auc', math.nan):.4f}, "
             f"macro precision {m.get('macro_precision', math.nan):.4f}, macro recall {m.get('macro_recall', math.nan):.4f}"
+        )
+    if r.task == "vae":
+        return (
+            f"negative ELBO {m.get('negative_elbo_per_token', math.nan):.4f} nats/token (bounds cross-entropy), "
+            f"KL {m.get('kl_per_sequence', math.nan):.2f} nats/text, reconstruction accuracy "
+            f"{m.get('reconstruction_accuracy', math.nan):.3f} teacher-forced / "
+            f"{m.get('sampled_reconstruction_accuracy', math.nan):.3f} sampled, "
+            f"{int(m.get('active_units', 0))} active latent units"
         )
     return (
         f"cross-entropy {m.get('cross_entropy_per_token', math.nan):.4f} nats/token "
@@ -173,4 +183,13 @@ def format_summary(results: list[FamilyResult]) -> str:
         lines.append(f"    {'BLESSED' if r.blessed else 'NOT BLESSED'}:")
         lines += [f"      {check.describe()}" for check in r.checks]
         lines.append(f"    pushed to {r.pushed_to}" if r.pushed_to else "    not pushed")
+    generative = [r for r in results if r.task != "classifier"]
+    if len(generative) > 1:
+        side_by_side = ", ".join(f"{r.family} {_nats_per_token(r):.4f}" for r in generative)
+        lines.append(f"  nats per eval token (cross-entropy; hvae: negative ELBO, an upper bound): {side_by_side}")
     return "\n".join(lines)
+
+
+def _nats_per_token(r: FamilyResult) -> float:
+    """The number the generative families share (DESIGN.md section 5)."""
+    return r.metrics.get("negative_elbo_per_token" if r.task == "vae" else "cross_entropy_per_token", math.nan)

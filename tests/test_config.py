@@ -7,7 +7,7 @@ from models.rnn import RNNConfig
 
 def test_default_config_loads_with_the_embedded_imdb_sample():
     config = load_config()
-    assert config.models == ["rnn", "transformer"]
+    assert config.models == ["rnn", "transformer", "hvae"] == config.trained_families
     assert config.data.format == "csv" and config.data.text_column == "text"
     assert data_path(config).endswith("imdb_small_with_labels.txt")
     assert isinstance(config.family_config("rnn"), RNNConfig)
@@ -126,7 +126,7 @@ def test_a_label_column_switches_to_classifier_branches_with_their_own_names():
 def test_eval_config_carries_the_task_thresholds():
     from pipeline.evaluation import eval_config
 
-    lm = eval_config(load_config(overrides={"evaluation.max_cross_entropy": 2.5}))
+    lm = eval_config(load_config(overrides={"evaluation.max_cross_entropy": 2.5}), "rnn")
     (spec,) = lm.model_specs
     assert not spec.label_key
     xent = {m.class_name: m for m in lm.metrics_specs[0].metrics}["CrossEntropyPerToken"]
@@ -134,7 +134,7 @@ def test_eval_config_carries_the_task_thresholds():
 
     config = load_config(overrides={"data.label_column": "label", "evaluation.min_accuracy": 0.7,
                                     "evaluation.max_accuracy_drop": 0.01})
-    classifier = eval_config(config)
+    classifier = eval_config(config, "transformer")
     (spec,) = classifier.model_specs
     assert spec.label_key == "label_id" and list(spec.preprocessing_function_names) == ["transform_features"]
     metrics = {m.class_name: m for m in classifier.metrics_specs[0].metrics}
@@ -143,6 +143,34 @@ def test_eval_config_carries_the_task_thresholds():
     assert accuracy.value_threshold.lower_bound.value == 0.7
     assert accuracy.change_threshold.absolute.value == -0.01  # at most 0.01 below the baseline
     assert metrics["AUC"].threshold.value_threshold.lower_bound.value == 0.5
+
+
+def test_the_vae_is_evaluated_on_its_own_signature_and_metrics():
+    from pipeline.evaluation import eval_config
+
+    config = load_config(overrides={"evaluation.max_cross_entropy": 2.5, "evaluation.max_increase": 0.1})
+    vae = eval_config(config, "hvae")
+    (spec,) = vae.model_specs
+    assert spec.signature_name == "evaluate"
+    metrics = {m.class_name: m for m in vae.metrics_specs[0].metrics}
+    assert set(metrics) == {"ExampleCount", "NegativeElboPerToken", "KLPerSequence", "ReconstructionAccuracy",
+                            "SampledReconstructionAccuracy", "ActiveUnits"}
+    nelbo = metrics["NegativeElboPerToken"].threshold
+    assert nelbo.value_threshold.upper_bound.value == 2.5 and nelbo.change_threshold.absolute.value == 0.1
+
+
+def test_classifier_mode_leaves_out_the_families_without_one():
+    config = load_config(overrides={"data.label_column": "label"})
+    assert config.models == ["rnn", "transformer", "hvae"] and config.trained_families == ["rnn", "transformer"]
+    with pytest.raises(ConfigError, match="no family with a classifier mode"):
+        load_config(overrides={"data.label_column": "label", "models": ["hvae"]})
+
+
+def test_the_sequence_length_must_hold_whole_vae_segments():
+    with pytest.raises(ConfigError, match=r"'transform.sequence_length' \(100\) must be a multiple of 'hvae.segment_length' \(16\)"):
+        load_config(overrides={"transform.sequence_length": 100})
+    assert load_config(overrides={"transform.sequence_length": 100, "models": ["rnn"]}).trained_families == ["rnn"]
+    assert load_config(overrides={"transform.sequence_length": 100, "hvae.decoder": "flat"})
 
 
 def test_classifier_thresholds_are_checked():

@@ -24,6 +24,9 @@ SMALL_MODEL = [
     "--set", "transformer.layers=1", "--set", "transformer.width=32", "--set", "transformer.ff_width=64",
     "--set", "transformer.context=64", "--set", "transformer.train_steps=30", "--set", "transformer.eval_steps=2",
     "--set", "transformer.batch_size=8", "--set", "transformer.warmup_steps=5",
+    "--set", "hvae.embedding_dim=16", "--set", "hvae.encoder_units=32", "--set", "hvae.latent_dim=8",
+    "--set", "hvae.conductor_units=32", "--set", "hvae.decoder_units=32", "--set", "hvae.train_steps=30",
+    "--set", "hvae.eval_steps=2", "--set", "hvae.batch_size=8",
     "--set", "evaluation.max_cross_entropy=6.0",
 ]
 
@@ -50,7 +53,7 @@ def first_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     data = write_reviews(root / "reviews.jsonl")
     args = ["run", "--data", data, "--format", "jsonl", "--text-column", "review",
-            "--models", "rnn,transformer", "--workspace", "ws", "--serving-dir", "serving", *SMALL_MODEL]
+            "--workspace", "ws", "--serving-dir", "serving", *SMALL_MODEL]
     result = textflow(*args, cwd=root)
     assert result.returncode == 0, result.stdout + result.stderr
     return root, args, result
@@ -67,10 +70,13 @@ def test_cli_prints_progress_and_summary_but_no_library_noise(first_run):
     out = result.stdout
     for component in ["TextExampleGen", "StatisticsGen", "TextSchemaGen", "ExampleValidator", "DataGate",
                       "Transform", "Trainer_rnn", "Evaluator_rnn", "Pusher_rnn", "Trainer_transformer",
-                      "Evaluator_transformer", "Pusher_transformer"]:
+                      "Evaluator_transformer", "Pusher_transformer", "Trainer_hvae", "Evaluator_hvae", "Pusher_hvae"]:
         assert f"{component} started" in out and f"{component} finished in" in out
     assert "Summary" in out and "BLESSED" in out and "cross_entropy_per_token" in out
-    assert out.count("pushed to") == 2 and "textflow-rnn/" in out and "textflow-transformer/" in out
+    assert "negative_elbo_per_token" in out and "active latent units" in out
+    assert re.search(r"nats per eval token .*: rnn \d\.\d+, transformer \d\.\d+, hvae \d\.\d+", out), out
+    assert out.count("pushed to") == 3
+    assert all(f"textflow-{family}/" in out for family in ["rnn", "transformer", "hvae"])
     assert "tensorflow/" not in out + result.stderr and "WARNING" not in out + result.stderr
 
 
@@ -148,12 +154,62 @@ def test_pushed_model_serves_in_a_fresh_process_without_project_code(first_run, 
     assert all(isinstance(text, str) and 0 < len(text) <= 12 for text in same_seed + greedy)  # characters
 
 
+VAE_IN_FRESH_PROCESS = textwrap.dedent(
+    """
+    import json, sys
+    import tensorflow as tf
+    model = tf.saved_model.load(sys.argv[1])
+    def example(text):
+        feature = tf.train.Feature(bytes_list=tf.train.BytesList(value=[text.encode()]))
+        return tf.train.Example(features=tf.train.Features(feature={"review": feature})).SerializeToString()
+    batch = tf.constant([example("A fine film, I liked it."), example("Dull.")])
+    served = model.signatures["serving_default"](examples=batch)
+    evaluated = model.signatures["evaluate"](examples=batch)
+    encoded = model.signatures["encode"](text=tf.constant(["A fine film.", "Dull."]))
+    def decode(seed, temperature):
+        out = model.signatures["decode"](z=encoded["mu"], temperature=tf.constant(temperature), seed=tf.constant(seed, tf.int64))
+        return [t.decode() for t in out["text"].numpy()]
+    between = model.signatures["interpolate"](first=tf.constant(["A fine film."]), second=tf.constant(["Dull."]),
+                                              steps=tf.constant(4))["texts"]
+    def generate(seed):
+        out = model.signatures["generate"](num_samples=tf.constant(3), temperature=tf.constant(1.0), seed=tf.constant(seed, tf.int64))
+        return [t.decode() for t in out["text"].numpy()]
+    print(json.dumps({
+        "signatures": sorted(model.signatures),
+        "served": {k: v.numpy().tolist() for k, v in served.items()},
+        "evaluated": sorted(evaluated),
+        "mu_shape": encoded["mu"].shape.as_list(), "sigma": encoded["sigma"].numpy().tolist(),
+        "greedy": [decode(1, 0.0), decode(2, 0.0)], "sampled": [decode(3, 1.0), decode(3, 1.0), decode(4, 1.0)],
+        "between_shape": between.shape.as_list(),
+        "generated": [generate(5), generate(5), generate(6)],
+    }))
+    """
+)
+
+
+def test_pushed_vae_serves_every_signature_in_a_fresh_process(first_run, tmp_path):
+    root, _, _ = first_run
+    out = run_in_fresh_process(VAE_IN_FRESH_PROCESS, only(f"{root}/serving/textflow-hvae/*"), tmp_path)
+    assert out["signatures"] == ["decode", "encode", "evaluate", "generate", "interpolate", "serving_default",
+                                 "transform_features"]
+    assert out["served"]["token_count"] == [25, 6]  # characters + EOS
+    assert all(nelbo > 0 and kl >= 0 for nelbo, kl in zip(out["served"]["negative_elbo"], out["served"]["kl"]))
+    assert {"sampled_hits", "teacher_forced_hits", "mu"} <= set(out["evaluated"])
+    assert out["mu_shape"] == [2, 8] and all(s > 0 for row in out["sigma"] for s in row)
+    assert out["greedy"][0] == out["greedy"][1]  # greedy ignores the seed
+    same, again, other = out["sampled"]
+    assert same == again and same != other
+    assert out["between_shape"] == [1, 4]
+    assert out["generated"][0] == out["generated"][1] != out["generated"][2]
+    assert all(isinstance(t, str) and len(t) <= 64 for t in out["generated"][0])
+
+
 def test_second_run_reuses_the_cache_and_pushes_nothing_new(first_run):
     root, args, _ = first_run
     before = sorted(os.listdir(root / "serving" / "textflow-rnn"))
     result = textflow(*args, cwd=root)
     assert result.returncode == 0, result.stdout + result.stderr
-    for component in ["TextExampleGen", "StatisticsGen", "Transform", "Trainer_rnn", "Trainer_transformer"]:
+    for component in ["TextExampleGen", "StatisticsGen", "Transform", "Trainer_rnn", "Trainer_transformer", "Trainer_hvae"]:
         assert re.search(rf"{component} finished in [\d.]+s \(cached\)", result.stdout), component
     assert "change threshold" in result.stdout  # the first run's model is now the baseline
     assert sorted(os.listdir(root / "serving" / "textflow-rnn")) == before

@@ -1,0 +1,107 @@
+"""Hierarchical VAE family (after MusicVAE, Roberts et al. 2018): its hyper-parameters and entry points.
+
+A text of L tokens is read as U = L / T segments of T tokens. A bidirectional LSTM encodes the
+whole text to q(z | x) = N(mu, sigma); a conductor LSTM started from z emits one embedding per
+segment; a bottom LSTM decodes each segment from its embedding. `decoder: flat` is the
+ablation: one LSTM over the whole text, started from z, at a matched parameter budget.
+The Keras model lives in `models.hvae_model`, imported when a model is built, so reading a
+config does not import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import tf_keras
+
+DECODERS = ("hierarchical", "flat")
+BETA_SCHEDULES = ("exponential", "logistic")
+
+
+@dataclasses.dataclass
+class HVAEConfig:
+    """Hyper-parameters of the hierarchical VAE family (the `hvae:` config section)."""
+
+    decoder: str = "hierarchical"  # hierarchical | flat (the ablation)
+    segment_length: int = 16  # T; transform.sequence_length must be a multiple of it
+    embedding_dim: int = 64
+    encoder_units: int = 128  # per direction, in each of the 2 bidirectional layers
+    latent_dim: int = 32
+    conductor_units: int = 128  # 2 layers; also the size of a segment embedding
+    decoder_units: int = 128
+    decoder_layers: int = 1
+    flat_units: int = 0  # flat decoder width; 0 picks the one matching the hierarchical model's size
+    beta_max: float = 0.2  # weight of the KL term once annealed
+    beta_schedule: str = "exponential"  # exponential: beta_max * (1 - beta_rate ** step)
+    beta_rate: float = 0.99
+    beta_midpoint: int = 200  # logistic: beta_max / (1 + exp(-(step - midpoint) / beta_width))
+    beta_width: float = 40.0
+    free_bits: float = 8.0  # nats of KL per text that cost nothing (keeps the latent in use)
+    word_dropout: float = 0.0  # share of decoder input tokens replaced by the unknown-token id
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    train_steps: int = 300
+    eval_steps: int = 20
+
+    def __post_init__(self) -> None:
+        if self.decoder not in DECODERS:
+            raise ValueError(f"hvae.decoder must be one of {', '.join(DECODERS)}, got {self.decoder!r}")
+        if self.beta_schedule not in BETA_SCHEDULES:
+            raise ValueError(f"hvae.beta_schedule must be one of {', '.join(BETA_SCHEDULES)}, got {self.beta_schedule!r}")
+        for name in ("segment_length", "embedding_dim", "encoder_units", "latent_dim", "conductor_units",
+                     "decoder_units", "decoder_layers", "batch_size", "train_steps", "eval_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"hvae.{name} must be at least 1, got {getattr(self, name)}")
+        if self.flat_units < 0:
+            raise ValueError(f"hvae.flat_units must be 0 (matched) or positive, got {self.flat_units}")
+        if not 0.0 <= self.word_dropout < 1.0:
+            raise ValueError(f"hvae.word_dropout must be in [0, 1), got {self.word_dropout}")
+        if not 0.0 < self.beta_rate < 1.0 or self.beta_max < 0 or self.free_bits < 0 or self.beta_width <= 0:
+            raise ValueError("hvae: beta_rate must be in (0, 1); beta_max, free_bits and beta_width non-negative")
+
+
+def _lstm_parameters(inputs: int, units: int) -> int:
+    return 4 * (inputs * units + units * units + units)
+
+
+def decoder_parameters(config: HVAEConfig, vocab_size: int, flat_units: int = 0) -> int:
+    """Parameters of the decoder side (everything after z except the shared embedding and
+    output layer sizes that depend on the width), for `decoder` or, with `flat_units`, flat."""
+    e, layers = config.embedding_dim, config.decoder_layers
+    if flat_units:
+        u = flat_units
+        stack = _lstm_parameters(e + config.latent_dim, u) + (layers - 1) * _lstm_parameters(u, u)
+        return (config.latent_dim + 1) * 2 * layers * u + stack + (u + 1) * vocab_size
+    c, u = config.conductor_units, config.decoder_units
+    conductor = (config.latent_dim + 1) * 4 * c + _lstm_parameters(1, c) + _lstm_parameters(c, c)
+    stack = _lstm_parameters(e + c, u) + (layers - 1) * _lstm_parameters(u, u)
+    return conductor + (c + 1) * 2 * layers * u + stack + (u + 1) * vocab_size
+
+
+def matched_flat_units(config: HVAEConfig, vocab_size: int) -> int:
+    """The flat decoder width whose parameter count is closest to the hierarchical decoder's."""
+    target = decoder_parameters(config, vocab_size)
+    return min(range(1, 4 * max(config.decoder_units, config.conductor_units) + 1),
+               key=lambda u: abs(decoder_parameters(config, vocab_size, u) - target))
+
+
+def build_hvae(config: HVAEConfig, vocab_size: int) -> "tf_keras.Model":
+    """The VAE over target ids [batch, L] (the text then EOS, right-padded); it returns
+    reconstruction logits [batch, L, vocab] and adds beta * max(KL - free_bits, 0) as a loss."""
+    from models.hvae_model import TextVAE
+
+    flat_units = 0
+    if config.decoder == "flat":
+        flat_units = config.flat_units or matched_flat_units(config, vocab_size)
+    model = TextVAE(config, vocab_size, flat_units)
+    model.build_for_sequences()
+    return model
+
+
+def hvae_optimizer(config: HVAEConfig, total_steps: int) -> "tf_keras.optimizers.Optimizer":
+    """Adam at a constant rate with global-norm clipping, as MusicVAE trains."""
+    import tf_keras
+
+    return tf_keras.optimizers.Adam(config.learning_rate, global_clipnorm=1.0)
