@@ -20,6 +20,7 @@ setup: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench.charlm --family transformer --data $(SHARED_DATA)/tinyshakespeare.txt --preset cpu-small
 	$(VENV)/bin/python -m bench.charlm --family rnn --data $(SHARED_DATA)/tinyshakespeare.txt --preset cpu-small
+	$(VENV)/bin/python -m bench.hvae --data $(SHARED_DATA)/tinyshakespeare.txt
 
 # The PyTorch references (nn.LSTM for rnn, nanoGPT's recipe for transformer), in their own environment (CPU wheel).
 TORCH_VENV ?= .venv-torch

@@ -20,6 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import json  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -36,7 +37,7 @@ SEGMENTS, SEGMENT_LENGTH = 16, 16
 PRESET = HVAEConfig(
     segment_length=SEGMENT_LENGTH, embedding_dim=64, encoder_units=128, latent_dim=64, conductor_units=128,
     decoder_units=192, decoder_layers=1, beta_max=0.2, beta_schedule="exponential", beta_rate=0.999,
-    free_bits=32.0, batch_size=32, learning_rate=2e-3,
+    free_bits=64.0, batch_size=16, learning_rate=2e-3,
 )
 
 
@@ -82,9 +83,12 @@ def run(decoder: str, data_path: str, train_steps: int, eval_windows: int, seed:
     started = time.perf_counter()
     for step in range(train_steps):
         loss = train_step(tf.constant(step, tf.int64))
+        if (step + 1) % 100 == 0:  # progress on stderr; the JSON line is the result
+            print(f"{decoder} step {step + 1}: loss {float(loss):.4f}, {time.perf_counter() - started:.0f}s", file=sys.stderr)
     float(loss)
     trained = time.perf_counter()
     metrics = evaluate(model, validation_windows(val, length, eval_windows))
+    print(f"{decoder} evaluated in {time.perf_counter() - trained:.0f}s", file=sys.stderr)
     return {
         "bench": "hvae",
         "decoder": decoder,
@@ -104,7 +108,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="tinyshakespeare.txt")
     parser.add_argument("--decoder", choices=["hierarchical", "flat", "both"], default="both")
-    parser.add_argument("--train-steps", type=int, default=1500)
+    parser.add_argument("--train-steps", type=int, default=1200)
     parser.add_argument("--eval-windows", type=int, default=256)
     parser.add_argument("--seed", type=int, default=1337)
     args = parser.parse_args()

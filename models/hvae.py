@@ -27,7 +27,7 @@ class HVAEConfig:
     decoder: str = "hierarchical"  # hierarchical | flat (the ablation)
     segment_length: int = 16  # T; transform.sequence_length must be a multiple of it
     embedding_dim: int = 64
-    encoder_units: int = 128  # per direction, in each of the 2 bidirectional layers
+    encoder_units: int = 64  # per direction, in each of the 2 bidirectional layers
     latent_dim: int = 32
     conductor_units: int = 128  # 2 layers; also the size of a segment embedding
     decoder_units: int = 128
@@ -40,7 +40,7 @@ class HVAEConfig:
     beta_width: float = 40.0
     free_bits: float = 8.0  # nats of KL per text that cost nothing (keeps the latent in use)
     word_dropout: float = 0.0  # share of decoder input tokens replaced by the unknown-token id
-    batch_size: int = 32
+    batch_size: int = 16
     learning_rate: float = 2e-3
     train_steps: int = 300
     eval_steps: int = 20

@@ -102,7 +102,8 @@ def test_artifacts_of_every_stage_are_written(first_run):
     assert values["perplexity"] == pytest.approx(2.718281828 ** values["cross_entropy_per_token"], rel=1e-6)
 
 
-LOAD_IN_FRESH_PROCESS = textwrap.dedent(
+# What every client script of a pushed IMDB-review model starts with: load it, build examples.
+CLIENT_PRELUDE = textwrap.dedent(
     """
     import json, sys
     import tensorflow as tf
@@ -111,6 +112,11 @@ LOAD_IN_FRESH_PROCESS = textwrap.dedent(
         feature = tf.train.Feature(bytes_list=tf.train.BytesList(value=[text.encode()]))
         return tf.train.Example(features=tf.train.Features(feature={"review": feature})).SerializeToString()
     batch = tf.constant([example("A fine film, I liked it."), example("Dull.")])
+    """
+)
+
+LOAD_IN_FRESH_PROCESS = CLIENT_PRELUDE + textwrap.dedent(
+    """
     out = model.signatures["serving_default"](examples=batch)
     transformed = model.signatures["transform_features"](examples=batch)
     def generate(seed, temperature=0.8):
@@ -154,15 +160,8 @@ def test_pushed_model_serves_in_a_fresh_process_without_project_code(first_run, 
     assert all(isinstance(text, str) and 0 < len(text) <= 12 for text in same_seed + greedy)  # characters
 
 
-VAE_IN_FRESH_PROCESS = textwrap.dedent(
+VAE_IN_FRESH_PROCESS = CLIENT_PRELUDE + textwrap.dedent(
     """
-    import json, sys
-    import tensorflow as tf
-    model = tf.saved_model.load(sys.argv[1])
-    def example(text):
-        feature = tf.train.Feature(bytes_list=tf.train.BytesList(value=[text.encode()]))
-        return tf.train.Example(features=tf.train.Features(feature={"review": feature})).SerializeToString()
-    batch = tf.constant([example("A fine film, I liked it."), example("Dull.")])
     served = model.signatures["serving_default"](examples=batch)
     evaluated = model.signatures["evaluate"](examples=batch)
     encoded = model.signatures["encode"](text=tf.constant(["A fine film.", "Dull."]))
