@@ -54,6 +54,34 @@ def _parser() -> argparse.ArgumentParser:
         help="any other config key, e.g. --set rnn.train_steps=500 --set evaluation.max_cross_entropy=2.5",
     )
     run.add_argument("--verbose", action="store_true", help="show TFX/TensorFlow logging instead of writing it to the log file")
+
+    promote = commands.add_parser(
+        "promote",
+        help="point a label (stable, canary) of a served model at a pushed version",
+        description="Point a label of a served model at a pushed version and rewrite <serving_dir>/models.config "
+        "(TensorFlow Serving's model config) atomically; the action goes to the audit log. A version the "
+        "pipeline did not bless is refused unless --force and --reason are given.",
+    )
+    promote.add_argument("name", help="served model name, e.g. textflow-rnn")
+    promote.add_argument("version", type=int, help="pushed version (a folder under <serving_dir>/<name>/)")
+    promote.add_argument("--label", choices=["stable", "canary"], required=True)
+    promote.add_argument("--reason", metavar="TEXT", help="why; kept in the audit log (required with --force)")
+    promote.add_argument("--force", action="store_true", help="promote a version that is not blessed")
+    rollback = commands.add_parser(
+        "rollback",
+        help="move the stable label of a served model back to its previous stable version",
+        description="Move the stable label back to the previous stable version; rewrites models.config and logs it.",
+    )
+    rollback.add_argument("name", help="served model name, e.g. textflow-rnn")
+    rollback.add_argument("--reason", metavar="TEXT", help="why; kept in the audit log")
+    models = commands.add_parser("models", help="what was pushed and promoted", description="What was pushed and promoted.")
+    models_commands = models.add_subparsers(dest="models_command", required=True, metavar="SUBCOMMAND")
+    models_history = models_commands.add_parser("history", help="the audit log of one served model, oldest first")
+    models_history.add_argument("name", help="served model name, e.g. textflow-rnn")
+    for command in (promote, rollback, models_history):
+        command.add_argument("--config", metavar="FILE", help="the run's YAML config (for its workspace and serving dir)")
+        command.add_argument("--workspace", metavar="DIR", help="the run's workspace (ML Metadata), default ./workspace")
+        command.add_argument("--serving-dir", metavar="DIR", help="the serving directory, default ./serving")
     return parser
 
 
@@ -145,11 +173,56 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _promotion_command(args: argparse.Namespace) -> int:
+    """promote, rollback and models history: they read and write only the serving directory
+    (and, to check a blessing, ML Metadata), so they start no pipeline."""
+    from pipeline.config import ConfigError, load_config
+    from pipeline.promotion import PromotionError, history, promote, rollback
+
+    overrides = {key: value for key, value in {"workspace": args.workspace, "serving_dir": args.serving_dir}.items() if value}
+    try:
+        config = load_config(args.config, overrides)
+    except ConfigError as err:
+        print(_paragraph("textflow: configuration error: ", str(err)), file=sys.stderr)
+        return EXIT_CONFIG
+    serving_dir = os.path.abspath(config.serving_dir)
+    try:
+        if args.command == "promote":
+            from pipeline.model_records import find_push, hash_folder
+
+            record = find_push(config, args.name, args.version)
+            blessed = record is not None and record.blessed
+            if not blessed and not (args.force and args.reason):
+                raise PromotionError(
+                    f"{args.name} version {args.version} has no blessing in {config.metadata_path} (no run of this "
+                    f"workspace pushed it as blessed); to promote it anyway, give --force and --reason"
+                )
+            evaluation = hash_folder(record.evaluation_uri) if record and record.evaluation_uri else None
+            reason = args.reason if blessed else f"forced, not blessed: {args.reason}"
+            entry = promote(serving_dir, args.name, args.version, args.label, reason, evaluation)
+            print(f"{args.name}: {args.label} -> version {entry['version']} ({os.path.join(serving_dir, 'models.config')})")
+        elif args.command == "rollback":
+            entry = rollback(serving_dir, args.name, args.reason)
+            print(f"{args.name}: stable -> version {entry['version']} ({os.path.join(serving_dir, 'models.config')})")
+        else:
+            entries = history(serving_dir, args.name)
+            if not entries:
+                print(f"{args.name}: no pushes or promotions recorded in {serving_dir}")
+            for e in entries:
+                label = f" {e['label']}" if e["label"] else ""
+                reason = f"  ({e['reason']})" if e["reason"] else ""
+                print(f"{e['time']}  {e['user']}  {e['action']}{label}  version {e['version']}{reason}")
+    except PromotionError as err:
+        print(_paragraph("textflow: ", str(err)), file=sys.stderr)
+        return EXIT_CONFIG
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
         return _run(args)
-    return EXIT_FAILED
+    return _promotion_command(args)
 
 
 if __name__ == "__main__":

@@ -317,3 +317,29 @@ def test_classifier_mode_end_to_end(tmp_path):
         assert all(sorted(classes) == ["0", "1"] for classes in served["classes"])
         positive, negative = (row[served["classes"][0].index("1")] for row in served["probabilities"][:2])
         assert positive > negative  # the clearly positive review scores higher than the clearly negative one
+
+
+def test_promote_a_blessed_push_and_refuse_an_unblessed_model(first_run):
+    root, _, _ = first_run
+    where = ["--workspace", "ws", "--serving-dir", "serving"]
+    version = os.path.basename(only(f"{root}/serving/textflow-rnn/*"))
+    result = textflow("promote", "textflow-rnn", version, "--label", "stable", "--reason", "first", *where, cwd=root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"textflow-rnn: stable -> version {version}" in result.stdout
+
+    handmade = root / "serving" / "textflow-handmade" / "5"  # copied in by hand: no run blessed it
+    handmade.mkdir(parents=True)
+    (handmade / "saved_model.pb").write_bytes(b"")
+    refused = textflow("promote", "textflow-handmade", "5", "--label", "canary", *where, cwd=root)
+    assert refused.returncode == 2 and "has no blessing" in refused.stderr and "--force" in refused.stderr
+    forced = textflow("promote", "textflow-handmade", "5", "--label", "canary", "--force", "--reason", "hotfix", *where, cwd=root)
+    assert forced.returncode == 0, forced.stderr
+
+    entries = [json.loads(line) for line in (root / "serving" / "audit.jsonl").read_text().splitlines()]
+    rnn, handmade_entry = [e for e in entries if e["model"] == "textflow-rnn"][-1], entries[-1]
+    assert rnn["action"] == "promote" and rnn["version"] == int(version) and len(rnn["evaluation_sha256"]) == 64
+    assert handmade_entry["evaluation_sha256"] is None and handmade_entry["reason"] == "forced, not blessed: hotfix"
+    shown = textflow("models", "history", "textflow-rnn", *where, cwd=root)
+    assert shown.returncode == 0 and f"promote stable  version {version}  (first)" in shown.stdout
+    config = (root / "serving" / "models.config").read_text()
+    assert f'version_labels {{ key: "stable" value: {version} }}' in config and 'name: "textflow-handmade"' in config
