@@ -4,7 +4,7 @@ TensorFlow Serving watches `<base>/<version>/`; a half-copied version directory 
 up, so the model is copied into a hidden temporary sibling and renamed into place. A version
 directory that exists is never written. When the same SavedModel (same `fingerprint.pb`) is
 already there, as after a re-run with nothing changed, that version is reported instead of
-pushing a copy.
+pushing a copy. Each new version is recorded in the serving directory's audit log.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from tfx.dsl.io import fileio
 from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
+
+from components.serving_audit import append_audit
 
 FINGERPRINT_FILE = "fingerprint.pb"
 
@@ -80,6 +82,7 @@ class Executor(pusher_executor.Executor):
         version = find_pushed_copy(model_path, base)
         if version is None:
             version = push_atomically(model_path, base)
+            append_audit(os.path.dirname(base.rstrip("/")), "push", os.path.basename(base.rstrip("/")), version)
         io_utils.copy_dir(model_path, model_push.uri)  # the artifact keeps its own copy, as in TFX
         self._MarkPushed(model_push, pushed_destination=os.path.join(base, str(version)), pushed_version=str(version))
 

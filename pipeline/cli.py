@@ -177,7 +177,8 @@ def _promotion_command(args: argparse.Namespace) -> int:
     """promote, rollback and models history: they read and write only the serving directory
     (and, to check a blessing, ML Metadata), so they start no pipeline."""
     from pipeline.config import ConfigError, load_config
-    from pipeline.promotion import PromotionError, history, promote, rollback
+    from components.serving_audit import history
+    from pipeline.promotion import PromotionError, promote, rollback
 
     overrides = {key: value for key, value in {"workspace": args.workspace, "serving_dir": args.serving_dir}.items() if value}
     try:

@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime
 import errno
 import fcntl
-import getpass
 import json
 import os
 from typing import Iterator, Optional
 
+from components.serving_audit import append_audit
+
 MODELS_CONFIG = "models.config"
-AUDIT_LOG = "audit.jsonl"
 LOCK_FILE = ".promotion.lock"
 LABELS = ("stable", "canary")
 _STATE_PREFIX = "# textflow-state: "
@@ -127,39 +126,6 @@ def promotion_lock(serving_dir: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def append_audit(serving_dir: str, action: str, model: str, version: Optional[int], label: Optional[str] = None,
-                 reason: Optional[str] = None, evaluation_hash: Optional[str] = None) -> dict:
-    """Appends one JSON line to the audit log (one write, flushed to disk); returns the entry."""
-    entry = {
-        "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "user": getpass.getuser(),
-        "action": action,
-        "model": model,
-        "version": version,
-        "label": label,
-        "reason": reason,
-        "evaluation_sha256": evaluation_hash,
-    }
-    os.makedirs(serving_dir, exist_ok=True)
-    fd = os.open(os.path.join(serving_dir, AUDIT_LOG), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, (json.dumps(entry, sort_keys=True) + "\n").encode("utf-8"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return entry
-
-
-def history(serving_dir: str, model: Optional[str] = None) -> list[dict]:
-    """The audit log's entries, oldest first (for one model, when named)."""
-    path = os.path.join(serving_dir, AUDIT_LOG)
-    if not os.path.exists(path):
-        return []
-    with open(path, encoding="utf-8") as f:
-        entries = [json.loads(line) for line in f if line.strip()]
-    return [e for e in entries if model is None or e["model"] == model]
 
 
 def promote(serving_dir: str, model: str, version: int, label: str, reason: Optional[str] = None,

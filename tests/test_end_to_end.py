@@ -336,6 +336,7 @@ def test_promote_a_blessed_push_and_refuse_an_unblessed_model(first_run):
     assert forced.returncode == 0, forced.stderr
 
     entries = [json.loads(line) for line in (root / "serving" / "audit.jsonl").read_text().splitlines()]
+    assert [(e["action"], e["version"]) for e in entries if e["model"] == "textflow-rnn"][0] == ("push", int(version))
     rnn, handmade_entry = [e for e in entries if e["model"] == "textflow-rnn"][-1], entries[-1]
     assert rnn["action"] == "promote" and rnn["version"] == int(version) and len(rnn["evaluation_sha256"]) == 64
     assert handmade_entry["evaluation_sha256"] is None and handmade_entry["reason"] == "forced, not blessed: hotfix"

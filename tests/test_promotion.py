@@ -10,7 +10,8 @@ import pytest
 from google.protobuf import text_format
 
 from pipeline import promotion
-from pipeline.promotion import MODELS_CONFIG, PromotionError, history, promote, rollback
+from components.serving_audit import history
+from pipeline.promotion import MODELS_CONFIG, PromotionError, promote, rollback
 
 
 def push(serving, model, version):
