@@ -76,9 +76,13 @@ def _parser() -> argparse.ArgumentParser:
     rollback.add_argument("--reason", metavar="TEXT", help="why; kept in the audit log")
     models = commands.add_parser("models", help="what was pushed and promoted", description="What was pushed and promoted.")
     models_commands = models.add_subparsers(dest="models_command", required=True, metavar="SUBCOMMAND")
+    models_list = models_commands.add_parser("list", help="every trained model: metrics, blessing, push, labels")
+    models_show = models_commands.add_parser("show", help="everything known about one pushed model, with its lineage")
+    models_show.add_argument("name", help="served model name, e.g. textflow-rnn")
+    models_show.add_argument("version", type=int, help="pushed version")
     models_history = models_commands.add_parser("history", help="the audit log of one served model, oldest first")
     models_history.add_argument("name", help="served model name, e.g. textflow-rnn")
-    for command in (promote, rollback, models_history):
+    for command in (promote, rollback, models_list, models_show, models_history):
         command.add_argument("--config", metavar="FILE", help="the run's YAML config (for its workspace and serving dir)")
         command.add_argument("--workspace", metavar="DIR", help="the run's workspace (ML Metadata), default ./workspace")
         command.add_argument("--serving-dir", metavar="DIR", help="the serving directory, default ./serving")
@@ -205,6 +209,8 @@ def _promotion_command(args: argparse.Namespace) -> int:
         elif args.command == "rollback":
             entry = rollback(serving_dir, args.name, args.reason)
             print(f"{args.name}: stable -> version {entry['version']} ({os.path.join(serving_dir, 'models.config')})")
+        elif args.models_command in ("list", "show"):
+            print(_describe_models(config, serving_dir, args))
         else:
             entries = history(serving_dir, args.name)
             if not entries:
@@ -217,6 +223,45 @@ def _promotion_command(args: argparse.Namespace) -> int:
         print(_paragraph("textflow: ", str(err)), file=sys.stderr)
         return EXIT_CONFIG
     return 0
+
+
+def _describe_models(config: Any, serving_dir: str, args: argparse.Namespace) -> str:
+    """`models list` (a line per trained model) or `models show NAME VERSION` (one, in full)."""
+    import datetime
+
+    from pipeline.model_records import model_records
+    from pipeline.promotion import PromotionError, read_state
+
+    labels = {name: entry.labels for name, entry in read_state(serving_dir).items()}
+    stamp = lambda t: datetime.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M") if t else "-"  # noqa: E731
+    records = model_records(config)
+    if args.models_command == "show":
+        matches = [r for r in records if r.destination and r.destination.endswith(os.path.join(args.name, str(args.version)))]
+        if not matches:
+            raise PromotionError(f"no run of {config.metadata_path} pushed {args.name} version {args.version}")
+        r = matches[-1]
+        held = [label for label, v in labels.get(args.name, {}).items() if v == r.version]
+        lines = [
+            f"{args.name} version {r.version} ({r.branch})",
+            f"  pushed to {r.destination} at {stamp(r.pushed_at)}; labels: {', '.join(held) or 'none'}",
+            f"  blessed: {'yes' if r.blessed else 'no'}; evaluation {r.evaluation_uri}",
+            *[f"    {name} {value:.4f}" for name, value in sorted(r.metrics.items())],
+            f"  trained at {stamp(r.trained_at)}: {r.uri}",
+            f"  data span: {r.data_span if r.data_span is not None else 'unknown'}",
+            *[f"  {key}: {', '.join(uris)}" for key, uris in sorted(r.trainer_inputs.items())],
+        ]
+        return "\n".join(lines)
+    if not records:
+        return f"no trained models in {config.metadata_path}"
+    lines = [f"{'model':<28} {'version':>10}  {'trained':<16}  {'key metric':<34} {'blessed':<8} {'pushed':<16}  labels"]
+    for r in records:
+        name = os.path.basename(os.path.dirname(r.destination)) if r.destination else f"{config.name}-{r.branch.replace('_', '-')}"
+        key = next((m for m in ("cross_entropy_per_token", "negative_elbo_per_token", "accuracy") if m in r.metrics), None)
+        metric = f"{key} {r.metrics[key]:.4f}" if key else "-"
+        blessed = {True: "yes", False: "no", None: "-"}[r.blessed]
+        held = ",".join(label for label, v in labels.get(name, {}).items() if v == r.version) or "-"
+        lines.append(f"{name:<28} {r.version or '-':>10}  {stamp(r.trained_at):<16}  {metric:<34} {blessed:<8} {stamp(r.pushed_at):<16}  {held}")
+    return "\n".join(lines)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -70,3 +70,91 @@ def hash_folder(path: str) -> str:
             with open(full, "rb") as f:
                 digest.update(f.read())
     return digest.hexdigest()
+
+
+@dataclasses.dataclass
+class ModelRecord:
+    """One trained candidate: where it came from, how it was judged, where it went."""
+
+    branch: str  # the pipeline branch that trained it: rnn, hvae, rnn_classifier, ...
+    uri: str
+    trained_at: float  # seconds since the epoch
+    trainer_inputs: dict[str, list[str]]  # lineage: examples, transform_graph, schema -> URIs
+    data_span: Optional[int]
+    metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    blessed: Optional[bool] = None  # None: not evaluated
+    evaluation_uri: Optional[str] = None
+    destination: Optional[str] = None  # <serving_dir>/<name>/<version> when pushed
+    pushed_at: Optional[float] = None
+
+    @property
+    def version(self) -> Optional[int]:
+        return int(os.path.basename(self.destination)) if self.destination else None
+
+
+def _node(store, execution_id: int) -> str:
+    """A component id (`Trainer_rnn`) from the node context of one of its executions."""
+    for context in store.get_contexts_by_execution(execution_id):
+        if context.type == "node":
+            return context.name.split(".", 1)[1]
+    return ""
+
+
+def _inputs_by_key(store, execution_id: int) -> dict[str, list]:
+    events = [e for e in store.get_events_by_execution_ids([execution_id]) if e.type == _INPUT]
+    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
+    result: dict[str, list] = {}
+    for event in events:
+        result.setdefault(event.path.steps[0].key, []).append(artifacts[event.artifact_id])
+    return result
+
+
+def _data_span(store, examples: list) -> Optional[int]:
+    """The span of the data a Trainer read: on its examples, or on the raw examples Transform read."""
+    for artifact in examples:
+        if "span" in artifact.custom_properties:
+            return artifact.custom_properties["span"].int_value
+        produced_by = [e.execution_id for e in store.get_events_by_artifact_ids([artifact.id]) if e.type == _OUTPUT]
+        if produced_by:
+            upstream = _inputs_by_key(store, produced_by[0]).get("examples", [])
+            if upstream and upstream != examples:
+                return _data_span(store, upstream)
+    return None
+
+
+def model_records(config: Config) -> list[ModelRecord]:
+    """Every model the pipeline of this workspace trained, oldest first, with its evaluation and push."""
+    from pipeline.summary import overall_metrics
+
+    if not os.path.exists(config.metadata_path):
+        return []
+    store = open_store(config)
+    records = []
+    for model in store.get_artifacts_by_type("Model"):
+        events = store.get_events_by_artifact_ids([model.id])
+        produced_by = [e.execution_id for e in events if e.type == _OUTPUT]
+        if not produced_by:
+            continue
+        inputs = _inputs_by_key(store, produced_by[0])
+        span = _data_span(store, inputs.get("examples", []))
+        record = ModelRecord(
+            branch=_node(store, produced_by[0]).removeprefix("Trainer_"),
+            uri=model.uri,
+            trained_at=model.create_time_since_epoch / 1000,
+            trainer_inputs={key: [a.uri for a in artifacts] for key, artifacts in inputs.items()},
+            data_span=span,
+        )
+        # the executions that read it as the candidate (not as another run's baseline)
+        for execution_id in {e.execution_id for e in events if e.type == _INPUT and e.path.steps[0].key == "model"}:
+            outputs = [e.artifact_id for e in store.get_events_by_execution_ids([execution_id]) if e.type == _OUTPUT]
+            for artifact in store.get_artifacts_by_id(outputs):
+                if artifact.type == "ModelBlessing":
+                    record.blessed = artifact.custom_properties["blessed"].int_value == 1
+                elif artifact.type == "ModelEvaluation":
+                    record.evaluation_uri = artifact.uri
+                    record.metrics = overall_metrics(artifact.uri)[0]
+                elif artifact.type == "PushedModel" and artifact.custom_properties["pushed"].int_value == 1:
+                    record.destination = artifact.custom_properties["pushed_destination"].string_value
+                    record.pushed_at = artifact.create_time_since_epoch / 1000
+        records.append(record)
+    return sorted(records, key=lambda r: r.trained_at)

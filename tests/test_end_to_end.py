@@ -344,3 +344,21 @@ def test_promote_a_blessed_push_and_refuse_an_unblessed_model(first_run):
     assert shown.returncode == 0 and f"promote stable  version {version}  (first)" in shown.stdout
     config = (root / "serving" / "models.config").read_text()
     assert f'version_labels {{ key: "stable" value: {version} }}' in config and 'name: "textflow-handmade"' in config
+
+
+def test_models_list_and_show_read_ml_metadata(first_run):
+    root, _, _ = first_run
+    where = ["--workspace", "ws", "--serving-dir", "serving"]
+    version = os.path.basename(only(f"{root}/serving/textflow-hvae/*"))
+    listed = textflow("models", "list", *where, cwd=root)
+    assert listed.returncode == 0, listed.stderr
+    rows = {line.split()[0]: line for line in listed.stdout.splitlines()[1:]}
+    assert {"textflow-rnn", "textflow-transformer", "textflow-hvae"} <= set(rows)
+    assert re.search(rf"{version} .* negative_elbo_per_token \d+\.\d+ +yes", rows["textflow-hvae"])
+    shown = textflow("models", "show", "textflow-hvae", version, *where, cwd=root)
+    assert shown.returncode == 0, shown.stderr
+    for expected in ["(hvae)", "blessed: yes", "sampled_reconstruction_accuracy", "active_units", "data span: 0",
+                     "transform_graph: ", "/Transform/transform_graph/", "schema: "]:
+        assert expected in shown.stdout, (expected, shown.stdout)
+    missing = textflow("models", "show", "textflow-hvae", "1", *where, cwd=root)
+    assert missing.returncode == 2 and "pushed textflow-hvae version 1" in missing.stderr
