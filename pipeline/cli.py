@@ -82,7 +82,19 @@ def _parser() -> argparse.ArgumentParser:
     models_show.add_argument("version", type=int, help="pushed version")
     models_history = models_commands.add_parser("history", help="the audit log of one served model, oldest first")
     models_history.add_argument("name", help="served model name, e.g. textflow-rnn")
-    for command in (promote, rollback, models_list, models_show, models_history):
+    predict = commands.add_parser(
+        "predict",
+        help="run a served model on a text, as TensorFlow Serving would, and print its outputs",
+        description="Load a pushed SavedModel (by version, by label, or the newest) with tf.saved_model.load and print "
+        "what its serving_default signature returns for the text.",
+    )
+    predict.add_argument("name", help="served model name, e.g. textflow-rnn")
+    which = predict.add_mutually_exclusive_group()
+    which.add_argument("--version", type=int, help="pushed version (default: the newest)")
+    which.add_argument("--label", choices=["stable", "canary"], help="the version a label points at")
+    predict.add_argument("--text", required=True, help="the raw text")
+    predict.add_argument("--text-column", metavar="NAME", help="the raw feature holding the text (default: the config's)")
+    for command in (promote, rollback, models_list, models_show, models_history, predict):
         command.add_argument("--config", metavar="FILE", help="the run's YAML config (for its workspace and serving dir)")
         command.add_argument("--workspace", metavar="DIR", help="the run's workspace (ML Metadata), default ./workspace")
         command.add_argument("--serving-dir", metavar="DIR", help="the serving directory, default ./serving")
@@ -209,6 +221,8 @@ def _promotion_command(args: argparse.Namespace) -> int:
         elif args.command == "rollback":
             entry = rollback(serving_dir, args.name, args.reason)
             print(f"{args.name}: stable -> version {entry['version']} ({os.path.join(serving_dir, 'models.config')})")
+        elif args.command == "predict":
+            print(_predict(config, serving_dir, args))
         elif args.models_command in ("list", "show"):
             print(_describe_models(config, serving_dir, args))
         else:
@@ -223,6 +237,45 @@ def _promotion_command(args: argparse.Namespace) -> int:
         print(_paragraph("textflow: ", str(err)), file=sys.stderr)
         return EXIT_CONFIG
     return 0
+
+
+def _predict(config: Any, serving_dir: str, args: argparse.Namespace) -> str:
+    """Loads the model the way TensorFlow Serving does (its SavedModel signatures, no project
+    code) and prints what `serving_default` returns for one text."""
+    import json
+
+    from pipeline.promotion import PromotionError, read_state, versions
+
+    version = args.version
+    if args.label:
+        entry = read_state(serving_dir).get(args.name)
+        version = entry.labels.get(args.label) if entry else None
+        if version is None:
+            raise PromotionError(f"{args.name} has no '{args.label}' label in {os.path.join(serving_dir, 'models.config')}")
+    pushed = versions(serving_dir, args.name)
+    version = version if version is not None else (pushed[-1] if pushed else None)
+    if version not in pushed:
+        raise PromotionError(f"{args.name} has no pushed version {version} under {serving_dir} "
+                             f"(pushed: {', '.join(map(str, pushed)) or 'none'})")
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (registers the word tokenizer's ops, as TensorFlow Serving has them)
+
+    path = os.path.join(serving_dir, args.name, str(version))
+    try:
+        model = tf.saved_model.load(path)
+    except (ValueError, OSError, tf.errors.OpError) as err:
+        raise PromotionError(f"{path} is not a SavedModel TensorFlow can load: {str(err).splitlines()[0]}") from None
+    feature = tf.train.Feature(bytes_list=tf.train.BytesList(value=[args.text.encode("utf-8")]))
+    example = tf.train.Example(features=tf.train.Features(feature={args.text_column or config.data.text_column: feature}))
+    outputs = model.signatures["serving_default"](examples=tf.constant([example.SerializeToString()]))
+
+    def plain(value: Any) -> Any:
+        value = value.numpy()[0].tolist() if hasattr(value, "numpy") else value
+        return [plain(v) for v in value] if isinstance(value, list) else value.decode() if isinstance(value, bytes) else value
+
+    lines = [f"{args.name} version {version}, serving_default:"]
+    lines += [f"  {name}: {json.dumps(plain(value))}" for name, value in sorted(outputs.items())]
+    return "\n".join(lines)
 
 
 def _describe_models(config: Any, serving_dir: str, args: argparse.Namespace) -> str:

@@ -326,6 +326,11 @@ def test_promote_a_blessed_push_and_refuse_an_unblessed_model(first_run):
     result = textflow("promote", "textflow-rnn", version, "--label", "stable", "--reason", "first", *where, cwd=root)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"textflow-rnn: stable -> version {version}" in result.stdout
+    predicted = textflow("predict", "textflow-rnn", "--label", "stable", "--text", "A fine film.", "--text-column", "review",
+                         *where, cwd=root)
+    assert predicted.returncode == 0, predicted.stderr
+    assert f"textflow-rnn version {version}" in predicted.stdout and "token_count: 13" in predicted.stdout
+    assert re.search(r"log_likelihood: -\d+\.\d+", predicted.stdout)
 
     handmade = root / "serving" / "textflow-handmade" / "5"  # copied in by hand: no run blessed it
     handmade.mkdir(parents=True)
