@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import getpass
+import hashlib
 import json
 import os
 from typing import Optional
@@ -44,3 +45,16 @@ def history(serving_dir: str, model: Optional[str] = None) -> list[dict]:
     with open(path, encoding="utf-8") as f:
         entries = [json.loads(line) for line in f if line.strip()]
     return [e for e in entries if model is None or e["model"] == model]
+
+
+def hash_folder(path: str) -> str:
+    """SHA-256 over every file under `path` (relative names and contents, in sorted order)."""
+    digest = hashlib.sha256()
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files):
+            full = os.path.join(root, name)
+            digest.update(os.path.relpath(full, path).encode("utf-8") + b"\0")
+            with open(full, "rb") as f:
+                digest.update(f.read())
+    return digest.hexdigest()

@@ -1,10 +1,15 @@
 """ServingPusher: TFX's Pusher with an atomic, never-overwriting push and no duplicate versions.
 
+It pushes only a model with both blessings, the Evaluator's and the serving check's
+(`components.serving_check`), and pushes the serving check's copy, which carries TensorFlow
+Serving's warm-up requests.
+
 TensorFlow Serving watches `<base>/<version>/`; a half-copied version directory can be picked
 up, so the model is copied into a hidden temporary sibling and renamed into place. A version
 directory that exists is never written. When the same SavedModel (same `fingerprint.pb`) is
 already there, as after a re-run with nothing changed, that version is reported instead of
-pushing a copy. Each new version is recorded in the serving directory's audit log.
+pushing a copy. Each new version is recorded in the serving directory's audit log with a hash
+of the evaluation it rests on (the optional `evaluation` input).
 """
 
 from __future__ import annotations
@@ -16,15 +21,17 @@ from typing import Any, Optional
 from tfx import types
 from tfx.components.pusher import component as pusher_component
 from tfx.components.pusher import executor as pusher_executor
-from tfx.dsl.components.base import executor_spec
+from tfx.dsl.components.base import base_component, executor_spec
 from tfx.dsl.io import fileio
 from tfx.proto import pusher_pb2
-from tfx.types import artifact_utils, standard_component_specs
-from tfx.utils import io_utils, proto_utils
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
+from tfx.types.component_spec import ChannelParameter
+from tfx.utils import io_utils, path_utils, proto_utils
 
-from components.serving_audit import append_audit
+from components.serving_audit import append_audit, hash_folder
 
 FINGERPRINT_FILE = "fingerprint.pb"
+EVALUATION_KEY = "evaluation"
 
 
 def _versions(base: str) -> list[int]:
@@ -68,6 +75,13 @@ def push_atomically(model_path: str, base: str) -> int:
 class Executor(pusher_executor.Executor):
     """Pushes a blessed model to a filesystem destination (TensorFlow Serving layout)."""
 
+    def GetModelPath(self, input_dict: dict[str, list[types.Artifact]]) -> str:
+        """The serving check's warmed-up copy when it made one, else the Trainer's model."""
+        infra = input_dict.get(standard_component_specs.INFRA_BLESSING_KEY)
+        if infra and artifact_utils.get_single_instance(infra).get_int_custom_property("has_model"):
+            return path_utils.stamped_model_path(artifact_utils.get_single_instance(infra).uri)
+        return super().GetModelPath(input_dict)
+
     def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
            exec_properties: dict[str, Any]) -> None:
         self._log_startup(input_dict, output_dict, exec_properties)
@@ -82,12 +96,33 @@ class Executor(pusher_executor.Executor):
         version = find_pushed_copy(model_path, base)
         if version is None:
             version = push_atomically(model_path, base)
-            append_audit(os.path.dirname(base.rstrip("/")), "push", os.path.basename(base.rstrip("/")), version)
+            evaluation = input_dict.get(EVALUATION_KEY)
+            evaluation_hash = hash_folder(artifact_utils.get_single_instance(evaluation).uri) if evaluation else None
+            append_audit(os.path.dirname(base.rstrip("/")), "push", os.path.basename(base.rstrip("/")), version,
+                         evaluation_hash=evaluation_hash)
         io_utils.copy_dir(model_path, model_push.uri)  # the artifact keeps its own copy, as in TFX
         self._MarkPushed(model_push, pushed_destination=os.path.join(base, str(version)), pushed_version=str(version))
 
 
-class ServingPusher(pusher_component.Pusher):
-    """Pusher whose executor pushes atomically and never rewrites a version."""
+class ServingPusherSpec(standard_component_specs.PusherSpec):
+    """TFX's Pusher inputs, plus the evaluation the blessing rests on (for the audit log)."""
 
+    INPUTS = {
+        **standard_component_specs.PusherSpec.INPUTS,
+        EVALUATION_KEY: ChannelParameter(type=standard_artifacts.ModelEvaluation, optional=True),
+    }
+
+
+class ServingPusher(pusher_component.Pusher):
+    """Pusher whose executor pushes atomically, never rewrites a version and logs each push."""
+
+    SPEC_CLASS = ServingPusherSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+
+    def __init__(self, model: types.BaseChannel, model_blessing: types.BaseChannel,
+                 push_destination: pusher_pb2.PushDestination, infra_blessing: Optional[types.BaseChannel] = None,
+                 evaluation: Optional[types.BaseChannel] = None):
+        base_component.BaseComponent.__init__(self, spec=ServingPusherSpec(
+            model=model, model_blessing=model_blessing, infra_blessing=infra_blessing, evaluation=evaluation,
+            push_destination=push_destination, pushed_model=types.Channel(type=standard_artifacts.PushedModel),
+        ))

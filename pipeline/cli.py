@@ -194,6 +194,7 @@ def _promotion_command(args: argparse.Namespace) -> int:
     (and, to check a blessing, ML Metadata), so they start no pipeline."""
     from pipeline.config import ConfigError, load_config
     from components.serving_audit import history
+    from pipeline.model_commands import list_models, predict, show_model
     from pipeline.promotion import PromotionError, promote, rollback
 
     overrides = {key: value for key, value in {"workspace": args.workspace, "serving_dir": args.serving_dir}.items() if value}
@@ -205,7 +206,8 @@ def _promotion_command(args: argparse.Namespace) -> int:
     serving_dir = os.path.abspath(config.serving_dir)
     try:
         if args.command == "promote":
-            from pipeline.model_records import find_push, hash_folder
+            from components.serving_audit import hash_folder
+            from pipeline.model_records import find_push
 
             record = find_push(config, args.name, args.version)
             blessed = record is not None and record.blessed
@@ -222,9 +224,11 @@ def _promotion_command(args: argparse.Namespace) -> int:
             entry = rollback(serving_dir, args.name, args.reason)
             print(f"{args.name}: stable -> version {entry['version']} ({os.path.join(serving_dir, 'models.config')})")
         elif args.command == "predict":
-            print(_predict(config, serving_dir, args))
-        elif args.models_command in ("list", "show"):
-            print(_describe_models(config, serving_dir, args))
+            print(predict(config, serving_dir, args.name, args.version, args.label, args.text, args.text_column))
+        elif args.models_command == "list":
+            print(list_models(config, serving_dir))
+        elif args.models_command == "show":
+            print(show_model(config, serving_dir, args.name, args.version))
         else:
             entries = history(serving_dir, args.name)
             if not entries:
@@ -237,84 +241,6 @@ def _promotion_command(args: argparse.Namespace) -> int:
         print(_paragraph("textflow: ", str(err)), file=sys.stderr)
         return EXIT_CONFIG
     return 0
-
-
-def _predict(config: Any, serving_dir: str, args: argparse.Namespace) -> str:
-    """Loads the model the way TensorFlow Serving does (its SavedModel signatures, no project
-    code) and prints what `serving_default` returns for one text."""
-    import json
-
-    from pipeline.promotion import PromotionError, read_state, versions
-
-    version = args.version
-    if args.label:
-        entry = read_state(serving_dir).get(args.name)
-        version = entry.labels.get(args.label) if entry else None
-        if version is None:
-            raise PromotionError(f"{args.name} has no '{args.label}' label in {os.path.join(serving_dir, 'models.config')}")
-    pushed = versions(serving_dir, args.name)
-    version = version if version is not None else (pushed[-1] if pushed else None)
-    if version not in pushed:
-        raise PromotionError(f"{args.name} has no pushed version {version} under {serving_dir} "
-                             f"(pushed: {', '.join(map(str, pushed)) or 'none'})")
-    import tensorflow as tf
-    import tensorflow_text  # noqa: F401  (registers the word tokenizer's ops, as TensorFlow Serving has them)
-
-    path = os.path.join(serving_dir, args.name, str(version))
-    try:
-        model = tf.saved_model.load(path)
-    except (ValueError, OSError, tf.errors.OpError) as err:
-        raise PromotionError(f"{path} is not a SavedModel TensorFlow can load: {str(err).splitlines()[0]}") from None
-    feature = tf.train.Feature(bytes_list=tf.train.BytesList(value=[args.text.encode("utf-8")]))
-    example = tf.train.Example(features=tf.train.Features(feature={args.text_column or config.data.text_column: feature}))
-    outputs = model.signatures["serving_default"](examples=tf.constant([example.SerializeToString()]))
-
-    def plain(value: Any) -> Any:
-        value = value.numpy()[0].tolist() if hasattr(value, "numpy") else value
-        return [plain(v) for v in value] if isinstance(value, list) else value.decode() if isinstance(value, bytes) else value
-
-    lines = [f"{args.name} version {version}, serving_default:"]
-    lines += [f"  {name}: {json.dumps(plain(value))}" for name, value in sorted(outputs.items())]
-    return "\n".join(lines)
-
-
-def _describe_models(config: Any, serving_dir: str, args: argparse.Namespace) -> str:
-    """`models list` (a line per trained model) or `models show NAME VERSION` (one, in full)."""
-    import datetime
-
-    from pipeline.model_records import model_records
-    from pipeline.promotion import PromotionError, read_state
-
-    labels = {name: entry.labels for name, entry in read_state(serving_dir).items()}
-    stamp = lambda t: datetime.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M") if t else "-"  # noqa: E731
-    records = model_records(config)
-    if args.models_command == "show":
-        matches = [r for r in records if r.destination and r.destination.endswith(os.path.join(args.name, str(args.version)))]
-        if not matches:
-            raise PromotionError(f"no run of {config.metadata_path} pushed {args.name} version {args.version}")
-        r = matches[-1]
-        held = [label for label, v in labels.get(args.name, {}).items() if v == r.version]
-        lines = [
-            f"{args.name} version {r.version} ({r.branch})",
-            f"  pushed to {r.destination} at {stamp(r.pushed_at)}; labels: {', '.join(held) or 'none'}",
-            f"  blessed: {'yes' if r.blessed else 'no'}; evaluation {r.evaluation_uri}",
-            *[f"    {name} {value:.4f}" for name, value in sorted(r.metrics.items())],
-            f"  trained at {stamp(r.trained_at)}: {r.uri}",
-            f"  data span: {r.data_span if r.data_span is not None else 'unknown'}",
-            *[f"  {key}: {', '.join(uris)}" for key, uris in sorted(r.trainer_inputs.items())],
-        ]
-        return "\n".join(lines)
-    if not records:
-        return f"no trained models in {config.metadata_path}"
-    lines = [f"{'model':<28} {'version':>10}  {'trained':<16}  {'key metric':<34} {'blessed':<8} {'pushed':<16}  labels"]
-    for r in records:
-        name = os.path.basename(os.path.dirname(r.destination)) if r.destination else f"{config.name}-{r.branch.replace('_', '-')}"
-        key = next((m for m in ("cross_entropy_per_token", "negative_elbo_per_token", "accuracy") if m in r.metrics), None)
-        metric = f"{key} {r.metrics[key]:.4f}" if key else "-"
-        blessed = {True: "yes", False: "no", None: "-"}[r.blessed]
-        held = ",".join(label for label, v in labels.get(name, {}).items() if v == r.version) or "-"
-        lines.append(f"{name:<28} {r.version or '-':>10}  {stamp(r.trained_at):<16}  {metric:<34} {blessed:<8} {stamp(r.pushed_at):<16}  {held}")
-    return "\n".join(lines)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

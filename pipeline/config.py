@@ -66,6 +66,16 @@ class EvaluationConfig:
 
 
 @dataclasses.dataclass
+class ServingCheckConfig:
+    """The check before a push (components/serving_check.py): requests from eval examples,
+    replayed in a separate process the way TensorFlow Serving would load the model."""
+
+    batch_size: int = 8  # eval examples per request
+    latency_requests: int = 100  # serving_default calls timed for p50/p99
+    max_p99_ms: float = 0.0  # a p99 latency above this fails the check; 0: no limit
+
+
+@dataclasses.dataclass
 class Config:
     """The whole project configuration (see pipeline/default_config.yaml)."""
 
@@ -75,6 +85,7 @@ class Config:
     models: list[str] = dataclasses.field(default_factory=lambda: ["rnn", "transformer", "hvae"])
     families: dict[str, Any] = dataclasses.field(default_factory=dict)
     evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
+    serving_check: ServingCheckConfig = dataclasses.field(default_factory=ServingCheckConfig)
     workspace: str = "workspace"
     serving_dir: str = "serving"
     beam_args: list[str] = dataclasses.field(
@@ -228,6 +239,11 @@ def validate(config: Config) -> None:
         raise ConfigError("config section 'evaluation': thresholds must be positive")
     if not (0 <= limits.min_accuracy <= 1 and 0 <= limits.min_auc <= 1):
         raise ConfigError("config section 'evaluation': min_accuracy and min_auc must be between 0 and 1")
+    check = config.serving_check
+    if check.batch_size < 1 or check.latency_requests < 1 or check.max_p99_ms < 0:
+        raise ConfigError(
+            "config section 'serving_check': batch_size and latency_requests must be at least 1, max_p99_ms 0 or more"
+        )
     if not config.name.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(f"config key 'name' may hold only letters, digits, '-' and '_', got {config.name!r}")
 

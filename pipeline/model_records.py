@@ -3,36 +3,22 @@
 Each `Model` artifact is followed through the metadata store: the Trainer execution that made
 it (and what it read: examples and their span, schema, transform graph), then the executions
 that took it as their candidate `model`: the Evaluator's `ModelEvaluation` and `ModelBlessing`,
-the Pusher's `PushedModel` (where it went). An evaluation's files can be hashed, so the audit
-log records which numbers a promotion rested on.
+the serving check's `InfraBlessing`, the Pusher's `PushedModel` (where it went).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 from typing import Optional
 
 from ml_metadata.proto import metadata_store_pb2
 
+from components.serving_check import read_serving_check
 from pipeline.config import Config
 from pipeline.summary import open_store
 
 _INPUT, _OUTPUT = metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.OUTPUT
-
-
-def hash_folder(path: str) -> str:
-    """SHA-256 over every file under `path` (relative names and contents, in sorted order)."""
-    digest = hashlib.sha256()
-    for root, dirs, files in os.walk(path):
-        dirs.sort()
-        for name in sorted(files):
-            full = os.path.join(root, name)
-            digest.update(os.path.relpath(full, path).encode("utf-8") + b"\0")
-            with open(full, "rb") as f:
-                digest.update(f.read())
-    return digest.hexdigest()
 
 
 @dataclasses.dataclass
@@ -47,6 +33,7 @@ class ModelRecord:
     metrics: dict[str, float] = dataclasses.field(default_factory=dict)
     blessed: Optional[bool] = None  # None: not evaluated
     evaluation_uri: Optional[str] = None
+    serving_check: Optional[dict] = None  # the serving check's findings (components/serving_check.py)
     destination: Optional[str] = None  # <serving_dir>/<name>/<version> when pushed
     pushed_at: Optional[float] = None
 
@@ -116,6 +103,8 @@ def model_records(config: Config) -> list[ModelRecord]:
                 elif artifact.type == "ModelEvaluation":
                     record.evaluation_uri = artifact.uri
                     record.metrics = overall_metrics(artifact.uri)[0]
+                elif artifact.type == "InfraBlessing":
+                    record.serving_check = read_serving_check(artifact.uri)
                 elif artifact.type == "PushedModel" and artifact.custom_properties["pushed"].int_value == 1:
                     record.destination = artifact.custom_properties["pushed_destination"].string_value
                     record.pushed_at = artifact.create_time_since_epoch / 1000

@@ -2,7 +2,8 @@
 
 TextExampleGen -> StatisticsGen -> TextSchemaGen | ImportSchemaGen -> ExampleValidator -> DataGate,
 then Transform, and for each model family its own Trainer, latest-blessed-model Resolver,
-Evaluator and Pusher, so every family is blessed against its own last blessed model. With a
+Evaluator, ServingCheck and Pusher, so every family is blessed against its own last blessed
+model, and pushed only when it also serves. With a
 label column the branches train classifiers instead (`rnn_classifier`, ...), kept apart from
 the language models' branches, baselines and serving names.
 """
@@ -15,6 +16,7 @@ import os
 from tfx import v1 as tfx
 
 from components.data_gate import DataGate
+from components.serving_check import ServingCheck
 from components.serving_pusher import ServingPusher
 from components.text_example_gen import TextExampleGen
 from components.text_readers import ReaderOptions
@@ -30,6 +32,7 @@ def node_ids(config: Config, family: str) -> dict[str, str]:
         "trainer": f"Trainer_{branch}",
         "resolver": f"LatestBlessedModel_{branch}",
         "evaluator": f"Evaluator_{branch}",
+        "serving_check": f"ServingCheck_{branch}",
         "pusher": f"Pusher_{branch}",
     }
 
@@ -121,16 +124,28 @@ def create_pipeline(config: Config) -> tfx.dsl.Pipeline:
             baseline_model=baseline.outputs["model"],
             eval_config=eval_config(config, family),
         ).with_id(ids["evaluator"])
+        serving_check = ServingCheck(
+            model=trainer.outputs["model"],
+            examples=example_gen.outputs["examples"],
+            model_name=model_name(config, family),
+            text_column=config.data.text_column,
+            batch_size=config.serving_check.batch_size,
+            latency_requests=config.serving_check.latency_requests,
+            max_p99_ms=config.serving_check.max_p99_ms,
+        ).with_id(ids["serving_check"])
+        serving_check.add_upstream_node(evaluator)  # between Evaluator and Pusher, as InfraValidator sits
         pusher = ServingPusher(
             model=trainer.outputs["model"],
             model_blessing=evaluator.outputs["blessing"],
+            infra_blessing=serving_check.outputs["blessing"],
+            evaluation=evaluator.outputs["evaluation"],
             push_destination=tfx.proto.PushDestination(
                 filesystem=tfx.proto.PushDestination.Filesystem(
                     base_directory=os.path.join(os.path.abspath(config.serving_dir), model_name(config, family))
                 )
             ),
         ).with_id(ids["pusher"])
-        components += [trainer, baseline, evaluator, pusher]
+        components += [trainer, baseline, evaluator, serving_check, pusher]
 
     return tfx.dsl.Pipeline(
         pipeline_name=config.name,

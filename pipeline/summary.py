@@ -17,6 +17,7 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
+from components.serving_check import read_serving_check
 from components.trainer_module import METRICS_FILE
 from pipeline.config import Config, branch_task, model_name
 from pipeline.evaluation import Threshold, blessing_thresholds
@@ -58,6 +59,7 @@ class FamilyResult:
     blessed: bool
     pushed_to: Optional[str]
     training: dict[str, float]
+    serving_check: Optional[dict] = None  # what components/serving_check.py found
 
 
 def open_store(config: Config) -> metadata_store.MetadataStore:
@@ -125,6 +127,7 @@ def family_results(config: Config) -> list[FamilyResult]:
         model_run = latest_outputs(store, config.name, ids["trainer"]).get("model_run", [])
         metrics, baseline = overall_metrics(evaluation["evaluation"][0].uri) if evaluation else ({}, {})
         blessing = evaluation.get("blessing", [])
+        infra = latest_outputs(store, config.name, ids["serving_check"]).get("blessing", [])
         push = pushed[0] if pushed and _custom_int(pushed[0], "pushed") else None
         training = {}
         if model_run:
@@ -143,6 +146,7 @@ def family_results(config: Config) -> list[FamilyResult]:
                 blessed=bool(blessing and _custom_int(blessing[0], "blessed")),
                 pushed_to=push.custom_properties["pushed_destination"].string_value if push else None,
                 training=training,
+                serving_check=read_serving_check(infra[0].uri) if infra else None,
             )
         )
     return results
@@ -182,12 +186,27 @@ def format_summary(results: list[FamilyResult]) -> str:
             lines.append("    baseline: none (no blessed model of this family yet)")
         lines.append(f"    {'BLESSED' if r.blessed else 'NOT BLESSED'}:")
         lines += [f"      {check.describe()}" for check in r.checks]
+        lines += describe_serving_check(r.serving_check)
         lines.append(f"    pushed to {r.pushed_to}" if r.pushed_to else "    not pushed")
     generative = [r for r in results if r.task != "classifier"]
     if len(generative) > 1:
         side_by_side = ", ".join(f"{r.family} {_nats_per_token(r):.4f}" for r in generative)
         lines.append(f"  nats per eval token (cross-entropy; hvae: negative ELBO, an upper bound): {side_by_side}")
     return "\n".join(lines)
+
+
+def describe_serving_check(found: Optional[dict]) -> list[str]:
+    """The serving check's verdict in a line or two (and each problem it found)."""
+    if found is None:
+        return ["    serving check: not run"]
+    latency = found.get("latency")
+    timing = (f"serving_default p50 {latency['p50_ms']:.1f} ms, p99 {latency['p99_ms']:.1f} ms "
+              f"({latency['requests']} requests of {latency['batch_size']})" if latency else "no latency measured")
+    signatures = len(found.get("signatures", {}))
+    verdict = "passed" if found["blessed"] else "FAILED"
+    return [f"    serving check {verdict}: {signatures} signatures called in a separate process; {timing}"] + [
+        f"      {problem}" for problem in found["problems"]
+    ]
 
 
 def _nats_per_token(r: FamilyResult) -> float:

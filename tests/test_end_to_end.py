@@ -69,13 +69,16 @@ def test_cli_prints_progress_and_summary_but_no_library_noise(first_run):
     _, _, result = first_run
     out = result.stdout
     for component in ["TextExampleGen", "StatisticsGen", "TextSchemaGen", "ExampleValidator", "DataGate",
-                      "Transform", "Trainer_rnn", "Evaluator_rnn", "Pusher_rnn", "Trainer_transformer",
-                      "Evaluator_transformer", "Pusher_transformer", "Trainer_hvae", "Evaluator_hvae", "Pusher_hvae"]:
+                      "Transform", "Trainer_rnn", "Evaluator_rnn", "ServingCheck_rnn", "Pusher_rnn", "Trainer_transformer",
+                      "Evaluator_transformer", "ServingCheck_transformer", "Pusher_transformer", "Trainer_hvae",
+                      "Evaluator_hvae", "ServingCheck_hvae", "Pusher_hvae"]:
         assert f"{component} started" in out and f"{component} finished in" in out
     assert "Summary" in out and "BLESSED" in out and "cross_entropy_per_token" in out
     assert "negative_elbo_per_token" in out and "active latent units" in out
     assert re.search(r"nats per eval token .*: rnn \d\.\d+, transformer \d\.\d+, hvae \d\.\d+", out), out
     assert out.count("pushed to") == 3
+    assert len(re.findall(r"serving check passed: \d signatures called in a separate process; "
+                          r"serving_default p50 [\d.]+ ms, p99 [\d.]+ ms \(100 requests of 8\)", out)) == 3, out
     assert all(f"textflow-{family}/" in out for family in ["rnn", "transformer", "hvae"])
     assert "tensorflow/" not in out + result.stderr and "WARNING" not in out + result.stderr
 
@@ -158,6 +161,17 @@ def test_pushed_model_serves_in_a_fresh_process_without_project_code(first_run, 
     same_seed, again, other_seed, greedy = out["generated"]
     assert same_seed == again and same_seed != other_seed  # deterministic for a fixed seed
     assert all(isinstance(text, str) and 0 < len(text) <= 12 for text in same_seed + greedy)  # characters
+    assert warmup_signatures(version_dir) == ["generate", "serving_default", "transform_features"]
+
+
+def warmup_signatures(version_dir):
+    """The signatures the pushed model's TensorFlow Serving warm-up requests call."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    path = os.path.join(version_dir, "assets.extra", "tf_serving_warmup_requests")
+    logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in tf.data.TFRecordDataset(path)]
+    return sorted(log.predict_log.request.model_spec.signature_name for log in logs)
 
 
 VAE_IN_FRESH_PROCESS = CLIENT_PRELUDE + textwrap.dedent(
@@ -188,7 +202,8 @@ VAE_IN_FRESH_PROCESS = CLIENT_PRELUDE + textwrap.dedent(
 
 def test_pushed_vae_serves_every_signature_in_a_fresh_process(first_run, tmp_path):
     root, _, _ = first_run
-    out = run_in_fresh_process(VAE_IN_FRESH_PROCESS, only(f"{root}/serving/textflow-hvae/*"), tmp_path)
+    version_dir = only(f"{root}/serving/textflow-hvae/*")
+    out = run_in_fresh_process(VAE_IN_FRESH_PROCESS, version_dir, tmp_path)
     assert out["signatures"] == ["decode", "encode", "evaluate", "generate", "interpolate", "serving_default",
                                  "transform_features"]
     assert out["served"]["token_count"] == [25, 6]  # characters + EOS
@@ -201,6 +216,7 @@ def test_pushed_vae_serves_every_signature_in_a_fresh_process(first_run, tmp_pat
     assert out["between_shape"] == [1, 4]
     assert out["generated"][0] == out["generated"][1] != out["generated"][2]
     assert all(isinstance(t, str) and len(t) <= 64 for t in out["generated"][0])
+    assert warmup_signatures(version_dir) == out["signatures"]
 
 
 def test_second_run_reuses_the_cache_and_pushes_nothing_new(first_run):
@@ -245,7 +261,7 @@ def test_spans_read_the_latest_one(tmp_path):
         write_reviews(tmp_path / f"span-{span}" / "part.jsonl", rows=rows)
     result = textflow("run", "--data", str(tmp_path / "span-{SPAN}" / "*.jsonl"), "--format", "jsonl",
                       "--text-column", "review", "--workspace", "ws", "--serving-dir", "serving",
-                      *SMALL_MODEL, cwd=tmp_path)
+                      "--models", "rnn", *SMALL_MODEL, cwd=tmp_path)  # one family: this tests the data side
     assert result.returncode == 0, result.stdout + result.stderr
     from ml_metadata import metadata_store
     from tfx.orchestration import metadata
@@ -341,9 +357,11 @@ def test_promote_a_blessed_push_and_refuse_an_unblessed_model(first_run):
     assert forced.returncode == 0, forced.stderr
 
     entries = [json.loads(line) for line in (root / "serving" / "audit.jsonl").read_text().splitlines()]
-    assert [(e["action"], e["version"]) for e in entries if e["model"] == "textflow-rnn"][0] == ("push", int(version))
+    push = [e for e in entries if e["model"] == "textflow-rnn"][0]
+    assert (push["action"], push["version"]) == ("push", int(version)) and len(push["evaluation_sha256"]) == 64
     rnn, handmade_entry = [e for e in entries if e["model"] == "textflow-rnn"][-1], entries[-1]
     assert rnn["action"] == "promote" and rnn["version"] == int(version) and len(rnn["evaluation_sha256"]) == 64
+    assert push["evaluation_sha256"] == rnn["evaluation_sha256"]  # the push and the promotion rest on one evaluation
     assert handmade_entry["evaluation_sha256"] is None and handmade_entry["reason"] == "forced, not blessed: hotfix"
     shown = textflow("models", "history", "textflow-rnn", *where, cwd=root)
     assert shown.returncode == 0 and f"promote stable  version {version}  (first)" in shown.stdout
@@ -359,10 +377,10 @@ def test_models_list_and_show_read_ml_metadata(first_run):
     assert listed.returncode == 0, listed.stderr
     rows = {line.split()[0]: line for line in listed.stdout.splitlines()[1:]}
     assert {"textflow-rnn", "textflow-transformer", "textflow-hvae"} <= set(rows)
-    assert re.search(rf"{version} .* negative_elbo_per_token \d+\.\d+ +yes", rows["textflow-hvae"])
+    assert re.search(rf"{version} .* negative_elbo_per_token \d+\.\d+ +yes +pass ", rows["textflow-hvae"])
     shown = textflow("models", "show", "textflow-hvae", version, *where, cwd=root)
     assert shown.returncode == 0, shown.stderr
-    for expected in ["(hvae)", "blessed: yes", "sampled_reconstruction_accuracy", "active_units", "data span: 0",
+    for expected in ["(hvae)", "blessed: yes", "serving check: passed", "interpolate: outputs {'texts': [","sampled_reconstruction_accuracy", "active_units", "data span: 0",
                      "transform_graph: ", "/Transform/transform_graph/", "schema: "]:
         assert expected in shown.stdout, (expected, shown.stdout)
     missing = textflow("models", "show", "textflow-hvae", "1", *where, cwd=root)
