@@ -178,13 +178,18 @@ def _run(args: argparse.Namespace) -> int:
         try:
             # TensorFlow and TFX start here, inside the redirect, so their start-up noise is logged.
             from pipeline.run_local import run_pipeline
+            from pipeline.run_record import keep_run_record
             from pipeline.summary import family_results, format_summary
 
             run_pipeline(config, terminal.out)
-            summary = format_summary(family_results(config))
+            results = family_results(config)
+            summary = format_summary(results)
+            record = keep_run_record(config, results, summary)
         except Exception as err:
             return _report_failure(err, log_path, terminal.err)
     print(summary)
+    if record:
+        print(f"\nBlessing decisions and this summary are kept in {record}")
     print(f"\nFinished in {time.monotonic() - started:.0f}s. Artifacts: {os.path.abspath(config.pipeline_root)}")
     return 0
 

@@ -32,20 +32,30 @@ class ThresholdCheck:
 
     threshold: Threshold
     kind: str  # "value" or "change"
-    value: float  # the candidate's metric, or its change against the baseline
+    candidate: float  # the candidate's metric
     passed: bool
-    baseline: Optional[float] = None
+    baseline: Optional[float] = None  # the last blessed model's (change thresholds)
+
+    @property
+    def change(self) -> float:
+        return self.candidate - self.baseline
 
     def describe(self) -> str:
         verdict = "pass" if self.passed else "FAIL"
         t = self.threshold
         sign = ">=" if t.higher_is_better else "<="
         if self.kind == "value":
-            return f"{verdict}: {t.metric} {self.value:.4f} {sign} {t.bound:.4f} (value threshold)"
+            return f"{verdict}: {t.metric} {self.candidate:.4f} {sign} {t.bound:.4f} (value threshold)"
         return (
-            f"{verdict}: {t.metric} change {self.value:+.4f} vs baseline {self.baseline:.4f} "
+            f"{verdict}: {t.metric} change {self.change:+.4f} vs baseline {self.baseline:.4f} "
             f"{sign} {t.allowed_change:+.4f} (change threshold)"
         )
+
+    def record(self) -> dict:
+        """The check as the run keeps it: metric, candidate, baseline, threshold, pass or fail, in words."""
+        limit = self.threshold.bound if self.kind == "value" else self.threshold.allowed_change
+        return {"metric": self.threshold.metric, "kind": self.kind, "candidate": self.candidate,
+                "baseline": self.baseline, "threshold": limit, "passed": self.passed, "explanation": self.describe()}
 
 
 @dataclasses.dataclass
@@ -108,8 +118,8 @@ def blessing_checks(
         value = metrics.get(threshold.metric, math.nan)
         checks.append(ThresholdCheck(threshold, "value", value, threshold.value_passes(value)))
         if threshold.max_worsening is not None and threshold.metric in baseline:
-            change = value - baseline[threshold.metric]
-            checks.append(ThresholdCheck(threshold, "change", change, threshold.change_passes(change), baseline[threshold.metric]))
+            before = baseline[threshold.metric]
+            checks.append(ThresholdCheck(threshold, "change", value, threshold.change_passes(value - before), before))
     return checks
 
 

@@ -83,6 +83,21 @@ def test_cli_prints_progress_and_summary_but_no_library_noise(first_run):
     assert "tensorflow/" not in out + result.stderr and "WARNING" not in out + result.stderr
 
 
+def test_the_run_keeps_its_blessing_decisions(first_run):
+    root, _, result = first_run
+    folder = re.search(r"Blessing decisions and this summary are kept in (\S+)", result.stdout).group(1)
+    assert folder.startswith(str(root / "ws" / "runs"))
+    decision = json.loads(open(os.path.join(folder, "decision.json")).read())
+    assert [f["family"] for f in decision["families"]] == ["rnn", "transformer", "hvae"]
+    for family in decision["families"]:
+        (check,) = family["thresholds"]  # a first run: value thresholds only, no baseline yet
+        assert check["passed"] and check["baseline"] is None and check["threshold"] == 6.0
+        assert check["candidate"] == pytest.approx(family["metrics"][check["metric"]])
+        assert family["decision"].startswith("blessed: every threshold passed; serving check passed; pushed to ")
+        assert family["serving_check"]["latency"]["p99_ms"] > 0
+    assert "Summary" in open(os.path.join(folder, "summary.txt")).read()
+
+
 def test_artifacts_of_every_stage_are_written(first_run):
     root, _, _ = first_run
     art = root / "ws" / "artifacts"

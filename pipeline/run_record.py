@@ -1,0 +1,80 @@
+"""What a run decided, kept with the run: `<workspace>/runs/<run id>/decision.json` and `summary.txt`.
+
+The run id is TFX's (the `pipeline_run` context in ML Metadata), so a record can be matched to
+the executions of its run. For each family the record holds the blessing decision threshold by
+threshold (metric, candidate, baseline, threshold, pass or fail, and the same in words), the
+serving check's findings and where the model was pushed. Files are written to a temporary
+sibling and renamed, so a record is whole or absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Optional
+
+from pipeline.config import Config
+from pipeline.summary import FamilyResult, open_store
+
+RUNS_DIR = "runs"
+DECISION_FILE = "decision.json"
+SUMMARY_FILE = "summary.txt"
+
+
+def latest_run_id(config: Config) -> Optional[str]:
+    """The id of the newest pipeline run in the workspace's ML Metadata."""
+    runs = open_store(config).get_contexts_by_type("pipeline_run")
+    return max(runs, key=lambda c: c.id).name if runs else None
+
+
+def run_folder(config: Config, run_id: str) -> str:
+    return os.path.join(os.path.abspath(config.workspace), RUNS_DIR, run_id.replace(":", "-"))
+
+
+def decision_in_words(r: FamilyResult) -> str:
+    """One sentence: blessed or not and why, served or not, pushed or not."""
+    failed = [c.describe().removeprefix("FAIL: ") for c in r.checks if not c.passed]
+    words = ("blessed: every threshold passed" if r.blessed
+             else f"not blessed: {'; '.join(failed) or 'the Evaluator did not bless it'}")
+    if r.serving_check is not None:
+        words += ("; serving check passed" if r.serving_check["blessed"]
+                  else f"; serving check failed: {'; '.join(r.serving_check['problems'])}")
+    return words + (f"; pushed to {r.pushed_to}" if r.pushed_to else "; not pushed")
+
+
+def family_record(r: FamilyResult) -> dict:
+    return {
+        "family": r.family,
+        "task": r.task,
+        "model_name": r.model_name,
+        "blessed": r.blessed,
+        "decision": decision_in_words(r),
+        "thresholds": [check.record() for check in r.checks],
+        "metrics": r.metrics,
+        "baseline_metrics": r.baseline_metrics,
+        "serving_check": r.serving_check,
+        "pushed_to": r.pushed_to,
+        "training": r.training,
+    }
+
+
+def _write_atomically(path: str, text: str) -> None:
+    temporary = f"{path}.tmp-{os.getpid()}"
+    with open(temporary, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temporary, path)
+
+
+def keep_run_record(config: Config, results: list[FamilyResult], summary: str) -> Optional[str]:
+    """Writes the run's decision and summary next to its other outputs; returns the folder."""
+    run_id = latest_run_id(config)
+    if run_id is None:
+        return None
+    folder = run_folder(config, run_id)
+    os.makedirs(folder, exist_ok=True)
+    decision = {"run_id": run_id, "pipeline": config.name, "families": [family_record(r) for r in results]}
+    _write_atomically(os.path.join(folder, DECISION_FILE), json.dumps(decision, indent=2, sort_keys=True) + "\n")
+    _write_atomically(os.path.join(folder, SUMMARY_FILE), summary.lstrip("\n") + "\n")
+    return folder

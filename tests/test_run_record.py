@@ -1,0 +1,36 @@
+"""The blessing decision as a run keeps it: numbers and words for every threshold."""
+
+from pipeline.evaluation import Threshold
+from pipeline.run_record import decision_in_words, family_record
+from pipeline.summary import FamilyResult, ThresholdCheck
+
+CROSS_ENTROPY = Threshold("cross_entropy_per_token", 3.0, False, 0.05)
+
+
+def result(checks, blessed, serving_check=None, pushed_to=None):
+    return FamilyResult("rnn", "language_model", "textflow-rnn", {"cross_entropy_per_token": 2.9},
+                        {"cross_entropy_per_token": 2.8}, checks, blessed, pushed_to, {}, serving_check)
+
+
+def test_a_failed_change_threshold_is_kept_with_candidate_baseline_and_limit():
+    checks = [ThresholdCheck(CROSS_ENTROPY, "value", 2.9, True), ThresholdCheck(CROSS_ENTROPY, "change", 2.9, False, 2.8)]
+    record = family_record(result(checks, blessed=False))
+    value, change = record["thresholds"]
+    assert value == {"metric": "cross_entropy_per_token", "kind": "value", "candidate": 2.9, "baseline": None,
+                     "threshold": 3.0, "passed": True,
+                     "explanation": "pass: cross_entropy_per_token 2.9000 <= 3.0000 (value threshold)"}
+    assert (change["candidate"], change["baseline"], change["threshold"], change["passed"]) == (2.9, 2.8, 0.05, False)
+    assert record["decision"] == (
+        "not blessed: cross_entropy_per_token change +0.1000 vs baseline 2.8000 <= +0.0500 (change threshold); not pushed"
+    )
+
+
+def test_a_blessed_model_that_does_not_serve_says_why_it_was_not_pushed():
+    checks = [ThresholdCheck(CROSS_ENTROPY, "value", 2.9, True)]
+    found = {"blessed": False, "problems": ["signature 'generate': call failed: InvalidArgumentError: bad"]}
+    assert decision_in_words(result(checks, blessed=True, serving_check=found)) == (
+        "blessed: every threshold passed; serving check failed: signature 'generate': call failed: "
+        "InvalidArgumentError: bad; not pushed"
+    )
+    served = result(checks, blessed=True, serving_check={"blessed": True, "problems": []}, pushed_to="/s/textflow-rnn/7")
+    assert decision_in_words(served) == "blessed: every threshold passed; serving check passed; pushed to /s/textflow-rnn/7"
