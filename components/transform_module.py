@@ -1,10 +1,12 @@
 """Transform module code: in-graph tokenization, a TFT vocabulary, and language-model tensors.
 
 Everything here runs inside the TensorFlow graph that Transform saves, so the serving model
-tokenizes raw text exactly as training did. Output features, all int64:
+tokenizes raw text exactly as training did. Output features (int64 unless noted):
   input_ids  [sequence_length]  BOS followed by the text's token ids, right-padded with 0
   target_ids [sequence_length]  the text's token ids followed by EOS (the next-token targets)
   length     []                 number of real (non-pad) target tokens
+  length_bucket [] string       the text's length in tokens before truncation, as a bucket
+                                name ("64-255 tokens"); the Evaluator slices metrics by it
 and, when a label column is configured (classifier mode),
   label_id   []                 the label's index in the TFT vocabulary "labels"
 """
@@ -22,6 +24,7 @@ from models.tokens import BOS_ID, EOS_ID, NEWLINE_SYMBOL, NUM_RESERVED
 VOCAB_NAME = "tokens"
 LABEL_VOCAB_NAME = "labels"
 LABEL_FEATURE = "label_id"  # the class id a classifier trains on and the Evaluator reads
+LENGTH_BUCKET_FEATURE = "length_bucket"
 # A word is a run of letters/digits; every other non-space character is a token of its own.
 _WORD_DELIMITERS = r"\s+|[^\pL\pN\s]"
 _KEPT_DELIMITERS = r"[^\pL\pN\s]"
@@ -66,9 +69,21 @@ def label_ids(label: tf.Tensor) -> tf.Tensor:
     return tft.compute_and_apply_vocabulary(label, vocab_filename=LABEL_VOCAB_NAME, default_value=-1)
 
 
+def bucket_names(boundaries: list[int]) -> list[str]:
+    """Names of the buckets the boundaries make: [64, 256] -> 0-63, 64-255, 256+ tokens."""
+    edges = [0, *boundaries]
+    return [f"{lo}-{hi - 1} tokens" for lo, hi in zip(edges, edges[1:])] + [f"{edges[-1]}+ tokens"]
+
+
+def length_buckets(token_counts: tf.Tensor, boundaries: list[int]) -> tf.Tensor:
+    """[batch] token counts -> [batch] bucket names."""
+    index = tf.searchsorted(tf.constant(boundaries, tf.int64), tf.cast(token_counts, tf.int64), side="right")
+    return tf.gather(tf.constant(bucket_names(boundaries)), index)
+
+
 def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> dict[str, tf.Tensor]:
     """TFT entry point; `custom_config` holds text_column, label_column (or None), tokenizer,
-    lowercase, sequence_length and max_vocab_size from the project config."""
+    lowercase, sequence_length, max_vocab_size and length_buckets from the project config."""
     text = _dense_text(inputs[custom_config["text_column"]])
     tokens = tokenize(text, custom_config["tokenizer"], custom_config["lowercase"])
     vocab_ids = tft.compute_and_apply_vocabulary(
@@ -79,6 +94,7 @@ def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> d
     )
     ids = tokens.with_flat_values(vocab_ids + NUM_RESERVED)
     outputs = language_model_ids(ids, custom_config["sequence_length"])
+    outputs[LENGTH_BUCKET_FEATURE] = length_buckets(tokens.row_lengths(), custom_config.get("length_buckets") or [])
     if custom_config.get("label_column"):
         outputs[LABEL_FEATURE] = label_ids(_dense_text(inputs[custom_config["label_column"]]))
     return outputs

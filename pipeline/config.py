@@ -63,6 +63,9 @@ class EvaluationConfig:
     min_accuracy: float = 0.5  # classifiers: value threshold on accuracy
     max_accuracy_drop: float = 0.02  # classifiers: at most this much less accurate than the baseline
     min_auc: float = 0.5  # classifiers: value threshold on macro AUC (0.5 is chance)
+    # Metrics are also reported per text-length bucket (tokens before truncation), split at
+    # these boundaries; the thresholds judge the whole eval split.
+    length_buckets: list[int] = dataclasses.field(default_factory=lambda: [64, 256, 1024])
 
 
 @dataclasses.dataclass
@@ -239,6 +242,9 @@ def validate(config: Config) -> None:
         raise ConfigError("config section 'evaluation': thresholds must be positive")
     if not (0 <= limits.min_accuracy <= 1 and 0 <= limits.min_auc <= 1):
         raise ConfigError("config section 'evaluation': min_accuracy and min_auc must be between 0 and 1")
+    buckets = limits.length_buckets
+    if any(b <= 0 for b in buckets) or buckets != sorted(set(buckets)):
+        raise ConfigError(f"config key 'evaluation.length_buckets' must be increasing positive token counts, got {buckets}")
     check = config.serving_check
     if check.batch_size < 1 or check.latency_requests < 1 or check.max_p99_ms < 0:
         raise ConfigError(

@@ -12,7 +12,7 @@ from typing import Optional
 import tensorflow_model_analysis as tfma
 
 from components.classifier_metrics import PROBABILITIES
-from components.transform_module import LABEL_FEATURE
+from components.transform_module import LABEL_FEATURE, LENGTH_BUCKET_FEATURE
 from pipeline.config import Config, branch_task
 
 LM_METRICS_MODULE = "components.lm_metrics"
@@ -65,13 +65,28 @@ def _tfma_threshold(threshold: Threshold) -> tfma.MetricThreshold:
     return tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(**bound), change_threshold=change)
 
 
+def slicing_specs(config: Config, family: str) -> list[tfma.SlicingSpec]:
+    """The whole eval split, each text-length bucket (a Transform output) and, for a
+    classifier, each label value (a raw feature)."""
+    specs = [tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[LENGTH_BUCKET_FEATURE])]
+    if branch_task(config, family) == "classifier":
+        specs.append(tfma.SlicingSpec(feature_keys=[config.data.label_column]))
+    return specs
+
+
 def eval_config(config: Config, family: str) -> tfma.EvalConfig:
-    """TFMA config for one family's Evaluator: its task's metrics over the whole eval split,
-    with its blessing thresholds.
+    """TFMA config for one family's Evaluator: its task's metrics over the whole eval split and
+    its slices, with its blessing thresholds on the whole split (a threshold without a slicing
+    spec would judge every slice).
 
     The model type is fixed to a generic TF2 SavedModel: TFMA then uses the signatures only,
-    instead of first trying to revive the model as Keras layers."""
-    thresholds = {t.metric: _tfma_threshold(t) for t in blessing_thresholds(config, family)}
+    instead of first trying to revive the model as Keras layers. Every family's
+    `transform_features` runs first, so slices can use the Transform's `length_bucket`."""
+    overall = [tfma.SlicingSpec()]
+    thresholds = {
+        t.metric: [tfma.PerSliceMetricThreshold(slicing_specs=overall, threshold=_tfma_threshold(t))]
+        for t in blessing_thresholds(config, family)
+    }
     task = branch_task(config, family)
     if task == "classifier":
         module = CLASSIFIER_METRICS_MODULE
@@ -92,16 +107,18 @@ def eval_config(config: Config, family: str) -> tfma.EvalConfig:
             "SampledReconstructionAccuracy": "sampled_reconstruction_accuracy", "ActiveUnits": "active_units",
         }
         # `evaluate` also returns what serving does not need: greedy reconstructions, mu.
-        model_spec = tfma.ModelSpec(signature_name="evaluate", model_type=tfma.TF_GENERIC)
+        model_spec = tfma.ModelSpec(signature_name="evaluate", model_type=tfma.TF_GENERIC,
+                                    preprocessing_function_names=["transform_features"])
     else:
         module = LM_METRICS_MODULE
         names = {"CrossEntropyPerToken": "cross_entropy_per_token", "Perplexity": "perplexity", "BitsPerToken": "bits_per_token"}
-        model_spec = tfma.ModelSpec(signature_name="serving_default", model_type=tfma.TF_GENERIC)
+        model_spec = tfma.ModelSpec(signature_name="serving_default", model_type=tfma.TF_GENERIC,
+                                    preprocessing_function_names=["transform_features"])
     metrics = [tfma.MetricConfig(class_name="ExampleCount")]
     for class_name, name in names.items():
-        metrics.append(tfma.MetricConfig(class_name=class_name, module=module, threshold=thresholds.get(name)))
+        metrics.append(tfma.MetricConfig(class_name=class_name, module=module, per_slice_thresholds=thresholds.get(name, [])))
     return tfma.EvalConfig(
         model_specs=[model_spec],
-        slicing_specs=[tfma.SlicingSpec()],
+        slicing_specs=slicing_specs(config, family),
         metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
     )

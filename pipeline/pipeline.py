@@ -49,7 +49,8 @@ def split_input_path(path: str) -> tuple[str, str]:
 
 def _transform_settings(config: Config) -> dict:
     data = config.data
-    return {"text_column": data.text_column, "label_column": data.label_column, **dataclasses.asdict(config.transform)}
+    return {"text_column": data.text_column, "label_column": data.label_column, **dataclasses.asdict(config.transform),
+            "length_buckets": list(config.evaluation.length_buckets)}
 
 
 def create_pipeline(config: Config) -> tfx.dsl.Pipeline:

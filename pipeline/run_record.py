@@ -52,6 +52,7 @@ def family_record(r: FamilyResult) -> dict:
         "thresholds": [check.record() for check in r.checks],
         "metrics": r.metrics,
         "baseline_metrics": r.baseline_metrics,
+        "slices": r.slices,
         "serving_check": r.serving_check,
         "pushed_to": r.pushed_to,
         "training": r.training,

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 from typing import Optional
 
 import tensorflow_model_analysis as tfma
@@ -70,6 +71,7 @@ class FamilyResult:
     pushed_to: Optional[str]
     training: dict[str, float]
     serving_check: Optional[dict] = None  # what components/serving_check.py found
+    slices: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)  # slice name -> metrics
 
 
 def open_store(config: Config) -> metadata_store.MetadataStore:
@@ -107,6 +109,31 @@ def overall_metrics(evaluation_uri: str) -> tuple[dict[str, float], dict[str, fl
             target = baseline if item.key.model_name == "baseline" else candidate
             target[item.key.name] = item.value.double_value.value
     return candidate, baseline
+
+
+def slice_metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
+    """The candidate's metrics per slice ("length_bucket=64-255 tokens" -> metrics), overall left out."""
+    slices: dict[str, dict[str, float]] = {}
+    for metrics_for_slice in tfma.load_metrics(evaluation_uri):
+        keys = metrics_for_slice.slice_key.single_slice_keys
+        if not keys:
+            continue
+        name = ", ".join(f"{k.column}={_slice_value(k)}" for k in keys)
+        for item in metrics_for_slice.metric_keys_and_values:
+            if not item.key.is_diff and item.key.model_name != "baseline":
+                slices.setdefault(name, {})[item.key.name] = item.value.double_value.value
+    return dict(sorted(slices.items(), key=lambda item: _natural_order(item[0])))
+
+
+def _natural_order(name: str) -> list:
+    """Numbers inside a slice name compare as numbers: 64-255 tokens before 256-1023 tokens."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name)]
+
+
+def _slice_value(key) -> str:
+    kind = key.WhichOneof("kind")
+    value = getattr(key, kind)
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def blessing_checks(
@@ -157,6 +184,7 @@ def family_results(config: Config) -> list[FamilyResult]:
                 pushed_to=push.custom_properties["pushed_destination"].string_value if push else None,
                 training=training,
                 serving_check=read_serving_check(infra[0].uri) if infra else None,
+                slices=slice_metrics(evaluation["evaluation"][0].uri) if evaluation else {},
             )
         )
     return results
@@ -192,6 +220,7 @@ def format_summary(results: list[FamilyResult]) -> str:
             f"  {r.family}{kind} ({r.model_name}, {int(r.training.get('parameters', 0)):,} parameters): "
             f"{_headline(r)}, {int(r.metrics.get('example_count', 0))} eval examples"
         )
+        lines += _describe_slices(r)
         if not r.baseline_metrics:
             lines.append("    baseline: none (no blessed model of this family yet)")
         lines.append(f"    {'BLESSED' if r.blessed else 'NOT BLESSED'}:")
@@ -203,6 +232,18 @@ def format_summary(results: list[FamilyResult]) -> str:
         side_by_side = ", ".join(f"{r.family} {_nats_per_token(r):.4f}" for r in generative)
         lines.append(f"  nats per eval token (cross-entropy; hvae: negative ELBO, an upper bound): {side_by_side}")
     return "\n".join(lines)
+
+
+def _describe_slices(r: FamilyResult) -> list[str]:
+    """One line per sliced feature: the blessing metric and example count of each of its slices."""
+    metric = r.checks[0].threshold.metric if r.checks else None
+    by_feature: dict[str, list[str]] = {}
+    for name, values in r.slices.items():
+        feature, _, value = name.partition("=")
+        by_feature.setdefault(feature, []).append(
+            f"{value} {values.get(metric, math.nan):.4f} ({int(values.get('example_count', 0))})"
+        )
+    return [f"    {metric} by {feature}: {', '.join(parts)}" for feature, parts in by_feature.items()]
 
 
 def describe_serving_check(found: Optional[dict]) -> list[str]:

@@ -66,6 +66,10 @@ def test_cross_field_checks():
         load_config(overrides={"rnn.cell": "transformer"})
     with pytest.raises(ConfigError, match="label_column"):
         load_config(overrides={"data.format": "txt", "data.label_column": "y"})
+    with pytest.raises(ConfigError, match="evaluation.length_buckets"):
+        load_config(overrides={"evaluation.length_buckets": [256, 64]})
+    with pytest.raises(ConfigError, match="serving_check"):
+        load_config(overrides={"serving_check.latency_requests": 0})
 
 
 def test_unreadable_and_invalid_files_are_named(write, tmp_path):
@@ -123,6 +127,14 @@ def test_a_label_column_switches_to_classifier_branches_with_their_own_names():
     assert node_ids(classifier, "transformer")["evaluator"] == "Evaluator_transformer_classifier"
 
 
+def overall_threshold(metric_config):
+    """The metric's threshold, which must judge the whole eval split only (not each slice)."""
+    (per_slice,) = metric_config.per_slice_thresholds
+    assert len(per_slice.slicing_specs) == 1 and not per_slice.slicing_specs[0].feature_keys
+    assert not metric_config.HasField("threshold")
+    return per_slice.threshold
+
+
 def test_eval_config_carries_the_task_thresholds():
     from pipeline.evaluation import eval_config
 
@@ -130,7 +142,8 @@ def test_eval_config_carries_the_task_thresholds():
     (spec,) = lm.model_specs
     assert not spec.label_key
     xent = {m.class_name: m for m in lm.metrics_specs[0].metrics}["CrossEntropyPerToken"]
-    assert xent.threshold.value_threshold.upper_bound.value == 2.5
+    assert overall_threshold(xent).value_threshold.upper_bound.value == 2.5
+    assert [list(spec.feature_keys) for spec in lm.slicing_specs] == [[], ["length_bucket"]]
 
     config = load_config(overrides={"data.label_column": "label", "evaluation.min_accuracy": 0.7,
                                     "evaluation.max_accuracy_drop": 0.01})
@@ -139,10 +152,11 @@ def test_eval_config_carries_the_task_thresholds():
     assert spec.label_key == "label_id" and list(spec.preprocessing_function_names) == ["transform_features"]
     metrics = {m.class_name: m for m in classifier.metrics_specs[0].metrics}
     assert set(metrics) == {"ExampleCount", "Accuracy", "AUC", "MacroPrecision", "MacroRecall"}
-    accuracy = metrics["Accuracy"].threshold
+    accuracy = overall_threshold(metrics["Accuracy"])
     assert accuracy.value_threshold.lower_bound.value == 0.7
     assert accuracy.change_threshold.absolute.value == -0.01  # at most 0.01 below the baseline
-    assert metrics["AUC"].threshold.value_threshold.lower_bound.value == 0.5
+    assert overall_threshold(metrics["AUC"]).value_threshold.lower_bound.value == 0.5
+    assert [list(spec.feature_keys) for spec in classifier.slicing_specs] == [[], ["length_bucket"], ["label"]]
 
 
 def test_the_vae_is_evaluated_on_its_own_signature_and_metrics():
@@ -155,7 +169,8 @@ def test_the_vae_is_evaluated_on_its_own_signature_and_metrics():
     metrics = {m.class_name: m for m in vae.metrics_specs[0].metrics}
     assert set(metrics) == {"ExampleCount", "NegativeElboPerToken", "KLPerSequence", "ReconstructionAccuracy",
                             "SampledReconstructionAccuracy", "ActiveUnits"}
-    nelbo = metrics["NegativeElboPerToken"].threshold
+    assert list(spec.preprocessing_function_names) == ["transform_features"]  # for the length_bucket slices
+    nelbo = overall_threshold(metrics["NegativeElboPerToken"])
     assert nelbo.value_threshold.upper_bound.value == 2.5 and nelbo.change_threshold.absolute.value == 0.1
 
 

@@ -75,6 +75,8 @@ def test_cli_prints_progress_and_summary_but_no_library_noise(first_run):
         assert f"{component} started" in out and f"{component} finished in" in out
     assert "Summary" in out and "BLESSED" in out and "cross_entropy_per_token" in out
     assert "negative_elbo_per_token" in out and "active latent units" in out
+    assert re.search(r"cross_entropy_per_token by length_bucket: (\d+)(-\d+|\+) tokens \d\.\d+ \(\d+\)", out), out
+    assert re.search(r"negative_elbo_per_token by length_bucket: ", out)
     assert re.search(r"nats per eval token .*: rnn \d\.\d+, transformer \d\.\d+, hvae \d\.\d+", out), out
     assert out.count("pushed to") == 3
     assert len(re.findall(r"serving check passed: \d signatures called in a separate process; "
@@ -117,6 +119,11 @@ def test_artifacts_of_every_stage_are_written(first_run):
                   if not m.slice_key.single_slice_keys]
     values = {kv.key.name: kv.value.double_value.value for kv in overall.metric_keys_and_values}
     assert 0 < values["cross_entropy_per_token"] < 6.0
+    sliced = [m for m in tfma.load_metrics(only(f"{art}/Evaluator_rnn/evaluation/*")) if m.slice_key.single_slice_keys]
+    counts = {m.slice_key.single_slice_keys[0].bytes_value: [kv.value.double_value.value for kv in m.metric_keys_and_values
+                                                             if kv.key.name == "example_count"][0] for m in sliced}
+    assert set(counts) <= {b"0-63 tokens", b"64-255 tokens", b"256-1023 tokens", b"1024+ tokens"} and counts
+    assert sum(counts.values()) == values["example_count"]  # every eval text falls in exactly one bucket
     assert values["perplexity"] == pytest.approx(2.718281828 ** values["cross_entropy_per_token"], rel=1e-6)
 
 
@@ -329,6 +336,7 @@ def test_classifier_mode_end_to_end(tmp_path):
     assert out.count("BLESSED:") == 2 and "NOT BLESSED" not in out, out
     assert re.search(r"pass: accuracy 0\.\d+ >= 0\.5500 \(value threshold\)", out)
     assert re.search(r"pass: auc 0\.\d+ >= 0\.5500 \(value threshold\)", out)
+    assert re.search(r"accuracy by label: 0 \d\.\d+ \(\d+\), 1 \d\.\d+ \(\d+\)", out), out
 
     import tensorflow_model_analysis as tfma
 

@@ -91,6 +91,12 @@ def test_char_tokenizer_keeps_line_breaks_as_a_vocabulary_symbol():
     assert [t.decode() for t in tokens[0].numpy()] == ["a", "\u2424", "b", "\u2424", "c"]
 
 
+def test_texts_are_bucketed_by_their_length_before_truncation():
+    transformed, _ = run_transform(["ab", "abcde", "abcdefghijklmnop"], length_buckets=[3, 10])
+    assert [row["length_bucket"] for row in transformed] == [b"0-2 tokens", b"3-9 tokens", b"10+ tokens"]
+    assert transformed[2]["length"] == 8  # the model sees the truncated text; the bucket says how long it was
+
+
 def test_unknown_tokenizer_is_refused():
     with pytest.raises(ValueError, match="unknown tokenizer"):
         tokenize(tf.constant(["x"]), "bpe", lowercase=False)
