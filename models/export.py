@@ -1,8 +1,8 @@
 """SavedModel export in the serving contract of DESIGN.md section 6.
 
 A client needs no project code: `serving_default` takes serialized tf.Examples holding the
-raw text and returns each example's log-likelihood (nats, summed over its tokens) and token
-count; `transform_features` returns the in-graph transform's output for the same input;
+raw text and returns each example's log-likelihood (nats, summed over its tokens), token
+count and count of tokens predicted right (argmax, teacher-forced); `transform_features` returns the in-graph transform's output for the same input;
 `generate` takes prompts and returns continuations, decoded with TensorFlow ops only.
 A classifier's `serving_default` returns class probabilities instead (`export_classifier`).
 The transform arrives as a Keras layer (raw feature dict -> transformed dict), so this module
@@ -71,10 +71,13 @@ def export_language_model(
         features = model.transform_layer(tf.io.parse_example(serialized, spec))
         logits = model(features["input_ids"], training=False)
         per_token = token_log_likelihoods(features["target_ids"], logits)
-        token_count = tf.reduce_sum(
-            tf.cast(tf.not_equal(features["target_ids"], PAD_ID), tf.int64), axis=1
-        )
-        return {"log_likelihood": tf.reduce_sum(per_token, axis=1), "token_count": token_count}
+        real = tf.not_equal(features["target_ids"], PAD_ID)
+        correct = real & tf.equal(tf.argmax(logits, axis=-1), features["target_ids"])
+        return {
+            "log_likelihood": tf.reduce_sum(per_token, axis=1),
+            "token_count": tf.reduce_sum(tf.cast(real, tf.int64), axis=1),
+            "correct_tokens": tf.reduce_sum(tf.cast(correct, tf.int64), axis=1),
+        }
 
     @tf.function(
         input_signature=[

@@ -111,7 +111,8 @@ def eval_config(config: Config, family: str) -> tfma.EvalConfig:
                                     preprocessing_function_names=["transform_features"])
     else:
         module = LM_METRICS_MODULE
-        names = {"CrossEntropyPerToken": "cross_entropy_per_token", "Perplexity": "perplexity", "BitsPerToken": "bits_per_token"}
+        names = {"CrossEntropyPerToken": "cross_entropy_per_token", "Perplexity": "perplexity", "BitsPerToken": "bits_per_token",
+                 "TokenAccuracy": "token_accuracy"}
         model_spec = tfma.ModelSpec(signature_name="serving_default", model_type=tfma.TF_GENERIC,
                                     preprocessing_function_names=["transform_features"])
     metrics = [tfma.MetricConfig(class_name="ExampleCount")]

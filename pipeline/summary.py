@@ -207,7 +207,8 @@ def _headline(r: FamilyResult) -> str:
         )
     return (
         f"cross-entropy {m.get('cross_entropy_per_token', math.nan):.4f} nats/token "
-        f"({m.get('bits_per_token', math.nan):.3f} bits), perplexity {m.get('perplexity', math.nan):.2f}"
+        f"({m.get('bits_per_token', math.nan):.3f} bits), perplexity {m.get('perplexity', math.nan):.2f}, "
+        f"token accuracy {m.get('token_accuracy', math.nan):.3f}"
     )
 
 

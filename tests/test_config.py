@@ -143,6 +143,8 @@ def test_eval_config_carries_the_task_thresholds():
     assert not spec.label_key
     xent = {m.class_name: m for m in lm.metrics_specs[0].metrics}["CrossEntropyPerToken"]
     assert overall_threshold(xent).value_threshold.upper_bound.value == 2.5
+    assert {m.class_name for m in lm.metrics_specs[0].metrics} == {
+        "ExampleCount", "CrossEntropyPerToken", "Perplexity", "BitsPerToken", "TokenAccuracy"}
     assert [list(spec.feature_keys) for spec in lm.slicing_specs] == [[], ["length_bucket"]]
 
     config = load_config(overrides={"data.label_column": "label", "evaluation.min_accuracy": 0.7,

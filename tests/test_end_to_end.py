@@ -125,6 +125,7 @@ def test_artifacts_of_every_stage_are_written(first_run):
     assert set(counts) <= {b"0-63 tokens", b"64-255 tokens", b"256-1023 tokens", b"1024+ tokens"} and counts
     assert sum(counts.values()) == values["example_count"]  # every eval text falls in exactly one bucket
     assert values["perplexity"] == pytest.approx(2.718281828 ** values["cross_entropy_per_token"], rel=1e-6)
+    assert 0 <= values["token_accuracy"] <= 1
 
 
 # What every client script of a pushed IMDB-review model starts with: load it, build examples.
@@ -151,6 +152,7 @@ LOAD_IN_FRESH_PROCESS = CLIENT_PRELUDE + textwrap.dedent(
         return [t.decode() for t in result["continuation"].numpy()]
     print(json.dumps({"log_likelihood": out["log_likelihood"].numpy().tolist(),
                       "token_count": out["token_count"].numpy().tolist(),
+                      "correct_tokens": out["correct_tokens"].numpy().tolist(),
                       "input_ids_shape": transformed["input_ids"].shape.as_list(),
                       "generated": [generate(7), generate(7), generate(8), generate(0, temperature=0.0)]}))
     """
@@ -178,6 +180,7 @@ def test_pushed_model_serves_in_a_fresh_process_without_project_code(first_run, 
     assert os.path.exists(os.path.join(version_dir, "variables"))
     out = run_in_fresh_process(LOAD_IN_FRESH_PROCESS, version_dir, tmp_path)
     assert out["token_count"] == [25, 6]  # characters + EOS
+    assert all(0 <= correct <= count for correct, count in zip(out["correct_tokens"], out["token_count"]))
     assert all(-1000 < ll < 0 for ll in out["log_likelihood"])
     assert out["input_ids_shape"] == [2, 64]
     same_seed, again, other_seed, greedy = out["generated"]
