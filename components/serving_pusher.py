@@ -58,9 +58,30 @@ def find_pushed_copy(model_path: str, base: str) -> Optional[int]:
     return None
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def remove_abandoned_staging(base: str) -> None:
+    """Removes the temporary copies of pushes whose process died before its rename (killed);
+    those of a push still running, in another process, are left alone."""
+    for name in fileio.listdir(base):
+        name = name.rstrip("/")
+        pid = name.rsplit("-", 1)[-1]
+        if name.startswith(".tmp-") and pid.isdigit() and not _process_alive(int(pid)):
+            fileio.rmtree(os.path.join(base, name))
+
+
 def push_atomically(model_path: str, base: str) -> int:
     """Copies the SavedModel to `base/<new version>/` through a temporary sibling; returns it."""
     fileio.makedirs(base)
+    remove_abandoned_staging(base)
     version = max([int(time.time())] + [v + 1 for v in _versions(base)])
     staging = os.path.join(base, f".tmp-{version}-{os.getpid()}")
     try:

@@ -48,3 +48,20 @@ def test_a_failed_copy_leaves_the_serving_dir_as_it_was(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         push_atomically(make_model(tmp_path, "b", b"B"), base)
     assert os.listdir(base) == [str(version)]
+
+
+def test_a_killed_push_leaves_no_version_and_its_copy_is_removed_by_the_next(tmp_path):
+    import subprocess
+    import sys
+
+    base = tmp_path / "serving" / "m"
+    version = push_atomically(make_model(tmp_path, "a", b"A"), str(base))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    abandoned = base / f".tmp-{version + 1}-{int(dead.stdout)}"  # what a push killed mid-copy leaves
+    running = base / f".tmp-{version + 1}-{os.getppid()}"  # a push still copying, in a live process
+    for staging in (abandoned, running):
+        staging.mkdir()
+        (staging / "saved_model.pb").write_bytes(b"half")
+    assert serving_pusher._versions(str(base)) == [version]  # TensorFlow Serving sees only whole versions
+    newer = push_atomically(make_model(tmp_path, "b", b"B"), str(base))
+    assert sorted(os.listdir(base)) == sorted([str(version), str(newer), running.name])
