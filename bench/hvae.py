@@ -8,6 +8,8 @@ decoders train with the same encoder, data, steps and KL schedule, at a matched 
 count (the flat decoder's width is chosen for it). Prints one JSON line per decoder: the
 negative ELBO per character, KL per text, teacher-forced and sampled (greedy from mu)
 reconstruction accuracy and active latent units on the validation windows, and wall seconds.
+`--set free_bits=128 --set word_dropout=0.25` changes preset settings for both decoders (the
+JSON line lists what was changed).
 """
 
 from __future__ import annotations
@@ -62,10 +64,23 @@ def evaluate(model: tf_keras.Model, windows: np.ndarray, batch_size: int = 64) -
     }
 
 
-def run(decoder: str, data_path: str, train_steps: int, eval_windows: int, seed: int) -> dict:
+def preset_with(settings: list[str]) -> tuple[HVAEConfig, dict]:
+    """The preset with `KEY=VALUE` settings applied (values typed like the preset's), and those settings."""
+    fields = {f.name: f for f in dataclasses.fields(HVAEConfig)}
+    changed = {}
+    for setting in settings:
+        key, _, value = setting.partition("=")
+        if key not in fields:
+            raise SystemExit(f"--set {setting}: HVAEConfig has no setting '{key}' (it has {', '.join(fields)})")
+        changed[key] = type(getattr(PRESET, key))(value)
+    return dataclasses.replace(PRESET, **changed), changed
+
+
+def run(decoder: str, data_path: str, train_steps: int, eval_windows: int, seed: int, settings: list[str]) -> dict:
     train, val, distinct = encode(data_path)
     length = SEGMENTS * SEGMENT_LENGTH
-    config = dataclasses.replace(PRESET, decoder=decoder, train_steps=train_steps)
+    preset, changed = preset_with(settings)
+    config = dataclasses.replace(preset, decoder=decoder, train_steps=train_steps)
     tf_keras.utils.set_random_seed(seed)
     model = build_hvae(config, model_vocab_size(distinct))
     optimizer = hvae_optimizer(config, train_steps)
@@ -98,6 +113,7 @@ def run(decoder: str, data_path: str, train_steps: int, eval_windows: int, seed:
         "latent_dim": config.latent_dim,
         "train_steps": train_steps,
         "batch_size": config.batch_size,
+        "changed": changed,
         **metrics,
         "train_tokens_per_second": round(config.batch_size * length * train_steps / (trained - started), 1),
         "wall_seconds": round(time.perf_counter() - started, 1),
@@ -111,9 +127,10 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=1200)
     parser.add_argument("--eval-windows", type=int, default=256)
     parser.add_argument("--seed", type=int, default=1337)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="change a preset setting")
     args = parser.parse_args()
     for decoder in ["hierarchical", "flat"] if args.decoder == "both" else [args.decoder]:
-        print(json.dumps(run(decoder, args.data, args.train_steps, args.eval_windows, args.seed)), flush=True)
+        print(json.dumps(run(decoder, args.data, args.train_steps, args.eval_windows, args.seed, args.set)), flush=True)
 
 
 if __name__ == "__main__":
