@@ -1,4 +1,5 @@
-"""What a run produced, read back from ML Metadata: per family its metrics, blessing and push.
+"""What a run produced, read back from ML Metadata: per family its metrics (overall and per
+slice), blessing, serving check and push.
 
 The summary is built from the artifacts the run's executions published (cached ones
 included), never from the runner's own memory, so it says what the metadata store says.
@@ -226,7 +227,7 @@ def format_summary(results: list[FamilyResult]) -> str:
             lines.append("    baseline: none (no blessed model of this family yet)")
         lines.append(f"    {'BLESSED' if r.blessed else 'NOT BLESSED'}:")
         lines += [f"      {check.describe()}" for check in r.checks]
-        lines += describe_serving_check(r.serving_check)
+        lines += _describe_serving_check(r.serving_check)
         lines.append(f"    pushed to {r.pushed_to}" if r.pushed_to else "    not pushed")
     generative = [r for r in results if r.task != "classifier"]
     if len(generative) > 1:
@@ -247,7 +248,7 @@ def _describe_slices(r: FamilyResult) -> list[str]:
     return [f"    {metric} by {feature}: {', '.join(parts)}" for feature, parts in by_feature.items()]
 
 
-def describe_serving_check(found: Optional[dict]) -> list[str]:
+def _describe_serving_check(found: Optional[dict]) -> list[str]:
     """The serving check's verdict in a line or two (and each problem it found)."""
     if found is None:
         return ["    serving check: not run"]
