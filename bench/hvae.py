@@ -76,6 +76,16 @@ def preset_with(settings: list[str]) -> tuple[HVAEConfig, dict]:
     return dataclasses.replace(PRESET, **changed), changed
 
 
+def reference_accuracies(windows: np.ndarray) -> dict[str, float]:
+    """What decoders that ignore the text score position by position: drawing characters from
+    their unigram frequencies (sum of squared frequencies), or always the most frequent one.
+    A sampled reconstruction accuracy near these means z steers little of the decoding."""
+    _, counts = np.unique(windows, return_counts=True)
+    frequencies = counts / counts.sum()
+    return {"unigram_chance_accuracy": round(float(np.sum(frequencies**2)), 4),
+            "most_frequent_accuracy": round(float(frequencies.max()), 4)}
+
+
 def run(decoder: str, data_path: str, train_steps: int, eval_windows: int, seed: int, settings: list[str]) -> dict:
     train, val, distinct = encode(data_path)
     length = SEGMENTS * SEGMENT_LENGTH
@@ -102,7 +112,8 @@ def run(decoder: str, data_path: str, train_steps: int, eval_windows: int, seed:
             print(f"{decoder} step {step + 1}: loss {float(loss):.4f}, {time.perf_counter() - started:.0f}s", file=sys.stderr)
     float(loss)
     trained = time.perf_counter()
-    metrics = evaluate(model, validation_windows(val, length, eval_windows))
+    windows = validation_windows(val, length, eval_windows)
+    metrics = evaluate(model, windows)
     print(f"{decoder} evaluated in {time.perf_counter() - trained:.0f}s", file=sys.stderr)
     return {
         "bench": "hvae",
@@ -115,6 +126,7 @@ def run(decoder: str, data_path: str, train_steps: int, eval_windows: int, seed:
         "batch_size": config.batch_size,
         "changed": changed,
         **metrics,
+        **reference_accuracies(windows),
         "train_tokens_per_second": round(config.batch_size * length * train_steps / (trained - started), 1),
         "wall_seconds": round(time.perf_counter() - started, 1),
     }

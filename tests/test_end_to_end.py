@@ -255,6 +255,27 @@ def test_second_run_reuses_the_cache_and_pushes_nothing_new(first_run):
     assert sorted(os.listdir(root / "serving" / "textflow-rnn")) == before
 
 
+def test_a_candidate_worse_than_its_baseline_is_not_blessed_nor_pushed(tmp_path):
+    data = write_reviews(tmp_path / "reviews.jsonl")
+    args = ["run", "--data", data, "--format", "jsonl", "--text-column", "review", "--workspace", "ws",
+            "--serving-dir", "serving", "--models", "rnn", *SMALL_MODEL]
+    first = textflow(*args, cwd=tmp_path)
+    assert first.returncode == 0 and "BLESSED:" in first.stdout, first.stdout + first.stderr
+    pushed = sorted(os.listdir(tmp_path / "serving" / "textflow-rnn"))
+    # One training step: still under the value threshold (6 nats), far above the baseline.
+    worse = textflow(*args, "--set", "rnn.train_steps=1", cwd=tmp_path)
+    assert worse.returncode == 0, worse.stdout + worse.stderr
+    assert "NOT BLESSED:" in worse.stdout and "    not pushed" in worse.stdout, worse.stdout
+    assert re.search(r"pass: cross_entropy_per_token \d\.\d+ <= 6\.0000 \(value threshold\)", worse.stdout)
+    assert re.search(r"FAIL: cross_entropy_per_token change \+\d\.\d+ vs baseline \d\.\d+ <= \+0\.0500", worse.stdout)
+    assert sorted(os.listdir(tmp_path / "serving" / "textflow-rnn")) == pushed
+    folder = re.search(r"kept in (\S+)", worse.stdout).group(1)
+    (family,) = json.loads(open(os.path.join(folder, "decision.json")).read())["families"]
+    assert family["decision"].startswith("not blessed: cross_entropy_per_token change +") and family["pushed_to"] is None
+    value, change = family["thresholds"]
+    assert change["kind"] == "change" and not change["passed"] and change["baseline"] < change["candidate"]
+
+
 def test_missing_text_column_is_a_clear_error_and_pushes_nothing(first_run):
     root, _, _ = first_run
     pushed_before = sorted(os.listdir(root / "serving" / "textflow-rnn"))

@@ -157,8 +157,19 @@ def test_executor_refuses_a_broken_model_and_writes_no_model(tmp_path):
     assert not os.path.exists(os.path.join(blessing.uri, "stamped_model"))
     report = json.loads(open(os.path.join(blessing.uri, REPORT_FILE)).read())
     assert report["problems"] == ["signature 'serving_default': output 'probabilities' has 4 non-finite values"]
-    # Without a model in the blessing the Pusher would use the Trainer's (it does not push: not blessed).
+    # Without a model in the blessing the Pusher would use the Trainer's, but it does not push:
+    # the Evaluator's blessing alone is not enough.
     assert PusherExecutor().GetModelPath({"model": [model], "infra_blessing": [blessing]}).startswith(model.uri)
+    evaluator_blessing = standard_artifacts.ModelBlessing()
+    evaluator_blessing.uri = str(tmp_path / "model_blessing")
+    evaluator_blessing.set_int_custom_property("blessed", 1)
+    pushed = standard_artifacts.PushedModel()
+    pushed.uri = str(tmp_path / "pushed")
+    serving = tmp_path / "serving" / "textflow-test"
+    destination = json.dumps({"filesystem": {"base_directory": str(serving)}})
+    PusherExecutor().Do({"model": [model], "model_blessing": [evaluator_blessing], "infra_blessing": [blessing]},
+                        {"pushed_model": [pushed]}, {"push_destination": destination})
+    assert pushed.get_int_custom_property("pushed") == 0 and not serving.exists()
 
 
 def test_latent_requests_take_their_width_from_the_signature():
