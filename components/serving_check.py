@@ -13,7 +13,6 @@ under `stamped_model/`, which the Pusher pushes (`has_model` = 1), as InfraValid
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import subprocess
@@ -30,6 +29,8 @@ from tfx.dsl.components.base import base_component, base_executor, executor_spec
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils, path_utils
+
+from components.text_profile import bytes_feature, split_records
 
 PROBE_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "serving_probe.py")
 REPORT_FILE = "serving_check.json"
@@ -57,12 +58,8 @@ _INPUT_RULES: dict[str, Callable[[_Batch, list[int]], Any]] = {
 
 def eval_batch(examples: types.Artifact, text_column: str, size: int) -> _Batch:
     """The first `size` eval examples, serialized, and the texts of their text column."""
-    files = sorted(glob.glob(os.path.join(artifact_utils.get_split_uri([examples], EVAL_SPLIT), "*")))
-    records = [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP").take(size)]
-    texts = []
-    for record in records:
-        feature = tf.train.Example.FromString(record).features.feature.get(text_column)
-        texts.append(feature.bytes_list.value[0].decode("utf-8") if feature and feature.bytes_list.value else "")
+    records = split_records(examples, EVAL_SPLIT, limit=size)
+    texts = [bytes_feature(tf.train.Example.FromString(record), text_column) for record in records]
     return {"examples": records, "texts": texts}
 
 

@@ -3,7 +3,10 @@
 TFDV's inference gives a bytes feature with few distinct values a string domain (an enum);
 on a small corpus that turns every training text into an allowed value and every new text
 into a would-be anomaly. Text columns get a `natural_language_domain` instead, which is what
-they are and where text-aware constraints belong.
+they are and where text-aware constraints belong: the minimum share of tokens in the train
+vocabulary (`coverage.min_coverage`, which TFDV checks against natural-language statistics)
+and the length range in tokens (`sequence_length_constraints`), both from the config's
+`validation` section; TextValidator enforces them.
 """
 
 from __future__ import annotations
@@ -21,17 +24,25 @@ from tfx.types.component_spec import ExecutionParameter
 from tfx.utils import io_utils
 
 TEXT_COLUMNS_KEY = "text_columns"
+CONSTRAINTS_KEY = "text_constraints"
 
 
-def mark_free_text(schema: schema_pb2.Schema, text_columns: list[str]) -> None:
-    """Gives each text column a natural-language domain in place of an inferred enum."""
+def mark_free_text(schema: schema_pb2.Schema, text_columns: list[str], min_coverage: float = 0.0,
+                   max_tokens: int = 0) -> None:
+    """Gives each text column a natural-language domain, with its constraints, in place of an inferred enum."""
     dropped_domains = set()
     for feature in schema.feature:
         if feature.name not in text_columns:
             continue
         if feature.WhichOneof("domain_info") == "domain":
             dropped_domains.add(feature.domain)
-        feature.natural_language_domain.SetInParent()  # replaces any other domain_info
+        domain = feature.natural_language_domain  # replaces any other domain_info
+        domain.SetInParent()
+        if min_coverage:
+            domain.coverage.min_coverage = min_coverage
+        if max_tokens:
+            domain.sequence_length_constraints.min_sequence_length = 1
+            domain.sequence_length_constraints.max_sequence_length = max_tokens
     still_used = {f.domain for f in schema.feature if f.WhichOneof("domain_info") == "domain"}
     keep = [d for d in schema.string_domain if d.name not in dropped_domains - still_used]
     del schema.string_domain[:]
@@ -49,7 +60,8 @@ class Executor(schema_gen_executor.Executor):
             schema_gen_executor.DEFAULT_FILE_NAME,
         )
         schema = io_utils.SchemaReader().read(path)
-        mark_free_text(schema, json.loads(exec_properties[TEXT_COLUMNS_KEY]))
+        constraints = json.loads(exec_properties.get(CONSTRAINTS_KEY) or "{}")
+        mark_free_text(schema, json.loads(exec_properties[TEXT_COLUMNS_KEY]), **constraints)
         io_utils.write_pbtxt_file(path, schema)
 
 
@@ -57,6 +69,7 @@ class TextSchemaGenSpec(standard_component_specs.SchemaGenSpec):
     PARAMETERS = {
         **standard_component_specs.SchemaGenSpec.PARAMETERS,
         TEXT_COLUMNS_KEY: ExecutionParameter(type=str),
+        CONSTRAINTS_KEY: ExecutionParameter(type=str, optional=True),
     }
 
 
@@ -66,12 +79,14 @@ class TextSchemaGen(base_component.BaseComponent):
     SPEC_CLASS = TextSchemaGenSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
-    def __init__(self, statistics: types.BaseChannel, text_columns: list[str]):
+    def __init__(self, statistics: types.BaseChannel, text_columns: list[str], min_coverage: float = 0.0,
+                 max_tokens: int = 0):
         spec = TextSchemaGenSpec(
             statistics=statistics,
             infer_feature_shape=1,
             exclude_splits=json.dumps(["eval"]),  # infer from train; eval is validated against it
             text_columns=json.dumps(text_columns),
+            text_constraints=json.dumps({"min_coverage": min_coverage, "max_tokens": max_tokens}),
             schema=types.Channel(type=standard_artifacts.Schema),
         )
         super().__init__(spec=spec)

@@ -1,6 +1,7 @@
 """The `textflow` command line.
 
     textflow run [--config FILE] [--data PATH] [--format csv|tsv|jsonl|txt] ...
+    textflow report [--run latest|RUN_ID] [--format html|md|text] [--output PATH]
 
 Errors the user can fix (configuration, input data, data that fails validation) are printed
 as one paragraph naming the file or key and the problem, with an exit code of their own;
@@ -94,7 +95,17 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--label", choices=["stable", "canary"], help="the version a label points at")
     predict.add_argument("--text", required=True, help="the raw text")
     predict.add_argument("--text-column", metavar="NAME", help="the raw feature holding the text (default: the config's)")
-    for command in (promote, rollback, models_list, models_show, models_history, predict):
+    report = commands.add_parser(
+        "report",
+        help="the review report of a run: data, schema, anomalies, drift, models, pushes (HTML, Markdown or text)",
+        description="Write the review report of a kept run: one self-contained HTML file (no network requests), or the "
+        "same content as Markdown or plain text. HTML goes to <workspace>/runs/<run id>/report.html unless --output "
+        "is given; Markdown and text go to standard output unless --output is given.",
+    )
+    report.add_argument("--run", default="latest", metavar="latest|RUN_ID", help="which run (default: the latest)")
+    report.add_argument("--format", choices=["html", "md", "text"], default="html")
+    report.add_argument("--output", metavar="PATH", help="file to write")
+    for command in (promote, rollback, models_list, models_show, models_history, predict, report):
         command.add_argument("--config", metavar="FILE", help="the run's YAML config (for its workspace and serving dir)")
         command.add_argument("--workspace", metavar="DIR", help="the run's workspace (ML Metadata), default ./workspace")
         command.add_argument("--serving-dir", metavar="DIR", help="the serving directory, default ./serving")
@@ -179,28 +190,58 @@ def _run(args: argparse.Namespace) -> int:
             # TensorFlow and TFX start here, inside the redirect, so their start-up noise is logged.
             from pipeline.run_local import run_pipeline
             from pipeline.run_record import keep_run_record
-            from pipeline.summary import family_results, format_summary
+            from pipeline.summary import data_validation, family_results, format_summary
 
             run_pipeline(config, terminal.out)
             results = family_results(config)
-            summary = format_summary(results)
-            record = keep_run_record(config, results, summary)
+            validation = data_validation(config)
+            summary = format_summary(results, validation)
+            record = keep_run_record(config, results, summary, validation)
+            report = _write_run_report(config, record)
         except Exception as err:
-            return _report_failure(err, log_path, terminal.err)
+            # By name: importing components here could fail again if an import was what failed.
+            blocked_report = _keep_blocked_run(config) if type(err).__name__ == "DataValidationError" else None
+            code = _report_failure(err, log_path, terminal.err)
+            if blocked_report:
+                print(f"The report of this run (data, findings, why it stopped): {blocked_report}", file=terminal.err, flush=True)
+            return code
     print(summary)
     if record:
         print(f"\nBlessing decisions and this summary are kept in {record}")
+    if report:
+        print(f"Report: {report}")
     print(f"\nFinished in {time.monotonic() - started:.0f}s. Artifacts: {os.path.abspath(config.pipeline_root)}")
     return 0
 
 
+def _write_run_report(config: Any, record_folder: Optional[str]) -> Optional[str]:
+    """The HTML report of the run just kept, in its folder; its path."""
+    from pipeline.report import write_report
+
+    return write_report(config, os.path.basename(record_folder))[1] if record_folder else None
+
+
+def _keep_blocked_run(config: Any) -> Optional[str]:
+    """A run the data gate stopped still gets its record and report (they say why); their path."""
+    try:
+        from pipeline.run_record import keep_run_record
+        from pipeline.summary import data_validation, format_summary
+
+        validation = data_validation(config)
+        return _write_run_report(config, keep_run_record(config, [], format_summary([], validation), validation))
+    except Exception as err:  # the gate's own message matters more than a missing report
+        print(f"textflow: the report of the stopped run could not be written ({type(err).__name__}: {err})", file=sys.stderr)
+        return None
+
+
 def _promotion_command(args: argparse.Namespace) -> int:
-    """promote, rollback and models history: they read and write only the serving directory
-    (and, to check a blessing, ML Metadata), so they start no pipeline."""
+    """Commands that start no pipeline: promote, rollback, models, predict and report read ML
+    Metadata, the kept runs and the serving directory (promote and rollback also write it)."""
     from pipeline.config import ConfigError, load_config
     from components.serving_audit import history
     from pipeline.model_commands import list_models, predict, show_model
     from pipeline.promotion import PromotionError, promote, rollback
+    from pipeline.report import ReportError
 
     overrides = {key: value for key, value in {"workspace": args.workspace, "serving_dir": args.serving_dir}.items() if value}
     try:
@@ -228,6 +269,11 @@ def _promotion_command(args: argparse.Namespace) -> int:
         elif args.command == "rollback":
             entry = rollback(serving_dir, args.name, args.reason)
             print(f"{args.name}: stable -> version {entry['version']} ({os.path.join(serving_dir, 'models.config')})")
+        elif args.command == "report":
+            from pipeline.report import write_report
+
+            text, path = write_report(config, args.run, args.format, args.output)
+            print(f"Report: {path}" if path else text)
         elif args.command == "predict":
             print(predict(config, serving_dir, args.name, args.version, args.label, args.text, args.text_column))
         elif args.models_command == "list":
@@ -242,7 +288,7 @@ def _promotion_command(args: argparse.Namespace) -> int:
                 label = f" {e['label']}" if e["label"] else ""
                 reason = f"  ({e['reason']})" if e["reason"] else ""
                 print(f"{e['time']}  {e['user']}  {e['action']}{label}  version {e['version']}{reason}")
-    except PromotionError as err:
+    except (PromotionError, ReportError) as err:
         print(_paragraph("textflow: ", str(err)), file=sys.stderr)
         return EXIT_CONFIG
     return 0

@@ -79,6 +79,43 @@ class ServingCheckConfig:
 
 
 @dataclasses.dataclass
+class DistributionLimits:
+    """Largest allowed distance between two datasets' text statistics (TFDV comparators)."""
+
+    text_length_js: float = 0.25  # Jensen-Shannon divergence of the texts' lengths in tokens
+    token_js: float = 0.1  # Jensen-Shannon divergence of the token distribution
+    label_linf: float = 0.15  # L-infinity distance of the label distribution (classifiers)
+
+
+@dataclasses.dataclass
+class GatePolicy:
+    """What each kind of data finding does: `block` stops the run before Transform and training,
+    `warn` lets it go on (the summary and the report list it)."""
+
+    schema: str = "block"  # ExampleValidator: the data against its schema
+    empty_text: str = "block"
+    text_too_long: str = "warn"
+    out_of_vocabulary: str = "warn"
+    unseen_label: str = "block"
+    missing_class: str = "block"
+    duplicate_across_splits: str = "warn"
+    drift: str = "warn"
+    skew: str = "warn"
+
+
+@dataclasses.dataclass
+class ValidationConfig:
+    """Text-aware checks after ExampleValidator (components/text_validator.py). The first two are
+    written into the inferred schema's natural_language_domain; an imported schema sets its own."""
+
+    max_text_tokens: int = 10000  # a longer text is an anomaly (often fused records)
+    min_vocabulary_coverage: float = 0.9  # share of a split's tokens in the train vocabulary, at least
+    drift: DistributionLimits = dataclasses.field(default_factory=DistributionLimits)  # against the previous span
+    skew: DistributionLimits = dataclasses.field(default_factory=DistributionLimits)  # eval against train
+    policy: GatePolicy = dataclasses.field(default_factory=GatePolicy)
+
+
+@dataclasses.dataclass
 class Config:
     """The whole project configuration (see pipeline/default_config.yaml)."""
 
@@ -87,6 +124,7 @@ class Config:
     transform: TransformConfig = dataclasses.field(default_factory=TransformConfig)
     models: list[str] = dataclasses.field(default_factory=lambda: ["rnn", "transformer", "hvae"])
     families: dict[str, Any] = dataclasses.field(default_factory=dict)
+    validation: ValidationConfig = dataclasses.field(default_factory=ValidationConfig)
     evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
     serving_check: ServingCheckConfig = dataclasses.field(default_factory=ServingCheckConfig)
     workspace: str = "workspace"
@@ -237,6 +275,7 @@ def validate(config: Config) -> None:
                 f"config key 'transform.sequence_length' ({config.transform.sequence_length}) must be a multiple of "
                 f"'hvae.segment_length' ({hvae.segment_length}): the hierarchical VAE reads a text as whole segments"
             )
+    _validate_validation(config.validation)
     limits = config.evaluation
     if limits.max_cross_entropy <= 0 or limits.max_increase < 0 or limits.max_accuracy_drop < 0:
         raise ConfigError("config section 'evaluation': thresholds must be positive")
@@ -252,6 +291,23 @@ def validate(config: Config) -> None:
         )
     if not config.name.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(f"config key 'name' may hold only letters, digits, '-' and '_', got {config.name!r}")
+
+
+def _validate_validation(validation: ValidationConfig) -> None:
+    for kind, action in dataclasses.asdict(validation.policy).items():
+        if action not in ("block", "warn"):
+            raise ConfigError(f"config key 'validation.policy.{kind}' must be 'block' or 'warn', got {action!r}")
+    if validation.policy.unseen_label != "block":
+        raise ConfigError("config key 'validation.policy.unseen_label' must be 'block': a classifier has no class for a "
+                          "label the train split never shows, so neither training nor evaluation can go on with it")
+    if validation.max_text_tokens < 1:
+        raise ConfigError("config key 'validation.max_text_tokens' must be at least 1")
+    if not 0 <= validation.min_vocabulary_coverage <= 1:
+        raise ConfigError("config key 'validation.min_vocabulary_coverage' must be between 0 and 1")
+    for section in ("drift", "skew"):
+        for key, limit in dataclasses.asdict(getattr(validation, section)).items():
+            if not 0 < limit <= 1:
+                raise ConfigError(f"config key 'validation.{section}.{key}' must be above 0 and at most 1, got {limit}")
 
 
 def load_config(path: Optional[str] = None, overrides: Optional[dict[str, Any]] = None) -> Config:

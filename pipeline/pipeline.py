@@ -1,7 +1,7 @@
 """The one pipeline definition: config -> a TFX `Pipeline` (local and, later, Kubeflow).
 
-TextExampleGen -> StatisticsGen -> TextSchemaGen | ImportSchemaGen -> ExampleValidator -> DataGate,
-then Transform, and for each model family its own Trainer, latest-blessed-model Resolver,
+TextExampleGen -> StatisticsGen -> TextSchemaGen | ImportSchemaGen -> ExampleValidator ->
+TextValidator (text checks, drift against the previous span, skew) -> DataGate, then Transform, and for each model family its own Trainer, latest-blessed-model Resolver,
 Evaluator, ServingCheck and Pusher, so every family is blessed against its own last blessed
 model, and pushed only when it also serves. With a
 label column the branches train classifiers instead (`rnn_classifier`, ...), kept apart from
@@ -21,6 +21,7 @@ from components.serving_pusher import ServingPusher
 from components.text_example_gen import TextExampleGen
 from components.text_readers import ReaderOptions
 from components.text_schema_gen import TextSchemaGen
+from components.text_validator import LatestPerSpanStrategy, Settings, TextValidator
 from pipeline.config import Config, branch_name, data_path, model_name, schema_path
 from pipeline.evaluation import eval_config
 
@@ -53,6 +54,20 @@ def _transform_settings(config: Config) -> dict:
             "length_buckets": list(config.evaluation.length_buckets)}
 
 
+def _validator_settings(config: Config) -> Settings:
+    validation = config.validation
+    return Settings(
+        text_column=config.data.text_column,
+        label_column=config.data.label_column,
+        tokenizer=config.transform.tokenizer,
+        lowercase=config.transform.lowercase,
+        max_vocab_size=config.transform.max_vocab_size,
+        drift=dataclasses.asdict(validation.drift),
+        skew=dataclasses.asdict(validation.skew),
+        policy=dataclasses.asdict(validation.policy),
+    )
+
+
 def create_pipeline(config: Config) -> tfx.dsl.Pipeline:
     """Builds the pipeline for `config`; paths in the config are made absolute here."""
     input_base, file_pattern = split_input_path(data_path(config))
@@ -74,11 +89,29 @@ def create_pipeline(config: Config) -> tfx.dsl.Pipeline:
     if imported_schema:
         schema_gen = tfx.components.ImportSchemaGen(schema_file=imported_schema)
     else:
-        schema_gen = TextSchemaGen(statistics=statistics_gen.outputs["statistics"], text_columns=[config.data.text_column])
+        schema_gen = TextSchemaGen(
+            statistics=statistics_gen.outputs["statistics"],
+            text_columns=[config.data.text_column],
+            min_coverage=config.validation.min_vocabulary_coverage,
+            max_tokens=config.validation.max_text_tokens,
+        )
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
-    data_gate = DataGate(anomalies=example_validator.outputs["anomalies"])
+    earlier_spans = tfx.dsl.Resolver(
+        strategy_class=LatestPerSpanStrategy,
+        examples=tfx.dsl.Channel(
+            type=tfx.types.standard_artifacts.Examples, producer_component_id=example_gen.id, output_key="examples"
+        ),
+    ).with_id("EarlierSpans")
+    text_validator = TextValidator(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        schema_anomalies=example_validator.outputs["anomalies"],
+        previous_examples=earlier_spans.outputs["examples"],
+        settings=_validator_settings(config),
+    )
+    data_gate = DataGate(validation=text_validator.outputs["anomalies"])
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
@@ -87,7 +120,8 @@ def create_pipeline(config: Config) -> tfx.dsl.Pipeline:
         disable_statistics=True,
     )
     transform.add_upstream_node(data_gate)
-    components = [example_gen, statistics_gen, schema_gen, example_validator, data_gate, transform]
+    components = [example_gen, statistics_gen, schema_gen, example_validator, earlier_spans, text_validator,
+                  data_gate, transform]
 
     for family in config.trained_families:
         hparams = config.family_config(family)

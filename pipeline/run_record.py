@@ -3,7 +3,8 @@
 The run id is TFX's (the `pipeline_run` context in ML Metadata), so a record can be matched to
 the executions of its run. For each family the record holds the blessing decision threshold by
 threshold (metric, candidate, baseline, threshold, pass or fail, and the same in words), the
-serving check's findings and where the model was pushed. Files are written to a temporary
+serving check's findings and where the model was pushed; and the data validation the run
+rests on (TextValidator's findings with their block/warn actions, drift and skew measured). Files are written to a temporary
 sibling and renamed, so a record is whole or absent.
 """
 
@@ -68,14 +69,16 @@ def _write_atomically(path: str, text: str) -> None:
     os.replace(temporary, path)
 
 
-def keep_run_record(config: Config, results: list[FamilyResult], summary: str) -> Optional[str]:
+def keep_run_record(config: Config, results: list[FamilyResult], summary: str,
+                    data_validation: Optional[dict] = None) -> Optional[str]:
     """Writes the run's decision and summary next to its other outputs; returns the folder."""
     run_id = latest_run_id(config)
     if run_id is None:
         return None
     folder = run_folder(config, run_id)
     os.makedirs(folder, exist_ok=True)
-    decision = {"run_id": run_id, "pipeline": config.name, "families": [family_record(r) for r in results]}
+    decision = {"run_id": run_id, "pipeline": config.name, "data_validation": data_validation,
+                "families": [family_record(r) for r in results]}
     _write_atomically(os.path.join(folder, DECISION_FILE), json.dumps(decision, indent=2, sort_keys=True) + "\n")
     _write_atomically(os.path.join(folder, SUMMARY_FILE), summary.lstrip("\n") + "\n")
     return folder

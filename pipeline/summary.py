@@ -20,6 +20,8 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
 from components.serving_check import read_serving_check
+from components.text_checks import Finding
+from components.text_validator import read_report
 from components.trainer_module import METRICS_FILE
 from pipeline.config import Config, branch_task, model_name
 from pipeline.evaluation import Threshold, blessing_thresholds
@@ -191,6 +193,29 @@ def family_results(config: Config) -> list[FamilyResult]:
     return results
 
 
+def data_validation(config: Config) -> Optional[dict]:
+    """The latest TextValidator report (findings, comparisons, example counts), if any."""
+    found = latest_outputs(open_store(config), config.name, "TextValidator").get("anomalies", [])
+    return read_report(found[0].uri) if found else None
+
+
+def describe_data(report: Optional[dict]) -> list[str]:
+    """The data lines of the summary: counts, drift and skew measured, and every finding."""
+    if report is None:
+        return []
+    counts = report["examples"]
+    lines = [f"  data: {counts['train']} train / {counts['eval']} eval examples, span {report['span']}"]
+    for kind, against in (("skew", "eval against train"), ("drift", f"train against span {report['previous_span']}")):
+        if report[kind]:
+            measured = ", ".join(f"{m['feature']} {m['value']:.3f} (limit {m['threshold']:g})" for m in report[kind])
+            lines.append(f"    {kind}, {against}: {measured}")
+    if report["previous_span"] is None:
+        lines.append("    drift: not measured (no earlier span)")
+    findings = [Finding(**f) for f in report["findings"]]
+    lines += [f"    {f.line()}" for f in findings] or ["    no data findings"]
+    return lines
+
+
 def _headline(r: FamilyResult) -> str:
     m = r.metrics
     if r.task == "classifier":
@@ -213,9 +238,9 @@ def _headline(r: FamilyResult) -> str:
     )
 
 
-def format_summary(results: list[FamilyResult]) -> str:
+def format_summary(results: list[FamilyResult], validation: Optional[dict] = None) -> str:
     """The end-of-run summary the CLI prints."""
-    lines = ["", "Summary"]
+    lines = ["", "Summary", *describe_data(validation)]
     for r in results:
         kind = " classifier" if r.task == "classifier" else ""
         lines.append(

@@ -1,0 +1,269 @@
+"""TextValidator: text-aware data validation after ExampleValidator, with a gate policy per kind.
+
+ExampleValidator checks each feature against the schema; for a free-text column that says
+little. This component reads the examples back, tokenized as Transform will tokenize them,
+and adds what a person reviewing text data looks for (`components/text_checks.py`):
+empty texts, over-long texts, tokens outside the train vocabulary (TFDV's natural-language
+coverage check against the schema's `natural_language_domain`), unseen or missing labels,
+texts shared by train and eval, drift against the previous span and skew between train and
+eval (TFDV comparators: Jensen-Shannon divergence of text lengths and of the token
+distribution, L-infinity distance of the labels). ExampleValidator's own anomalies become
+findings of kind `schema`. Each finding gets the action its kind has in the policy (`block` or
+`warn`); `DataGate` stops the run on any `block`.
+
+Outputs: `statistics` (ExampleStatistics of the derived text features, per split, with the
+natural-language statistics of the text column) and `anomalies` (ExampleAnomalies: TFDV's
+Anomalies per split, and every finding with the checks' context in `text_validation.json`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Optional
+
+import tensorflow_data_validation as tfdv
+from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
+from tfx import types
+from tfx.dsl.components.base import base_component, base_executor, executor_spec
+from tfx.dsl.components.common import resolver as resolver_strategy
+from tfx.types import artifact_utils, standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+from tfx.utils import io_utils
+
+from components import text_checks
+from components.text_profile import (LENGTH_FEATURE, TOKEN_FEATURE, SplitText, nl_statistics, read_split,
+                                     split_profile, text_statistics, train_vocabulary)
+
+REPORT_FILE = "text_validation.json"
+STATS_FILE = "FeatureStats.pb"  # where StatisticsGen keeps a split's statistics, so TFX tools read ours too
+ANOMALIES_FILE = "SchemaDiff.pb"  # likewise for ExampleValidator's anomalies
+TRAIN, EVAL = "train", "eval"
+
+
+@dataclasses.dataclass
+class Settings:
+    """What the executor needs from the project config (passed as JSON)."""
+
+    text_column: str
+    label_column: Optional[str]
+    tokenizer: str
+    lowercase: bool
+    max_vocab_size: int
+    drift: dict[str, float]  # text_length_js, token_js, label_linf
+    skew: dict[str, float]
+    policy: dict[str, str]  # finding kind -> block | warn
+
+
+def read_report(anomalies_uri: str) -> dict:
+    """The TextValidator's `text_validation.json`: span, example counts, comparisons and findings."""
+    with open(os.path.join(anomalies_uri, REPORT_FILE)) as f:
+        return json.load(f)
+
+
+class LatestPerSpanStrategy(resolver_strategy.ResolverStrategy):
+    """Every span's latest Examples, so the TextValidator can find the span before the current one.
+    Resolved when the TextValidator runs (after ExampleGen), so the current span is among them."""
+
+    def resolve_artifacts(self, store: Any, input_dict: dict[str, list[types.Artifact]]) -> dict[str, list[types.Artifact]]:
+        resolved = {}
+        for key, artifacts in input_dict.items():
+            latest: dict[int, types.Artifact] = {}
+            for artifact in sorted(artifacts, key=lambda a: a.id):
+                latest[span_of(artifact)] = artifact
+            resolved[key] = [latest[span] for span in sorted(latest)]
+        return resolved
+
+
+def span_of(artifact: types.Artifact) -> int:
+    """The span ExampleGen's driver recorded (a custom property in this TFX; the typed property otherwise)."""
+    return artifact.get_int_custom_property("span") if artifact.has_custom_property("span") else artifact.span
+
+
+def text_constraints(schema: schema_pb2.Schema, text_column: str) -> tuple[float, int]:
+    """(min vocabulary coverage, max tokens per text) from the text column's natural_language_domain;
+    (0, 0) when the schema sets none (the check is then not made)."""
+    for feature in schema.feature:
+        if feature.name == text_column and feature.HasField("natural_language_domain"):
+            domain = feature.natural_language_domain
+            return domain.coverage.min_coverage, domain.sequence_length_constraints.max_sequence_length
+    return 0.0, 0
+
+
+def comparator_schema(settings: Settings, kind: str) -> schema_pb2.Schema:
+    """A schema of the derived features whose drift (or skew) comparators hold the configured limits."""
+    limits = settings.drift if kind == "drift" else settings.skew
+    schema = schema_pb2.Schema()
+    compared = [(LENGTH_FEATURE, schema_pb2.INT, "jensen_shannon_divergence", limits["text_length_js"]),
+                (TOKEN_FEATURE, schema_pb2.BYTES, "jensen_shannon_divergence", limits["token_js"])]
+    if settings.label_column:
+        compared.append((settings.label_column, schema_pb2.BYTES, "infinity_norm", limits["label_linf"]))
+    for name, feature_type, measure, threshold in compared:
+        feature = schema.feature.add(name=name, type=feature_type)
+        comparator = feature.drift_comparator if kind == "drift" else feature.skew_comparator
+        getattr(comparator, measure).threshold = threshold
+    return schema
+
+
+def validate_text(splits: dict[str, SplitText], previous_train: Optional[SplitText], schema: schema_pb2.Schema,
+                  settings: Settings, previous_span: Optional[int] = None) -> tuple[list[text_checks.Finding], dict[str, statistics_pb2.DatasetFeatureStatisticsList], dict]:
+    """All text checks; returns the findings (without actions), the statistics per split, and context."""
+    text, label = settings.text_column, settings.label_column
+    train, evaluation = splits[TRAIN], splits[EVAL]
+    vocabulary = train_vocabulary(train, settings.max_vocab_size)
+    stats = {name: text_statistics(split, text, label, vocabulary) for name, split in splits.items()}
+    min_coverage, max_tokens = text_constraints(schema, text)
+    coverage_schema = schema_pb2.Schema(feature=[f for f in schema.feature if f.name == text])
+    findings: list[text_checks.Finding] = []
+    for name, split in splits.items():
+        findings += text_checks.empty_texts(split, text)
+        if max_tokens:
+            findings += text_checks.long_texts(split, text, max_tokens)
+        if min_coverage:
+            coverage = nl_statistics(stats[name], text).feature_coverage
+            anomalies = tfdv.validate_statistics(stats[name], coverage_schema)
+            findings += text_checks.coverage_findings(anomalies, name, text, coverage, min_coverage)
+    if label:
+        findings += text_checks.label_findings(train, evaluation, label)
+    findings += text_checks.duplicates_across_splits(train, evaluation, text)
+    skew = tfdv.validate_statistics(stats[TRAIN], comparator_schema(settings, "skew"), serving_statistics=stats[EVAL])
+    findings += text_checks.comparison_findings(skew, "skew", EVAL, "the train split")
+    drift = None
+    if previous_train is not None:
+        previous_stats = text_statistics(previous_train, text, label, vocabulary)
+        drift = tfdv.validate_statistics(stats[TRAIN], comparator_schema(settings, "drift"), previous_statistics=previous_stats)
+        findings += text_checks.comparison_findings(drift, "drift", TRAIN, f"span {previous_span}'s train split")
+    context = {
+        "profiles": {name: split_profile(split, stats[name], text) for name, split in splits.items()},
+        "schema": describe_schema(schema),
+        "min_vocabulary_coverage": round(min_coverage, 6),
+        "max_text_tokens": max_tokens,
+        "vocabulary_size": len(vocabulary),
+        "skew": _measurements(skew, "skew"),
+        "drift": _measurements(drift, "drift") if drift is not None else [],
+    }
+    return findings, stats, context
+
+
+def describe_schema(schema: schema_pb2.Schema) -> list[dict]:
+    """Each feature of the schema in a line a reviewer can read: type, presence, domain and constraints."""
+    rows = []
+    for feature in schema.feature:
+        domain = feature.WhichOneof("domain_info") or ""
+        constraints = []
+        if domain == "natural_language_domain":
+            nl = feature.natural_language_domain
+            if nl.coverage.min_coverage:
+                constraints.append(f"min vocabulary coverage {nl.coverage.min_coverage:.2f}")
+            if nl.sequence_length_constraints.max_sequence_length:
+                constraints.append(f"{nl.sequence_length_constraints.min_sequence_length}-"
+                                   f"{nl.sequence_length_constraints.max_sequence_length} tokens")
+        elif domain == "domain":
+            values = next((list(d.value) for d in schema.string_domain if d.name == feature.domain), [])
+            constraints.append(f"values {', '.join(values[:10])}" + (" ..." if len(values) > 10 else ""))
+        rows.append({"feature": feature.name, "type": schema_pb2.FeatureType.Name(feature.type),
+                     "presence": f"at least {feature.presence.min_fraction:.0%} of examples" if feature.presence.min_fraction else "optional",
+                     "domain": domain.replace("_domain", "").replace("domain", "values") or "-",
+                     "constraints": "; ".join(constraints) or "-"})
+    return rows
+
+
+def _measurements(anomalies: anomalies_pb2.Anomalies, kind: str) -> list[dict]:
+    """Every comparison TFDV made (also those under their limits), for the report."""
+    rows = []
+    for info in anomalies.drift_skew_info:
+        for m in info.drift_measurements if kind == "drift" else info.skew_measurements:
+            rows.append({"feature": ".".join(info.path.step), "measure": anomalies_pb2.DriftSkewInfo.Measurement.Type.Name(m.type),
+                         "value": round(m.value, 4), "threshold": m.threshold, "passed": m.value <= m.threshold})
+    return rows
+
+
+def _previous_span(current: types.Artifact, candidates: list[types.Artifact]) -> Optional[types.Artifact]:
+    earlier = [c for c in candidates if span_of(c) < span_of(current)]
+    return max(earlier, key=lambda c: (span_of(c), c.id)) if earlier else None
+
+
+def _schema_anomalies(artifact: types.Artifact) -> dict[str, anomalies_pb2.Anomalies]:
+    found = {}
+    for split in artifact_utils.decode_split_names(artifact.split_names):
+        path = os.path.join(artifact_utils.get_split_uri([artifact], split), ANOMALIES_FILE)
+        if os.path.exists(path):
+            found[split] = anomalies_pb2.Anomalies.FromString(io_utils.read_bytes_file(path))
+    return found
+
+
+class Executor(base_executor.BaseExecutor):
+    def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
+           exec_properties: dict[str, Any]) -> None:
+        settings = Settings(**json.loads(exec_properties["settings"]))
+        examples = artifact_utils.get_single_instance(input_dict["examples"])
+        schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(artifact_utils.get_single_uri(input_dict["schema"])))
+        read = lambda artifact, split: read_split(artifact, split, settings.text_column, settings.label_column,  # noqa: E731
+                                                  settings.tokenizer, settings.lowercase)
+        splits = {split: read(examples, split) for split in (TRAIN, EVAL)}
+        previous = _previous_span(examples, input_dict.get("previous_examples", []))
+        findings, stats, context = validate_text(splits, read(previous, TRAIN) if previous else None, schema, settings,
+                                                 span_of(previous) if previous else None)
+        schema_anomalies = _schema_anomalies(artifact_utils.get_single_instance(input_dict["schema_anomalies"]))
+        unseen = {(f.split, f.feature) for f in findings if f.kind == "unseen_label"}
+        findings = text_checks.schema_findings(schema_anomalies, {settings.text_column}, unseen) + findings
+        for finding in findings:
+            finding.action = settings.policy[finding.kind]
+
+        statistics = artifact_utils.get_single_instance(output_dict["statistics"])
+        anomalies = artifact_utils.get_single_instance(output_dict["anomalies"])
+        for artifact in (statistics, anomalies):
+            artifact.split_names = artifact_utils.encode_split_names([TRAIN, EVAL])
+            artifact.set_int_custom_property("span", span_of(examples))
+        for split in (TRAIN, EVAL):
+            io_utils.write_bytes_file(os.path.join(artifact_utils.get_split_uri([statistics], split), STATS_FILE),
+                                      stats[split].SerializeToString())
+            io_utils.write_bytes_file(os.path.join(artifact_utils.get_split_uri([anomalies], split), ANOMALIES_FILE),
+                                      text_checks.as_anomalies(findings, split).SerializeToString())
+        report = {
+            "span": span_of(examples),
+            "previous_span": span_of(previous) if previous else None,
+            "examples": {split: len(splits[split].texts) for split in (TRAIN, EVAL)},
+            **context,
+            "policy": settings.policy,
+            "findings": [dataclasses.asdict(f) for f in findings],
+        }
+        io_utils.write_string_file(os.path.join(anomalies.uri, REPORT_FILE), json.dumps(report, indent=1))
+        blocking = sum(f.action == "block" for f in findings)
+        anomalies.set_int_custom_property("blocking", blocking)
+        anomalies.set_int_custom_property("warnings", len(findings) - blocking)
+
+
+class TextValidatorSpec(ComponentSpec):
+    PARAMETERS = {"settings": ExecutionParameter(type=str)}
+    INPUTS = {
+        "examples": ChannelParameter(type=standard_artifacts.Examples),
+        "schema": ChannelParameter(type=standard_artifacts.Schema),
+        "schema_anomalies": ChannelParameter(type=standard_artifacts.ExampleAnomalies),
+        "previous_examples": ChannelParameter(type=standard_artifacts.Examples, optional=True),
+    }
+    OUTPUTS = {
+        "statistics": ChannelParameter(type=standard_artifacts.ExampleStatistics),
+        "anomalies": ChannelParameter(type=standard_artifacts.ExampleAnomalies),
+    }
+
+
+class TextValidator(base_component.BaseComponent):
+    """Text checks, drift and skew, with the gate policy's action on each finding."""
+
+    SPEC_CLASS = TextValidatorSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+
+    def __init__(self, examples: types.BaseChannel, schema: types.BaseChannel, schema_anomalies: types.BaseChannel,
+                 previous_examples: Optional[types.BaseChannel], settings: Settings):
+        spec = TextValidatorSpec(
+            examples=examples,
+            schema=schema,
+            schema_anomalies=schema_anomalies,
+            previous_examples=previous_examples,
+            settings=json.dumps(dataclasses.asdict(settings)),
+            statistics=types.Channel(type=standard_artifacts.ExampleStatistics),
+            anomalies=types.Channel(type=standard_artifacts.ExampleAnomalies),
+        )
+        super().__init__(spec=spec)

@@ -1,0 +1,95 @@
+"""The review report: every section, the same numbers in HTML and Markdown, nothing fetched."""
+
+import html
+import json
+import re
+
+import pytest
+
+from components.text_profile import SplitText, tokenize_texts
+from components.text_schema_gen import mark_free_text
+from components.text_validator import Settings, validate_text
+from pipeline.config import load_config
+from pipeline.report import ReportError, build_report, find_run, render, write_report
+from tensorflow_metadata.proto.v0 import schema_pb2
+
+SECTIONS = ["Run summary", "Data", "Schema", "Anomalies", "Drift and skew", "Model: textflow-rnn (rnn)", "Pushes and promotions"]
+
+
+def data_validation(eval_texts):
+    """A TextValidator report (as the run keeps it) for a small labelled corpus."""
+    train_texts = [f"a fine film number {i}, with a long and winding plot" for i in range(40)]
+    splits = {"train": SplitText("train", train_texts, ["pos", "neg"] * 20, tokenize_texts(train_texts, "word", False)),
+              "eval": SplitText("eval", eval_texts, ["pos", "neg"] * (len(eval_texts) // 2), tokenize_texts(eval_texts, "word", False))}
+    schema = schema_pb2.Schema()
+    schema.feature.add(name="text", type=schema_pb2.BYTES).presence.min_fraction = 1.0
+    mark_free_text(schema, ["text"], 0.5, 1000)
+    policy = {"schema": "block", "empty_text": "block", "text_too_long": "warn", "out_of_vocabulary": "warn",
+              "unseen_label": "block", "missing_class": "block", "duplicate_across_splits": "warn", "drift": "warn", "skew": "warn"}
+    limits = {"text_length_js": 0.9, "token_js": 0.9, "label_linf": 0.9}
+    settings = Settings("text", "label", "word", False, 1000, limits, limits, policy)
+    findings, _, context = validate_text(splits, None, schema, settings)
+    for finding in findings:
+        finding.action = policy[finding.kind]
+    return {"span": 0, "previous_span": None, "examples": {s: len(v.texts) for s, v in splits.items()}, **context,
+            "policy": policy, "findings": [f.__dict__ for f in findings]}
+
+
+def record(eval_texts):
+    family = {"family": "rnn", "task": "classifier", "model_name": "textflow-rnn", "blessed": True,
+              "decision": "blessed: every threshold passed; serving check passed; pushed to /s/textflow-rnn/7",
+              "thresholds": [{"metric": "accuracy", "kind": "value", "candidate": 0.8125, "baseline": None, "threshold": 0.5,
+                              "passed": True, "explanation": "pass: accuracy 0.8125 >= 0.5000 (value threshold)"}],
+              "metrics": {"accuracy": 0.8125, "auc": 0.9031, "example_count": 16.0}, "baseline_metrics": {},
+              "slices": {"length_bucket=0-63 tokens": {"accuracy": 0.75, "example_count": 8.0}},
+              "serving_check": {"blessed": True, "problems": [], "latency": {"p50_ms": 8.5, "p99_ms": 10.9}},
+              "pushed_to": "/s/textflow-rnn/7", "training": {}}
+    return {"run_id": "2026-11-22T10:00:00.1", "pipeline": "textflow", "data_validation": data_validation(eval_texts),
+            "families": [family]}
+
+
+def visible_numbers(text):
+    return sorted(re.findall(r"\d+(?:[.,]\d+)*", text))
+
+
+def html_text(page):
+    page = re.sub(r"<style>.*?</style>", "", page, flags=re.S)
+    page = re.sub(r"<svg[^>]*>|<rect[^>]*/>", " ", page)  # drawing attributes are not content
+    return html.unescape(re.sub(r"<[^>]+>", " ", page))
+
+
+def test_a_clean_run_has_every_section_and_the_same_numbers_in_html_and_markdown():
+    audit = [{"time": "2026-11-22T10:05:00Z", "action": "push", "model": "textflow-rnn", "version": 7, "label": None,
+              "user": "ci", "reason": None}]
+    sections = build_report(record([f"a fine film number {i}, with a long and winding plot" for i in range(40, 50)]), audit)
+    assert [s.title for s in sections] == SECTIONS
+    page, markdown = render(sections, "html", "report"), render(sections, "md", "report")
+    assert "<svg" in page and "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "No anomalies: every check passed." in markdown
+    assert "Text length in tokens, train split" in markdown and "| 'film' |" in markdown.replace("| 'film' | 40 |", "| 'film' |")
+    md_text = re.sub(r"[|#\-]+", " ", markdown)
+    assert visible_numbers(html_text(page)) == visible_numbers(md_text)
+    text = render(sections, "text", "report")
+    assert "Drift was not measured" in text and "#" in text  # bars drawn in characters
+
+
+def test_findings_are_listed_with_severity_and_explanation():
+    eval_texts = [f"a fine film number {i}, with a long and winding plot" for i in range(40, 49)] + ["  "]
+    markdown = render(build_report(record(eval_texts), []), "md", "report")
+    assert "| BLOCK | empty_text | eval | text | 1 of 10 texts are empty or only whitespace" in markdown
+    assert "Stopped by the data gate before training: 1 finding(s)" in markdown
+
+
+def test_reports_are_found_by_run_id_or_latest(tmp_path):
+    config = load_config(overrides={"workspace": str(tmp_path / "ws"), "serving_dir": str(tmp_path / "serving")})
+    with pytest.raises(ReportError, match="no run has been kept"):
+        find_run(config)
+    for run_id in ["2026-11-22T10-00-00.1", "2026-11-22T11-00-00.2"]:
+        folder = tmp_path / "ws" / "runs" / run_id
+        folder.mkdir(parents=True)
+        (folder / "decision.json").write_text(json.dumps({**record(["a film"] * 2), "run_id": run_id}))
+    assert find_run(config).endswith("11-00-00.2") and find_run(config, "2026-11-22T10:00:00.1").endswith("10-00-00.1")
+    text, path = write_report(config, fmt="html")
+    assert path.endswith("2026-11-22T11-00-00.2/report.html") and open(path).read() == text
+    with pytest.raises(ReportError, match="no run 'nope'"):
+        find_run(config, "nope")
