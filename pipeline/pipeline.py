@@ -1,11 +1,12 @@
 """The one pipeline definition: config -> a TFX `Pipeline` (local and, later, Kubeflow).
 
 TextExampleGen -> StatisticsGen -> TextSchemaGen | ImportSchemaGen -> ExampleValidator ->
-TextValidator (text checks, drift against the previous span, skew) -> DataGate, then Transform, and for each model family its own Trainer, latest-blessed-model Resolver,
-Evaluator, ServingCheck and Pusher, so every family is blessed against its own last blessed
-model, and pushed only when it also serves. With a
-label column the branches train classifiers instead (`rnn_classifier`, ...), kept apart from
-the language models' branches, baselines and serving names.
+TextValidator (text checks, drift against the previous span, skew) -> DataGate, then Transform,
+and for each model family its own Trainer, latest-blessed-model Resolver, Evaluator,
+ServingCheck and Pusher, so every family is blessed against its own last blessed model, and
+pushed only when it also serves. With a label column the branches train classifiers instead
+(`rnn_classifier`, ...), kept apart from the language models' branches, baselines and serving
+names.
 """
 
 from __future__ import annotations
