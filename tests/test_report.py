@@ -53,7 +53,7 @@ def visible_numbers(text):
 
 
 def html_text(page):
-    page = re.sub(r"<style>.*?</style>", "", page, flags=re.S)
+    page = re.sub(r"<head>.*?</head>", "", page, flags=re.S)  # the tab title and the CSS are not on the page
     page = re.sub(r"<svg[^>]*>|<rect[^>]*/>", " ", page)  # drawing attributes are not content
     return html.unescape(re.sub(r"<[^>]+>", " ", page))
 
@@ -63,7 +63,8 @@ def test_a_clean_run_has_every_section_and_the_same_numbers_in_html_and_markdown
               "user": "ci", "reason": None}]
     sections = build_report(record([f"a fine film number {i}, with a long and winding plot" for i in range(40, 50)]), audit)
     assert [s.title for s in sections] == SECTIONS
-    page, markdown = render(sections, "html", "report"), render(sections, "md", "report")
+    title = "textflow report: textflow, run 2026-11-22T10-04-02.808502"  # numbers in the title, as a real run id has
+    page, markdown = render(sections, "html", title), render(sections, "md", title)
     assert "<svg" in page and "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "No anomalies: every check passed." in markdown
     assert "Text length in tokens, train split" in markdown and "| 'film' |" in markdown.replace("| 'film' | 40 |", "| 'film' |")
