@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test setup bench bench-torch clean
+.PHONY: run test setup bench bench-torch image image-gpu clean
 SHARED_DATA ?= ../shared/data
 
 run: $(STAMP)
@@ -35,6 +35,17 @@ $(STAMP): pyproject.toml constraints.txt
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip==24.2 setuptools==75.1.0 wheel==0.44.0
 	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	@touch $(STAMP)
+
+# The pipeline image for Kubeflow (see the Dockerfile); IMAGE=registry/textflow:tag make image.
+IMAGE ?= textflow:latest
+DOCKER ?= docker
+image:
+	@command -v $(DOCKER) >/dev/null || { echo "make image: $(DOCKER) not found; build the Dockerfile where Docker runs"; exit 1; }
+	$(DOCKER) build -t $(IMAGE) .
+
+image-gpu:
+	@command -v $(DOCKER) >/dev/null || { echo "make image-gpu: $(DOCKER) not found; build the Dockerfile where Docker runs"; exit 1; }
+	$(DOCKER) build --build-arg BASE=ubuntu:22.04 --build-arg VARIANT=gpu -t $(IMAGE)-gpu .
 
 clean:
 	rm -rf $(VENV) .venv-torch workspace serving

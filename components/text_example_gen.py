@@ -1,23 +1,27 @@
 """TextExampleGen: a file-based TFX ExampleGen for csv, tsv, jsonl and plain text.
 
-It keeps TFX's FileBasedDriver (input fingerprints and spans, hence caching) and the base
-executor's hash split into train/eval, and adds one parameter, `reader_options` (JSON of
-`text_readers.ReaderOptions`). The files are read through once before the Beam pipeline is
-built, so bad input fails with a clear `InputDataError` before any example is written.
+It is a `FileBasedExampleGen`, so it keeps TFX's file-based driver (input fingerprints and
+spans, hence caching; on Kubeflow Pipelines v2 the compiler runs that driver before the
+executor) and the base executor's hash split into train/eval, and adds one parameter,
+`reader_options` (JSON of `text_readers.ReaderOptions`). The files are read through once
+before the Beam pipeline is built, so bad input fails with a clear `InputDataError` before
+any example is written.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Optional, Union
 
 import apache_beam as beam
 import tensorflow as tf
 from tfx import types
 from tfx.components.example_gen import driver
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
+from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.dsl.io import fileio
+from tfx.orchestration import data_types
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
@@ -75,8 +79,9 @@ class TextExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
     }
 
 
-class TextExampleGen(base_beam_component.BaseBeamComponent):
-    """ExampleGen for one text file (or glob) with a hash split into train and eval."""
+class TextExampleGen(FileBasedExampleGen):
+    """ExampleGen for one text file (or glob) with a hash split into train and eval. `input_base`
+    may be a RuntimeParameter (a Kubeflow run's data folder)."""
 
     SPEC_CLASS = TextExampleGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
@@ -84,7 +89,7 @@ class TextExampleGen(base_beam_component.BaseBeamComponent):
 
     def __init__(
         self,
-        input_base: str,
+        input_base: Union[str, data_types.RuntimeParameter],
         file_pattern: str,
         reader_options: ReaderOptions,
         eval_percent: int = 20,
@@ -112,4 +117,5 @@ class TextExampleGen(base_beam_component.BaseBeamComponent):
             reader_options=reader_options.to_json(),
             examples=types.Channel(type=standard_artifacts.Examples),
         )
-        super().__init__(spec=spec)
+        # FileBasedExampleGen.__init__ builds its own spec; this one adds `reader_options`.
+        base_beam_component.BaseBeamComponent.__init__(self, spec=spec)

@@ -2,6 +2,7 @@
 
     textflow run [--config FILE] [--data PATH] [--format csv|tsv|jsonl|txt] ...
     textflow report [--run latest|RUN_ID] [--format html|md|text] [--output PATH]
+    textflow compile --target kubeflow --image IMAGE --pipeline-root URI --output FILE.yaml
 
 Errors the user can fix (configuration, input data, data that fails validation) are printed
 as one paragraph naming the file or key and the problem, with an exit code of their own;
@@ -37,24 +38,24 @@ def _parser() -> argparse.ArgumentParser:
         help="run the pipeline locally (LocalDagRunner, SQLite ML Metadata, Beam DirectRunner)",
         description="Run the whole pipeline locally. With no options it runs on the embedded IMDB sample.",
     )
-    run.add_argument("--config", metavar="FILE", help="YAML config; only the keys it changes are needed")
-    run.add_argument("--data", metavar="PATH", help="input file (or glob); default: the embedded IMDB sample")
-    run.add_argument("--format", choices=["csv", "tsv", "jsonl", "txt"], help="input format")
-    run.add_argument("--text-column", metavar="NAME", help="column (or JSON field) holding the text")
-    run.add_argument("--label-column", metavar="NAME", help="label column: train classifiers of it instead of language models")
-    run.add_argument("--tokenizer", choices=["char", "word"], help="token unit")
-    run.add_argument("--sequence-length", type=int, metavar="N", help="model positions per example")
-    run.add_argument("--models", metavar="LIST", help="comma-separated model families, e.g. rnn")
+    _add_config_options(run)
     run.add_argument("--workspace", metavar="DIR", help="pipeline root and ML Metadata (default ./workspace)")
     run.add_argument("--serving-dir", metavar="DIR", help="where blessed models are pushed (default ./serving)")
-    run.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="any other config key, e.g. --set rnn.train_steps=500 --set evaluation.max_cross_entropy=2.5",
-    )
     run.add_argument("--verbose", action="store_true", help="show TFX/TensorFlow logging instead of writing it to the log file")
+
+    compile_ = commands.add_parser(
+        "compile",
+        help="compile the pipeline for Kubeflow Pipelines v2 (a KFP pipeline spec, YAML)",
+        description="Compile the same pipeline `textflow run` builds, from the same config, into a KFP v2 pipeline "
+        "spec with TFX's KubeflowV2DagRunner: every component runs in IMAGE, artifacts go under the pipeline root, "
+        "and the data folder and each family's training arguments are pipeline parameters of the run.",
+    )
+    compile_.add_argument("--target", choices=["kubeflow"], required=True, help="the orchestrator")
+    compile_.add_argument("--image", help="the pipeline image (make image); default: kubeflow.image in the config")
+    compile_.add_argument("--pipeline-root", metavar="URI", help="artifacts of the cluster's runs, e.g. gs://bucket/textflow; "
+                          "default: kubeflow.pipeline_root in the config")
+    compile_.add_argument("--output", metavar="FILE.yaml", default="textflow-pipeline.yaml", help="the pipeline file to write")
+    _add_config_options(compile_)
 
     promote = commands.add_parser(
         "promote",
@@ -112,6 +113,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_config_options(command: argparse.ArgumentParser) -> None:
+    """The options that make up a run's config (shared by run and compile)."""
+    command.add_argument("--config", metavar="FILE", help="YAML config; only the keys it changes are needed")
+    command.add_argument("--data", metavar="PATH", help="input file (or glob); default: the embedded IMDB sample")
+    command.add_argument("--format", choices=["csv", "tsv", "jsonl", "txt"], help="input format")
+    command.add_argument("--text-column", metavar="NAME", help="column (or JSON field) holding the text")
+    command.add_argument("--label-column", metavar="NAME", help="label column: train classifiers of it instead of language models")
+    command.add_argument("--tokenizer", choices=["char", "word"], help="token unit")
+    command.add_argument("--sequence-length", type=int, metavar="N", help="model positions per example")
+    command.add_argument("--models", metavar="LIST", help="comma-separated model families, e.g. rnn")
+    command.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other config key, e.g. --set rnn.train_steps=500 --set evaluation.max_cross_entropy=2.5",
+    )
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     from pipeline.config import ConfigError
 
@@ -123,8 +143,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "transform.tokenizer": args.tokenizer,
         "transform.sequence_length": args.sequence_length,
         "models": [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None,
-        "workspace": args.workspace,
-        "serving_dir": args.serving_dir,
+        "workspace": getattr(args, "workspace", None),
+        "serving_dir": getattr(args, "serving_dir", None),
     }
     overrides = {key: value for key, value in flags.items() if value is not None}
     for item in args.set:
@@ -234,6 +254,36 @@ def _keep_blocked_run(config: Any) -> Optional[str]:
         return None
 
 
+def _compile(args: argparse.Namespace) -> int:
+    """Writes the Kubeflow pipeline spec; the only output is one line per fact a user needs."""
+    from pipeline.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config, _overrides(args))
+        image = args.image or config.kubeflow.image
+        root = args.pipeline_root or config.kubeflow.pipeline_root
+        if not image:
+            raise ConfigError("compile needs the pipeline image: --image IMAGE or kubeflow.image in the config")
+        if not root:
+            raise ConfigError("compile needs where the cluster keeps artifacts: --pipeline-root URI or kubeflow.pipeline_root")
+        if not args.output.endswith((".yaml", ".yml")):
+            raise ConfigError(f"--output {args.output}: the KFP pipeline package is YAML; give a .yaml file name")
+    except ConfigError as err:
+        print(_paragraph("textflow: configuration error: ", str(err)), file=sys.stderr)
+        return EXIT_CONFIG
+    import warnings
+
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # nothing is trained: TensorFlow's start-up notices are noise here
+    warnings.filterwarnings("ignore", category=FutureWarning)  # google-cloud's notices on import
+    from pipeline.compile import compile_kubeflow, runtime_parameters
+
+    pipeline = compile_kubeflow(config, image, root, args.output)
+    print(f"textflow: compiled pipeline '{config.name}' for Kubeflow Pipelines v2 -> {os.path.abspath(args.output)}\n"
+          f"  {len(pipeline.components)} components in image {image}, artifacts under {root}\n"
+          f"  run parameters: " + ", ".join(f"{name}={p.default}" for name, p in sorted(runtime_parameters(pipeline).items())))
+    return 0
+
+
 def _promotion_command(args: argparse.Namespace) -> int:
     """Commands that start no pipeline: promote, rollback, models, predict and report read ML
     Metadata, the kept runs and the serving directory (promote and rollback also write it)."""
@@ -253,13 +303,14 @@ def _promotion_command(args: argparse.Namespace) -> int:
     try:
         if args.command == "promote":
             from components.serving_audit import hash_folder
+            from pipeline.metadata_connection import describe
             from pipeline.model_records import find_push
 
             record = find_push(config, args.name, args.version)
             blessed = record is not None and record.blessed
             if not blessed and not (args.force and args.reason):
                 raise PromotionError(
-                    f"{args.name} version {args.version} has no blessing in {config.metadata_path} (no run of this "
+                    f"{args.name} version {args.version} has no blessing in {describe(config)} (no run of this "
                     f"workspace pushed it as blessed); to promote it anyway, give --force and --reason"
                 )
             evaluation = hash_folder(record.evaluation_uri) if record and record.evaluation_uri else None
@@ -298,6 +349,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
         return _run(args)
+    if args.command == "compile":
+        return _compile(args)
     return _promotion_command(args)
 
 

@@ -23,6 +23,7 @@ DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.yaml")
 INPUT_FORMATS = ("csv", "tsv", "jsonl", "txt")
 TXT_MODES = ("lines", "windows")
 TOKENIZERS = ("char", "word")
+METADATA_KINDS = ("sqlite", "mysql", "grpc")
 
 
 class ConfigError(ValueError):
@@ -116,6 +117,46 @@ class ValidationConfig:
 
 
 @dataclasses.dataclass
+class MetadataConfig:
+    """The ML Metadata store (`pipeline.metadata_connection`). sqlite: <workspace>/metadata.sqlite.
+    mysql: a shared MySQL database, for runs and for report/models. grpc: a metadata service (a
+    cluster's metadata-grpc-service), which report and models can read but a local run cannot write."""
+
+    kind: str = "sqlite"  # sqlite | mysql | grpc
+    host: str = "localhost"
+    port: int = 0  # 0: 3306 for mysql, 8080 for grpc
+    database: str = "metadb"  # mysql
+    user: str = "root"  # mysql
+    password_env: str = "TEXTFLOW_MLMD_PASSWORD"  # mysql: the environment variable that holds the password
+
+
+@dataclasses.dataclass
+class Resources:
+    """What one Kubeflow task (a Trainer) asks the cluster for: CPU and memory (requests and
+    limits), and an accelerator."""
+
+    cpu: float = 4.0  # cores
+    memory_gb: float = 16.0
+    accelerator: Optional[str] = "nvidia.com/gpu"  # accelerator type (Vertex: NVIDIA_TESLA_T4, ...); null: none
+    accelerator_count: int = 1
+
+
+@dataclasses.dataclass
+class KubeflowConfig:
+    """`textflow compile --target kubeflow`: the image, where a cluster run keeps its artifacts and
+    pushes its models, the Beam arguments there, and what each Trainer asks for."""
+
+    image: Optional[str] = None  # the pipeline image (make image); --image overrides
+    pipeline_root: Optional[str] = None  # artifacts, e.g. gs://bucket/textflow; --pipeline-root overrides
+    serving_dir: Optional[str] = None  # pushed models, a path mounted in the pods; null: <pipeline_root>/serving
+    beam_args: list[str] = dataclasses.field(
+        default_factory=lambda: ["--direct_running_mode=multi_processing", "--direct_num_workers=0"]
+    )
+    trainer: Resources = dataclasses.field(default_factory=Resources)  # every family's Trainer...
+    trainers: dict[str, Resources] = dataclasses.field(default_factory=dict)  # ...unless it has its own here
+
+
+@dataclasses.dataclass
 class Config:
     """The whole project configuration (see pipeline/default_config.yaml)."""
 
@@ -129,9 +170,11 @@ class Config:
     serving_check: ServingCheckConfig = dataclasses.field(default_factory=ServingCheckConfig)
     workspace: str = "workspace"
     serving_dir: str = "serving"
-    beam_args: list[str] = dataclasses.field(
+    beam_args: list[str] = dataclasses.field(  # the local run's Beam arguments (Kubeflow: kubeflow.beam_args)
         default_factory=lambda: ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
     )
+    metadata: MetadataConfig = dataclasses.field(default_factory=MetadataConfig)
+    kubeflow: KubeflowConfig = dataclasses.field(default_factory=KubeflowConfig)
 
     @property
     def task(self) -> str:
@@ -164,6 +207,8 @@ def _type_name(tp: Any) -> str:
         return " or ".join(_type_name(a) for a in typing.get_args(tp) if a is not type(None))
     if origin is list:
         return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    if origin is dict:
+        return f"a mapping of names to {_type_name(typing.get_args(tp)[1])}"
     return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
         tp, getattr(tp, "__name__", str(tp))
     )
@@ -183,6 +228,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"config key '{key}' must be {_type_name(tp)}, got {value!r}")
         (item_type,) = typing.get_args(tp)
         return [_coerce(v, item_type, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{key}' must be {_type_name(tp)}, got {value!r}")
+        _, item_type = typing.get_args(tp)
+        return {str(k): _coerce(v, item_type, f"{key}.{k}") for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"config key '{key}' must be a mapping of settings, got {value!r}")
@@ -289,8 +339,25 @@ def validate(config: Config) -> None:
         raise ConfigError(
             "config section 'serving_check': batch_size and latency_requests must be at least 1, max_p99_ms 0 or more"
         )
+    if config.metadata.kind not in METADATA_KINDS:
+        raise ConfigError(f"config key 'metadata.kind' must be one of {', '.join(METADATA_KINDS)}, got {config.metadata.kind!r}")
+    _validate_kubeflow(config)
     if not config.name.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(f"config key 'name' may hold only letters, digits, '-' and '_', got {config.name!r}")
+
+
+def _validate_kubeflow(config: Config) -> None:
+    kubeflow = config.kubeflow
+    for family in kubeflow.trainers:
+        if family not in registry.names():
+            raise ConfigError(f"config key 'kubeflow.trainers.{family}' names an unknown family (known: "
+                              f"{', '.join(registry.names())})")
+    for key, resources in [("kubeflow.trainer", kubeflow.trainer)] + [
+            (f"kubeflow.trainers.{f}", r) for f, r in kubeflow.trainers.items()]:
+        if resources.cpu <= 0 or resources.memory_gb <= 0 or resources.accelerator_count < 0:
+            raise ConfigError(f"config section '{key}': cpu and memory_gb must be positive, accelerator_count 0 or more")
+        if resources.accelerator is not None and not resources.accelerator:
+            raise ConfigError(f"config key '{key}.accelerator' must name an accelerator type, or be null for none")
 
 
 def _validate_validation(validation: ValidationConfig) -> None:
@@ -357,9 +424,10 @@ SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
 
 def data_path(config: Config) -> str:
-    """The input file as an absolute path; the embedded IMDB sample when none is configured."""
+    """The input file as an absolute path (a URI such as gs://... as it is); the embedded IMDB
+    sample when none is configured."""
     if config.data.path:
-        return os.path.abspath(config.data.path)
+        return config.data.path if "://" in config.data.path else os.path.abspath(config.data.path)
     import importlib.resources
 
     package, relative = EMBEDDED_DATA

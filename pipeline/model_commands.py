@@ -12,6 +12,7 @@ import os
 from typing import Any, Optional
 
 from pipeline.config import Config
+from pipeline.metadata_connection import describe
 from pipeline.model_records import ModelRecord, model_records
 from pipeline.promotion import PromotionError, read_state, versions
 
@@ -38,7 +39,7 @@ def list_models(config: Config, serving_dir: str) -> str:
     """One line per trained model: name, version, key metric, blessing, serving check, push, labels."""
     records = model_records(config)
     if not records:
-        return f"no trained models in {config.metadata_path}"
+        return f"no trained models in {describe(config)}"
     labels = _labels(serving_dir)
     lines = [f"{'model':<28} {'version':>10}  {'trained':<16}  {'key metric':<34} {'blessed':<8} {'serves':<7} "
              f"{'pushed':<16}  labels"]
@@ -57,7 +58,7 @@ def show_model(config: Config, serving_dir: str, name: str, version: int) -> str
     """Everything known about one pushed model, its lineage included."""
     matches = [r for r in model_records(config) if r.destination and r.destination.endswith(os.path.join(name, str(version)))]
     if not matches:
-        raise PromotionError(f"no run of {config.metadata_path} pushed {name} version {version}")
+        raise PromotionError(f"no run of {describe(config)} pushed {name} version {version}")
     r = matches[-1]
     held = [label for label, v in _labels(serving_dir).get(name, {}).items() if v == r.version]
     lines = [

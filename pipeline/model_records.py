@@ -16,7 +16,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 from components.serving_check import read_serving_check
 from pipeline.config import Config
-from pipeline.summary import open_store
+from pipeline.metadata_connection import open_store, store_exists
 
 _INPUT, _OUTPUT = metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.OUTPUT
 
@@ -76,7 +76,7 @@ def model_records(config: Config) -> list[ModelRecord]:
     """Every model the pipeline of this workspace trained, oldest first, with its evaluation and push."""
     from pipeline.summary import overall_metrics
 
-    if not os.path.exists(config.metadata_path):
+    if not store_exists(config):
         return []
     store = open_store(config)
     records = []

@@ -1,4 +1,4 @@
-"""The one pipeline definition: config -> a TFX `Pipeline` (local and, later, Kubeflow).
+"""The one pipeline definition: config -> a TFX `Pipeline`, for the local run and for Kubeflow.
 
 TextExampleGen -> StatisticsGen -> TextSchemaGen | ImportSchemaGen -> ExampleValidator ->
 TextValidator (text checks, drift against the previous span, skew) -> DataGate, then Transform,
@@ -7,14 +7,22 @@ ServingCheck and Pusher, so every family is blessed against its own last blessed
 pushed only when it also serves. With a label column the branches train classifiers instead
 (`rnn_classifier`, ...), kept apart from the language models' branches, baselines and serving
 names.
+
+The Kubeflow build (`target="kubeflow"`) is the same graph with the cluster's settings
+(`pipeline.kubeflow`): the image's paths, runtime parameters for the data folder and each
+family's training steps, the Trainers' resource requests, `kubeflow.beam_args`, and no local
+metadata store (the cluster has its own). Its earlier-spans resolver is TFX's
+LatestArtifactStrategy, the one the KFP v2 compiler can express.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+from typing import Optional
 
 from tfx import v1 as tfx
+from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import LatestArtifactStrategy
 
 from components.data_gate import DataGate
 from components.serving_check import ServingCheck
@@ -23,8 +31,13 @@ from components.text_example_gen import TextExampleGen
 from components.text_readers import ReaderOptions
 from components.text_schema_gen import TextSchemaGen
 from components.text_validator import LatestPerSpanStrategy, Settings, TextValidator
+from pipeline import kubeflow
 from pipeline.config import Config, branch_name, data_path, model_name, schema_path
 from pipeline.evaluation import eval_config
+from pipeline.metadata_connection import pipeline_connection_config
+
+LOCAL, KUBEFLOW = "local", "kubeflow"
+TARGETS = (LOCAL, KUBEFLOW)
 
 
 def node_ids(config: Config, family: str) -> dict[str, str]:
@@ -69,9 +82,25 @@ def _validator_settings(config: Config) -> Settings:
     )
 
 
-def create_pipeline(config: Config) -> tfx.dsl.Pipeline:
-    """Builds the pipeline for `config`; paths in the config are made absolute here."""
-    input_base, file_pattern = split_input_path(data_path(config))
+def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional[str] = None) -> tfx.dsl.Pipeline:
+    """Builds the pipeline for `config` to run on `target`. Local paths in the config are made
+    absolute here; a Kubeflow build needs `pipeline_root` (or kubeflow.pipeline_root)."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r} (known: {', '.join(TARGETS)})")
+    on_cluster = target == KUBEFLOW
+    if on_cluster:
+        pipeline_root = pipeline_root or config.kubeflow.pipeline_root
+        if not pipeline_root:
+            raise ValueError("a Kubeflow build needs a pipeline root (--pipeline-root or kubeflow.pipeline_root)")
+        input_base, file_pattern = split_input_path(kubeflow.image_data_path(config))
+        input_base = kubeflow.input_base_parameter(input_base)
+        imported_schema = kubeflow.image_schema_path(schema_path(config))
+        serving_dir = kubeflow.serving_dir(config, pipeline_root)
+    else:
+        pipeline_root = os.path.abspath(config.pipeline_root)
+        input_base, file_pattern = split_input_path(data_path(config))
+        imported_schema = schema_path(config)
+        serving_dir = os.path.abspath(config.serving_dir)
     reader = ReaderOptions(
         format=config.data.format,
         text_column=config.data.text_column,
@@ -86,7 +115,6 @@ def create_pipeline(config: Config) -> tfx.dsl.Pipeline:
         eval_percent=config.data.eval_percent,
     )
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    imported_schema = schema_path(config)
     if imported_schema:
         schema_gen = tfx.components.ImportSchemaGen(schema_file=imported_schema)
     else:
@@ -100,7 +128,7 @@ def create_pipeline(config: Config) -> tfx.dsl.Pipeline:
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
     earlier_spans = tfx.dsl.Resolver(
-        strategy_class=LatestPerSpanStrategy,
+        strategy_class=LatestArtifactStrategy if on_cluster else LatestPerSpanStrategy,
         examples=tfx.dsl.Channel(
             type=tfx.types.standard_artifacts.Examples, producer_component_id=example_gen.id, output_key="examples"
         ),
@@ -132,7 +160,8 @@ def create_pipeline(config: Config) -> tfx.dsl.Pipeline:
             examples=transform.outputs["transformed_examples"],
             transform_graph=transform.outputs["transform_graph"],
             schema=schema_gen.outputs["schema"],
-            train_args=tfx.proto.TrainArgs(num_steps=hparams.train_steps),
+            train_args=(kubeflow.train_args_parameter(config, family, hparams.train_steps) if on_cluster
+                        else tfx.proto.TrainArgs(num_steps=hparams.train_steps)),
             eval_args=tfx.proto.EvalArgs(num_steps=hparams.eval_steps),
             custom_config={
                 "family": family,
@@ -143,6 +172,8 @@ def create_pipeline(config: Config) -> tfx.dsl.Pipeline:
                 "tokenizer": config.transform.tokenizer,
             },
         ).with_id(ids["trainer"])
+        if on_cluster:
+            trainer.with_platform_config(kubeflow.trainer_resources(config, family))
         baseline = tfx.dsl.Resolver(
             strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
             model=tfx.dsl.Channel(
@@ -177,7 +208,7 @@ def create_pipeline(config: Config) -> tfx.dsl.Pipeline:
             evaluation=evaluator.outputs["evaluation"],
             push_destination=tfx.proto.PushDestination(
                 filesystem=tfx.proto.PushDestination.Filesystem(
-                    base_directory=os.path.join(os.path.abspath(config.serving_dir), model_name(config, family))
+                    base_directory=os.path.join(serving_dir, model_name(config, family))
                 )
             ),
         ).with_id(ids["pusher"])
@@ -185,11 +216,9 @@ def create_pipeline(config: Config) -> tfx.dsl.Pipeline:
 
     return tfx.dsl.Pipeline(
         pipeline_name=config.name,
-        pipeline_root=os.path.abspath(config.pipeline_root),
+        pipeline_root=pipeline_root,
         components=components,
         enable_cache=True,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            os.path.abspath(config.metadata_path)
-        ),
-        beam_pipeline_args=list(config.beam_args),
+        metadata_connection_config=None if on_cluster else pipeline_connection_config(config),
+        beam_pipeline_args=list(config.kubeflow.beam_args if on_cluster else config.beam_args),
     )

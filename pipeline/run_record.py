@@ -15,7 +15,8 @@ import os
 from typing import Optional
 
 from pipeline.config import Config
-from pipeline.summary import FamilyResult, open_store
+from pipeline.metadata_connection import open_store
+from pipeline.summary import FamilyResult
 
 RUNS_DIR = "runs"
 DECISION_FILE = "decision.json"

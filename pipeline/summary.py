@@ -17,7 +17,6 @@ from typing import Optional
 import tensorflow_model_analysis as tfma
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
-from tfx import v1 as tfx
 
 from components.serving_check import read_serving_check
 from components.text_checks import Finding
@@ -25,6 +24,7 @@ from components.text_validator import read_report
 from components.trainer_module import METRICS_FILE
 from pipeline.config import Config, branch_task, model_name
 from pipeline.evaluation import Threshold, blessing_thresholds
+from pipeline.metadata_connection import open_store
 from pipeline.pipeline import node_ids
 
 _DONE = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
@@ -75,11 +75,6 @@ class FamilyResult:
     training: dict[str, float]
     serving_check: Optional[dict] = None  # what components/serving_check.py found
     slices: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)  # slice name -> metrics
-
-
-def open_store(config: Config) -> metadata_store.MetadataStore:
-    connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(os.path.abspath(config.metadata_path))
-    return metadata_store.MetadataStore(connection)
 
 
 def latest_outputs(store: metadata_store.MetadataStore, pipeline_name: str, node_id: str) -> dict[str, list]:

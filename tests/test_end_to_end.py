@@ -516,3 +516,35 @@ def test_models_list_and_show_read_ml_metadata(first_run):
         assert expected in shown.stdout, (expected, shown.stdout)
     missing = textflow("models", "show", "textflow-hvae", "1", *where, cwd=root)
     assert missing.returncode == 2 and "pushed textflow-hvae version 1" in missing.stderr
+
+
+def parsed_records(pattern):
+    """The tf.Examples of TFRecord files, as sorted feature maps (a map's byte order is not stable across processes)."""
+    import tensorflow as tf
+
+    records = tf.data.TFRecordDataset(sorted(glob.glob(pattern)), compression_type="GZIP")
+    return sorted(sorted((k, str(v)) for k, v in tf.train.Example.FromString(r.numpy()).features.feature.items())
+                  for r in records)
+
+
+def test_multi_processing_direct_runner_gives_the_default_modes_results(first_run):
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    root, _, _ = first_run
+    args = ["run", "--data", str(root / "reviews.jsonl"), "--format", "jsonl", "--text-column", "review",
+            "--workspace", "ws-mp", "--serving-dir", "serving-mp", "--models", "rnn", *SMALL_MODEL,
+            "--set", "beam_args=[--direct_running_mode=multi_processing, --direct_num_workers=2]"]
+    result = textflow(*args, cwd=root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    default, multi = root / "ws" / "artifacts", root / "ws-mp" / "artifacts"
+    for split in ("train", "eval"):
+        for component, output in (("TextExampleGen", "examples"), ("Transform", "transformed_examples")):
+            same = [parsed_records(f"{art}/{component}/{output}/*/Split-{split}/*") for art in (default, multi)]
+            assert same[0] and same[0] == same[1], (component, split)
+        stats = [statistics_pb2.DatasetFeatureStatisticsList.FromString(
+            Path(only(f"{art}/StatisticsGen/statistics/*/Split-{split}/FeatureStats.pb")).read_bytes()) for art in (default, multi)]
+        assert stats[0] == stats[1], split
+    for pattern in ("TextSchemaGen/schema/*/schema.pbtxt", "Transform/transform_graph/*/transform_fn/assets/tokens"):
+        assert Path(only(f"{default}/{pattern}")).read_bytes() == Path(only(f"{multi}/{pattern}")).read_bytes(), pattern
+    counts = [re.search(r"rnn \(textflow-rnn.*?(\d+) eval examples", out).group(1) for out in (first_run[2].stdout, result.stdout)]
+    assert counts[0] == counts[1]  # the Evaluator saw the same eval split (the models differ: training is not deterministic)
