@@ -1,10 +1,11 @@
 """Character-level language-model benchmark on Tiny Shakespeare (nanoGPT's CPU configuration).
 
-    python -m bench.charlm --family transformer --data ../shared/data/tinyshakespeare.txt --preset cpu-small
+    python -m bench.charlm --family transformer --data ../shared/data/tinyshakespeare.txt --preset cpu-small \
+        [--precision float32|mixed_float16|mixed_bfloat16] [--xla on|off]
 
-Prints one JSON line: family, parameters, iterations, tokens seen, validation loss (nats per
-character), training tokens per second, wall seconds, the machine's measured fp32 matmul rate
-and the model's share of it. The split is nanoGPT's: first 90% train, last 10% validation.
+Prints one JSON line: family, precision, XLA, parameters, iterations, tokens seen, validation
+loss (nats per character), training tokens per second, wall seconds, the machine's measured
+fp32 matmul rate and the model's share of it. The split is nanoGPT's: first 90% train, last 10% validation.
 Batches are random windows drawn inside the training graph, as nanoGPT's `get_batch` does.
 """
 
@@ -25,6 +26,7 @@ import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
 from models import registry  # noqa: E402
+from models.acceleration import PRECISIONS, for_precision, precision_policy  # noqa: E402
 from models.lm_loss import masked_token_cross_entropy  # noqa: E402
 from models.rnn import RNNConfig  # noqa: E402
 from models.tokens import NUM_RESERVED, model_vocab_size  # noqa: E402
@@ -101,22 +103,26 @@ def flops_per_token(model: tf_keras.Model, family: str, preset: Preset) -> float
     return flops
 
 
-def run(family_name: str, data_path: str, preset_name: str, iterations: int | None, seed: int) -> dict:
+def run(
+    family_name: str, data_path: str, preset_name: str, iterations: int | None, seed: int,
+    precision: str = "float32", xla: bool = False,
+) -> dict:
     preset = PRESETS[(family_name, preset_name)]
     iterations = iterations or preset.iterations
     family = registry.get(family_name)
     train, val, distinct = encode(data_path)
     tf_keras.utils.set_random_seed(seed)
-    model = family.build(preset.model, model_vocab_size(distinct))
-    optimizer = family.optimizer(preset.model, iterations)
+    with precision_policy(precision):
+        model = family.build(preset.model, model_vocab_size(distinct))
+    optimizer = for_precision(family.optimizer(preset.model, iterations), precision)
     train_data, val_data = tf.constant(train), tf.constant(val)
 
-    @tf.function
+    @tf.function(jit_compile=xla)
     def train_step(step: tf.Tensor) -> tf.Tensor:
         inputs, targets = random_windows(train_data, preset.batch_size, preset.context, tf.stack([seed, step]))
         with tf.GradientTape() as tape:
             loss = masked_token_cross_entropy(targets, model(inputs, training=True))
-        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+        optimizer.minimize(loss, model.trainable_variables, tape=tape)
         return loss
 
     @tf.function
@@ -140,6 +146,8 @@ def run(family_name: str, data_path: str, preset_name: str, iterations: int | No
         "bench": "charlm",
         "family": family_name,
         "preset": preset_name,
+        "precision": precision,
+        "xla": xla,
         "parameters": int(model.count_params()),
         "iterations": iterations,
         "tokens_seen": tokens_per_step * iterations,
@@ -159,8 +167,11 @@ def main() -> None:
     parser.add_argument("--preset", choices=["cpu-small"], default="cpu-small")
     parser.add_argument("--iterations", type=int, help="override the preset's iteration count")
     parser.add_argument("--seed", type=int, default=1337)
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32")
+    parser.add_argument("--xla", choices=["on", "off"], default="off", help="XLA-compile the train step")
     args = parser.parse_args()
-    print(json.dumps(run(args.family, args.data, args.preset, args.iterations, args.seed)), flush=True)
+    result = run(args.family, args.data, args.preset, args.iterations, args.seed, args.precision, args.xla == "on")
+    print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ count (the flat decoder's width is chosen for it). Prints one JSON line per deco
 negative ELBO per character, KL per text, teacher-forced and sampled (greedy from mu)
 reconstruction accuracy and active latent units on the validation windows, and wall seconds.
 `--set free_bits=128 --set word_dropout=0.25` changes preset settings for both decoders (the
-JSON line lists what was changed).
+JSON line lists what was changed); `--precision mixed_bfloat16 --xla on` trains under that
+precision policy and with an XLA-compiled step (evaluation runs a float32 copy, as served).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import tf_keras  # noqa: E402
 
 from bench.charlm import encode, random_windows  # noqa: E402
 from components.vae_metrics import ACTIVE_UNIT_VARIANCE  # noqa: E402
+from models.acceleration import PRECISIONS, float32_copy, for_precision, precision_policy  # noqa: E402
 from models.hvae import HVAEConfig, build_hvae, hvae_optimizer  # noqa: E402
 from models.lm_loss import masked_token_cross_entropy  # noqa: E402
 from models.tokens import model_vocab_size  # noqa: E402
@@ -96,7 +98,10 @@ def reference_accuracies(windows: np.ndarray) -> dict[str, float]:
             "most_frequent_accuracy": round(float(frequencies.max()), 4)}
 
 
-def run(decoder: str, data_path: str, train_steps: int, eval_windows: int, seed: int, settings: list[str]) -> dict:
+def run(
+    decoder: str, data_path: str, train_steps: int, eval_windows: int, seed: int, settings: list[str],
+    precision: str = "float32", xla: bool = False,
+) -> dict:
     train, val, distinct = encode(data_path)
     length = SEGMENTS * SEGMENT_LENGTH
     preset, changed = preset_with(settings)
@@ -104,17 +109,18 @@ def run(decoder: str, data_path: str, train_steps: int, eval_windows: int, seed:
         raise SystemExit(f"--set segment_length={preset.segment_length}: it must divide the {length}-character windows")
     config = dataclasses.replace(preset, decoder=decoder, train_steps=train_steps)
     tf_keras.utils.set_random_seed(seed)
-    model = build_hvae(config, model_vocab_size(distinct))
-    optimizer = hvae_optimizer(config, train_steps)
+    with precision_policy(precision):
+        model = build_hvae(config, model_vocab_size(distinct))
+    optimizer = for_precision(hvae_optimizer(config, train_steps), precision)
     model.compile(optimizer=optimizer)  # the KL weight anneals with optimizer.iterations
     train_data = tf.constant(train)
 
-    @tf.function
+    @tf.function(jit_compile=xla)
     def train_step(step: tf.Tensor) -> tf.Tensor:
         _, texts = random_windows(train_data, config.batch_size, length, tf.stack([seed, step]))
         with tf.GradientTape() as tape:
             loss = masked_token_cross_entropy(texts, model(texts, training=True)) + tf.add_n(model.losses)
-        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+        optimizer.minimize(loss, model.trainable_variables, tape=tape)
         return loss
 
     started = time.perf_counter()
@@ -125,11 +131,13 @@ def run(decoder: str, data_path: str, train_steps: int, eval_windows: int, seed:
     float(loss)
     trained = time.perf_counter()
     windows = validation_windows(val, length, eval_windows)
-    metrics = evaluate(model, windows, config.segment_length)
+    metrics = evaluate(float32_copy(lambda: build_hvae(config, model_vocab_size(distinct)), model), windows, config.segment_length)
     print(f"{decoder} evaluated in {time.perf_counter() - trained:.0f}s", file=sys.stderr)
     return {
         "bench": "hvae",
         "decoder": decoder,
+        "precision": precision,
+        "xla": xla,
         "parameters": int(model.count_params()),
         "segments": length // config.segment_length,  # --set segment_length=8 reads the same text as 32 x 8
         "segment_length": config.segment_length,
@@ -152,9 +160,12 @@ def main() -> None:
     parser.add_argument("--eval-windows", type=int, default=256)
     parser.add_argument("--seed", type=int, default=1337)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="change a preset setting")
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32")
+    parser.add_argument("--xla", choices=["on", "off"], default="off", help="XLA-compile the train step")
     args = parser.parse_args()
     for decoder in ["hierarchical", "flat"] if args.decoder == "both" else [args.decoder]:
-        print(json.dumps(run(decoder, args.data, args.train_steps, args.eval_windows, args.seed, args.set)), flush=True)
+        result = run(decoder, args.data, args.train_steps, args.eval_windows, args.seed, args.set, args.precision, args.xla == "on")
+        print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

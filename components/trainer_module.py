@@ -22,6 +22,7 @@ from tfx_bsl.public import tfxio
 
 from components.transform_module import LABEL_FEATURE, LABEL_VOCAB_NAME, VOCAB_NAME
 from models import registry
+from models.acceleration import distribution_strategy, float32_copy, precision_policy
 from models.export import TextCodec, export_classifier, export_language_model
 from models.training import compile_classifier, compile_language_model, train_model
 from models.tokens import model_vocab_size
@@ -50,13 +51,6 @@ def _dataset(
     return dataset.map(lambda f: (f[inputs], f[target])).prefetch(tf.data.AUTOTUNE)
 
 
-def _distribution_strategy() -> tf.distribute.Strategy:
-    """All local GPUs when there are several; otherwise the default (one GPU or the CPU)."""
-    if len(tf.config.list_logical_devices("GPU")) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """TFX Trainer entry point."""
     custom: dict[str, Any] = fn_args.custom_config
@@ -74,16 +68,24 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             raise ValueError(f"the label column has {len(classes)} distinct value(s) in the training split; a classifier needs at least 2")
     vae = family.objective == "vae" and not classifier
     columns = {"inputs": "target_ids" if vae else "input_ids", "target": LABEL_FEATURE if classifier else "target_ids"}
-    batches = (fn_args.data_accessor, tf_transform_output, hparams.batch_size)
+    strategy = distribution_strategy(hparams.strategy)
+    # The config's batch size is per replica; each step reads one batch for every replica.
+    batches = (fn_args.data_accessor, tf_transform_output, hparams.batch_size * strategy.num_replicas_in_sync)
     train_data = _dataset(fn_args.train_files, *batches, seed=1, **columns)
     eval_data = _dataset(fn_args.eval_files, *batches, seed=2, **columns)
-    with _distribution_strategy().scope():
+
+    def build() -> tf_keras.Model:
         if classifier:
-            model = family.build_classifier(hparams, vocab_size, len(classes))
-            compile_classifier(model, family.optimizer(hparams, fn_args.train_steps))
-        else:
-            model = family.build(hparams, vocab_size)
-            compile_language_model(model, family.optimizer(hparams, fn_args.train_steps))
+            return family.build_classifier(hparams, vocab_size, len(classes))
+        return family.build(hparams, vocab_size)
+
+    with strategy.scope(), precision_policy(hparams.precision):
+        model = build()
+        compile_model = compile_classifier if classifier else compile_language_model
+        compile_model(
+            model, family.optimizer(hparams, fn_args.train_steps),
+            jit_compile=hparams.jit_compile, steps_per_execution=hparams.steps_per_execution,
+        )
     metrics = train_model(
         model,
         train_data,
@@ -92,10 +94,14 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         eval_steps=fn_args.eval_steps,
         log_dir=fn_args.model_run_dir,
     )
-    metrics.update(parameters=int(model.count_params()), vocab_size=vocab_size)
+    metrics.update(
+        parameters=int(model.count_params()), vocab_size=vocab_size, replicas=strategy.num_replicas_in_sync,
+        precision=hparams.precision,
+    )
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as f:
         f.write(json.dumps(metrics, indent=2, sort_keys=True))
 
+    model = float32_copy(build, model)  # served in float32, outside the training strategy
     text_column, raw_feature_spec = custom["text_column"], tf_transform_output.raw_feature_spec()
     raw_spec = {text_column: raw_feature_spec[text_column]}
     transform_layer = tf_transform_output.transform_features_layer()

@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
+from models.acceleration import AccelerationConfig
+
 if TYPE_CHECKING:
     import tf_keras
 
@@ -21,8 +23,9 @@ BETA_SCHEDULES = ("exponential", "logistic")
 
 
 @dataclasses.dataclass
-class HVAEConfig:
-    """Hyper-parameters of the hierarchical VAE family (the `hvae:` config section)."""
+class HVAEConfig(AccelerationConfig):
+    """Hyper-parameters of the hierarchical VAE family (the `hvae:` config section), plus the
+    training switches of `models.acceleration.AccelerationConfig`."""
 
     decoder: str = "hierarchical"  # hierarchical | flat (the ablation)
     segment_length: int = 16  # T; transform.sequence_length must be a multiple of it
@@ -46,6 +49,7 @@ class HVAEConfig:
     eval_steps: int = 20
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.decoder not in DECODERS:
             raise ValueError(f"hvae.decoder must be one of {', '.join(DECODERS)}, got {self.decoder!r}")
         if self.beta_schedule not in BETA_SCHEDULES:

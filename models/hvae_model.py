@@ -19,7 +19,7 @@ import tf_keras
 
 from models.decoding import sample
 from models.hvae import HVAEConfig
-from models.lm_loss import token_log_likelihoods
+from models.lm_loss import replica_share_of_tokens, token_log_likelihoods
 from models.tokens import BOS_ID, PAD_ID
 
 
@@ -43,8 +43,9 @@ class TextVAE(tf_keras.Model):
         self.encoder_upper = tf_keras.layers.Bidirectional(
             tf_keras.layers.LSTM(c.encoder_units, return_state=True), name="encoder_1"
         )
-        self.to_mu = tf_keras.layers.Dense(c.latent_dim, name="mu")
-        self.to_sigma = tf_keras.layers.Dense(c.latent_dim, activation="softplus", name="sigma")
+        # mu and sigma feed the KL term: float32 under a mixed policy, like the logits
+        self.to_mu = tf_keras.layers.Dense(c.latent_dim, dtype="float32", name="mu")
+        self.to_sigma = tf_keras.layers.Dense(c.latent_dim, activation="softplus", dtype="float32", name="sigma")
         if self.hierarchical:
             units = c.decoder_units
             self.conductor_init = tf_keras.layers.Dense(4 * c.conductor_units, activation="tanh", name="conductor_init")
@@ -105,7 +106,7 @@ class TextVAE(tf_keras.Model):
             decoder_inputs = tf.where(dropped & (decoder_inputs != PAD_ID), unknown, decoder_inputs)
         tokens = self.embedding(decoder_inputs)
         if not self.hierarchical:
-            conditioned = tf.concat([tokens, tf.tile(z[:, None], [1, length, 1])], axis=-1)
+            conditioned = tf.concat([tokens, tf.tile(tf.cast(z, tokens.dtype)[:, None], [1, length, 1])], axis=-1)
             return self.to_logits(self._run_decoder(conditioned, self._initial_states(z), training))
         t = self.config.segment_length
         tf.debugging.assert_equal(
@@ -171,16 +172,20 @@ class TextVAE(tf_keras.Model):
             return c.beta_max * (1.0 - tf.pow(c.beta_rate, step))
         return c.beta_max * tf.sigmoid((step - c.beta_midpoint) / c.beta_width)
 
+    def _training_noise(self, shape: tf.Tensor) -> tf.Tensor:
+        """eps ~ N(0, 1) of the reparameterisation z = mu + sigma * eps."""
+        return tf.random.normal(shape)
+
     def call(self, target_ids: tf.Tensor, training: bool = False) -> tf.Tensor:
         """Reconstruction logits from a sampled z; adds beta * max(KL - free_bits, 0) per text,
         divided by the batch's real tokens so it sits on the per-token scale of the loss."""
         target_ids = tf.cast(target_ids, tf.int64)
         mu, sigma = self.encode(target_ids)
-        z = mu + sigma * tf.random.normal(tf.shape(mu))
+        z = mu + sigma * self._training_noise(tf.shape(mu))
         kl = kl_to_standard_normal(mu, sigma)
-        tokens = tf.reduce_sum(tf.cast(target_ids != PAD_ID, tf.float32))
         beta = self.beta()
-        self.add_loss(beta * tf.reduce_sum(tf.maximum(kl - self.config.free_bits, 0.0)) / tf.maximum(tokens, 1.0))
+        penalty = beta * tf.reduce_sum(tf.maximum(kl - self.config.free_bits, 0.0))
+        self.add_loss(penalty / replica_share_of_tokens(target_ids))
         self.add_metric(tf.reduce_mean(kl), name="kl", aggregation="mean")
         self.add_metric(beta, name="beta", aggregation="mean")
         return self.reconstruction_logits(z, target_ids, training=training)

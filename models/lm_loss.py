@@ -23,9 +23,21 @@ def token_log_likelihoods(target_ids: tf.Tensor, logits: tf.Tensor) -> tf.Tensor
 
 def masked_token_cross_entropy(target_ids: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
     """Cross-entropy per real token (nats), averaged over all real tokens of the batch."""
-    mask = _mask(target_ids)
     total = -tf.reduce_sum(token_log_likelihoods(target_ids, logits))
-    return total / tf.maximum(tf.reduce_sum(mask), 1.0)
+    return total / replica_share_of_tokens(target_ids)
+
+
+def replica_share_of_tokens(target_ids: tf.Tensor) -> tf.Tensor:
+    """The real tokens of the global batch divided by the number of replicas (at least 1).
+
+    Keras sums the replicas' gradients of loss / replicas; dividing each replica's token sum
+    by this makes that the mean over every real token of the global batch, however the
+    tokens fall between replicas. With one replica it is the batch's real-token count."""
+    tokens = tf.reduce_sum(_mask(target_ids))
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:
+        tokens = context.all_reduce(tf.distribute.ReduceOp.SUM, tokens) / context.num_replicas_in_sync
+    return tf.maximum(tokens, 1.0)
 
 
 class MaskedTokenAccuracy(tf_keras.metrics.Mean):

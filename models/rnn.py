@@ -14,14 +14,17 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
+from models.acceleration import AccelerationConfig
+
 if TYPE_CHECKING:
     import tensorflow as tf
     import tf_keras
 
 
 @dataclasses.dataclass
-class RNNConfig:
-    """Hyper-parameters of the RNN family (the `rnn:` section of the project config)."""
+class RNNConfig(AccelerationConfig):
+    """Hyper-parameters of the RNN family (the `rnn:` section of the project config), plus the
+    training switches of `models.acceleration.AccelerationConfig`."""
 
     cell: str = "lstm"  # lstm | gru
     embedding_dim: int = 64
@@ -34,6 +37,7 @@ class RNNConfig:
     eval_steps: int = 20
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.cell not in ("lstm", "gru"):
             raise ValueError(f"rnn.cell must be 'lstm' or 'gru', got {self.cell!r}")
         for name in ("embedding_dim", "units", "layers", "batch_size", "train_steps", "eval_steps"):

@@ -31,17 +31,27 @@ class WarmupCosine(tf_keras.optimizers.schedules.LearningRateSchedule):
         return {"peak": self.peak, "floor": self.floor, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps}
 
 
-def compile_language_model(model: tf_keras.Model, optimizer: tf_keras.optimizers.Optimizer) -> None:
-    """Loss and accuracy over real tokens only."""
-    model.compile(optimizer=optimizer, loss=masked_token_cross_entropy, metrics=[MaskedTokenAccuracy()])
+def compile_language_model(
+    model: tf_keras.Model, optimizer: tf_keras.optimizers.Optimizer, jit_compile: bool = False, steps_per_execution: int = 1
+) -> None:
+    """Loss and accuracy over real tokens only. Under `mixed_float16` Keras wraps the optimizer
+    in a LossScaleOptimizer (dynamic loss scaling)."""
+    model.compile(
+        optimizer=optimizer, loss=masked_token_cross_entropy, metrics=[MaskedTokenAccuracy()],
+        jit_compile=jit_compile, steps_per_execution=steps_per_execution,
+    )
 
 
-def compile_classifier(model: tf_keras.Model, optimizer: tf_keras.optimizers.Optimizer) -> None:
+def compile_classifier(
+    model: tf_keras.Model, optimizer: tf_keras.optimizers.Optimizer, jit_compile: bool = False, steps_per_execution: int = 1
+) -> None:
     """Cross-entropy of the class logits against integer class ids, and accuracy."""
     model.compile(
         optimizer=optimizer,
         loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        jit_compile=jit_compile,
+        steps_per_execution=steps_per_execution,
     )
 
 

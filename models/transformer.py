@@ -1,8 +1,9 @@
-"""Transformer family, from keras-nlp 0.12.1 layers on Keras 2: a decoder-only (GPT-style)
-language model, or an encoder classifier (bidirectional attention, mean-pooled).
+"""Transformer family on Keras 2: a decoder-only (GPT-style) language model, or an encoder
+classifier (bidirectional attention, mean-pooled).
 
-token + learned position embedding -> N pre-layer-norm `TransformerDecoder` blocks (causal
-self-attention, feed-forward, residuals) -> final layer norm -> logits. `call_with_cache` runs
+keras-nlp's token + learned position embedding -> N pre-layer-norm decoder blocks (causal
+self-attention, feed-forward, residuals; `models.transformer_block`) -> final layer norm ->
+logits. The classifier uses keras-nlp's `TransformerEncoder`. `call_with_cache` runs
 new positions against a key/value cache, so decoding a token costs one position's
 work instead of re-running the whole prefix (see `models.decoding`).
 """
@@ -12,14 +13,17 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
+from models.acceleration import AccelerationConfig
+
 if TYPE_CHECKING:
     import tensorflow as tf
     import tf_keras
 
 
 @dataclasses.dataclass
-class TransformerConfig:
-    """Hyper-parameters of the Transformer family (the `transformer:` config section)."""
+class TransformerConfig(AccelerationConfig):
+    """Hyper-parameters of the Transformer family (the `transformer:` config section), plus the
+    training switches of `models.acceleration.AccelerationConfig`."""
 
     layers: int = 2
     heads: int = 4
@@ -36,6 +40,7 @@ class TransformerConfig:
     eval_steps: int = 20
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         for name in ("layers", "heads", "width", "ff_width", "context", "batch_size", "train_steps", "eval_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"transformer.{name} must be at least 1, got {getattr(self, name)}")
@@ -48,16 +53,14 @@ class TransformerConfig:
 def build_transformer_lm(config: TransformerConfig, vocab_size: int) -> "tf_keras.Model":
     """Functional GPT-style model over token ids; returns float32 logits [batch, time, vocab]."""
     import tf_keras
-    from keras_nlp.layers import TokenAndPositionEmbedding, TransformerDecoder
+    from keras_nlp.layers import TokenAndPositionEmbedding
+
+    from models.transformer_block import DecoderBlock
 
     token_ids = tf_keras.Input(shape=(None,), dtype="int64", name="input_ids")
     x = TokenAndPositionEmbedding(vocab_size, config.context, config.width, name="embedding")(token_ids)
     for i in range(config.layers):
-        block = TransformerDecoder(
-            config.ff_width, config.heads, dropout=config.dropout, activation="gelu",
-            normalize_first=True, name=f"block_{i}",
-        )
-        x = block(x)  # causal self-attention by default
+        x = DecoderBlock(config.width, config.heads, config.ff_width, config.dropout, name=f"block_{i}")(x)
     x = tf_keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm")(x)
     logits = tf_keras.layers.Dense(vocab_size, dtype="float32", name="logits")(x)
     model = tf_keras.Model(token_ids, logits, name="transformer_lm")
@@ -137,8 +140,7 @@ def call_with_cache(
     x = model.get_layer("embedding")(token_ids, start_index=index)
     updated = []
     for i in range(model.lm_config.layers):
-        block = model.get_layer(f"block_{i}")
-        x, layer_cache = block(x, self_attention_cache=cache[:, i], self_attention_cache_update_index=index)
+        x, layer_cache = model.get_layer(f"block_{i}").call_cached(x, cache[:, i], index)
         updated.append(layer_cache)
     logits = model.get_layer("logits")(model.get_layer("final_norm")(x))
     return logits, tf.stack(updated, axis=1)

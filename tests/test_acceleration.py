@@ -1,0 +1,201 @@
+"""GPU paths exercised on CPU: precision policies, XLA, and MirroredStrategy over two logical
+CPU devices, for every family, down to the exported SavedModel.
+
+Run as a script (`python tests/test_acceleration.py mirrored OUT.json`), this file trains each
+family under the default strategy and under MirroredStrategy; logical devices must be set
+before TensorFlow starts, so the mirrored test runs it in a fresh process.
+"""
+
+import os
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"  # also when run as a script, without conftest
+
+import json  # noqa: E402
+import pathlib  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tf_keras  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from components.transform_module import language_model_ids, tokenize  # noqa: E402
+from models import registry  # noqa: E402
+from models.acceleration import distribution_strategy, float32_copy, precision_policy  # noqa: E402
+from models.export import TextCodec, export_language_model  # noqa: E402
+from models.tokens import NUM_RESERVED, model_vocab_size  # noqa: E402
+from models.training import compile_language_model  # noqa: E402
+from models.vae_export import export_vae  # noqa: E402
+
+FAMILIES = ["rnn", "transformer", "hvae"]
+ALPHABET = "abcdefgh "
+VOCAB = model_vocab_size(len(ALPHABET))
+LENGTH = 16  # tokens per text, a multiple of the VAE's segment length
+SMALL = {
+    "rnn": dict(embedding_dim=8, units=16),
+    "transformer": dict(layers=2, heads=2, width=16, ff_width=32, context=LENGTH, dropout=0.0),
+    "hvae": dict(segment_length=4, embedding_dim=8, encoder_units=8, latent_dim=4, conductor_units=8, decoder_units=16),
+}
+TEXTS = ["abc abc ha", "hedge bag", "a cab fed", "bead face", "dead beef", "gab had a", "fade bed", "cafe babe"]
+
+
+def hparams(family: str, **settings):
+    return registry.get(family).config_class(**SMALL[family], **settings)
+
+
+def batches(family: str) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs, targets) of the texts as the Transform writes them (a VAE reads its targets)."""
+    ids = language_model_ids(tf.ragged.constant([[ALPHABET.index(c) + NUM_RESERVED for c in t] for t in TEXTS], tf.int64), LENGTH)
+    inputs = ids["target_ids"] if registry.get(family).objective == "vae" else ids["input_ids"]
+    return inputs.numpy(), ids["target_ids"].numpy()
+
+
+class CharTransform(tf_keras.layers.Layer):
+    """Stands in for the TFT layer: raw text -> the Transform's input_ids and target_ids, through
+    the same tokenizer and id layout, with ALPHABET as the vocabulary."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        keys = tf.constant(list(ALPHABET))
+        ids = tf.range(NUM_RESERVED, NUM_RESERVED + len(ALPHABET), dtype=tf.int64)
+        self.table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, ids), VOCAB - 1)
+
+    def call(self, features):
+        tokens = tokenize(tf.reshape(features["text"], [-1]), "char", lowercase=False)
+        return language_model_ids(tf.ragged.map_flat_values(self.table.lookup, tokens), LENGTH)
+
+
+def export(family: str, model, config, directory: pathlib.Path) -> str:
+    """The trained model exported as the Trainer does (a float32 copy, the family's signatures)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    vocabulary = directory / "vocab.txt"
+    vocabulary.write_text("\n".join(ALPHABET) + "\n", encoding="utf-8")
+    fam = registry.get(family)
+    served = float32_copy(lambda: fam.build(config, VOCAB), model)
+    codec = TextCodec("text", str(vocabulary), "", fam.decoder, getattr(config, "context", None), LENGTH)
+    spec = {"text": tf.io.FixedLenFeature([], tf.string)}
+    path = str(directory / "model")
+    (export_vae if fam.objective == "vae" else export_language_model)(served, path, CharTransform(), spec, codec)
+    return path
+
+
+def serialized(texts: list[str]) -> tf.Tensor:
+    return tf.constant([
+        tf.train.Example(features=tf.train.Features(feature={
+            "text": tf.train.Feature(bytes_list=tf.train.BytesList(value=[t.encode()]))
+        })).SerializeToString()
+        for t in texts
+    ])
+
+
+def train(family: str, config, steps: int, jit_compile: bool = False):
+    """A compiled model of the family fitted `steps` times on the one batch; (model, losses)."""
+    fam = registry.get(family)
+    with precision_policy(config.precision):
+        model = fam.build(config, VOCAB)
+        compile_language_model(model, fam.optimizer(config, steps), jit_compile=jit_compile)
+    inputs, targets = batches(family)
+    history = model.fit(inputs, targets, batch_size=len(TEXTS), epochs=steps, shuffle=False, verbose=0)
+    return model, history.history["loss"]
+
+
+def test_unknown_switches_are_refused_with_the_key():
+    from pipeline.config import ConfigError, config_from_dict
+
+    with pytest.raises(ConfigError, match="'rnn'.*precision must be one of float32, mixed_float16, mixed_bfloat16"):
+        config_from_dict({"rnn": {"precision": "float16"}})
+    with pytest.raises(ConfigError, match="'hvae'.*strategy must be one of"):
+        config_from_dict({"hvae": {"strategy": "tpu"}})
+    assert config_from_dict({"transformer": {"jit_compile": True}}).family_config("transformer").jit_compile
+
+
+def test_auto_strategy_is_the_default_one_on_a_machine_without_gpus():
+    assert not tf.config.list_logical_devices("GPU")
+    assert distribution_strategy("auto") is tf.distribute.get_strategy()
+    assert distribution_strategy("auto").num_replicas_in_sync == 1
+
+
+@pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_mixed_precision_trains_with_finite_losses_and_serves_float32(family, precision, tmp_path):
+    tf_keras.utils.set_random_seed(0)
+    model, losses = train(family, hparams(family, precision=precision), steps=3)
+    assert np.all(np.isfinite(losses)), losses
+    assert model.get_layer("embedding").compute_dtype == precision.split("_")[1]  # the layers did compute in 16 bits
+    if precision == "mixed_float16":
+        assert isinstance(model.optimizer, tf_keras.mixed_precision.LossScaleOptimizer)
+
+    served = tf.saved_model.load(export(family, model, hparams(family), tmp_path))
+    outputs = served.signatures["serving_default"](examples=serialized(TEXTS[:3]))
+    for name, value in outputs.items():
+        if value.dtype.is_floating:
+            assert value.dtype == tf.float32, name
+            assert np.all(np.isfinite(value.numpy())), name
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_train_step_with_xla_gives_the_same_loss_as_without(family, monkeypatch):
+    """XLA's random streams differ from TensorFlow's, so the VAE's sampling noise is pinned."""
+    from models.hvae_model import TextVAE
+
+    monkeypatch.setattr(TextVAE, "_training_noise", lambda self, shape: tf.zeros(shape))
+    runs = []
+    for jit_compile in (False, True):
+        tf_keras.utils.set_random_seed(0)
+        runs.append(train(family, hparams(family), steps=3, jit_compile=jit_compile)[1])
+    np.testing.assert_allclose(runs[1], runs[0], rtol=1e-4)
+    assert runs[0][-1] < runs[0][0]
+
+
+def mirrored_against_default(out_path: str) -> None:
+    """Script mode: each family trained from the same weights on the same batch under the
+    default strategy and under MirroredStrategy over two logical CPUs; writes losses, replica
+    counts and both exported models' serving outputs as JSON."""
+    from models.hvae_model import TextVAE
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    TextVAE._training_noise = lambda self, shape: tf.zeros(shape)  # the same z on any replica split
+    results, workdir = {}, pathlib.Path(out_path).parent
+    for family in FAMILIES:
+        fam, config = registry.get(family), hparams(family)
+        inputs, targets = batches(family)
+        tf_keras.utils.set_random_seed(0)
+        initial = fam.build(config, VOCAB).get_weights()
+        for name in ("default", "mirrored"):
+            strategy = distribution_strategy(name)
+            with strategy.scope():
+                model = fam.build(config, VOCAB)
+                model.set_weights(initial)
+                compile_language_model(model, fam.optimizer(config, 4))
+            data = tf.data.Dataset.from_tensor_slices((inputs, targets)).batch(len(TEXTS)).repeat()
+            losses = model.fit(data, epochs=4, steps_per_epoch=1, verbose=0).history["loss"]
+            served = tf.saved_model.load(export(family, model, config, workdir / f"{family}_{name}"))
+            outputs = served.signatures["serving_default"](examples=serialized(TEXTS))
+            results[f"{family}/{name}"] = {
+                "replicas": strategy.num_replicas_in_sync,
+                "losses": losses,
+                "outputs": {k: v.numpy().tolist() for k, v in outputs.items()},
+            }
+    pathlib.Path(out_path).write_text(json.dumps(results))
+
+
+def test_mirrored_strategy_over_two_cpus_trains_like_the_default_strategy(tmp_path):
+    out = tmp_path / "mirrored.json"
+    subprocess.run([sys.executable, __file__, "mirrored", str(out)], check=True, cwd=REPO, timeout=900)
+    results = json.loads(out.read_text())
+    for family in FAMILIES:
+        default, mirrored = results[f"{family}/default"], results[f"{family}/mirrored"]
+        assert (default["replicas"], mirrored["replicas"]) == (1, 2)
+        assert mirrored["losses"][-1] < mirrored["losses"][0], family
+        np.testing.assert_allclose(mirrored["losses"], default["losses"], rtol=1e-4, err_msg=family)
+        for name, value in default["outputs"].items():
+            np.testing.assert_allclose(mirrored["outputs"][name], value, rtol=1e-3, atol=1e-3, err_msg=f"{family}: {name}")
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["mirrored"]:
+    mirrored_against_default(sys.argv[2])
