@@ -3,9 +3,10 @@ language model (or, for the VAE family, a VAE of the text) or, when the pipeline
 classifier mode, as a classifier of `label_id`.
 
 The family comes from `custom_config["family"]` and is looked up in `models.registry`, so
-this file knows nothing of a particular model. Batches come from TFX's data accessor over
-the Transform output; the exported SavedModel carries the Transform graph (see
-`models.export`) so that serving takes raw text.
+this file knows nothing of a particular model. Batches come from the Transform output through
+`components.training_data` (parallel parsing, caching, shuffling, length buckets); the
+exported SavedModel carries the Transform graph (see `models.export`) so that serving takes
+raw text.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras
 from tfx import v1 as tfx
-from tfx_bsl.public import tfxio
 
+from components.training_data import LM_LENGTH_MULTIPLE, TrainingDataConfig, bucket_edges, padding_share, training_batches
 from components.transform_module import LABEL_FEATURE, LABEL_VOCAB_NAME, VOCAB_NAME
 from models import registry
 from models.acceleration import distribution_strategy, float32_copy, precision_policy
@@ -29,26 +30,6 @@ from models.tokens import model_vocab_size
 from models.vae_export import export_vae
 
 METRICS_FILE = "training_metrics.json"
-
-
-def _dataset(
-    file_pattern: list[str],
-    data_accessor: tfx.components.DataAccessor,
-    tf_transform_output: tft.TFTransformOutput,
-    batch_size: int,
-    seed: int,
-    inputs: str,
-    target: str,
-) -> tf.data.Dataset:
-    """Endless, shuffled (inputs, target) batches from transformed examples: (input_ids,
-    target_ids) for a language model, (input_ids, label_id) for a classifier, (target_ids,
-    target_ids) for a VAE, which reconstructs the text it reads."""
-    dataset = data_accessor.tf_dataset_factory(
-        file_pattern,
-        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, shuffle_seed=seed),
-        tf_transform_output.transformed_metadata.schema,
-    )
-    return dataset.map(lambda f: (f[inputs], f[target])).prefetch(tf.data.AUTOTUNE)
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
@@ -67,12 +48,24 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         if len(classes) < 2:
             raise ValueError(f"the label column has {len(classes)} distinct value(s) in the training split; a classifier needs at least 2")
     vae = family.objective == "vae" and not classifier
-    columns = {"inputs": "target_ids" if vae else "input_ids", "target": LABEL_FEATURE if classifier else "target_ids"}
+    # (input_ids, target_ids) for a language model, (input_ids, label_id) for a classifier,
+    # (target_ids, target_ids) for a VAE, which reconstructs the text it reads.
+    columns = ("target_ids" if vae else "input_ids", LABEL_FEATURE if classifier else "target_ids")
+    feature_spec = tf_transform_output.transformed_feature_spec()
+    sequence_length = feature_spec["target_ids"].shape[0]
     strategy = distribution_strategy(hparams.strategy)
-    # The config's batch size is per replica; each step reads one batch for every replica.
-    batches = (fn_args.data_accessor, tf_transform_output, hparams.batch_size * strategy.num_replicas_in_sync)
-    train_data = _dataset(fn_args.train_files, *batches, seed=1, **columns)
-    eval_data = _dataset(fn_args.eval_files, *batches, seed=2, **columns)
+    data_config = TrainingDataConfig(**custom.get("training_data", {}))
+    batches = dict(
+        feature_spec=feature_spec,
+        columns=columns,
+        # The config's batch size is per replica; each step reads one batch for every replica.
+        batch_size=hparams.batch_size * strategy.num_replicas_in_sync,
+        edges=bucket_edges(sequence_length, data_config.buckets, hparams.segment_length if vae else LM_LENGTH_MULTIPLE),
+        config=data_config,
+        same_shape_batches=hparams.steps_per_execution,
+    )
+    train_data = training_batches(fn_args.train_files, seed=1, **batches)
+    eval_data = training_batches(fn_args.eval_files, seed=2, **batches)
 
     def build() -> tf_keras.Model:
         if classifier:
@@ -92,11 +85,13 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         eval_data,
         train_steps=fn_args.train_steps,
         eval_steps=fn_args.eval_steps,
+        steps_per_execution=hparams.steps_per_execution,
         log_dir=fn_args.model_run_dir,
     )
     metrics.update(
         parameters=int(model.count_params()), vocab_size=vocab_size, replicas=strategy.num_replicas_in_sync,
-        precision=hparams.precision,
+        precision=hparams.precision, batching=data_config.batching,
+        **padding_share(train_data, sequence_length),
     )
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as f:
         f.write(json.dumps(metrics, indent=2, sort_keys=True))
@@ -116,7 +111,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         token_separator="" if custom["tokenizer"] == "char" else " ",
         decoder=family.decoder,
         max_positions=getattr(hparams, "context", None),
-        sequence_length=tf_transform_output.transformed_feature_spec()["target_ids"].shape[0],
+        sequence_length=sequence_length,
     )
     export = export_vae if vae else export_language_model
     export(model, fn_args.serving_model_dir, transform_layer, raw_spec, codec)

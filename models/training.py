@@ -62,22 +62,27 @@ def train_model(
     *,
     train_steps: int,
     eval_steps: int,
+    steps_per_execution: int = 1,
     log_dir: Optional[str] = None,
     reports: int = 5,
 ) -> dict[str, float]:
     """Fits a compiled model on (inputs, targets) batches; returns the final metrics.
 
     `reports` epochs split the steps so progress reaches the log; the eval split is scored
-    once, at the end.
+    once, at the end. Each epoch's steps are a multiple of `steps_per_execution` (so at most
+    `reports` x `steps_per_execution` steps more than `train_steps`): every graph call then
+    takes the same number of batches, and the input pipeline's runs of same-shape batches
+    stay aligned with the calls (see `components.training_data`).
     """
-    epochs = max(1, min(reports, train_steps))
+    epochs = max(1, min(reports, train_steps // steps_per_execution))
+    steps_per_epoch = math.ceil(train_steps / epochs / steps_per_execution) * steps_per_execution
     callbacks = [tf_keras.callbacks.TensorBoard(log_dir=log_dir)] if log_dir else []
     history = model.fit(
         train_data,
         epochs=epochs,
-        steps_per_epoch=math.ceil(train_steps / epochs),
+        steps_per_epoch=steps_per_epoch,
         validation_data=eval_data,
-        validation_steps=eval_steps,
+        validation_steps=math.ceil(eval_steps / steps_per_execution) * steps_per_execution,
         validation_freq=[epochs],
         callbacks=callbacks,
         verbose=2,

@@ -17,6 +17,7 @@ from typing import Any, Optional, Union
 
 import yaml
 
+from components.training_data import TrainingDataConfig
 from models import registry
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.yaml")
@@ -166,6 +167,7 @@ class Config:
     models: list[str] = dataclasses.field(default_factory=lambda: ["rnn", "transformer", "hvae"])
     families: dict[str, Any] = dataclasses.field(default_factory=dict)
     validation: ValidationConfig = dataclasses.field(default_factory=ValidationConfig)
+    training_data: TrainingDataConfig = dataclasses.field(default_factory=TrainingDataConfig)
     evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
     serving_check: ServingCheckConfig = dataclasses.field(default_factory=ServingCheckConfig)
     workspace: str = "workspace"

@@ -167,6 +167,7 @@ def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional
                 "family": family,
                 "task": config.task,
                 "hparams": dataclasses.asdict(hparams),
+                "training_data": dataclasses.asdict(config.training_data),
                 "text_column": config.data.text_column,
                 "label_column": config.data.label_column,
                 "tokenizer": config.transform.tokenizer,

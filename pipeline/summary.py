@@ -242,6 +242,7 @@ def format_summary(results: list[FamilyResult], validation: Optional[dict] = Non
             f"  {r.family}{kind} ({r.model_name}, {int(r.training.get('parameters', 0)):,} parameters): "
             f"{_headline(r)}, {int(r.metrics.get('example_count', 0))} eval examples"
         )
+        lines += _describe_training(r.training)
         lines += _describe_slices(r)
         if not r.baseline_metrics:
             lines.append("    baseline: none (no blessed model of this family yet)")
@@ -254,6 +255,17 @@ def format_summary(results: list[FamilyResult], validation: Optional[dict] = Non
         side_by_side = ", ".join(f"{r.family} {_nats_per_token(r):.4f}" for r in generative)
         lines.append(f"  nats per eval token (cross-entropy; hvae: negative ELBO, an upper bound): {side_by_side}")
     return "\n".join(lines)
+
+
+def _describe_training(training: dict) -> list[str]:
+    """How the Trainer ran: replicas, precision, and the padding its batches computed on."""
+    if "padding_share" not in training:
+        return []
+    return [
+        f"    trained on {training.get('replicas', 1)} replica(s) in {training.get('precision', 'float32')}, "
+        f"{training.get('batching')} batches: {training['padding_share']:.1%} padding "
+        f"({training['padding_share_at_full_length']:.1%} at the full sequence length)"
+    ]
 
 
 def _describe_slices(r: FamilyResult) -> list[str]:

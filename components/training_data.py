@@ -1,0 +1,161 @@
+"""The Trainer's input pipeline: transformed examples (TFRecords) -> training batches, in tf.data.
+
+Why each step is there:
+- the split's files are read in parallel, and records are parsed a few hundred at a time in
+  parallel map calls (one `parse_example` per record is the slow way);
+- the serialized split is cached in memory when it fits, so later epochs skip disk and gunzip;
+- records are shuffled through a bounded buffer and repeated without end (the Trainer counts
+  steps, not epochs);
+- texts of similar length share a batch (`bucket`), and every batch is cut at the first bucket
+  edge that holds its longest text, so little compute goes to padding. Edges are few and are
+  multiples of `length_multiple` (the VAE's segment length), so a jit-compiled step compiles
+  for a handful of shapes only;
+- batches are prefetched, so the next one is ready when a step ends.
+
+Cutting padding off changes no result: ids are right-padded with 0, the language models are
+causal, the encoders mask padding, and every loss counts real tokens only.
+TensorFlow is imported when a dataset is built, so the config can name these settings cheaply.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+BATCHINGS = ("bucket", "trim", "fixed")
+CACHES = ("auto", "memory", "off")
+PARSE_BATCH = 256  # records per parse_example call
+LM_LENGTH_MULTIPLE = 8  # batch lengths of the language models and classifiers: multiples of this
+
+
+@dataclasses.dataclass
+class TrainingDataConfig:
+    """How every Trainer reads its split (the `training_data:` section of the project config)."""
+
+    batching: str = "bucket"  # bucket | trim (each batch cut to its longest text) | fixed (full length)
+    buckets: int = 8  # bucket edges, evenly spaced up to transform.sequence_length
+    shuffle_buffer: int = 10_000  # records
+    cache: str = "auto"  # auto: in memory when the split's files total at most cache_limit_mb | memory | off
+    cache_limit_mb: int = 512
+
+    def __post_init__(self) -> None:
+        if self.batching not in BATCHINGS:
+            raise ValueError(f"training_data.batching must be one of {', '.join(BATCHINGS)}, got {self.batching!r}")
+        if self.cache not in CACHES:
+            raise ValueError(f"training_data.cache must be one of {', '.join(CACHES)}, got {self.cache!r}")
+        for name in ("buckets", "shuffle_buffer"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"training_data.{name} must be at least 1, got {getattr(self, name)}")
+        if self.cache_limit_mb < 0:
+            raise ValueError(f"training_data.cache_limit_mb must be at least 0, got {self.cache_limit_mb}")
+
+
+def bucket_edges(sequence_length: int, buckets: int, length_multiple: int) -> list[int]:
+    """Batch lengths: `buckets` evenly spaced lengths rounded up to multiples of
+    `length_multiple`, the last always `sequence_length` (192, 4, 8 -> [48, 96, 144, 192])."""
+    edges = {min(sequence_length, math.ceil(sequence_length * i / buckets / length_multiple) * length_multiple)
+             for i in range(1, buckets + 1)}
+    return sorted(edges | {sequence_length})
+
+
+def training_batches(
+    file_patterns: list[str],
+    feature_spec: dict,
+    columns: tuple[str, str],
+    batch_size: int,
+    edges: list[int],
+    config: TrainingDataConfig,
+    seed: int,
+    same_shape_batches: int = 1,
+) -> "tf.data.Dataset":
+    """Endless, shuffled (inputs, target) batches of the `columns` of transformed examples.
+
+    Sequence columns (length `edges[-1]`) are cut per batch as `config.batching` says; other
+    columns (a class id) pass as they are. Every batch has `batch_size` rows, and each run of
+    `same_shape_batches` batches has one shape: a step that runs several train steps per call
+    (`steps_per_execution`) under MirroredStrategy failed its cross-replica gather of the
+    embedding gradient when the batches of one call differed in length.
+    """
+    import tensorflow as tf
+
+    files = _matching_files(file_patterns)
+    spec = {name: feature_spec[name] for name in dict.fromkeys(columns)}
+    sequences = [name for name, feature in spec.items() if list(feature.shape) == [edges[-1]]]
+    records = tf.data.TFRecordDataset(files, compression_type=_compression(files), num_parallel_reads=tf.data.AUTOTUNE)
+    if _fits_in_memory(files, config):
+        records = records.cache()
+    records = records.shuffle(config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+    examples = records.batch(PARSE_BATCH).map(
+        lambda serialized: tf.io.parse_example(serialized, spec), num_parallel_calls=tf.data.AUTOTUNE
+    ).unbatch()
+    edge_lengths = tf.constant(edges, tf.int32)
+
+    def length(example: dict) -> tf.Tensor:
+        """Real tokens in the example's longest sequence column (padding is 0, at the right)."""
+        return tf.reduce_max([tf.math.count_nonzero(example[name], axis=-1, dtype=tf.int32) for name in sequences], 0)
+
+    def bucket(example: dict) -> tf.Tensor:
+        """Index of the first edge that holds the example."""
+        return tf.cast(tf.searchsorted(edge_lengths, length(example)[None], side="left")[0], tf.int64)
+
+    def cut(batch: dict) -> dict:
+        edge = edge_lengths[tf.searchsorted(edge_lengths, tf.reduce_max(length(batch))[None], side="left")[0]]
+        return {name: value[:, :edge] if name in sequences else value for name, value in batch.items()}
+
+    rows = batch_size * same_shape_batches
+    if config.batching == "bucket" and sequences:
+        batches = examples.group_by_window(
+            key_func=bucket, reduce_func=lambda _, window: window.batch(rows), window_size=rows
+        )
+    else:
+        batches = examples.batch(rows, drop_remainder=True)
+    if config.batching != "fixed" and sequences:
+        batches = batches.map(cut, num_parallel_calls=tf.data.AUTOTUNE)
+    if same_shape_batches > 1:
+        batches = batches.flat_map(lambda group: tf.data.Dataset.from_tensor_slices(group).batch(batch_size))
+    inputs, target = columns
+    return batches.map(lambda batch: (batch[inputs], batch[target])).prefetch(tf.data.AUTOTUNE)
+
+
+def padding_share(dataset: "tf.data.Dataset", sequence_length: int, batches: int = 20) -> dict[str, float]:
+    """Share of padding in the inputs of the first `batches` batches: as batched, and as it
+    would be at the full sequence length (what `fixed` batching computes on)."""
+    import numpy as np
+
+    real = computed = rows = 0
+    for inputs, _ in dataset.take(batches):
+        ids = inputs.numpy()
+        real += int(np.count_nonzero(ids))
+        computed += ids.size
+        rows += ids.shape[0]
+    return {
+        "padding_share": round(1.0 - real / max(computed, 1), 4),
+        "padding_share_at_full_length": round(1.0 - real / max(rows * sequence_length, 1), 4),
+    }
+
+
+def _matching_files(file_patterns: list[str]) -> list[str]:
+    import tensorflow as tf
+
+    files = sorted(path for pattern in file_patterns for path in tf.io.gfile.glob(pattern))
+    if not files:
+        raise FileNotFoundError(f"no transformed examples match {', '.join(file_patterns)}")
+    return files
+
+
+def _compression(files: list[str]) -> str:
+    """Transform writes gzipped TFRecords (`*.gz`)."""
+    return "GZIP" if all(path.endswith(".gz") for path in files) else ""
+
+
+def _fits_in_memory(files: list[str], config: TrainingDataConfig) -> bool:
+    import tensorflow as tf
+
+    if config.cache != "auto":
+        return config.cache == "memory"
+    size = sum(tf.io.gfile.stat(path).length for path in files)
+    return size <= config.cache_limit_mb * 2**20
