@@ -17,8 +17,10 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # Keras 2: before TensorFlow 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import dataclasses  # noqa: E402
 import json  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -170,7 +172,8 @@ def main() -> None:
     parser.add_argument("--precision", choices=PRECISIONS, default="float32")
     parser.add_argument("--xla", choices=["on", "off"], default="off", help="XLA-compile the train step")
     args = parser.parse_args()
-    result = run(args.family, args.data, args.preset, args.iterations, args.seed, args.precision, args.xla == "on")
+    with contextlib.redirect_stdout(sys.stderr):  # stdout holds the JSON line alone (keras-core announces itself there)
+        result = run(args.family, args.data, args.preset, args.iterations, args.seed, args.precision, args.xla == "on")
     print(json.dumps(result), flush=True)
 
 

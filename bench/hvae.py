@@ -21,6 +21,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # Keras 2: before TensorFlow 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import dataclasses  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
@@ -164,7 +165,8 @@ def main() -> None:
     parser.add_argument("--xla", choices=["on", "off"], default="off", help="XLA-compile the train step")
     args = parser.parse_args()
     for decoder in ["hierarchical", "flat"] if args.decoder == "both" else [args.decoder]:
-        result = run(decoder, args.data, args.train_steps, args.eval_windows, args.seed, args.set, args.precision, args.xla == "on")
+        with contextlib.redirect_stdout(sys.stderr):  # stdout holds the JSON lines alone
+            result = run(decoder, args.data, args.train_steps, args.eval_windows, args.seed, args.set, args.precision, args.xla == "on")
         print(json.dumps(result), flush=True)
 
 

@@ -19,8 +19,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
 import collections  # noqa: E402
+import contextlib  # noqa: E402
 import csv  # noqa: E402
 import json  # noqa: E402
+import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
@@ -106,13 +108,14 @@ def main() -> None:
         for batching in args.batching:
             config = TrainingDataConfig(batching=batching)
             dataset = training_batches([file], spec, SPEC_COLUMNS, args.batch_size, edges, config, seed=1)
-            result = {
-                "bench": "input_pipeline", "family": args.family, "batching": batching, "examples": examples,
-                "sequence_length": args.sequence_length, "batch_size": args.batch_size, "edges": edges,
-                **padding_share(dataset, args.sequence_length, batches=200),
-                "pipeline_batches_per_second": round(pipeline_rate(dataset, 500), 1),
-                **training_rate(args.family, dataset, vocab_size, args.steps),
-            }
+            with contextlib.redirect_stdout(sys.stderr):  # stdout holds the JSON lines alone
+                result = {
+                    "bench": "input_pipeline", "family": args.family, "batching": batching, "examples": examples,
+                    "sequence_length": args.sequence_length, "batch_size": args.batch_size, "edges": edges,
+                    **padding_share(dataset, args.sequence_length, batches=200),
+                    "pipeline_batches_per_second": round(pipeline_rate(dataset, 500), 1),
+                    **training_rate(args.family, dataset, vocab_size, args.steps),
+                }
             print(json.dumps(result), flush=True)
 
 

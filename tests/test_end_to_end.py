@@ -80,6 +80,8 @@ def test_cli_prints_progress_and_summary_but_no_library_noise(first_run):
     assert re.search(r"negative_elbo_per_token by length_bucket: ", out)
     assert re.search(r"nats per eval token .*: rnn \d\.\d+, transformer \d\.\d+, hvae \d\.\d+", out), out
     assert out.count("pushed to") == 3
+    assert len(re.findall(r"trained on 1 replica\(s\) in float32, bucket batches: [\d.]+% padding "
+                          r"\([\d.]+% at the full sequence length\)", out)) == 3, out
     assert len(re.findall(r"serving check passed: \d signatures called in a separate process; "
                           r"serving_default p50 [\d.]+ ms, p99 [\d.]+ ms \(100 requests of 8\)", out)) == 3, out
     assert all(f"textflow-{family}/" in out for family in ["rnn", "transformer", "hvae"])
