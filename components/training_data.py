@@ -98,12 +98,15 @@ def training_batches(
         """Real tokens in the example's longest sequence column (padding is 0, at the right)."""
         return tf.reduce_max([tf.math.count_nonzero(example[name], axis=-1, dtype=tf.int32) for name in sequences], 0)
 
+    def first_edge_holding(tokens: tf.Tensor) -> tf.Tensor:
+        """Index of the first edge at least `tokens` long."""
+        return tf.searchsorted(edge_lengths, tokens[None], side="left")[0]
+
     def bucket(example: dict) -> tf.Tensor:
-        """Index of the first edge that holds the example."""
-        return tf.cast(tf.searchsorted(edge_lengths, length(example)[None], side="left")[0], tf.int64)
+        return tf.cast(first_edge_holding(length(example)), tf.int64)
 
     def cut(batch: dict) -> dict:
-        edge = edge_lengths[tf.searchsorted(edge_lengths, tf.reduce_max(length(batch))[None], side="left")[0]]
+        edge = edge_lengths[first_edge_holding(tf.reduce_max(length(batch)))]
         return {name: value[:, :edge] if name in sequences else value for name, value in batch.items()}
 
     rows = batch_size * same_shape_batches
