@@ -22,6 +22,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python -m bench.charlm --family rnn --data $(SHARED_DATA)/tinyshakespeare.txt --preset cpu-small
 	$(VENV)/bin/python -m bench.hvae --data $(SHARED_DATA)/tinyshakespeare.txt
 	$(VENV)/bin/python -m bench.input_pipeline --data $(SHARED_DATA)/sst2_train.tsv
+	$(VENV)/bin/python -m bench.cpu_kernels
 
 # The PyTorch references (nn.LSTM for rnn, nanoGPT's recipe for transformer), in their own environment (CPU wheel).
 TORCH_VENV ?= .venv-torch
