@@ -120,7 +120,8 @@ def _recurrence(projected: tf.Tensor, recurrent_kernel: tf.Tensor):
         h = o * tf.tanh(c)
         return t + 1, h, c, hs.write(t, h), cs.write(t, c), gates.write(t, tf.concat([i, f, g, o], 1))
 
-    _, _, _, hs, cs, gates = tf.while_loop(lambda t, *_: t < steps, forward, (0, zeros, zeros, arrays(), arrays(), arrays()))
+    initial = (0, zeros, zeros, arrays(), arrays(), arrays())
+    _, _, _, hs, cs, gates = tf.while_loop(lambda t, *_: t < steps, forward, initial)
     hs, cs, gates = hs.stack(), cs.stack(), gates.stack()
 
     def backward(d_hs: tf.Tensor):
