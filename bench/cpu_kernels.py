@@ -2,8 +2,9 @@
 
     python -m bench.cpu_kernels [--steps 300] [--repeats 30]
 
-This benchmark uses no project model code. It measures the speed levers that issue 3 suggests,
-so that bench.charlm's numbers can be compared with what TensorFlow itself reaches here.
+This benchmark uses no project model code: it measures a stock Keras model and the usual levers
+for a faster LSTM (a fused kernel, the input projection out of the loop), so that bench.charlm's
+numbers can be compared with what TensorFlow itself reaches here.
 It prints one JSON line per case:
 
 - `plain_keras_gpt`: a plain tf_keras GPT with the Transformer `cpu-small` shape (stock Embedding,
