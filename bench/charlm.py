@@ -76,22 +76,26 @@ def random_windows(data: tf.Tensor, batch_size: int, context: int, seed: tf.Tens
     return windows[:, :-1], windows[:, 1:]
 
 
-def matmul_gflops(n: int = 1024, repeats: int = 20) -> float:
-    """Measured fp32 matrix-multiply rate of this machine, in GFLOP/s."""
-    a = tf.random.normal([n, n])
-    b = tf.random.normal([n, n])
+def matmul_gflops(rows: int = 1024, inner: int = 1024, cols: int = 1024, products: int = 20, calls: int = 1) -> float:
+    """Measured fp32 matrix-multiply rate of this machine, in GFLOP/s: `products` dependent
+    [rows x inner] x [inner x cols] products in one graph call (each passes its first `inner`
+    columns on), timed over `calls` calls after a first one that traces."""
+    a = tf.random.normal([rows, inner])
+    b = tf.random.normal([inner, cols])
 
     @tf.function
     def run():
         c = a
-        for _ in range(repeats):
-            c = tf.matmul(c, b) * 1e-3
+        for _ in range(products):
+            c = tf.matmul(c, b)[:, :inner] * 1e-3
         return tf.reduce_sum(c)
 
     run()  # trace
     started = time.perf_counter()
-    run().numpy()
-    return 2 * n**3 * repeats / (time.perf_counter() - started) / 1e9
+    for _ in range(calls):
+        result = run()
+    result.numpy()
+    return 2 * rows * inner * cols * products * calls / (time.perf_counter() - started) / 1e9
 
 
 def flops_per_token(model: tf_keras.Model, family: str, preset: Preset) -> float:

@@ -38,8 +38,14 @@ from typing import Callable  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
-VOCAB, WIDTH, LAYERS, HEADS, CONTEXT, GPT_BATCH = 69, 128, 4, 4, 64, 12  # bench.charlm transformer cpu-small
-UNITS, LSTM_BATCH = 256, 32  # bench.charlm rnn cpu-small
+from bench.charlm import PRESETS, matmul_gflops, random_windows  # noqa: E402
+from models.tokens import model_vocab_size  # noqa: E402
+
+_GPT, _RNN = PRESETS[("transformer", "cpu-small")], PRESETS[("rnn", "cpu-small")]
+VOCAB = model_vocab_size(65)  # Tiny Shakespeare's characters
+WIDTH, LAYERS, HEADS = _GPT.model.width, _GPT.model.layers, _GPT.model.heads
+CONTEXT, GPT_BATCH = _GPT.context, _GPT.batch_size
+UNITS, LSTM_BATCH = _RNN.model.units, _RNN.batch_size
 
 
 def seconds_per_call(fn: Callable[[], tf.Tensor], repeats: int) -> float:
@@ -71,12 +77,9 @@ def plain_keras_gpt(steps: int) -> dict:
     @tf.function
     def train_step() -> tf.Tensor:
         step_counter.assign_add(1)
-        starts = tf.random.stateless_uniform([GPT_BATCH], tf.stack([tf.constant(3, tf.int64), step_counter]),
-                                             0, 1_000_000 - CONTEXT - 1, tf.int64)
-        windows = tf.gather(text, starts[:, None] + tf.range(CONTEXT + 1, dtype=tf.int64)[None])
+        inputs, targets = random_windows(text, GPT_BATCH, CONTEXT, tf.stack([tf.constant(3, tf.int64), step_counter]))
         with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-                windows[:, 1:], model(windows[:, :-1], training=True)))
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(targets, model(inputs, training=True)))
         optimizer.minimize(loss, model.trainable_variables, tape=tape)
         return loss
 
@@ -160,7 +163,7 @@ def lstm_layers(repeats: int) -> list[dict]:
     keras_lstm(x)
     weights = [keras_lstm.cell.kernel, keras_lstm.cell.recurrent_kernel, keras_lstm.cell.bias]
     implementations = {
-        "keras_lstm": lambda inputs: keras_lstm(inputs),
+        "keras_lstm": keras_lstm,
         "block_lstm": lambda inputs: block_lstm(inputs, *weights),
         "hoisted_input_projection": lambda inputs: hoisted_lstm(inputs, *weights),
     }
@@ -194,20 +197,9 @@ def matmul_rates(repeats: int) -> list[dict]:
     the per-step shape `CONTEXT` times in a row, and the all-steps shape four times."""
     results = []
     for rows, products in ((LSTM_BATCH, CONTEXT), (LSTM_BATCH * CONTEXT, 4)):
-        start = tf.random.stateless_normal([rows, UNITS], [6, 7])
-        weights = tf.random.stateless_normal([UNITS, 4 * UNITS], [8, 9]) * 0.05
-
-        @tf.function
-        def chain(start=start, weights=weights, products=products) -> tf.Tensor:
-            h = start
-            for _ in range(products):
-                h = tf.matmul(h, weights)[:, :UNITS]
-            return h
-
-        seconds = seconds_per_call(chain, repeats)
+        gflops = matmul_gflops(rows, UNITS, 4 * UNITS, products, calls=repeats)
         results.append({"case": "matmul", "shape": f"[{rows} x {UNITS}] x [{UNITS} x {4 * UNITS}]",
-                        "products_per_call": products,
-                        "gflops": round(2 * rows * UNITS * 4 * UNITS * products / seconds / 1e9, 1)})
+                        "products_per_call": products, "gflops": round(gflops, 1)})
     return results
 
 
