@@ -11,6 +11,7 @@ reconstruction accuracy and active latent units on the validation windows, and w
 `--set free_bits=128 --set word_dropout=0.25` changes preset settings for both decoders (the
 JSON line lists what was changed); `--precision mixed_bfloat16 --xla on` trains under that
 precision policy and with an XLA-compiled step (evaluation runs a float32 copy, as served).
+`--eval-every 600` also evaluates every 600 steps and adds the learning curve to the JSON line.
 """
 
 from __future__ import annotations
@@ -77,6 +78,15 @@ def evaluate(model: tf_keras.Model, windows: np.ndarray, segment_length: int, ba
     }
 
 
+CURVE_METRICS = ("negative_elbo_per_token", "kl_per_sequence", "reconstruction_accuracy",
+                 "sampled_reconstruction_accuracy", "active_units")
+
+
+def curve_point(step: int, metrics: dict) -> dict:
+    """One point of the learning curve (`--eval-every`): the step and the headline metrics."""
+    return {"step": step, **{k: metrics[k] for k in CURVE_METRICS}}
+
+
 def preset_with(settings: list[str]) -> tuple[HVAEConfig, dict]:
     """The preset with `KEY=VALUE` settings applied (values typed like the preset's), and those settings."""
     fields = {f.name: f for f in dataclasses.fields(HVAEConfig)}
@@ -101,7 +111,7 @@ def reference_accuracies(windows: np.ndarray) -> dict[str, float]:
 
 def run(
     decoder: str, data_path: str, train_steps: int, eval_windows: int, seed: int, settings: list[str],
-    precision: str = "float32", xla: bool = False,
+    precision: str = "float32", xla: bool = False, eval_every: int = 0,
 ) -> dict:
     train, val, distinct = encode(data_path)
     length = SEGMENTS * SEGMENT_LENGTH
@@ -124,16 +134,28 @@ def run(
         optimizer.minimize(loss, model.trainable_variables, tape=tape)
         return loss
 
+    windows = validation_windows(val, length, eval_windows)
+
+    def evaluate_now() -> dict:
+        return evaluate(float32_copy(lambda: build_hvae(config, model_vocab_size(distinct)), model), windows, config.segment_length)
+
+    curve, evaluating = [], 0.0  # the learning curve, and the seconds spent on it (not training)
     started = time.perf_counter()
     for step in range(train_steps):
         loss = train_step(tf.constant(step, tf.int64))
         if (step + 1) % 100 == 0:  # progress on stderr; the JSON line is the result
             print(f"{decoder} step {step + 1}: loss {float(loss):.4f}, {time.perf_counter() - started:.0f}s", file=sys.stderr)
+        if eval_every and (step + 1) % eval_every == 0 and step + 1 < train_steps:
+            paused = time.perf_counter()
+            curve.append(curve_point(step + 1, evaluate_now()))
+            print(f"{decoder} step {step + 1}: {curve[-1]}", file=sys.stderr)
+            evaluating += time.perf_counter() - paused
     float(loss)
     trained = time.perf_counter()
-    windows = validation_windows(val, length, eval_windows)
-    metrics = evaluate(float32_copy(lambda: build_hvae(config, model_vocab_size(distinct)), model), windows, config.segment_length)
+    metrics = evaluate_now()
     print(f"{decoder} evaluated in {time.perf_counter() - trained:.0f}s", file=sys.stderr)
+    if eval_every:
+        curve.append(curve_point(train_steps, metrics))
     return {
         "bench": "hvae",
         "decoder": decoder,
@@ -147,8 +169,11 @@ def run(
         "batch_size": config.batch_size,
         "changed": changed,
         **metrics,
+        "free_bits": config.free_bits,  # MusicVAE's no-collapse check: the KL ends above this floor
+        "kl_above_free_bits": metrics["kl_per_sequence"] > config.free_bits,
         **reference_accuracies(windows),
-        "train_tokens_per_second": round(config.batch_size * length * train_steps / (trained - started), 1),
+        **({"curve": curve} if eval_every else {}),
+        "train_tokens_per_second": round(config.batch_size * length * train_steps / (trained - started - evaluating), 1),
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
 
@@ -161,12 +186,15 @@ def main() -> None:
     parser.add_argument("--eval-windows", type=int, default=256)
     parser.add_argument("--seed", type=int, default=1337)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="change a preset setting")
+    parser.add_argument("--eval-every", type=int, default=0, metavar="N",
+                        help="also evaluate every N steps: the JSON line gets a learning curve")
     parser.add_argument("--precision", choices=PRECISIONS, default="float32")
     parser.add_argument("--xla", choices=["on", "off"], default="off", help="XLA-compile the train step")
     args = parser.parse_args()
     for decoder in ["hierarchical", "flat"] if args.decoder == "both" else [args.decoder]:
         with contextlib.redirect_stdout(sys.stderr):  # stdout holds the JSON lines alone
-            result = run(decoder, args.data, args.train_steps, args.eval_windows, args.seed, args.set, args.precision, args.xla == "on")
+            result = run(decoder, args.data, args.train_steps, args.eval_windows, args.seed, args.set, args.precision, args.xla == "on",
+                         args.eval_every)
         print(json.dumps(result), flush=True)
 
 
