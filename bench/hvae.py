@@ -169,7 +169,7 @@ def run(
         "batch_size": config.batch_size,
         "changed": changed,
         **metrics,
-        "free_bits": config.free_bits,  # MusicVAE's no-collapse check: the KL ends above this floor
+        "free_bits": config.free_bits,  # no posterior collapse: the KL should end above this floor
         "kl_above_free_bits": metrics["kl_per_sequence"] > config.free_bits,
         **reference_accuracies(windows),
         **({"curve": curve} if eval_every else {}),
