@@ -10,10 +10,18 @@ the AUC is the usual binary AUC.
   macro_precision  mean over classes of precision (a class never predicted counts as 0)
   macro_recall     mean over classes of recall
   auc              mean over classes of the ROC AUC of that class's probability
+
+and the trivial baseline every classifier must beat, on the same examples:
+
+  majority_class_accuracy  the share of the most frequent label (what always answering it scores)
+  accuracy_above_chance    accuracy - (majority_class_accuracy + 2 standard errors of it,
+                           sqrt(p (1 - p) / n)): above 0 when the model beats a constant answer
+                           by more than the eval split's sampling noise
 """
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Iterable
 
 import apache_beam as beam
@@ -25,6 +33,7 @@ from tensorflow_model_analysis.metrics import metric_types
 from components.tfma_metrics import per_model_computations
 
 PROBABILITIES = "probabilities"
+CHANCE_STANDARD_ERRORS = 2.0  # how far above the majority class a classifier must score
 _BUCKETS = 1000  # score histogram resolution for the AUC: error below 1/_BUCKETS
 
 
@@ -75,6 +84,21 @@ def macro_recall(counts: _Counts) -> float:
     actual = counts.confusion.sum(axis=1)
     present = actual > 0
     return float(np.mean(np.diag(counts.confusion)[present] / actual[present])) if present.any() else float("nan")
+
+
+def majority_class_accuracy(counts: _Counts) -> float:
+    actual = counts.confusion.sum(axis=1)
+    return float(actual.max() / actual.sum()) if actual.sum() else float("nan")
+
+
+def chance_accuracy_floor(majority: float, examples: int) -> float:
+    """The majority-class accuracy plus CHANCE_STANDARD_ERRORS standard errors of it on `examples`."""
+    return majority + CHANCE_STANDARD_ERRORS * math.sqrt(majority * (1.0 - majority) / max(examples, 1))
+
+
+def accuracy_above_chance(counts: _Counts) -> float:
+    examples = int(counts.confusion.sum())
+    return accuracy(counts) - chance_accuracy_floor(majority_class_accuracy(counts), examples) if examples else float("nan")
 
 
 def auc(counts: _Counts) -> float:
@@ -157,3 +181,17 @@ class AUC(tfma.metrics.Metric):
 
     def __init__(self, name: str = "auc"):
         super().__init__(_computations(auc), name=name)
+
+
+class MajorityClassAccuracy(tfma.metrics.Metric):
+    """The trivial baseline: the accuracy of always answering the most frequent label."""
+
+    def __init__(self, name: str = "majority_class_accuracy"):
+        super().__init__(_computations(majority_class_accuracy), name=name)
+
+
+class AccuracyAboveChance(tfma.metrics.Metric):
+    """Accuracy minus the majority class's accuracy and two standard errors of it."""
+
+    def __init__(self, name: str = "accuracy_above_chance"):
+        super().__init__(_computations(accuracy_above_chance), name=name)

@@ -80,8 +80,10 @@ class TextExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
 
 
 class TextExampleGen(FileBasedExampleGen):
-    """ExampleGen for one text file (or glob) with a hash split into train and eval. `input_base`
-    may be a RuntimeParameter (a Kubeflow run's data folder)."""
+    """ExampleGen for one text file (or glob) with a hash split into train and eval, or, given
+    `eval_pattern`, two inputs read as they are: `file_pattern` the train split and
+    `eval_pattern` the eval split (TFX's input splits). Patterns are relative to `input_base`,
+    which may be a RuntimeParameter (a Kubeflow run's data folder)."""
 
     SPEC_CLASS = TextExampleGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
@@ -94,18 +96,26 @@ class TextExampleGen(FileBasedExampleGen):
         reader_options: ReaderOptions,
         eval_percent: int = 20,
         range_config: Optional[Any] = None,
+        eval_pattern: Optional[str] = None,
     ):
-        input_config = example_gen_pb2.Input(
-            splits=[example_gen_pb2.Input.Split(name="single_split", pattern=file_pattern)]
-        )
-        output_config = example_gen_pb2.Output(
-            split_config=example_gen_pb2.SplitConfig(
-                splits=[
-                    example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=100 - eval_percent),
-                    example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=eval_percent),
-                ]
+        if eval_pattern:
+            input_config = example_gen_pb2.Input(splits=[
+                example_gen_pb2.Input.Split(name="train", pattern=file_pattern),
+                example_gen_pb2.Input.Split(name="eval", pattern=eval_pattern),
+            ])
+            output_config = example_gen_pb2.Output()  # the input splits, as they are
+        else:
+            input_config = example_gen_pb2.Input(
+                splits=[example_gen_pb2.Input.Split(name="single_split", pattern=file_pattern)]
             )
-        )
+            output_config = example_gen_pb2.Output(
+                split_config=example_gen_pb2.SplitConfig(
+                    splits=[
+                        example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=100 - eval_percent),
+                        example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=eval_percent),
+                    ]
+                )
+            )
         spec = TextExampleGenSpec(
             input_base=input_base,
             input_config=input_config,

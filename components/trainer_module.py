@@ -20,12 +20,20 @@ import tensorflow_transform as tft
 import tf_keras
 from tfx import v1 as tfx
 
-from components.training_data import LM_LENGTH_MULTIPLE, TrainingDataConfig, bucket_edges, padding_share, training_batches
+from components.training_data import (
+    LM_LENGTH_MULTIPLE,
+    TrainingDataConfig,
+    bucket_edges,
+    count_records,
+    padding_share,
+    training_batches,
+)
 from components.transform_module import LABEL_FEATURE, LABEL_VOCAB_NAME, VOCAB_NAME
 from models import registry
 from models.acceleration import distribution_strategy, float32_copy, precision_policy
 from models.export import TextCodec, export_classifier, export_language_model
 from models.training import compile_classifier, compile_language_model, train_model
+from models.training_length import plan_training
 from models.tokens import model_vocab_size
 from models.vae_export import export_vae
 
@@ -37,7 +45,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     custom: dict[str, Any] = fn_args.custom_config
     family = registry.get(custom["family"])
     classifier = custom.get("task") == "classifier"
-    hparams = family.config_class(**custom["hparams"])
+    train_examples, eval_examples = count_records(fn_args.train_files), count_records(fn_args.eval_files)
+    hparams = family.config_class(**custom["hparams"]).sized(train_examples)  # size auto: by the split's size
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     vocab_size = model_vocab_size(tf_transform_output.vocabulary_size_by_name(VOCAB_NAME))
     tf_keras.utils.set_random_seed(custom.get("seed", 0))
@@ -55,17 +64,20 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     sequence_length = feature_spec["target_ids"].shape[0]
     strategy = distribution_strategy(hparams.strategy)
     data_config = TrainingDataConfig(**custom.get("training_data", {}))
+    # The config's batch size is per replica; each step reads one batch for every replica.
+    global_batch = hparams.batch_size * strategy.num_replicas_in_sync
+    plan = plan_training(hparams, train_examples, eval_examples, global_batch, cap=fn_args.train_steps,
+                         steps_multiple=hparams.steps_per_execution)
     batches = dict(
         feature_spec=feature_spec,
         columns=columns,
-        # The config's batch size is per replica; each step reads one batch for every replica.
-        batch_size=hparams.batch_size * strategy.num_replicas_in_sync,
+        batch_size=global_batch,
         edges=bucket_edges(sequence_length, data_config.buckets, hparams.segment_length if vae else LM_LENGTH_MULTIPLE),
         config=data_config,
         same_shape_batches=hparams.steps_per_execution,
     )
     train_data = training_batches(fn_args.train_files, seed=1, **batches)
-    eval_data = training_batches(fn_args.eval_files, seed=2, **batches)
+    eval_data = training_batches(fn_args.eval_files, seed=2, shuffle=False, **batches)  # the same batches each time
 
     def build() -> tf_keras.Model:
         if classifier:
@@ -76,19 +88,15 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         model = build()
         compile_model = compile_classifier if classifier else compile_language_model
         compile_model(
-            model, family.optimizer(hparams, fn_args.train_steps),
+            model, family.optimizer(hparams, plan.steps),
             jit_compile=hparams.jit_compile, steps_per_execution=hparams.steps_per_execution,
         )
     metrics = train_model(
-        model,
-        train_data,
-        eval_data,
-        train_steps=fn_args.train_steps,
-        eval_steps=fn_args.eval_steps,
-        steps_per_execution=hparams.steps_per_execution,
-        log_dir=fn_args.model_run_dir,
+        model, train_data, eval_data, plan, patience=hparams.patience, batch_size=global_batch,
+        train_examples=train_examples, log_dir=fn_args.model_run_dir,
     )
     metrics.update(
+        size=hparams.size, train_examples=train_examples, eval_examples=eval_examples,
         parameters=int(model.count_params()), vocab_size=vocab_size, replicas=strategy.num_replicas_in_sync,
         precision=hparams.precision, batching=data_config.batching,
         **padding_share(train_data, sequence_length),

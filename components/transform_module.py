@@ -7,6 +7,9 @@ tokenizes raw text exactly as training did. Output features (int64 unless noted)
   length     []                 number of real (non-pad) target tokens
   length_bucket [] string       the text's length in tokens before truncation, as a bucket
                                 name ("64-255 tokens"); the Evaluator slices metrics by it
+  unigram_log_likelihood [] float  the log-likelihood of target_ids under the unigram model of
+                                the train split's target tokens (add-one smoothed): the trivial
+                                baseline a language model or VAE must beat (see `unigram_metrics`)
 and, when a label column is configured (classifier mode),
   label_id   []                 the label's index in the TFT vocabulary "labels"
 """
@@ -25,6 +28,7 @@ VOCAB_NAME = "tokens"
 LABEL_VOCAB_NAME = "labels"
 LABEL_FEATURE = "label_id"  # the class id a classifier trains on and the Evaluator reads
 LENGTH_BUCKET_FEATURE = "length_bucket"
+UNIGRAM_FEATURE = "unigram_log_likelihood"
 # A word is a run of letters/digits; every other non-space character is a token of its own.
 _WORD_DELIMITERS = r"\s+|[^\pL\pN\s]"
 _KEPT_DELIMITERS = r"[^\pL\pN\s]"
@@ -52,6 +56,25 @@ def language_model_ids(ids: tf.RaggedTensor, sequence_length: int) -> dict[str, 
     target_ids = tf.concat([ids, eos], axis=1).to_tensor(default_value=0, shape=shape)
     length = tf.reduce_sum(tf.cast(tf.not_equal(target_ids, 0), tf.int64), axis=1)
     return {"input_ids": input_ids, "target_ids": target_ids, "length": length}
+
+
+def unigram_log_likelihood(target_ids: tf.Tensor, id_slots: int) -> tf.Tensor:
+    """[batch, length] target ids (0 pads) -> [batch] log-likelihood under the train split's
+    unigram model. TFT analyzes the train split only, so the counts are the train split's.
+
+    Add-one smoothing over the ids seen in training plus one slot for unseen ones: with N train
+    tokens and K - 1 distinct ids, p(id) = (count + 1) / (N + K), which sums to one over the K
+    slots. An eval token outside the train vocabulary maps to the OOV id, which is what gets
+    the unseen slot's probability when training had no OOV token."""
+    real = tf.not_equal(target_ids, 0)
+    batch_counts = tf.math.bincount(
+        tf.cast(tf.boolean_mask(target_ids, real), tf.int32), minlength=id_slots, maxlength=id_slots, dtype=tf.float32
+    )
+    counts = tft.sum(batch_counts[None, :], reduce_instance_dims=False)  # summed over the whole split
+    slots = tf.reduce_sum(tf.cast(counts > 0, tf.float32)) + 1.0
+    log_p = tf.math.log(counts + 1.0) - tf.math.log(tf.reduce_sum(counts) + slots)
+    per_token = tf.gather(tf.reshape(log_p, [id_slots]), tf.minimum(target_ids, id_slots - 1))
+    return tf.reduce_sum(tf.where(real, per_token, 0.0), axis=1)
 
 
 def _dense_text(feature: Any) -> tf.Tensor:
@@ -94,6 +117,8 @@ def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> d
     )
     ids = tokens.with_flat_values(vocab_ids + NUM_RESERVED)
     outputs = language_model_ids(ids, custom_config["sequence_length"])
+    id_slots = NUM_RESERVED + custom_config["max_vocab_size"] + 1  # every id the vocabulary can give
+    outputs[UNIGRAM_FEATURE] = unigram_log_likelihood(outputs["target_ids"], id_slots)
     outputs[LENGTH_BUCKET_FEATURE] = length_buckets(tokens.row_lengths(), custom_config.get("length_buckets") or [])
     if custom_config.get("label_column"):
         outputs[LABEL_FEATURE] = label_ids(_dense_text(inputs[custom_config["label_column"]]))

@@ -11,9 +11,9 @@ config does not import TensorFlow.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
-from models.acceleration import AccelerationConfig
+from models.sizing import SizedConfig
 
 if TYPE_CHECKING:
     import tf_keras
@@ -23,17 +23,24 @@ BETA_SCHEDULES = ("exponential", "logistic")
 
 
 @dataclasses.dataclass
-class HVAEConfig(AccelerationConfig):
+class HVAEConfig(SizedConfig):
     """Hyper-parameters of the hierarchical VAE family (the `hvae:` config section), plus the
-    training switches of `models.acceleration.AccelerationConfig`."""
+    size presets, training length and hardware switches every family shares (`models.sizing`).
+    Settings left None take the size's value."""
 
+    SIZE_PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "small": {"embedding_dim": 64, "encoder_units": 64, "latent_dim": 32, "conductor_units": 128,
+                  "decoder_units": 128, "batch_size": 16},
+        "base": {"embedding_dim": 128, "encoder_units": 128, "latent_dim": 64, "conductor_units": 256,
+                 "decoder_units": 256, "batch_size": 32},
+    }
     decoder: str = "hierarchical"  # hierarchical | flat (the ablation)
     segment_length: int = 16  # T; transform.sequence_length must be a multiple of it
-    embedding_dim: int = 64
-    encoder_units: int = 64  # per direction, in each of the 2 bidirectional layers
-    latent_dim: int = 32
-    conductor_units: int = 128  # 2 layers; also the size of a segment embedding
-    decoder_units: int = 128
+    embedding_dim: Optional[int] = None
+    encoder_units: Optional[int] = None  # per direction, in each of the 2 bidirectional layers
+    latent_dim: Optional[int] = None
+    conductor_units: Optional[int] = None  # 2 layers; also the size of a segment embedding
+    decoder_units: Optional[int] = None
     decoder_layers: int = 1
     flat_units: int = 0  # flat decoder width; 0 picks the one matching the hierarchical model's size
     beta_max: float = 0.2  # weight of the KL term once annealed
@@ -43,10 +50,9 @@ class HVAEConfig(AccelerationConfig):
     beta_width: float = 40.0
     free_bits: float = 8.0  # nats of KL per text that cost nothing (keeps the latent in use)
     word_dropout: float = 0.0  # share of decoder input tokens replaced by the unknown-token id
-    batch_size: int = 16
+    batch_size: Optional[int] = None
     learning_rate: float = 2e-3
-    train_steps: int = 300
-    eval_steps: int = 20
+    min_train_steps: int = 200
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -55,8 +61,8 @@ class HVAEConfig(AccelerationConfig):
         if self.beta_schedule not in BETA_SCHEDULES:
             raise ValueError(f"hvae.beta_schedule must be one of {', '.join(BETA_SCHEDULES)}, got {self.beta_schedule!r}")
         for name in ("segment_length", "embedding_dim", "encoder_units", "latent_dim", "conductor_units",
-                     "decoder_units", "decoder_layers", "batch_size", "train_steps", "eval_steps"):
-            if getattr(self, name) < 1:
+                     "decoder_units", "decoder_layers", "batch_size"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"hvae.{name} must be at least 1, got {getattr(self, name)}")
         if self.flat_units < 0:
             raise ValueError(f"hvae.flat_units must be 0 (matched) or positive, got {self.flat_units}")
@@ -96,6 +102,7 @@ def build_hvae(config: HVAEConfig, vocab_size: int) -> "tf_keras.Model":
     reconstruction logits [batch, L, vocab] and adds beta * max(KL - free_bits, 0) as a loss."""
     from models.hvae_model import TextVAE
 
+    config = config.sized()
     flat_units = 0
     if config.decoder == "flat":
         flat_units = config.flat_units or matched_flat_units(config, vocab_size)

@@ -12,9 +12,9 @@ config (and `textflow --help`) stays fast.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
-from models.acceleration import AccelerationConfig
+from models.sizing import SizedConfig
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -22,34 +22,39 @@ if TYPE_CHECKING:
 
 
 @dataclasses.dataclass
-class RNNConfig(AccelerationConfig):
+class RNNConfig(SizedConfig):
     """Hyper-parameters of the RNN family (the `rnn:` section of the project config), plus the
-    training switches of `models.acceleration.AccelerationConfig`."""
+    size presets, training length and hardware switches every family shares (`models.sizing`).
+    Settings left None take the size's value."""
 
+    SIZE_PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "small": {"embedding_dim": 64, "units": 128, "layers": 2, "dropout": 0.0, "batch_size": 32},
+        "base": {"embedding_dim": 128, "units": 192, "layers": 2, "dropout": 0.2, "batch_size": 64},
+    }
     cell: str = "lstm"  # lstm | gru
-    embedding_dim: int = 64
-    units: int = 128
-    layers: int = 2
-    dropout: float = 0.0
-    batch_size: int = 32
+    embedding_dim: Optional[int] = None
+    units: Optional[int] = None
+    layers: Optional[int] = None
+    dropout: Optional[float] = None
+    batch_size: Optional[int] = None
     learning_rate: float = 2e-3
-    train_steps: int = 300
-    eval_steps: int = 20
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.cell not in ("lstm", "gru"):
             raise ValueError(f"rnn.cell must be 'lstm' or 'gru', got {self.cell!r}")
-        for name in ("embedding_dim", "units", "layers", "batch_size", "train_steps", "eval_steps"):
-            if getattr(self, name) < 1:
+        for name in ("embedding_dim", "units", "layers", "batch_size"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"rnn.{name} must be at least 1, got {getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"rnn.dropout must be in [0, 1), got {self.dropout}")
 
 
 def build_rnn_lm(config: RNNConfig, vocab_size: int) -> tf_keras.Model:
     """Many-to-many LSTM/GRU language model over token ids; returns float32 logits."""
     import tf_keras
+
+    config = config.sized()
 
     token_ids = tf_keras.Input(shape=(None,), dtype="int64", name="input_ids")
     x = tf_keras.layers.Embedding(vocab_size, config.embedding_dim, name="embedding")(token_ids)
@@ -70,6 +75,8 @@ def build_rnn_classifier(config: RNNConfig, vocab_size: int, num_classes: int) -
     The embedding masks pad id 0, so each direction reads the real tokens only and the last
     layer's final states (forward and backward) summarise the whole text."""
     import tf_keras
+
+    config = config.sized()
 
     token_ids = tf_keras.Input(shape=(None,), dtype="int64", name="input_ids")
     x = tf_keras.layers.Embedding(vocab_size, config.embedding_dim, mask_zero=True, name="embedding")(token_ids)

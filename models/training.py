@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 from typing import Optional
 
+import numpy as np
 import tensorflow as tf
 import tf_keras
 
 from models.lm_loss import MaskedTokenAccuracy, masked_token_cross_entropy
+from models.training_length import TrainingPlan
 
 
 class WarmupCosine(tf_keras.optimizers.schedules.LearningRateSchedule):
@@ -59,32 +61,44 @@ def train_model(
     model: tf_keras.Model,
     train_data: tf.data.Dataset,
     eval_data: tf.data.Dataset,
+    plan: TrainingPlan,
     *,
-    train_steps: int,
-    eval_steps: int,
-    steps_per_execution: int = 1,
+    patience: int,
+    batch_size: int,
+    train_examples: int,
     log_dir: Optional[str] = None,
-    reports: int = 5,
 ) -> dict[str, float]:
-    """Fits a compiled model on (inputs, targets) batches; returns the final metrics.
+    """Fits a compiled model on (inputs, targets) batches as `plan` says; returns the metrics of
+    the kept weights and how training went.
 
-    `reports` epochs split the steps so progress reaches the log; the eval split is scored
-    once, at the end. Each epoch's steps are a multiple of `steps_per_execution` (so at most
-    `reports` x `steps_per_execution` steps more than `train_steps`): every graph call then
-    takes the same number of batches, and the input pipeline's runs of same-shape batches
-    stay aligned with the calls (see `components.training_data`).
+    Each Keras epoch is one `plan.evaluation_interval` of steps, a multiple of the steps per graph
+    call (so the input pipeline's runs of same-shape batches stay aligned with the calls; see
+    `components.training_data`), ended by a measurement of the eval loss on the same
+    `plan.eval_batches` batches each time. Training stops after `patience` measurements without
+    a new best, and the weights of the best one are restored (also when training ran to the end).
     """
-    epochs = max(1, min(reports, train_steps // steps_per_execution))
-    steps_per_epoch = math.ceil(train_steps / epochs / steps_per_execution) * steps_per_execution
-    callbacks = [tf_keras.callbacks.TensorBoard(log_dir=log_dir)] if log_dir else []
+    epochs = plan.evaluations
+    stopping = tf_keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+    callbacks = [stopping] + ([tf_keras.callbacks.TensorBoard(log_dir=log_dir)] if log_dir else [])
     history = model.fit(
         train_data,
         epochs=epochs,
-        steps_per_epoch=steps_per_epoch,
+        steps_per_epoch=plan.evaluation_interval,
         validation_data=eval_data,
-        validation_steps=math.ceil(eval_steps / steps_per_execution) * steps_per_execution,
-        validation_freq=[epochs],
+        validation_steps=plan.eval_batches,
         callbacks=callbacks,
         verbose=2,
+    ).history
+    best = int(np.argmin(history["val_loss"]))
+    steps_run = len(history["val_loss"]) * plan.evaluation_interval
+    metrics = {name: float(values[best]) for name, values in history.items()}  # the restored weights' numbers
+    metrics.update(
+        planned_steps=plan.steps,
+        steps=steps_run,
+        best_step=(best + 1) * plan.evaluation_interval,
+        stopped_early=steps_run < plan.evaluations * plan.evaluation_interval,
+        examples_seen=steps_run * batch_size,
+        epochs=round(steps_run * batch_size / max(train_examples, 1), 3),
+        eval_loss_curve=[round(float(v), 5) for v in history["val_loss"]],
     )
-    return {name: float(values[-1]) for name, values in history.history.items()}
+    return metrics

@@ -11,9 +11,9 @@ work instead of re-running the whole prefix (see `models.decoding`).
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
-from models.acceleration import AccelerationConfig
+from models.sizing import SizedConfig
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -21,32 +21,38 @@ if TYPE_CHECKING:
 
 
 @dataclasses.dataclass
-class TransformerConfig(AccelerationConfig):
+class TransformerConfig(SizedConfig):
     """Hyper-parameters of the Transformer family (the `transformer:` config section), plus the
-    training switches of `models.acceleration.AccelerationConfig`."""
+    size presets, training length and hardware switches every family shares (`models.sizing`).
+    Settings left None take the size's value."""
 
-    layers: int = 2
-    heads: int = 4
-    width: int = 64
-    ff_width: int = 256
-    dropout: float = 0.1
+    SIZE_PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "small": {"layers": 2, "heads": 4, "width": 64, "ff_width": 256, "dropout": 0.1, "batch_size": 16,
+                  "warmup_steps": 20},
+        "base": {"layers": 4, "heads": 4, "width": 128, "ff_width": 512, "dropout": 0.1, "batch_size": 64,
+                 "warmup_steps": 100},
+    }
+    layers: Optional[int] = None
+    heads: Optional[int] = None
+    width: Optional[int] = None
+    ff_width: Optional[int] = None
+    dropout: Optional[float] = None
     context: int = 256  # longest sequence the position embedding covers
-    batch_size: int = 16
+    batch_size: Optional[int] = None
     learning_rate: float = 2e-3  # peak, after linear warm-up
     min_learning_rate: float = 2e-4  # end of the cosine decay
-    warmup_steps: int = 20
+    warmup_steps: Optional[int] = None
     weight_decay: float = 0.1
-    train_steps: int = 200
-    eval_steps: int = 20
+    min_train_steps: int = 200
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("layers", "heads", "width", "ff_width", "context", "batch_size", "train_steps", "eval_steps"):
-            if getattr(self, name) < 1:
+        for name in ("layers", "heads", "width", "ff_width", "context", "batch_size"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"transformer.{name} must be at least 1, got {getattr(self, name)}")
-        if self.width % self.heads:
+        if self.width is not None and self.heads is not None and self.width % self.heads:
             raise ValueError(f"transformer.width ({self.width}) must be a multiple of transformer.heads ({self.heads})")
-        if not 0.0 <= self.dropout < 1.0:
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"transformer.dropout must be in [0, 1), got {self.dropout}")
 
 
@@ -57,6 +63,7 @@ def build_transformer_lm(config: TransformerConfig, vocab_size: int) -> "tf_kera
 
     from models.transformer_block import DecoderBlock
 
+    config = config.sized()
     token_ids = tf_keras.Input(shape=(None,), dtype="int64", name="input_ids")
     x = TokenAndPositionEmbedding(vocab_size, config.context, config.width, name="embedding")(token_ids)
     for i in range(config.layers):
@@ -74,6 +81,7 @@ def build_transformer_classifier(config: TransformerConfig, vocab_size: int, num
     import tf_keras
     from keras_nlp.layers import TokenAndPositionEmbedding, TransformerEncoder
 
+    config = config.sized()
     token_ids = tf_keras.Input(shape=(None,), dtype="int64", name="input_ids")
     # The pad mask is passed explicitly, not left to Keras' implicit mask propagation, which a
     # reloaded SavedModel did not reproduce (its outputs then depended on the padding).
@@ -114,6 +122,7 @@ def transformer_optimizer(config: TransformerConfig, total_steps: int) -> "tf_ke
 
     from models.training import WarmupCosine
 
+    config = config.sized()
     schedule = WarmupCosine(config.learning_rate, config.min_learning_rate, config.warmup_steps, total_steps)
     optimizer = tf_keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, beta_2=0.99, global_clipnorm=1.0)
     # Decay the weight matrices only, as GPT training does: not biases, norms or embeddings.

@@ -117,6 +117,8 @@ def _add_config_options(command: argparse.ArgumentParser) -> None:
     """The options that make up a run's config (shared by run and compile)."""
     command.add_argument("--config", metavar="FILE", help="YAML config; only the keys it changes are needed")
     command.add_argument("--data", metavar="PATH", help="input file (or glob); default: the embedded IMDB sample")
+    command.add_argument("--eval-data", metavar="PATH", help="a separate eval file (same format and columns); "
+                         "default: a hash split of --data")
     command.add_argument("--format", choices=["csv", "tsv", "jsonl", "txt"], help="input format")
     command.add_argument("--text-column", metavar="NAME", help="column (or JSON field) holding the text")
     command.add_argument("--label-column", metavar="NAME", help="label column: train classifiers of it instead of language models")
@@ -137,6 +139,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
     flags = {
         "data.path": args.data,
+        "data.eval_path": args.eval_data,
         "data.format": args.format,
         "data.text_column": args.text_column,
         "data.label_column": args.label_column,
@@ -183,7 +186,7 @@ def _report_failure(err: Exception, log_path: str, stream: TextIO) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pipeline.config import ConfigError, data_path, load_config
+    from pipeline.config import ConfigError, data_path, eval_data_path, load_config
     from pipeline.console import new_log_path, output_to_log
 
     try:
@@ -195,7 +198,8 @@ def _run(args: argparse.Namespace) -> int:
     log_path = new_log_path(config.workspace)
     skipped = [f for f in config.models if f not in config.trained_families]
     print(
-        f"textflow: pipeline '{config.name}' on {data_path(config)}\n"
+        f"textflow: pipeline '{config.name}' on {data_path(config)}"
+        + (f", evaluated on {eval_data_path(config)}" if config.data.eval_path else "") + "\n"
         f"  {config.data.format}, text column '{config.data.text_column}', {config.transform.tokenizer} tokens, "
         f"models: {', '.join(config.trained_families)}"
         + (f" ({', '.join(skipped)}: no classifier mode, not trained)" if skipped else "")

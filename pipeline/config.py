@@ -42,6 +42,7 @@ class DataConfig:
     txt_mode: str = "lines"  # txt only: one example per line, or the corpus cut into windows
     window_chars: int = 256  # txt windows mode: characters per example
     eval_percent: int = 20  # share of examples hashed into the eval split
+    eval_path: Optional[str] = None  # a separate eval file (same format and columns) instead of the hash split
     schema: Optional[str] = None  # name of schemas/<name>/schema.pbtxt; null: infer with SchemaGen
 
 
@@ -49,7 +50,7 @@ class DataConfig:
 class TransformConfig:
     """In-graph tokenization and vocabulary (see components/transform_module.py)."""
 
-    tokenizer: str = "char"  # char | word
+    tokenizer: Optional[str] = None  # char | word; null: word with a label column, else char
     lowercase: bool = False
     sequence_length: int = 192  # model positions per example; longer texts are truncated
     max_vocab_size: int = 20000  # most frequent tokens kept; the rest map to one OOV id
@@ -65,6 +66,10 @@ class EvaluationConfig:
     min_accuracy: float = 0.5  # classifiers: value threshold on accuracy
     max_accuracy_drop: float = 0.02  # classifiers: at most this much less accurate than the baseline
     min_auc: float = 0.5  # classifiers: value threshold on macro AUC (0.5 is chance)
+    # The floor (pipeline/evaluation.py): beat the task's trivial baseline on the same eval split.
+    require_beat_baseline: bool = True
+    baseline_margin: float = 0.05  # language models and the VAE: nats per token below the unigram model, at least
+    baseline_min_auc: float = 0.55  # classifiers: macro AUC at least this, besides beating the majority class
     # Metrics are also reported per text-length bucket (tokens before truncation), split at
     # these boundaries; the thresholds judge the whole eval split.
     length_buckets: list[int] = dataclasses.field(default_factory=lambda: [64, 256, 1024])
@@ -192,7 +197,7 @@ class Config:
 
     def family_config(self, family: str) -> Any:
         """The hyper-parameters of one family (its defaults when the file has no section)."""
-        return self.families.get(family) or registry.get(family).config_class()
+        return self.families.get(family) or registry.get(family).config_class(size="auto")
 
     @property
     def pipeline_root(self) -> str:
@@ -276,6 +281,8 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
     config = _build(Config, raw)
     for name, section in family_sections.items():
         config.families[name] = _coerce(section or {}, registry.get(name).config_class, name)
+    if config.transform.tokenizer is None:  # a classifier reads words; a language model, characters
+        config.transform.tokenizer = "word" if config.data.label_column else "char"
     validate(config)
     return config
 
@@ -291,6 +298,9 @@ def validate(config: Config) -> None:
         raise ConfigError("config key 'data.label_column' cannot be used with format txt (plain text has no columns)")
     if not 1 <= data.eval_percent <= 99:
         raise ConfigError(f"config key 'data.eval_percent' must be between 1 and 99, got {data.eval_percent}")
+    if data.eval_path is not None and ("{SPAN}" in data.eval_path) != ("{SPAN}" in (data.path or "")):
+        raise ConfigError("config keys 'data.path' and 'data.eval_path' must both hold a {SPAN} placeholder or neither: "
+                          "ExampleGen reads the same span of both")
     if data.window_chars < 1:
         raise ConfigError(f"config key 'data.window_chars' must be at least 1, got {data.window_chars}")
     if not data.text_column:
@@ -331,8 +341,10 @@ def validate(config: Config) -> None:
     limits = config.evaluation
     if limits.max_cross_entropy <= 0 or limits.max_increase < 0 or limits.max_accuracy_drop < 0:
         raise ConfigError("config section 'evaluation': thresholds must be positive")
-    if not (0 <= limits.min_accuracy <= 1 and 0 <= limits.min_auc <= 1):
-        raise ConfigError("config section 'evaluation': min_accuracy and min_auc must be between 0 and 1")
+    if not (0 <= limits.min_accuracy <= 1 and 0 <= limits.min_auc <= 1 and 0 <= limits.baseline_min_auc <= 1):
+        raise ConfigError("config section 'evaluation': min_accuracy, min_auc and baseline_min_auc must be between 0 and 1")
+    if limits.baseline_margin < 0:
+        raise ConfigError(f"config key 'evaluation.baseline_margin' must be 0 or more, got {limits.baseline_margin}")
     buckets = limits.length_buckets
     if any(b <= 0 for b in buckets) or buckets != sorted(set(buckets)):
         raise ConfigError(f"config key 'evaluation.length_buckets' must be increasing positive token counts, got {buckets}")
@@ -425,11 +437,20 @@ EMBEDDED_DATA = ("tfx", "examples/imdb/data/imdb_small_with_labels.txt")
 SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
 
+def _absolute(path: str) -> str:
+    return path if "://" in path else os.path.abspath(path)
+
+
+def eval_data_path(config: Config) -> Optional[str]:
+    """The separate eval file as an absolute path, or None (the eval split is hashed from the data)."""
+    return _absolute(config.data.eval_path) if config.data.eval_path else None
+
+
 def data_path(config: Config) -> str:
     """The input file as an absolute path (a URI such as gs://... as it is); the embedded IMDB
     sample when none is configured."""
     if config.data.path:
-        return config.data.path if "://" in config.data.path else os.path.abspath(config.data.path)
+        return _absolute(config.data.path)
     import importlib.resources
 
     package, relative = EMBEDDED_DATA

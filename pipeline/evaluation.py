@@ -2,6 +2,14 @@
 
 The thresholds are listed once, here: `eval_config` turns them into TFMA's config and the
 run summary (`pipeline.summary`) checks the same list against the numbers TFMA wrote.
+
+Besides the configured limits, every task has a floor: its trivial baseline on the same eval
+split, computed by the Evaluator itself (the majority class for a classifier, the train split's
+unigram model for a language model or the VAE). The floor is a value threshold on a metric that
+measures the margin over that baseline (`accuracy_above_chance`, `cross_entropy_below_unigram`,
+`negative_elbo_below_unigram`), so it is part of TFMA's blessing like every other threshold:
+a model below it is neither blessed, nor pushed, nor the next run's comparison baseline.
+`evaluation.require_beat_baseline: false` leaves the floor out (the metrics are still computed).
 """
 
 from __future__ import annotations
@@ -11,13 +19,20 @@ from typing import Optional
 
 import tensorflow_model_analysis as tfma
 
-from components.classifier_metrics import PROBABILITIES
+from components.classifier_metrics import CHANCE_STANDARD_ERRORS, PROBABILITIES
 from components.transform_module import LABEL_FEATURE, LENGTH_BUCKET_FEATURE
 from pipeline.config import Config, branch_task
 
 LM_METRICS_MODULE = "components.lm_metrics"
 CLASSIFIER_METRICS_MODULE = "components.classifier_metrics"
 VAE_METRICS_MODULE = "components.vae_metrics"
+UNIGRAM_METRICS_MODULE = "components.unigram_metrics"
+# The floor metric of each task and the trivial baseline's own number it is measured against.
+FLOOR_BASELINES = {
+    "accuracy_above_chance": "majority_class_accuracy",
+    "cross_entropy_below_unigram": "unigram_cross_entropy",
+    "negative_elbo_below_unigram": "unigram_cross_entropy",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +43,7 @@ class Threshold:
     bound: float  # lowest (higher_is_better) or highest allowed value
     higher_is_better: bool
     max_worsening: Optional[float] = None  # change threshold against the last blessed model
+    floor: bool = False  # the trivial-baseline floor (see the module docstring)
 
     def value_passes(self, value: float) -> bool:
         return value >= self.bound if self.higher_is_better else value <= self.bound
@@ -45,15 +61,41 @@ def blessing_thresholds(config: Config, family: str) -> list[Threshold]:
     """The thresholds a family's candidate must pass; change thresholds compare it with the
     last blessed model of the same branch."""
     limits = config.evaluation
+    floor = limits.require_beat_baseline
     task = branch_task(config, family)
     if task == "classifier":
-        return [
+        thresholds = [
             Threshold("accuracy", limits.min_accuracy, True, limits.max_accuracy_drop),
-            Threshold("auc", limits.min_auc, True),
+            Threshold("auc", max(limits.min_auc, limits.baseline_min_auc) if floor else limits.min_auc, True,
+                      floor=floor and limits.baseline_min_auc > limits.min_auc),
         ]
+        return thresholds + ([Threshold("accuracy_above_chance", 0.0, True, floor=True)] if floor else [])
     # The VAE's negative ELBO bounds its cross-entropy per token from above: same limits.
     metric = "negative_elbo_per_token" if task == "vae" else "cross_entropy_per_token"
-    return [Threshold(metric, limits.max_cross_entropy, False, limits.max_increase)]
+    thresholds = [Threshold(metric, limits.max_cross_entropy, False, limits.max_increase)]
+    if floor:
+        below = "negative_elbo_below_unigram" if task == "vae" else "cross_entropy_below_unigram"
+        thresholds.append(Threshold(below, limits.baseline_margin, True, floor=True))
+    return thresholds
+
+
+def describe_trivial_baseline(config: Config, family: str, metrics: dict[str, float]) -> str:
+    """The task's trivial baseline on the eval split and what beating it takes, in words."""
+    limits = config.evaluation
+    task = branch_task(config, family)
+    state = "" if limits.require_beat_baseline else " (floor off: evaluation.require_beat_baseline is false)"
+    nan = float("nan")
+    if task == "classifier":
+        majority = metrics.get("majority_class_accuracy", nan)
+        examples = int(metrics.get("example_count", 0))
+        needed = metrics.get("accuracy", nan) - metrics.get("accuracy_above_chance", nan)
+        return (f"trivial baseline: majority class accuracy {majority:.4f} on {examples} eval examples; beating it takes "
+                f"accuracy >= {needed:.4f} (+{CHANCE_STANDARD_ERRORS:g} standard errors) and AUC >= "
+                f"{max(limits.min_auc, limits.baseline_min_auc):.2f}{state}")
+    unigram = metrics.get("unigram_cross_entropy", nan)
+    what = "negative ELBO" if task == "vae" else "cross-entropy"
+    return (f"trivial baseline: the train split's unigram model, {unigram:.4f} nats/token on the eval split; beating it "
+            f"takes {what} <= {unigram - limits.baseline_margin:.4f} ({limits.baseline_margin:g} below){state}")
 
 
 def _tfma_threshold(threshold: Threshold) -> tfma.MetricThreshold:
@@ -90,7 +132,8 @@ def eval_config(config: Config, family: str) -> tfma.EvalConfig:
     task = branch_task(config, family)
     if task == "classifier":
         module = CLASSIFIER_METRICS_MODULE
-        names = {"Accuracy": "accuracy", "AUC": "auc", "MacroPrecision": "macro_precision", "MacroRecall": "macro_recall"}
+        names = {"Accuracy": "accuracy", "AUC": "auc", "MacroPrecision": "macro_precision", "MacroRecall": "macro_recall",
+                 "MajorityClassAccuracy": "majority_class_accuracy", "AccuracyAboveChance": "accuracy_above_chance"}
         # The label is the Transform's class id, so TFMA runs `transform_features` on each example.
         model_spec = tfma.ModelSpec(
             signature_name="serving_default",
@@ -106,6 +149,7 @@ def eval_config(config: Config, family: str) -> tfma.EvalConfig:
             "ReconstructionAccuracy": "reconstruction_accuracy",
             "SampledReconstructionAccuracy": "sampled_reconstruction_accuracy", "ActiveUnits": "active_units",
         }
+        unigram = {"UnigramCrossEntropy": "unigram_cross_entropy", "NegativeElboBelowUnigram": "negative_elbo_below_unigram"}
         # `evaluate` also returns what serving does not need: greedy reconstructions, mu.
         model_spec = tfma.ModelSpec(signature_name="evaluate", model_type=tfma.TF_GENERIC,
                                     preprocessing_function_names=["transform_features"])
@@ -113,11 +157,15 @@ def eval_config(config: Config, family: str) -> tfma.EvalConfig:
         module = LM_METRICS_MODULE
         names = {"CrossEntropyPerToken": "cross_entropy_per_token", "Perplexity": "perplexity", "BitsPerToken": "bits_per_token",
                  "TokenAccuracy": "token_accuracy"}
+        unigram = {"UnigramCrossEntropy": "unigram_cross_entropy", "CrossEntropyBelowUnigram": "cross_entropy_below_unigram"}
         model_spec = tfma.ModelSpec(signature_name="serving_default", model_type=tfma.TF_GENERIC,
                                     preprocessing_function_names=["transform_features"])
     metrics = [tfma.MetricConfig(class_name="ExampleCount")]
-    for class_name, name in names.items():
-        metrics.append(tfma.MetricConfig(class_name=class_name, module=module, per_slice_thresholds=thresholds.get(name, [])))
+    modules = [(module, names)] + ([(UNIGRAM_METRICS_MODULE, unigram)] if task != "classifier" else [])
+    for module_name, module_metrics in modules:
+        for class_name, name in module_metrics.items():
+            metrics.append(tfma.MetricConfig(class_name=class_name, module=module_name,
+                                             per_slice_thresholds=thresholds.get(name, [])))
     return tfma.EvalConfig(
         model_specs=[model_spec],
         slicing_specs=slicing_specs(config, family),

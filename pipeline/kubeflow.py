@@ -53,10 +53,12 @@ def input_base_parameter(default: str) -> tfx.dsl.experimental.RuntimeParameter:
     return tfx.dsl.experimental.RuntimeParameter(name=INPUT_BASE_PARAMETER, ptype=str, default=default)
 
 
-def train_args_parameter(config: Config, family: str, steps: int) -> tfx.dsl.experimental.RuntimeParameter:
-    """A family's TrainArgs as JSON (TFX's form for a proto parameter), e.g. {"num_steps": 5000}."""
+def train_args_parameter(config: Config, family: str, steps: Optional[int]) -> tfx.dsl.experimental.RuntimeParameter:
+    """A family's TrainArgs as JSON (TFX's form for a proto parameter): the cap on its training
+    steps, e.g. {"num_steps": 5000}, or {} for none (the Trainer derives the steps from the data)."""
     return tfx.dsl.experimental.RuntimeParameter(
-        name=train_args_parameter_name(config, family), ptype=str, default=json.dumps({"num_steps": steps})
+        name=train_args_parameter_name(config, family), ptype=str,
+        default=json.dumps({"num_steps": steps} if steps else {}),
     )
 
 

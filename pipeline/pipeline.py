@@ -32,7 +32,7 @@ from components.text_readers import ReaderOptions
 from components.text_schema_gen import TextSchemaGen
 from components.text_validator import LatestPerSpanStrategy, Settings, TextValidator
 from pipeline import kubeflow
-from pipeline.config import Config, branch_name, data_path, model_name, schema_path
+from pipeline.config import Config, branch_name, data_path, eval_data_path, model_name, schema_path
 from pipeline.evaluation import eval_config
 from pipeline.metadata_connection import pipeline_connection_config
 
@@ -60,6 +60,21 @@ def split_input_path(path: str) -> tuple[str, str]:
         if any(mark in part for mark in "*?[{"):
             return os.sep.join(parts[:i]) or os.sep, os.sep.join(parts[i:])
     return os.path.dirname(path), os.path.basename(path)
+
+
+def input_patterns(path: str, eval_path: Optional[str]) -> tuple[str, str, Optional[str]]:
+    """(input_base, train pattern, eval pattern or None): with a separate eval file, both
+    patterns are relative to the folder the two paths share."""
+    input_base, pattern = split_input_path(path)
+    if not eval_path:
+        return input_base, pattern, None
+    eval_base, eval_pattern = split_input_path(eval_path)
+    if "://" in input_base or "://" in eval_base:
+        common = os.path.commonprefix([input_base + "/", eval_base + "/"]).rpartition("/")[0]
+    else:
+        common = os.path.commonpath([input_base, eval_base])
+    relative = lambda base, p: os.path.join(base[len(common):].lstrip("/"), p)  # noqa: E731
+    return common, relative(input_base, pattern), relative(eval_base, eval_pattern)
 
 
 def _transform_settings(config: Config) -> dict:
@@ -92,13 +107,13 @@ def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional
         pipeline_root = pipeline_root or config.kubeflow.pipeline_root
         if not pipeline_root:
             raise ValueError("a Kubeflow build needs a pipeline root (--pipeline-root or kubeflow.pipeline_root)")
-        input_base, file_pattern = split_input_path(kubeflow.image_data_path(config))
+        input_base, file_pattern, eval_pattern = input_patterns(kubeflow.image_data_path(config), config.data.eval_path)
         input_base = kubeflow.input_base_parameter(input_base)
         imported_schema = kubeflow.image_schema_path(schema_path(config))
         serving_dir = kubeflow.serving_dir(config, pipeline_root)
     else:
         pipeline_root = os.path.abspath(config.pipeline_root)
-        input_base, file_pattern = split_input_path(data_path(config))
+        input_base, file_pattern, eval_pattern = input_patterns(data_path(config), eval_data_path(config))
         imported_schema = schema_path(config)
         serving_dir = os.path.abspath(config.serving_dir)
     reader = ReaderOptions(
@@ -113,6 +128,7 @@ def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional
         file_pattern=file_pattern,
         reader_options=reader,
         eval_percent=config.data.eval_percent,
+        eval_pattern=eval_pattern,
     )
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     if imported_schema:
@@ -160,6 +176,7 @@ def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional
             examples=transform.outputs["transformed_examples"],
             transform_graph=transform.outputs["transform_graph"],
             schema=schema_gen.outputs["schema"],
+            # The steps follow the split's size (see models.training_length); TrainArgs carries the cap.
             train_args=(kubeflow.train_args_parameter(config, family, hparams.train_steps) if on_cluster
                         else tfx.proto.TrainArgs(num_steps=hparams.train_steps)),
             eval_args=tfx.proto.EvalArgs(num_steps=hparams.eval_steps),

@@ -20,6 +20,7 @@ from typing import Optional, Union
 from components.serving_audit import history
 from pipeline.config import Config
 from pipeline.run_record import DECISION_FILE, RUNS_DIR
+from pipeline.summary import describe_training
 
 FORMATS = ("html", "md", "text")
 REPORT_FILE = "report.html"
@@ -175,6 +176,9 @@ def _model_section(family: dict) -> Section:
     baseline = family.get("baseline_metrics", {})
     blocks: list[Union[str, Table, Chart]] = [
         f"Decision: {family['decision']}.",
+        *([family["trivial_baseline"][0].upper() + family["trivial_baseline"][1:] + "."]
+          if family.get("trivial_baseline") else []),
+        *[line.strip()[0].upper() + line.strip()[1:] + "." for line in describe_training(family.get("training", {}))],
         Table(["metric", "candidate", "baseline"],
               [[name, _number(value), _number(baseline.get(name))] for name, value in sorted(metrics.items())]),
         Table(["threshold", "kind", "candidate", "baseline", "limit", "result"],

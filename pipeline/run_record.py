@@ -38,6 +38,8 @@ def decision_in_words(r: FamilyResult) -> str:
     failed = [c.describe().removeprefix("FAIL: ") for c in r.checks if not c.passed]
     words = ("blessed: every threshold passed" if r.blessed
              else f"not blessed: {'; '.join(failed) or 'the Evaluator did not bless it'}")
+    if not r.floor_on:
+        words += " (the trivial-baseline floor was off: evaluation.require_beat_baseline is false)"
     if r.serving_check is not None:
         words += ("; serving check passed" if r.serving_check["blessed"]
                   else f"; serving check failed: {'; '.join(r.serving_check['problems'])}")
@@ -51,6 +53,8 @@ def family_record(r: FamilyResult) -> dict:
         "model_name": r.model_name,
         "blessed": r.blessed,
         "decision": decision_in_words(r),
+        "trivial_baseline": r.trivial_baseline,
+        "baseline_floor": "on" if r.floor_on else "off",
         "thresholds": [check.record() for check in r.checks],
         "metrics": r.metrics,
         "baseline_metrics": r.baseline_metrics,

@@ -23,7 +23,7 @@ from components.text_checks import Finding
 from components.text_validator import read_report
 from components.trainer_module import METRICS_FILE
 from pipeline.config import Config, branch_task, model_name
-from pipeline.evaluation import Threshold, blessing_thresholds
+from pipeline.evaluation import FLOOR_BASELINES, Threshold, blessing_thresholds, describe_trivial_baseline
 from pipeline.metadata_connection import open_store
 from pipeline.pipeline import node_ids
 
@@ -39,6 +39,7 @@ class ThresholdCheck:
     candidate: float  # the candidate's metric
     passed: bool
     baseline: Optional[float] = None  # the last blessed model's (change thresholds)
+    trivial: Optional[float] = None  # the trivial baseline's own number (floor thresholds)
 
     @property
     def change(self) -> float:
@@ -48,6 +49,11 @@ class ThresholdCheck:
         verdict = "pass" if self.passed else "FAIL"
         t = self.threshold
         sign = ">=" if t.higher_is_better else "<="
+        if self.kind == "value" and t.floor:
+            beaten = "beats" if self.passed else "does not beat"
+            reference = f" ({FLOOR_BASELINES[t.metric]} {self.trivial:.4f})" if t.metric in FLOOR_BASELINES else ""
+            return (f"{verdict}: {beaten} its trivial baseline{reference}: {t.metric} {self.candidate:.4f} "
+                    f"{sign} {t.bound:.4f} (floor)")
         if self.kind == "value":
             return f"{verdict}: {t.metric} {self.candidate:.4f} {sign} {t.bound:.4f} (value threshold)"
         return (
@@ -58,7 +64,8 @@ class ThresholdCheck:
     def record(self) -> dict:
         """The check as the run keeps it: metric, candidate, baseline, threshold, pass or fail, in words."""
         limit = self.threshold.bound if self.kind == "value" else self.threshold.allowed_change
-        return {"metric": self.threshold.metric, "kind": self.kind, "candidate": self.candidate,
+        kind = "floor" if self.kind == "value" and self.threshold.floor else self.kind
+        return {"metric": self.threshold.metric, "kind": kind, "candidate": self.candidate,
                 "baseline": self.baseline, "threshold": limit, "passed": self.passed, "explanation": self.describe()}
 
 
@@ -70,6 +77,8 @@ class FamilyResult:
     metrics: dict[str, float]
     baseline_metrics: dict[str, float]
     checks: list[ThresholdCheck]
+    trivial_baseline: str  # the task's trivial baseline on the eval split, in words
+    floor_on: bool  # whether beating the trivial baseline was required (evaluation.require_beat_baseline)
     blessed: bool
     pushed_to: Optional[str]
     training: dict[str, float]
@@ -141,7 +150,8 @@ def blessing_checks(
     checks = []
     for threshold in blessing_thresholds(config, family):
         value = metrics.get(threshold.metric, math.nan)
-        checks.append(ThresholdCheck(threshold, "value", value, threshold.value_passes(value)))
+        trivial = metrics.get(FLOOR_BASELINES.get(threshold.metric, ""), math.nan)
+        checks.append(ThresholdCheck(threshold, "value", value, threshold.value_passes(value), trivial=trivial))
         if threshold.max_worsening is not None and threshold.metric in baseline:
             before = baseline[threshold.metric]
             checks.append(ThresholdCheck(threshold, "change", value, threshold.change_passes(value - before), before))
@@ -178,6 +188,8 @@ def family_results(config: Config) -> list[FamilyResult]:
                 metrics=metrics,
                 baseline_metrics=baseline,
                 checks=blessing_checks(config, family, metrics, baseline),
+                trivial_baseline=describe_trivial_baseline(config, family, metrics),
+                floor_on=config.evaluation.require_beat_baseline,
                 blessed=bool(blessing and _custom_int(blessing[0], "blessed")),
                 pushed_to=push.custom_properties["pushed_destination"].string_value if push else None,
                 training=training,
@@ -242,7 +254,8 @@ def format_summary(results: list[FamilyResult], validation: Optional[dict] = Non
             f"  {r.family}{kind} ({r.model_name}, {int(r.training.get('parameters', 0)):,} parameters): "
             f"{_headline(r)}, {int(r.metrics.get('example_count', 0))} eval examples"
         )
-        lines += _describe_training(r.training)
+        lines.append(f"    {r.trivial_baseline}")
+        lines += describe_training(r.training)
         lines += _describe_slices(r)
         if not r.baseline_metrics:
             lines.append("    baseline: none (no blessed model of this family yet)")
@@ -257,15 +270,23 @@ def format_summary(results: list[FamilyResult], validation: Optional[dict] = Non
     return "\n".join(lines)
 
 
-def _describe_training(training: dict) -> list[str]:
-    """How the Trainer ran: replicas, precision, and the padding its batches computed on."""
-    if "padding_share" not in training:
-        return []
-    return [
-        f"    trained on {training.get('replicas', 1)} replica(s) in {training.get('precision', 'float32')}, "
-        f"{training.get('batching')} batches: {training['padding_share']:.1%} padding "
-        f"({training['padding_share_at_full_length']:.1%} at the full sequence length)"
-    ]
+def describe_training(training: dict) -> list[str]:
+    """How the Trainer ran: how long and on how much data, then replicas, precision and padding."""
+    lines = []
+    if "steps" in training:
+        stopped = "stopped early" if training.get("stopped_early") else "ran to the end"
+        lines.append(
+            f"    trained {training['steps']:,} steps ({training['epochs']:.2f} epochs, {training['examples_seen']:,} "
+            f"examples of {training['train_examples']:,} training texts; size {training.get('size')}), {stopped}; "
+            f"kept the weights of step {training['best_step']:,} (eval loss {training.get('val_loss', math.nan):.4f})"
+        )
+    if "padding_share" in training:
+        lines.append(
+            f"    trained on {training.get('replicas', 1)} replica(s) in {training.get('precision', 'float32')}, "
+            f"{training.get('batching')} batches: {training['padding_share']:.1%} padding "
+            f"({training['padding_share_at_full_length']:.1%} at the full sequence length)"
+        )
+    return lines
 
 
 def _describe_slices(r: FamilyResult) -> list[str]:

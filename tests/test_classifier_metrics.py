@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from tensorflow_model_analysis.metrics import metric_types
 
-from components.classifier_metrics import AUC, Accuracy, MacroPrecision, MacroRecall
+from components.classifier_metrics import AUC, Accuracy, AccuracyAboveChance, MacroPrecision, MacroRecall, MajorityClassAccuracy
 
 
 def combine(metric, examples, model_name="", batches=2):
@@ -82,3 +82,15 @@ def test_a_model_without_probabilities_is_named():
         (computation,) = Accuracy().computations(model_names=[""])
         element = metric_types.StandardMetricInputs({"labels": np.array([1]), "predictions": {"log_likelihood": 1.0}})
         computation.combiner.add_input(computation.combiner.create_accumulator(), element)
+
+
+def test_majority_class_baseline_and_the_margin_over_it():
+    # 7 of 10 labels are 1; the model is right on 9 of 10.
+    labels = [1] * 7 + [0] * 3
+    predicted = [1] * 7 + [0, 0, 1]
+    examples = [(y, [0.2, 0.8] if p else [0.8, 0.2]) for y, p in zip(labels, predicted)]
+    assert combine(MajorityClassAccuracy(), examples) == pytest.approx(0.7)
+    floor = 0.7 + 2 * np.sqrt(0.7 * 0.3 / 10)
+    assert combine(AccuracyAboveChance(), examples) == pytest.approx(0.9 - floor)
+    always_one = [(y, [0.1, 0.9]) for y in labels]  # a constant answer never clears the floor
+    assert combine(AccuracyAboveChance(), always_one) < 0

@@ -7,6 +7,7 @@ import tensorflow as tf
 from models import registry
 from models.rnn import RNNConfig
 from models.training import compile_classifier, train_model
+from models.training_length import TrainingPlan
 from models.transformer import TransformerConfig
 
 VOCAB = 12
@@ -54,7 +55,7 @@ def test_classifier_learns_a_task_that_needs_the_whole_text(family):
     signature = (tf.TensorSpec([None, None], tf.int64), tf.TensorSpec([None], tf.int64))
     train = tf.data.Dataset.from_generator(lambda: _labelled_batches(2), output_signature=signature)
     val = tf.data.Dataset.from_generator(lambda: _labelled_batches(3), output_signature=signature)
-    metrics = train_model(model, train, val, train_steps=150, eval_steps=4)
+    metrics = train_model(model, train, val, TrainingPlan(150, 150, 30, 4), patience=5, batch_size=16, train_examples=2400)
     assert metrics["val_accuracy"] > 0.9, metrics
 
 

@@ -19,7 +19,8 @@ def test_user_file_changes_only_its_keys(write):
     assert config.data.format == "tsv"
     assert config.data.text_column == "text"  # from the default
     assert config.family_config("rnn").units == 32
-    assert config.family_config("rnn").layers == 2
+    assert config.family_config("rnn").layers is None  # from the size, once the Trainer has counted the split
+    assert config.family_config("rnn").sized(84).layers == 2 and config.family_config("rnn").sized(84).units == 32
 
 
 @pytest.mark.parametrize(
@@ -104,8 +105,9 @@ def test_defaults_in_code_match_the_shipped_file():
     from models.transformer import TransformerConfig
 
     config = load_config()
-    assert config.family_config("rnn") == RNNConfig()
-    assert config.family_config("transformer") == TransformerConfig()
+    assert config.family_config("rnn") == RNNConfig(size="auto")  # code's default size is small, the file's auto
+    assert config.family_config("transformer") == TransformerConfig(size="auto")
+    assert config.family_config("rnn").sized(84) == RNNConfig()
 
 
 def test_schema_names_resolve_under_schemas():
@@ -144,7 +146,10 @@ def test_eval_config_carries_the_task_thresholds():
     xent = {m.class_name: m for m in lm.metrics_specs[0].metrics}["CrossEntropyPerToken"]
     assert overall_threshold(xent).value_threshold.upper_bound.value == 2.5
     assert {m.class_name for m in lm.metrics_specs[0].metrics} == {
-        "ExampleCount", "CrossEntropyPerToken", "Perplexity", "BitsPerToken", "TokenAccuracy"}
+        "ExampleCount", "CrossEntropyPerToken", "Perplexity", "BitsPerToken", "TokenAccuracy",
+        "UnigramCrossEntropy", "CrossEntropyBelowUnigram"}
+    floor = {m.class_name: m for m in lm.metrics_specs[0].metrics}["CrossEntropyBelowUnigram"]
+    assert overall_threshold(floor).value_threshold.lower_bound.value == 0.05
     assert [list(spec.feature_keys) for spec in lm.slicing_specs] == [[], ["length_bucket"]]
 
     config = load_config(overrides={"data.label_column": "label", "evaluation.min_accuracy": 0.7,
@@ -153,12 +158,19 @@ def test_eval_config_carries_the_task_thresholds():
     (spec,) = classifier.model_specs
     assert spec.label_key == "label_id" and list(spec.preprocessing_function_names) == ["transform_features"]
     metrics = {m.class_name: m for m in classifier.metrics_specs[0].metrics}
-    assert set(metrics) == {"ExampleCount", "Accuracy", "AUC", "MacroPrecision", "MacroRecall"}
+    assert set(metrics) == {"ExampleCount", "Accuracy", "AUC", "MacroPrecision", "MacroRecall",
+                            "MajorityClassAccuracy", "AccuracyAboveChance"}
+    assert overall_threshold(metrics["AccuracyAboveChance"]).value_threshold.lower_bound.value == 0.0
     accuracy = overall_threshold(metrics["Accuracy"])
     assert accuracy.value_threshold.lower_bound.value == 0.7
     assert accuracy.change_threshold.absolute.value == -0.01  # at most 0.01 below the baseline
-    assert overall_threshold(metrics["AUC"]).value_threshold.lower_bound.value == 0.5
+    assert overall_threshold(metrics["AUC"]).value_threshold.lower_bound.value == 0.55  # the floor's AUC
     assert [list(spec.feature_keys) for spec in classifier.slicing_specs] == [[], ["length_bucket"], ["label"]]
+
+    floor_off = load_config(overrides={"data.label_column": "label", "evaluation.require_beat_baseline": False})
+    metrics = {m.class_name: m for m in eval_config(floor_off, "rnn").metrics_specs[0].metrics}
+    assert not metrics["AccuracyAboveChance"].per_slice_thresholds  # computed, not required
+    assert overall_threshold(metrics["AUC"]).value_threshold.lower_bound.value == 0.5
 
 
 def test_the_vae_is_evaluated_on_its_own_signature_and_metrics():
@@ -170,7 +182,9 @@ def test_the_vae_is_evaluated_on_its_own_signature_and_metrics():
     assert spec.signature_name == "evaluate"
     metrics = {m.class_name: m for m in vae.metrics_specs[0].metrics}
     assert set(metrics) == {"ExampleCount", "NegativeElboPerToken", "KLPerSequence", "ReconstructionAccuracy",
-                            "SampledReconstructionAccuracy", "ActiveUnits"}
+                            "SampledReconstructionAccuracy", "ActiveUnits", "UnigramCrossEntropy",
+                            "NegativeElboBelowUnigram"}
+    assert overall_threshold(metrics["NegativeElboBelowUnigram"]).value_threshold.lower_bound.value == 0.05
     assert list(spec.preprocessing_function_names) == ["transform_features"]  # for the length_bucket slices
     nelbo = overall_threshold(metrics["NegativeElboPerToken"])
     assert nelbo.value_threshold.upper_bound.value == 2.5 and nelbo.change_threshold.absolute.value == 0.1
@@ -191,5 +205,11 @@ def test_the_sequence_length_must_hold_whole_vae_segments():
 
 
 def test_classifier_thresholds_are_checked():
-    with pytest.raises(ConfigError, match="min_accuracy and min_auc"):
+    with pytest.raises(ConfigError, match="min_accuracy, min_auc and baseline_min_auc"):
         load_config(overrides={"evaluation.min_auc": 1.5})
+
+
+def test_a_classifier_reads_words_and_a_language_model_characters_unless_the_config_says():
+    assert load_config().transform.tokenizer == "char"
+    assert load_config(overrides={"data.label_column": "label"}).transform.tokenizer == "word"
+    assert load_config(overrides={"data.label_column": "label", "transform.tokenizer": "char"}).transform.tokenizer == "char"

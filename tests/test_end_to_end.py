@@ -28,6 +28,8 @@ SMALL_MODEL = [
     "--set", "hvae.conductor_units=32", "--set", "hvae.decoder_units=32", "--set", "hvae.train_steps=30",
     "--set", "hvae.eval_steps=2", "--set", "hvae.batch_size=8",
     "--set", "evaluation.max_cross_entropy=6.0",
+    # 30 steps of tiny models do not beat the unigram baseline; the floor has its own tests (test_baseline_gate.py).
+    "--set", "evaluation.require_beat_baseline=false",
 ]
 
 

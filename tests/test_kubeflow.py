@@ -87,7 +87,8 @@ def test_the_data_folder_and_training_arguments_are_run_parameters_with_the_conf
     assert tasks["TextExampleGen"]["inputs"]["parameters"]["input_base"] == {"componentInputParameter": "input_base"}
     for family in config.models:
         name = f"train_args_{family}"
-        assert json.loads(parameters[name]["defaultValue"]) == {"num_steps": config.family_config(family).train_steps}
+        assert config.family_config(family).train_steps is None  # no cap: the Trainer sizes the run by the data
+        assert json.loads(parameters[name]["defaultValue"]) == {}
         assert parameters[name]["isOptional"]
         assert tasks[f"Trainer_{family}"]["inputs"]["parameters"]["train_args"] == {"componentInputParameter": name}
 
@@ -98,7 +99,10 @@ def test_the_local_build_keeps_concrete_values_and_its_own_store():
     cluster = {node.id: node for node in create_pipeline(config, KUBEFLOW, ROOT).components}
     assert list(local) == list(cluster)
     train_args = json_format.Parse(local["Trainer_rnn"].exec_properties["train_args"], trainer_pb2.TrainArgs())
-    assert train_args.num_steps == config.family_config("rnn").train_steps
+    assert train_args.num_steps == 0  # no cap by default (proto3: unset reads 0)
+    capped = {node.id: node for node in create_pipeline(load_config(overrides={"rnn.train_steps": 500}), LOCAL).components}
+    train_args = json_format.Parse(capped["Trainer_rnn"].exec_properties["train_args"], trainer_pb2.TrainArgs())
+    assert train_args.num_steps == 500
     assert create_pipeline(config, KUBEFLOW, ROOT).metadata_connection_config is None
     with pytest.raises(ValueError, match="pipeline root"):
         create_pipeline(config, KUBEFLOW)

@@ -5,6 +5,7 @@ import tf_keras
 
 from models.lm_loss import MaskedTokenAccuracy, masked_token_cross_entropy, token_log_likelihoods
 from models.training import compile_language_model, train_model
+from models.training_length import TrainingPlan
 from models.rnn import RNNConfig, build_rnn_lm, rnn_optimizer
 from models.tokens import BOS_ID, EOS_ID, NUM_RESERVED
 
@@ -62,7 +63,7 @@ def test_loss_falls_on_a_tiny_corpus():
     model = build_rnn_lm(RNNConfig(units=32, embedding_dim=16, layers=1), vocab_size)
     compile_language_model(model, rnn_optimizer(RNNConfig(learning_rate=1e-2), 60))
     before = model.evaluate(data, steps=2, verbose=0)[0]
-    metrics = train_model(model, data, data, train_steps=60, eval_steps=2)
+    metrics = train_model(model, data, data, TrainingPlan(60, 60, 12, 2), patience=5, batch_size=6, train_examples=12)
     assert metrics["val_loss"] < before * 0.6
     assert metrics["val_token_accuracy"] > 0.3
 
@@ -78,7 +79,7 @@ def test_transformer_loss_falls_on_a_tiny_corpus():
     model = build_transformer_lm(config, vocab_size)
     compile_language_model(model, transformer_optimizer(config, 60))
     before = model.evaluate(data, steps=2, verbose=0)[0]
-    metrics = train_model(model, data, data, train_steps=60, eval_steps=2)
+    metrics = train_model(model, data, data, TrainingPlan(60, 60, 12, 2), patience=5, batch_size=6, train_examples=12)
     assert metrics["val_loss"] < before * 0.6
 
 

@@ -7,9 +7,10 @@ from pipeline.summary import FamilyResult, ThresholdCheck
 CROSS_ENTROPY = Threshold("cross_entropy_per_token", 3.0, False, 0.05)
 
 
-def result(checks, blessed, serving_check=None, pushed_to=None):
+def result(checks, blessed, serving_check=None, pushed_to=None, floor_on=True):
     return FamilyResult("rnn", "language_model", "textflow-rnn", {"cross_entropy_per_token": 2.9},
-                        {"cross_entropy_per_token": 2.8}, checks, blessed, pushed_to, {}, serving_check)
+                        {"cross_entropy_per_token": 2.8}, checks, "trivial baseline: ...", floor_on, blessed, pushed_to,
+                        {}, serving_check)
 
 
 def test_a_failed_change_threshold_is_kept_with_candidate_baseline_and_limit():
@@ -34,3 +35,18 @@ def test_a_blessed_model_that_does_not_serve_says_why_it_was_not_pushed():
     )
     served = result(checks, blessed=True, serving_check={"blessed": True, "problems": []}, pushed_to="/s/textflow-rnn/7")
     assert decision_in_words(served) == "blessed: every threshold passed; serving check passed; pushed to /s/textflow-rnn/7"
+
+
+def test_a_model_under_its_trivial_baseline_is_named_in_words_and_the_floor_can_be_off():
+    floor = Threshold("cross_entropy_below_unigram", 0.05, True, floor=True)
+    checks = [ThresholdCheck(CROSS_ENTROPY, "value", 2.9, True),
+              ThresholdCheck(floor, "value", 0.01, False, trivial=2.91)]
+    record = family_record(result(checks, blessed=False))
+    assert record["decision"] == (
+        "not blessed: does not beat its trivial baseline (unigram_cross_entropy 2.9100): cross_entropy_below_unigram "
+        "0.0100 >= 0.0500 (floor); not pushed"
+    )
+    assert record["thresholds"][1]["kind"] == "floor" and record["baseline_floor"] == "on"
+    off = family_record(result(checks[:1], blessed=True, floor_on=False))
+    assert off["baseline_floor"] == "off"
+    assert "the trivial-baseline floor was off" in off["decision"]

@@ -28,6 +28,7 @@ from components.training_data import TrainingDataConfig, bucket_edges, padding_s
 from components.transform_module import language_model_ids  # noqa: E402
 from models import registry  # noqa: E402
 from models.acceleration import distribution_strategy  # noqa: E402
+from models.training_length import plan_training  # noqa: E402
 from models.lm_loss import masked_token_cross_entropy  # noqa: E402
 from models.training import compile_language_model, train_model  # noqa: E402
 from pipeline.config import ConfigError, load_config  # noqa: E402
@@ -152,10 +153,12 @@ def mirrored_fit(out: str) -> None:
         [path], SPEC, ("input_ids", "target_ids"), BATCH * strategy.num_replicas_in_sync, bucket_edges(LENGTH, 4, 8),
         TrainingDataConfig(), seed=1, same_shape_batches=hparams.steps_per_execution,
     )
+    plan = plan_training(hparams, 100, 100, BATCH * strategy.num_replicas_in_sync, cap=25,
+                         steps_multiple=hparams.steps_per_execution)
     with strategy.scope():
         model = family.build(hparams, vocab_size=40)
-        compile_language_model(model, family.optimizer(hparams, 25), steps_per_execution=hparams.steps_per_execution)
-    metrics = train_model(model, data, data, train_steps=25, eval_steps=3, steps_per_execution=hparams.steps_per_execution)
+        compile_language_model(model, family.optimizer(hparams, plan.steps), steps_per_execution=hparams.steps_per_execution)
+    metrics = train_model(model, data, data, plan, patience=2, batch_size=BATCH, train_examples=100)
     widths = {int(inputs.shape[1]) for inputs, _ in data.take(20)}
     result = {"replicas": strategy.num_replicas_in_sync, "metrics": metrics, "widths": sorted(widths)}
     (pathlib.Path(out) / "result.json").write_text(json.dumps(result))

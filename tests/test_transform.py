@@ -100,3 +100,17 @@ def test_texts_are_bucketed_by_their_length_before_truncation():
 def test_unknown_tokenizer_is_refused():
     with pytest.raises(ValueError, match="unknown tokenizer"):
         tokenize(tf.constant(["x"]), "bpe", lowercase=False)
+
+
+def test_unigram_log_likelihood_is_the_add_one_unigram_model_of_the_analyzed_tokens():
+    # "abca" + EOS and "bb" + EOS: a 2, b 3, c 1, EOS 2 -> N = 8 tokens, K = 4 seen ids + 1 unseen slot.
+    transformed, output = run_transform(["abca", "bb"])
+    p = {"a": 3 / 13, "b": 4 / 13, "c": 2 / 13, "eos": 3 / 13}
+    expected_first = 2 * np.log(p["a"]) + np.log(p["b"]) + np.log(p["c"]) + np.log(p["eos"])
+    expected_second = 2 * np.log(p["b"]) + np.log(p["eos"])
+    got = [row["unigram_log_likelihood"] for row in transformed]
+    np.testing.assert_allclose(got, [expected_first, expected_second], rtol=1e-5)
+    # An unseen token (OOV) gets the unseen slot, 1 / 13, through the saved transform graph.
+    raw = {"text": tf.constant([["z"]])}
+    unseen = output.transform_raw_features(raw)["unigram_log_likelihood"].numpy()[0]
+    np.testing.assert_allclose(unseen, np.log(1 / 13) + np.log(p["eos"]), rtol=1e-5)
