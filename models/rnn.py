@@ -1,5 +1,5 @@
 """RNN family: embedding -> stacked LSTM/GRU -> logits over the vocabulary (language model),
-or a bidirectional LSTM/GRU read many-to-one -> class logits (classifier).
+or bidirectional LSTM/GRU layers max-pooled over positions -> class logits (classifier).
 
 The recurrent layers keep Keras' cuDNN-compatible defaults (tanh, sigmoid gates, no recurrent
 dropout, not unrolled), so on a GPU they run the fused cuDNN kernel; on CPU the same weights
@@ -28,14 +28,17 @@ class RNNConfig(SizedConfig):
     Settings left None take the size's value."""
 
     SIZE_PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "small": {"embedding_dim": 64, "units": 128, "layers": 2, "dropout": 0.0, "batch_size": 32},
-        "base": {"embedding_dim": 128, "units": 192, "layers": 2, "dropout": 0.2, "batch_size": 64},
+        "small": {"embedding_dim": 64, "units": 128, "layers": 2, "dropout": 0.0, "embedding_dropout": 0.0,
+                  "batch_size": 32},
+        "base": {"embedding_dim": 128, "units": 256, "layers": 1, "dropout": 0.5, "embedding_dropout": 0.3,
+                 "batch_size": 64},
     }
     cell: str = "lstm"  # lstm | gru
     embedding_dim: Optional[int] = None
     units: Optional[int] = None
     layers: Optional[int] = None
-    dropout: Optional[float] = None
+    dropout: Optional[float] = None  # on each recurrent layer's outputs
+    embedding_dropout: Optional[float] = None  # on the embedded tokens, whole channels at a time
     batch_size: Optional[int] = None
     learning_rate: float = 2e-3
 
@@ -46,8 +49,9 @@ class RNNConfig(SizedConfig):
         for name in ("embedding_dim", "units", "layers", "batch_size"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"rnn.{name} must be at least 1, got {getattr(self, name)}")
-        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"rnn.dropout must be in [0, 1), got {self.dropout}")
+        for name in ("dropout", "embedding_dropout"):
+            if getattr(self, name) is not None and not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"rnn.{name} must be in [0, 1), got {getattr(self, name)}")
 
 
 def build_rnn_lm(config: RNNConfig, vocab_size: int) -> tf_keras.Model:
@@ -58,6 +62,8 @@ def build_rnn_lm(config: RNNConfig, vocab_size: int) -> tf_keras.Model:
 
     token_ids = tf_keras.Input(shape=(None,), dtype="int64", name="input_ids")
     x = tf_keras.layers.Embedding(vocab_size, config.embedding_dim, name="embedding")(token_ids)
+    if config.embedding_dropout:
+        x = tf_keras.layers.SpatialDropout1D(config.embedding_dropout, name="embedding_dropout")(x)
     recurrent = tf_keras.layers.LSTM if config.cell == "lstm" else tf_keras.layers.GRU
     for i in range(config.layers):
         x = recurrent(config.units, return_sequences=True, name=f"{config.cell}_{i}")(x)
@@ -70,26 +76,53 @@ def build_rnn_lm(config: RNNConfig, vocab_size: int) -> tf_keras.Model:
 
 
 def build_rnn_classifier(config: RNNConfig, vocab_size: int, num_classes: int) -> tf_keras.Model:
-    """Bidirectional LSTM/GRU classifier (many-to-one) over token ids; returns class logits.
+    """Bidirectional LSTM/GRU classifier over token ids, max-pooled over the text's positions
+    (BiLSTM-max, as InferSent reads a sentence); returns class logits.
 
-    The embedding masks pad id 0, so each direction reads the real tokens only and the last
-    layer's final states (forward and backward) summarise the whole text."""
+    The embedding masks pad id 0, so each direction reads the real tokens only; dropout acts on
+    the embedded tokens (whole channels) and on every layer's outputs. The max takes real
+    positions only, from an explicit padding mask (not Keras' implicit one, which a reloaded
+    SavedModel need not reproduce). On SST-2 (1 layer of 128, dropout 0.5, embedding dropout
+    0.3) the max over positions reached higher dev accuracy than the final states (0.830
+    against 0.784 at 400 steps, one seed each)."""
     import tf_keras
 
     config = config.sized()
-
     token_ids = tf_keras.Input(shape=(None,), dtype="int64", name="input_ids")
     x = tf_keras.layers.Embedding(vocab_size, config.embedding_dim, mask_zero=True, name="embedding")(token_ids)
+    if config.embedding_dropout:
+        x = tf_keras.layers.SpatialDropout1D(config.embedding_dropout, name="embedding_dropout")(x)
     recurrent = tf_keras.layers.LSTM if config.cell == "lstm" else tf_keras.layers.GRU
     for i in range(config.layers):
-        last = i == config.layers - 1
-        x = tf_keras.layers.Bidirectional(
-            recurrent(config.units, return_sequences=not last), name=f"bi{config.cell}_{i}"
-        )(x)
+        x = tf_keras.layers.Bidirectional(recurrent(config.units, return_sequences=True), name=f"bi{config.cell}_{i}")(x)
         if config.dropout:
             x = tf_keras.layers.Dropout(config.dropout, name=f"dropout_{i}")(x)
-    logits = tf_keras.layers.Dense(num_classes, dtype="float32", name="logits")(x)
+    pooled = _masked_max_pool_layer()([x, token_ids])
+    logits = tf_keras.layers.Dense(num_classes, dtype="float32", name="logits")(pooled)
     return tf_keras.Model(token_ids, logits, name="rnn_classifier")
+
+
+def _masked_max_pool_layer() -> "tf_keras.layers.Layer":
+    """A layer mapping ([batch, time, features], token ids) to the max over real positions."""
+    import tensorflow as tf
+    import tf_keras
+
+    from models.tokens import PAD_ID
+
+    class MaskedMaxPool(tf_keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.supports_masking = True  # consumes the implicit mask; the explicit one decides
+
+        def call(self, inputs: list) -> tf.Tensor:
+            sequence, ids = inputs
+            real = tf.not_equal(ids, PAD_ID)[:, :, None]
+            return tf.reduce_max(tf.where(real, sequence, tf.cast(-1e4, sequence.dtype)), axis=1)
+
+        def compute_mask(self, inputs: list, mask=None) -> None:
+            return None
+
+    return MaskedMaxPool(name="max_pool")
 
 
 def rnn_optimizer(config: RNNConfig, total_steps: int) -> "tf_keras.optimizers.Optimizer":

@@ -73,3 +73,5 @@ def test_classifier_saves_and_reloads(family, tmp_path):
                save_traces=False)
     reloaded = tf.saved_model.load(str(tmp_path / "m")).signatures["serving_default"]
     np.testing.assert_allclose(reloaded(tf.constant(ids))["logits"].numpy(), model(ids).numpy(), atol=1e-5)
+    padded = np.array([[1, 5, 7, 0, 0, 0, 0]], dtype=np.int64)  # more padding changes nothing, reloaded or not
+    np.testing.assert_allclose(reloaded(tf.constant(padded))["logits"].numpy(), model(ids).numpy(), atol=1e-5)
