@@ -59,7 +59,8 @@ def plan_training(config: TrainingLengthConfig, train_examples: int, eval_exampl
     """Steps for `train_epochs` passes over `train_examples` at `batch_size`, at least
     `min_train_steps`, at most `cap` (the Trainer's TrainArgs; else `config.train_steps`).
     The eval loss is measured once per epoch, but at least MIN_EVALUATIONS and at most
-    MAX_EVALUATIONS times, at intervals that are a multiple of `steps_multiple` (steps per graph call)."""
+    MAX_EVALUATIONS times, at intervals that are a multiple of `steps_multiple` (steps per graph
+    call), over at most `eval_steps` batches: the whole eval split when it is smaller."""
     steps_per_epoch = max(1, math.ceil(train_examples / batch_size))
     steps = max(config.min_train_steps, math.ceil(config.train_epochs * steps_per_epoch))
     cap = cap or config.train_steps
@@ -69,5 +70,6 @@ def plan_training(config: TrainingLengthConfig, train_examples: int, eval_exampl
     interval = math.ceil(steps / evaluations)
     interval = max(steps_multiple, math.ceil(interval / steps_multiple) * steps_multiple)
     eval_batches = max(1, min(config.eval_steps, math.ceil(eval_examples / batch_size)))
+    eval_batches = math.ceil(eval_batches / steps_multiple) * steps_multiple  # whole graph calls here too
     return TrainingPlan(steps=steps, steps_per_epoch=steps_per_epoch, evaluation_interval=interval,
                         eval_batches=eval_batches)

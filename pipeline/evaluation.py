@@ -89,9 +89,11 @@ def describe_trivial_baseline(config: Config, family: str, metrics: dict[str, fl
         majority = metrics.get("majority_class_accuracy", nan)
         examples = int(metrics.get("example_count", 0))
         needed = metrics.get("accuracy", nan) - metrics.get("accuracy_above_chance", nan)
+        too_few = (" (above 1: this eval split is too small to show that any model beats a constant answer)"
+                   if needed > 1 else "")
         return (f"trivial baseline: majority class accuracy {majority:.4f} on {examples} eval examples; beating it takes "
                 f"accuracy >= {needed:.4f} (+{CHANCE_STANDARD_ERRORS:g} standard errors) and AUC >= "
-                f"{max(limits.min_auc, limits.baseline_min_auc):.2f}{state}")
+                f"{max(limits.min_auc, limits.baseline_min_auc):.2f}{too_few}{state}")
     unigram = metrics.get("unigram_cross_entropy", nan)
     what = "negative ELBO" if task == "vae" else "cross-entropy"
     return (f"trivial baseline: the train split's unigram model, {unigram:.4f} nats/token on the eval split; beating it "

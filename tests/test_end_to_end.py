@@ -100,7 +100,8 @@ def test_the_run_keeps_its_blessing_decisions(first_run):
         (check,) = family["thresholds"]  # a first run: value thresholds only, no baseline yet
         assert check["passed"] and check["baseline"] is None and check["threshold"] == 6.0
         assert check["candidate"] == pytest.approx(family["metrics"][check["metric"]])
-        assert family["decision"].startswith("blessed: every threshold passed; serving check passed; pushed to ")
+        assert family["decision"].startswith("blessed: every threshold passed (the trivial-baseline floor was off: "
+                                             "evaluation.require_beat_baseline is false); serving check passed; pushed to ")
         assert family["serving_check"]["latency"]["p99_ms"] > 0
     assert "Summary" in open(os.path.join(folder, "summary.txt")).read()
 
@@ -357,6 +358,7 @@ def test_planted_data_problems_block_or_warn_by_policy(tmp_path):
     write_reviews(tmp_path / "span-1" / "part.jsonl", rows=60)
     args = ["run", "--data", str(tmp_path / "span-{SPAN}" / "*.jsonl"), "--format", "jsonl", "--text-column", "review",
             "--label-column", "sentiment", "--workspace", "ws", "--serving-dir", "serving", "--models", "rnn",
+            "--tokenizer", "char",  # 50 reviews' words would be findings of their own (vocabulary coverage, token skew)
             "--set", "rnn.train_steps=10", *SMALL_MODEL,
             # ~10 eval reviews: their length and label shares differ from train's by chance more than the defaults allow
             "--set", "validation.skew.text_length_js=0.9", "--set", "validation.skew.label_linf=0.9"]
@@ -413,6 +415,9 @@ SMALL_CLASSIFIERS = [
     "--set", "transformer.layers=1", "--set", "transformer.width=32", "--set", "transformer.ff_width=64",
     "--set", "transformer.context=40", "--set", "transformer.train_steps=120", "--set", "transformer.eval_steps=4",
     "--set", "transformer.batch_size=32", "--set", "evaluation.min_accuracy=0.55", "--set", "evaluation.min_auc=0.55",
+    # 120 steps of tiny models land near the majority class + 2 standard errors of 200 eval texts (0.635 against
+    # 0.6351 measured); the floor has its own tests (test_baseline_gate.py).
+    "--set", "evaluation.require_beat_baseline=false",
 ]
 
 CLASSIFY_IN_FRESH_PROCESS = textwrap.dedent(

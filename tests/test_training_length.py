@@ -32,7 +32,7 @@ def test_the_eval_loss_is_measured_once_an_epoch_within_five_to_ten_times():
     small = plan_training(config, 84, 16, 32)
     assert small.evaluations == 10 and small.evaluation_interval == 30  # 100 tiny epochs: at most 10
     aligned = plan_training(config, 84, 16, 32, cap=25, steps_multiple=2)
-    assert aligned.evaluation_interval % 2 == 0
+    assert aligned.evaluation_interval % 2 == 0 and aligned.eval_batches == 2
 
 
 def test_size_auto_picks_small_or_base_by_the_training_split_and_set_values_win():
