@@ -41,6 +41,3 @@ class SizedConfig(TrainingLengthConfig):
             return self
         size = "base" if train_examples is not None and train_examples >= AUTO_BASE_EXAMPLES else "small"
         return dataclasses.replace(self, size=size)
-
-    def is_sized(self) -> bool:
-        return self.size != "auto"
