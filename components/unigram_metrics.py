@@ -65,9 +65,9 @@ class _UnigramSums(beam.CombineFn):
 
     def extract_output(self, acc: _Acc) -> dict[metric_types.MetricKey, float]:
         unigram, unigram_tokens, model, model_tokens = acc
-        if not unigram_tokens or (self._score is not None and not model_tokens):
+        if not unigram_tokens:
             return {self._key: float("nan")}
-        model_nats = -model / model_tokens if model_tokens else float("nan")
+        model_nats = -model / model_tokens if model_tokens else float("nan")  # NaN too when only the baseline is asked
         return {self._key: self._finish(-unigram / unigram_tokens, model_nats)}
 
 

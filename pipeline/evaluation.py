@@ -19,7 +19,7 @@ from typing import Optional
 
 import tensorflow_model_analysis as tfma
 
-from components.classifier_metrics import CHANCE_STANDARD_ERRORS, PROBABILITIES
+from components.classifier_metrics import CHANCE_STANDARD_ERRORS, PROBABILITIES, chance_accuracy_floor
 from components.transform_module import LABEL_FEATURE, LENGTH_BUCKET_FEATURE
 from pipeline.config import Config, branch_task
 
@@ -88,7 +88,7 @@ def describe_trivial_baseline(config: Config, family: str, metrics: dict[str, fl
     if task == "classifier":
         majority = metrics.get("majority_class_accuracy", nan)
         examples = int(metrics.get("example_count", 0))
-        needed = metrics.get("accuracy", nan) - metrics.get("accuracy_above_chance", nan)
+        needed = chance_accuracy_floor(majority, examples)
         too_few = (" (above 1: this eval split is too small to show that any model beats a constant answer)"
                    if needed > 1 else "")
         return (f"trivial baseline: majority class accuracy {majority:.4f} on {examples} eval examples; beating it takes "

@@ -73,7 +73,10 @@ def input_patterns(path: str, eval_path: Optional[str]) -> tuple[str, str, Optio
         common = os.path.commonprefix([input_base + "/", eval_base + "/"]).rpartition("/")[0]
     else:
         common = os.path.commonpath([input_base, eval_base])
-    relative = lambda base, p: os.path.join(base[len(common):].lstrip("/"), p)  # noqa: E731
+
+    def relative(base: str, file_pattern: str) -> str:
+        return os.path.join(base[len(common):].lstrip("/"), file_pattern)
+
     return common, relative(input_base, pattern), relative(eval_base, eval_pattern)
 
 
