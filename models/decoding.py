@@ -107,7 +107,7 @@ def beam_search(
     prompt_ids: tf.Tensor,
     prompt_lengths: tf.Tensor,
     max_new_tokens: tf.Tensor | int,
-    beam_width: int,
+    beam_width: tf.Tensor | int,
     length_penalty: float = 0.6,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """The best beam per example: (token ids [batch, prompt_len + max_new_tokens], score), the
@@ -116,12 +116,14 @@ def beam_search(
     `state` is for batch * beam_width rows (row b * beam_width + w is beam w of example b).
     A beam ends at EOS or after `max_new_tokens`; the winner has the best summed log-probability
     divided by the GNMT length penalty ((5 + length) / 6) ** length_penalty, where length counts
-    the generated tokens (0 turns the normalisation off).
+    the generated tokens (0 turns the normalisation off). `beam_width` may be a tensor (a
+    serving signature's input). The loop ends once every beam has ended; the ids are padded to
+    the full length.
     """
     prompt_ids = tf.cast(prompt_ids, tf.int64)
     prompt_lengths = tf.cast(prompt_lengths, tf.int32)
     batch = tf.shape(prompt_ids)[0]
-    width = beam_width
+    width = tf.cast(beam_width, tf.int32) if isinstance(beam_width, tf.Tensor) else beam_width
     total = tf.shape(prompt_ids)[1] + tf.cast(max_new_tokens, tf.int32)
     padded_prompt = tf.pad(prompt_ids, [[0, 0], [0, tf.cast(max_new_tokens, tf.int32)]])
     # Only beam 0 is alive at first, so the beams do not start as copies of each other.
@@ -155,20 +157,46 @@ def beam_search(
         out = tf.concat([out, token[..., None]], axis=-1)
         return position + 1, token, state, scores, finished, lengths, out
 
+    beams = tf.TensorShape([None, width if isinstance(width, int) else None])
     shape_invariants = (
-        tf.TensorShape([]), tf.TensorShape([None, width]), tf.nest.map_structure(lambda t: t.shape, state),
-        tf.TensorShape([None, width]), tf.TensorShape([None, width]), tf.TensorShape([None, width]),
-        tf.TensorShape([None, width, None]),
+        tf.TensorShape([]), beams, tf.nest.map_structure(lambda t: tf.TensorShape([None, *t.shape[1:]]), state),
+        beams, beams, beams, beams.concatenate([None]),
     )
     _, _, _, scores, _, lengths, out = tf.while_loop(
-        lambda position, *_: position < total,
+        lambda position, token, state, scores, finished, *_: (position < total) & ~tf.reduce_all(finished),
         body,
         (tf.constant(0), tf.fill([batch, width], tf.constant(BOS_ID, tf.int64)), state, scores,
          tf.zeros([batch, width], tf.bool), tf.zeros([batch, width], tf.int32), tf.zeros([batch, width, 0], tf.int64)),
         shape_invariants=shape_invariants,
         maximum_iterations=total,
     )
+    out = tf.pad(out, [[0, 0], [0, 0], [0, total - tf.shape(out)[2]]])
     penalty = ((5.0 + tf.cast(lengths, tf.float32)) / 6.0) ** length_penalty
     normalized = scores / penalty
     best = tf.argmax(normalized, axis=-1, output_type=tf.int32)
     return tf.gather(out, best, batch_dims=1), tf.gather(normalized, best, batch_dims=1)
+
+
+def repeat_for_beams(nest: Any, beam_width: tf.Tensor | int) -> Any:
+    """Each row repeated `beam_width` times in place (row b -> rows b * width ... + width - 1),
+    the layout `beam_search` expects for per-example tensors such as an encoder's output."""
+    return tf.nest.map_structure(lambda t: tf.repeat(t, beam_width, axis=0), nest)
+
+
+def decode_seq2seq(
+    model: Any,
+    source_ids: tf.Tensor,
+    max_length: tf.Tensor | int,
+    beam_width: tf.Tensor | int = 1,
+    length_penalty: float = 0.6,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Beam search (beam width 1: greedy) over an encoder-decoder: the source is encoded once,
+    then the decoder runs step by step from BOS. Returns the target ids [batch, max_length]
+    (EOS, then PAD) and each one's length-normalised log-probability.
+
+    `model` has `encode(source_ids) -> encoded` and `decoder(encoded, beam_width, max_length)
+    -> (step, state)` (`models.seq2seq_rnn`, `models.seq2seq_transformer`)."""
+    batch = tf.shape(source_ids)[0]
+    step, state = model.decoder(model.encode(source_ids), beam_width, max_length)
+    no_prompt = tf.zeros([batch, 0], tf.int64)
+    return beam_search(step, state, no_prompt, tf.zeros([batch], tf.int32), max_length, beam_width, length_penalty)

@@ -54,3 +54,12 @@ class MaskedTokenAccuracy(tf_keras.metrics.Mean):
 
 def _mask(target_ids: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.not_equal(target_ids, PAD_ID), tf.float32)
+
+
+def label_smoothed_cross_entropy(target_ids: tf.Tensor, logits: tf.Tensor, smoothing: float) -> tf.Tensor:
+    """Cross-entropy per real token against targets smoothed as in "Attention Is All You Need":
+    1 - `smoothing` on the right token, `smoothing` spread evenly over the vocabulary."""
+    log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
+    right = tf.gather(log_probs, tf.cast(target_ids, tf.int32), batch_dims=2)
+    per_token = -(1.0 - smoothing) * right - smoothing * tf.reduce_mean(log_probs, axis=-1)
+    return tf.reduce_sum(per_token * _mask(target_ids)) / replica_share_of_tokens(target_ids)

@@ -40,6 +40,28 @@ class Family:
     # (config, vocab_size, num_classes) -> model emitting class logits; None: no classifier mode
     build_classifier: Optional[Callable[[Any, int, int], "tf_keras.Model"]] = None
     objective: str = "language_model"
+    # (config, vocab_size) -> encoder-decoder (source ids, decoder input ids) -> logits, with
+    # `encode`/`decoder` for models.decoding.decode_seq2seq; None: no seq2seq mode
+    build_seq2seq: Optional[Callable[[Any, int], "tf_keras.Model"]] = None
+    seq2seq_optimizer: Optional[Callable[[Any, int], Any]] = None
+
+
+def _build_rnn_seq2seq(config: RNNConfig, vocab_size: int) -> "tf_keras.Model":
+    from models.seq2seq_rnn import build_rnn_seq2seq  # TensorFlow is imported here, not with the registry
+
+    return build_rnn_seq2seq(config, vocab_size)
+
+
+def _rnn_seq2seq_optimizer(config: RNNConfig, total_steps: int) -> Any:
+    from models.seq2seq_rnn import rnn_seq2seq_optimizer
+
+    return rnn_seq2seq_optimizer(config, total_steps)
+
+
+def _build_transformer_seq2seq(config: TransformerConfig, vocab_size: int) -> "tf_keras.Model":
+    from models.seq2seq_transformer import build_transformer_seq2seq
+
+    return build_transformer_seq2seq(config, vocab_size)
 
 
 _FAMILIES = {
@@ -47,11 +69,14 @@ _FAMILIES = {
     for family in (
         Family(
             "rnn", RNNConfig, build_rnn_lm, rnn_optimizer, rnn_decoder,
-            "LSTM/GRU language model; bidirectional classifier", build_rnn_classifier,
+            "LSTM/GRU language model; bidirectional classifier; attention encoder-decoder", build_rnn_classifier,
+            build_seq2seq=_build_rnn_seq2seq, seq2seq_optimizer=_rnn_seq2seq_optimizer,
         ),
         Family(
             "transformer", TransformerConfig, build_transformer_lm, transformer_optimizer, transformer_decoder,
-            "decoder-only Transformer language model; encoder classifier", build_transformer_classifier,
+            "decoder-only Transformer language model; encoder classifier; encoder-decoder",
+            build_transformer_classifier,
+            build_seq2seq=_build_transformer_seq2seq, seq2seq_optimizer=transformer_optimizer,
         ),
         Family(
             "hvae", HVAEConfig, build_hvae, hvae_optimizer, None,

@@ -41,11 +41,19 @@ class RNNConfig(SizedConfig):
     embedding_dropout: Optional[float] = None  # on the embedded tokens, whole channels at a time
     batch_size: Optional[int] = None
     learning_rate: float = 2e-3
+    # seq2seq mode (models.seq2seq_rnn)
+    attention: str = "additive"  # additive (Bahdanau) | multiplicative (Luong's general score)
+    shared_embeddings: bool = True  # one token table for source and target (a joint vocabulary)
+    label_smoothing: float = 0.1
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.cell not in ("lstm", "gru"):
             raise ValueError(f"rnn.cell must be 'lstm' or 'gru', got {self.cell!r}")
+        if self.attention not in ("additive", "multiplicative"):
+            raise ValueError(f"rnn.attention must be 'additive' or 'multiplicative', got {self.attention!r}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"rnn.label_smoothing must be in [0, 1), got {self.label_smoothing}")
         for name in ("embedding_dim", "units", "layers", "batch_size"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"rnn.{name} must be at least 1, got {getattr(self, name)}")

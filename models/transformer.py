@@ -44,6 +44,10 @@ class TransformerConfig(SizedConfig):
     warmup_steps: Optional[int] = None
     weight_decay: float = 0.1
     min_train_steps: int = 200
+    # seq2seq mode (models.seq2seq_transformer)
+    encoder_layers: Optional[int] = None  # null: as many as the decoder's `layers`
+    shared_embeddings: bool = True  # one token table for source and target (a joint vocabulary)
+    label_smoothing: float = 0.1
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -52,6 +56,10 @@ class TransformerConfig(SizedConfig):
                 raise ValueError(f"transformer.{name} must be at least 1, got {getattr(self, name)}")
         if self.width is not None and self.heads is not None and self.width % self.heads:
             raise ValueError(f"transformer.width ({self.width}) must be a multiple of transformer.heads ({self.heads})")
+        if self.encoder_layers is not None and self.encoder_layers < 1:
+            raise ValueError(f"transformer.encoder_layers must be at least 1, got {self.encoder_layers}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"transformer.label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"transformer.dropout must be in [0, 1), got {self.dropout}")
 
