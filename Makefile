@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test setup bench bench-torch image image-gpu clean
+.PHONY: run test setup bench bench-seq2seq bench-torch image image-gpu clean
 SHARED_DATA ?= ../shared/data
 
 run: $(STAMP)
@@ -23,6 +23,12 @@ bench: $(STAMP)
 	$(VENV)/bin/python -m bench.hvae --data $(SHARED_DATA)/tinyshakespeare.txt
 	$(VENV)/bin/python -m bench.input_pipeline --data $(SHARED_DATA)/sst2_train.tsv
 	$(VENV)/bin/python -m bench.cpu_kernels
+
+# German-to-English on Multi30k, each family trained for at most 30 minutes (about 70 minutes in all).
+SEQ2SEQ_ARGS ?= --precision mixed_bfloat16
+bench-seq2seq: $(STAMP)
+	$(VENV)/bin/python -m bench.seq2seq --family transformer --data $(SHARED_DATA)/multi30k --preset cpu $(SEQ2SEQ_ARGS)
+	$(VENV)/bin/python -m bench.seq2seq --family rnn --data $(SHARED_DATA)/multi30k --preset cpu $(SEQ2SEQ_ARGS)
 
 # The PyTorch references (nn.LSTM for rnn, nanoGPT's recipe for transformer), in their own environment (CPU wheel).
 TORCH_VENV ?= .venv-torch

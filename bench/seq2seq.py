@@ -64,12 +64,12 @@ PRESETS = {
         TransformerConfig(layers=3, encoder_layers=3, heads=8, width=256, ff_width=1024, dropout=0.1,
                           learning_rate=1e-3, min_learning_rate=5e-5, warmup_steps=400, weight_decay=0.01,
                           label_smoothing=0.1, shared_embeddings=True),
-        epochs=10, batch_size=128,
+        epochs=8, batch_size=128,
     ),
     ("rnn", "cpu"): Preset(
         RNNConfig(cell="lstm", embedding_dim=256, units=512, layers=1, dropout=0.3, embedding_dropout=0.1,
                   learning_rate=2e-3, attention="additive", label_smoothing=0.1, shared_embeddings=True),
-        epochs=8, batch_size=128,
+        epochs=7, batch_size=128,
     ),
 }
 

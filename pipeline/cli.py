@@ -60,9 +60,10 @@ def _parser() -> argparse.ArgumentParser:
     promote = commands.add_parser(
         "promote",
         help="point a label (stable, canary) of a served model at a pushed version",
-        description="Point a label of a served model at a pushed version and rewrite <serving_dir>/models.config "
-        "(TensorFlow Serving's model config) atomically; the action goes to the audit log. A version the "
-        "pipeline did not bless is refused unless --force and --reason are given.",
+        description="Point a label of a served model at a pushed version and rewrite <serving_dir>/labels.json (the "
+        "labels and stable history) and <serving_dir>/models.config (TensorFlow Serving's model config, built from "
+        "them) atomically; the action goes to the audit log. A version the pipeline did not bless is refused unless "
+        "--force and --reason are given. The name must be a model folder directly inside the serving directory.",
     )
     promote.add_argument("name", help="served model name, e.g. textflow-rnn")
     promote.add_argument("version", type=int, help="pushed version (a folder under <serving_dir>/<name>/)")
@@ -72,7 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     rollback = commands.add_parser(
         "rollback",
         help="move the stable label of a served model back to its previous stable version",
-        description="Move the stable label back to the previous stable version; rewrites models.config and logs it.",
+        description="Move the stable label back to the previous stable version; rewrites labels.json and "
+        "models.config and logs it.",
     )
     rollback.add_argument("name", help="served model name, e.g. textflow-rnn")
     rollback.add_argument("--reason", metavar="TEXT", help="why; kept in the audit log")
@@ -294,7 +296,7 @@ def _promotion_command(args: argparse.Namespace) -> int:
     from pipeline.config import ConfigError, load_config
     from components.serving_audit import history
     from pipeline.model_commands import list_models, predict, show_model
-    from pipeline.promotion import PromotionError, promote, rollback
+    from pipeline.promotion import PromotionError, check_model_name, check_version, promote, rollback
     from pipeline.report import ReportError
 
     overrides = {key: value for key, value in {"workspace": args.workspace, "serving_dir": args.serving_dir}.items() if value}
@@ -305,6 +307,10 @@ def _promotion_command(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     serving_dir = os.path.abspath(config.serving_dir)
     try:
+        if getattr(args, "name", None) is not None:  # before anything is read or written
+            check_model_name(serving_dir, args.name)
+            if getattr(args, "version", None) is not None:
+                check_version(serving_dir, args.name, args.version)
         if args.command == "promote":
             from components.serving_audit import hash_folder
             from pipeline.metadata_connection import describe

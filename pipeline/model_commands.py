@@ -14,7 +14,7 @@ from typing import Any, Optional
 from pipeline.config import Config
 from pipeline.metadata_connection import describe
 from pipeline.model_records import ModelRecord, model_records
-from pipeline.promotion import PromotionError, read_state, versions
+from pipeline.promotion import STATE_FILE, PromotionError, read_state, versions
 
 KEY_METRICS = ("cross_entropy_per_token", "negative_elbo_per_token", "accuracy")
 
@@ -93,7 +93,7 @@ def predict(config: Config, serving_dir: str, name: str, version: Optional[int],
         entry = read_state(serving_dir).get(name)
         version = entry.labels.get(label) if entry else None
         if version is None:
-            raise PromotionError(f"{name} has no '{label}' label in {os.path.join(serving_dir, 'models.config')}")
+            raise PromotionError(f"{name} has no '{label}' label in {os.path.join(serving_dir, STATE_FILE)}")
     pushed = versions(serving_dir, name)
     version = version if version is not None else (pushed[-1] if pushed else None)
     if version not in pushed:

@@ -505,8 +505,12 @@ def test_promote_a_blessed_push_and_refuse_an_unblessed_model(first_run):
     assert handmade_entry["evaluation_sha256"] is None and handmade_entry["reason"] == "forced, not blessed: hotfix"
     shown = textflow("models", "history", "textflow-rnn", *where, cwd=root)
     assert shown.returncode == 0 and f"promote stable  version {version}  (first)" in shown.stdout
-    config = (root / "serving" / "models.config").read_text()
-    assert f'version_labels {{ key: "stable" value: {version} }}' in config and 'name: "textflow-handmade"' in config
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    config = text_format.Parse((root / "serving" / "models.config").read_text(), model_server_config_pb2.ModelServerConfig())
+    served = {c.name: dict(c.version_labels) for c in config.model_config_list.config}
+    assert served == {"textflow-rnn": {"stable": int(version)}, "textflow-handmade": {"canary": 5}}
 
 
 def test_models_list_and_show_read_ml_metadata(first_run):
@@ -524,7 +528,7 @@ def test_models_list_and_show_read_ml_metadata(first_run):
                      "transform_graph: ", "/Transform/transform_graph/", "schema: "]:
         assert expected in shown.stdout, (expected, shown.stdout)
     missing = textflow("models", "show", "textflow-hvae", "1", *where, cwd=root)
-    assert missing.returncode == 2 and "pushed textflow-hvae version 1" in missing.stderr
+    assert missing.returncode == 2 and "textflow-hvae has no pushed version 1" in missing.stderr
 
 
 def parsed_records(pattern):
