@@ -30,10 +30,10 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils, path_utils
 
+from components.serving_check_report import REPORT_FILE
 from components.text_profile import bytes_feature, split_records
 
 PROBE_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "serving_probe.py")
-REPORT_FILE = "serving_check.json"
 EVAL_SPLIT = "eval"
 PROBE_TIMEOUT_SECONDS = 900
 
@@ -128,15 +128,6 @@ def judge(findings: Optional[dict], request_problems: list[str], stderr_tail: st
     elif max_p99_ms and latency["p99_ms"] > max_p99_ms:
         problems.append(f"serving_default p99 latency {latency['p99_ms']:.1f} ms is over the limit of {max_p99_ms:.1f} ms")
     return problems
-
-
-def read_serving_check(uri: str) -> Optional[dict]:
-    """The findings a serving check wrote (blessed, problems, latency), None when it wrote none."""
-    path = os.path.join(uri, REPORT_FILE)
-    if not os.path.exists(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
 
 
 class Executor(base_executor.BaseExecutor):

@@ -112,6 +112,8 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--config", metavar="FILE", help="the run's YAML config (for its workspace and serving dir)")
         command.add_argument("--workspace", metavar="DIR", help="the run's workspace (ML Metadata), default ./workspace")
         command.add_argument("--serving-dir", metavar="DIR", help="the serving directory, default ./serving")
+        command.add_argument("--verbose", action="store_true", help="show library logging and warnings instead of "
+                             "writing them to <workspace>/logs/")
     return parser
 
 
@@ -292,12 +294,15 @@ def _compile(args: argparse.Namespace) -> int:
 
 def _promotion_command(args: argparse.Namespace) -> int:
     """Commands that start no pipeline: promote, rollback, models, predict and report read ML
-    Metadata, the kept runs and the serving directory (promote and rollback also write it)."""
+    Metadata, the kept runs and the serving directory (promote and rollback also write it).
+
+    Unless --verbose, library output (TensorFlow's start-up lines, warnings) goes to a log file
+    in the workspace's `logs/` (or nowhere, when there is no workspace) and only the command's
+    own lines reach the terminal. Each command imports only what it needs, so one that needs no
+    TensorFlow (models history, rollback) does not start it."""
     from pipeline.config import ConfigError, load_config
-    from components.serving_audit import history
-    from pipeline.model_commands import list_models, predict, show_model
-    from pipeline.promotion import PromotionError, check_model_name, check_version, promote, rollback
-    from pipeline.report import ReportError
+    from pipeline.console import new_log_path, output_to_log
+    from pipeline.promotion import PromotionError, check_model_name, check_version
 
     overrides = {key: value for key, value in {"workspace": args.workspace, "serving_dir": args.serving_dir}.items() if value}
     try:
@@ -306,53 +311,77 @@ def _promotion_command(args: argparse.Namespace) -> int:
         print(_paragraph("textflow: configuration error: ", str(err)), file=sys.stderr)
         return EXIT_CONFIG
     serving_dir = os.path.abspath(config.serving_dir)
-    try:
-        if getattr(args, "name", None) is not None:  # before anything is read or written
-            check_model_name(serving_dir, args.name)
-            if getattr(args, "version", None) is not None:
-                check_version(serving_dir, args.name, args.version)
-        if args.command == "promote":
-            from components.serving_audit import hash_folder
-            from pipeline.metadata_connection import describe
-            from pipeline.model_records import find_push
-
-            record = find_push(config, args.name, args.version)
-            blessed = record is not None and record.blessed
-            if not blessed and not (args.force and args.reason):
-                raise PromotionError(
-                    f"{args.name} version {args.version} has no blessing in {describe(config)} (no run of this "
-                    f"workspace pushed it as blessed); to promote it anyway, give --force and --reason"
-                )
-            evaluation = hash_folder(record.evaluation_uri) if record and record.evaluation_uri else None
-            reason = args.reason if blessed else f"forced, not blessed: {args.reason}"
-            entry = promote(serving_dir, args.name, args.version, args.label, reason, evaluation)
-            print(f"{args.name}: {args.label} -> version {entry['version']} ({os.path.join(serving_dir, 'models.config')})")
-        elif args.command == "rollback":
-            entry = rollback(serving_dir, args.name, args.reason)
-            print(f"{args.name}: stable -> version {entry['version']} ({os.path.join(serving_dir, 'models.config')})")
-        elif args.command == "report":
-            from pipeline.report import write_report
-
-            text, path = write_report(config, args.run, args.format, args.output)
-            print(f"Report: {path}" if path else text)
-        elif args.command == "predict":
-            print(predict(config, serving_dir, args.name, args.version, args.label, args.text, args.text_column))
-        elif args.models_command == "list":
-            print(list_models(config, serving_dir))
-        elif args.models_command == "show":
-            print(show_model(config, serving_dir, args.name, args.version))
-        else:
-            entries = history(serving_dir, args.name)
-            if not entries:
-                print(f"{args.name}: no pushes or promotions recorded in {serving_dir}")
-            for e in entries:
-                label = f" {e['label']}" if e["label"] else ""
-                reason = f"  ({e['reason']})" if e["reason"] else ""
-                print(f"{e['time']}  {e['user']}  {e['action']}{label}  version {e['version']}{reason}")
-    except (PromotionError, ReportError) as err:
-        print(_paragraph("textflow: ", str(err)), file=sys.stderr)
-        return EXIT_CONFIG
+    name = args.models_command if args.command == "models" else args.command
+    log_path = new_log_path(config.workspace, name) if os.path.isdir(config.workspace) else os.devnull
+    with output_to_log(log_path, args.verbose) as terminal:
+        try:
+            if getattr(args, "name", None) is not None:  # before anything is read or written
+                check_model_name(serving_dir, args.name)
+                if getattr(args, "version", None) is not None:
+                    check_version(serving_dir, args.name, args.version)
+            print(_answer(args, config, serving_dir), file=terminal.out, flush=True)
+        except PromotionError as err:
+            print(_paragraph("textflow: ", str(err)), file=terminal.err, flush=True)
+            return EXIT_CONFIG
     return 0
+
+
+def _answer(args: argparse.Namespace, config: Any, serving_dir: str) -> str:
+    """What a command that starts no pipeline prints; PromotionError for what the user can fix."""
+    from pipeline.promotion import PromotionError
+
+    if args.command == "promote":
+        from components.serving_audit import hash_folder
+        from pipeline.metadata_connection import describe
+        from pipeline.model_records import find_push
+        from pipeline.promotion import promote
+
+        record = find_push(config, args.name, args.version)
+        blessed = record is not None and record.blessed
+        if not blessed and not (args.force and args.reason):
+            raise PromotionError(
+                f"{args.name} version {args.version} has no blessing in {describe(config)} (no run of this "
+                f"workspace pushed it as blessed); to promote it anyway, give --force and --reason"
+            )
+        evaluation = hash_folder(record.evaluation_uri) if record and record.evaluation_uri else None
+        reason = args.reason if blessed else f"forced, not blessed: {args.reason}"
+        entry = promote(serving_dir, args.name, args.version, args.label, reason, evaluation)
+        return f"{args.name}: {args.label} -> version {entry['version']} ({os.path.join(serving_dir, 'models.config')})"
+    if args.command == "rollback":
+        from pipeline.promotion import rollback
+
+        entry = rollback(serving_dir, args.name, args.reason)
+        return f"{args.name}: stable -> version {entry['version']} ({os.path.join(serving_dir, 'models.config')})"
+    if args.command == "report":
+        from pipeline.report import ReportError, write_report
+
+        try:
+            text, path = write_report(config, args.run, args.format, args.output)
+        except ReportError as err:
+            raise PromotionError(str(err)) from None
+        return f"Report: {path}" if path else text
+    if args.command == "predict":
+        from pipeline.model_commands import predict
+
+        return predict(config, serving_dir, args.name, args.version, args.label, args.text, args.text_column)
+    if args.models_command == "list":
+        from pipeline.model_commands import list_models
+
+        return list_models(config, serving_dir)
+    if args.models_command == "show":
+        from pipeline.model_commands import show_model
+
+        return show_model(config, serving_dir, args.name, args.version)
+    from components.serving_audit import history
+
+    entries = history(serving_dir, args.name)
+    if not entries:
+        return f"{args.name}: no pushes or promotions recorded in {serving_dir}"
+    return "\n".join(
+        f"{e['time']}  {e['user']}  {e['action']}{' ' + e['label'] if e['label'] else ''}  version {e['version']}"
+        f"{'  (' + e['reason'] + ')' if e['reason'] else ''}"
+        for e in entries
+    )
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -90,8 +90,8 @@ def output_to_log(log_path: str, verbose: bool) -> Iterator[Terminal]:
             terminal.err.close()
 
 
-def new_log_path(workspace: str) -> str:
-    """A fresh log file path under `<workspace>/logs/`."""
+def new_log_path(workspace: str, command: str = "run") -> str:
+    """A fresh log file path under `<workspace>/logs/`, named after the command and the time."""
     logs = os.path.join(workspace, "logs")
     os.makedirs(logs, exist_ok=True)
-    return os.path.abspath(os.path.join(logs, datetime.datetime.now().strftime("run-%Y%m%d-%H%M%S.log")))
+    return os.path.abspath(os.path.join(logs, datetime.datetime.now().strftime(f"{command}-%Y%m%d-%H%M%S.log")))

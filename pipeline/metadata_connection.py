@@ -8,7 +8,6 @@ from typing import Union
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
-from tfx import v1 as tfx
 
 from pipeline.config import Config, ConfigError
 
@@ -20,13 +19,18 @@ def connection_config(config: Config) -> Union[metadata_store_pb2.ConnectionConf
     settings = config.metadata
     port = settings.port or DEFAULT_PORTS.get(settings.kind, 0)
     if settings.kind == "mysql":
-        return tfx.orchestration.metadata.mysql_metadata_connection_config(
-            host=settings.host, port=port, database=settings.database, username=settings.user,
+        return metadata_store_pb2.ConnectionConfig(mysql=metadata_store_pb2.MySQLDatabaseConfig(
+            host=settings.host, port=port, database=settings.database, user=settings.user,
             password=os.environ.get(settings.password_env, ""),
-        )
+        ))
     if settings.kind == "grpc":
         return metadata_store_pb2.MetadataStoreClientConfig(host=settings.host, port=port)
-    return tfx.orchestration.metadata.sqlite_metadata_connection_config(os.path.abspath(config.metadata_path))
+    # What TFX's sqlite_metadata_connection_config builds, without importing TFX (and TensorFlow).
+    path = os.path.abspath(config.metadata_path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    sqlite = metadata_store_pb2.SqliteMetadataSourceConfig(
+        filename_uri=path, connection_mode=metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE)
+    return metadata_store_pb2.ConnectionConfig(sqlite=sqlite)
 
 
 def pipeline_connection_config(config: Config) -> metadata_store_pb2.ConnectionConfig:

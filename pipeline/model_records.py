@@ -14,7 +14,7 @@ from typing import Optional
 
 from ml_metadata.proto import metadata_store_pb2
 
-from components.serving_check import read_serving_check
+from components.serving_check_report import read_serving_check
 from pipeline.config import Config
 from pipeline.metadata_connection import open_store, store_exists
 

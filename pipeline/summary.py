@@ -18,7 +18,7 @@ import tensorflow_model_analysis as tfma
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from components.serving_check import read_serving_check
+from components.serving_check_report import read_serving_check
 from components.text_checks import Finding
 from components.text_validator import read_report
 from components.trainer_module import METRICS_FILE
