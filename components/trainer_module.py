@@ -91,15 +91,16 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             model, family.optimizer(hparams, plan.steps),
             jit_compile=hparams.jit_compile, steps_per_execution=hparams.steps_per_execution,
         )
+    padding = padding_share(train_data, sequence_length)
     metrics = train_model(
         model, train_data, eval_data, plan, patience=hparams.patience, batch_size=global_batch,
         train_examples=train_examples, log_dir=fn_args.model_run_dir,
+        tokens_per_step=global_batch * sequence_length * (1.0 - padding["padding_share_at_full_length"]),
     )
     metrics.update(
         size=hparams.size, train_examples=train_examples, eval_examples=eval_examples,
         parameters=int(model.count_params()), vocab_size=vocab_size, replicas=strategy.num_replicas_in_sync,
-        precision=hparams.precision, batching=data_config.batching,
-        **padding_share(train_data, sequence_length),
+        precision=hparams.precision, batching=data_config.batching, **padding,
     )
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as f:
         f.write(json.dumps(metrics, indent=2, sort_keys=True))

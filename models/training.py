@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Optional
 
 import numpy as np
@@ -10,6 +11,7 @@ import tensorflow as tf
 import tf_keras
 
 from models.lm_loss import MaskedTokenAccuracy, masked_token_cross_entropy
+from models.progress import log_progress
 from models.training_length import TrainingPlan
 
 
@@ -57,6 +59,31 @@ def compile_classifier(
     )
 
 
+class ProgressLog(tf_keras.callbacks.Callback):
+    """Logs the training step, the total, the loss and tokens per second about 100 times a run
+    (and at the last step) through `models.progress`. Tokens per second count `tokens_per_step`
+    (the real tokens of a batch, estimated) per step."""
+
+    def __init__(self, total_steps: int, tokens_per_step: float):
+        super().__init__()
+        self.total_steps, self.tokens_per_step = total_steps, tokens_per_step
+        self.every = max(1, total_steps // 100)
+        self.started: Optional[float] = None
+        self.first_step = 0
+        self.last_logged = 0
+
+    def on_train_begin(self, logs: Optional[dict] = None) -> None:
+        self.started, self.first_step = time.monotonic(), int(self.model.optimizer.iterations.numpy())
+
+    def on_train_batch_end(self, batch: int, logs: Optional[dict] = None) -> None:
+        step = int(self.model.optimizer.iterations.numpy())
+        if step - self.last_logged >= self.every or step >= self.total_steps:
+            elapsed = max(time.monotonic() - (self.started or time.monotonic()), 1e-9)
+            rate = (step - self.first_step) * self.tokens_per_step / elapsed
+            log_progress(step, self.total_steps, float((logs or {}).get("loss", math.nan)), rate)
+            self.last_logged = step
+
+
 def train_model(
     model: tf_keras.Model,
     train_data: tf.data.Dataset,
@@ -67,6 +94,7 @@ def train_model(
     batch_size: int,
     train_examples: int,
     log_dir: Optional[str] = None,
+    tokens_per_step: float = 0.0,
 ) -> dict[str, float]:
     """Fits a compiled model on (inputs, targets) batches as `plan` says; returns the metrics of
     the kept weights and how training went.
@@ -76,10 +104,12 @@ def train_model(
     `components.training_data`), ended by a measurement of the eval loss on the same
     `plan.eval_batches` batches each time. Training stops after `patience` measurements without
     a new best, and the weights of the best one are restored (also when training ran to the end).
+    Progress is logged as it goes (`ProgressLog`).
     """
     epochs = plan.evaluations
     stopping = tf_keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
-    callbacks = [stopping] + ([tf_keras.callbacks.TensorBoard(log_dir=log_dir)] if log_dir else [])
+    callbacks = [stopping, ProgressLog(plan.evaluations * plan.evaluation_interval, tokens_per_step)]
+    callbacks += [tf_keras.callbacks.TensorBoard(log_dir=log_dir)] if log_dir else []
     history = model.fit(
         train_data,
         epochs=epochs,

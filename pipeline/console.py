@@ -16,11 +16,15 @@ import logging
 import os
 import sys
 import time
-from typing import Iterator, Optional, TextIO
+from typing import Any, Iterator, Optional, TextIO
+
+from models.progress import PROGRESS_LOGGER
 
 
 class ProgressPrinter(logging.Handler):
-    """Turns LocalDagRunner's log records into start/finish lines with durations."""
+    """Turns LocalDagRunner's log records into start/finish lines with durations, and a
+    Trainer's progress records (`models.progress`) into a live line: a tqdm bar updated in place
+    on a terminal, a plain line at every 10% of the steps elsewhere (CI logs, `| tee`)."""
 
     def __init__(self, console: TextIO, total: int):
         super().__init__(level=logging.INFO)
@@ -31,22 +35,58 @@ class ProgressPrinter(logging.Handler):
         self.started = 0.0
         self.cached = False
         self.durations: dict[str, float] = {}
+        self.bar: Any = None  # the tqdm bar of the running Trainer, on a terminal
+        self.training_from: Optional[tuple[float, int]] = None  # (time, step) of its first progress record
+        self.tenths_shown = 0
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.msg == "Component %s is running.":
+        if record.name == PROGRESS_LOGGER and self.current:
+            self._training(*record.args)
+        elif record.msg == "Component %s is running.":
             self.index += 1
             self.current, self.started, self.cached = record.args[0], time.monotonic(), False
             self._print("started")
         elif record.msg == "A cached execution %d is used.":
             self.cached = True
         elif record.msg == "Component %s is finished." and self.current:
+            self._end_training()
             elapsed = time.monotonic() - self.started
             self.durations[self.current] = elapsed
             self._print(f"finished in {elapsed:.1f}s{' (cached)' if self.cached else ''}")
             self.current = None
 
+    def _training(self, step: int, total: int, loss: float, tokens_per_second: float) -> None:
+        now = time.monotonic()
+        if self.training_from is None:
+            self.training_from, self.tenths_shown = (now, step), 0
+        figures = f"loss {loss:.3f}, {tokens_per_second:,.0f} tokens/s"
+        if self.console.isatty():
+            if self.bar is None:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, file=self.console, desc=f"  {self.current}", unit="step", leave=False,
+                                dynamic_ncols=True, mininterval=0)  # the Trainer sends about 100 records
+            self.bar.update(step - self.bar.n)
+            self.bar.set_postfix_str(figures)
+            return
+        tenths = min(10, step * 10 // max(total, 1))
+        if tenths > self.tenths_shown:
+            self.tenths_shown = tenths
+            started, first_step = self.training_from
+            done = step - first_step
+            left = (now - started) / done * (total - step) if done > 0 else float("nan")
+            self.console.write(f"  {self.current} step {step}/{total} ({tenths * 10}%): {figures}, "
+                               f"about {_duration(left)} left\n")
+            self.console.flush()
+
+    def _end_training(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.bar, self.training_from = None, None
+
     def failed(self) -> None:
         """Called when the runner raised: the component that was running failed."""
+        self._end_training()
         if self.current:
             self._print(f"FAILED after {time.monotonic() - self.started:.1f}s")
 
@@ -54,6 +94,12 @@ class ProgressPrinter(logging.Handler):
         width = len(str(self.total))
         self.console.write(f"[{self.index:>{width}}/{self.total}] {self.current} {what}\n")
         self.console.flush()
+
+
+def _duration(seconds: float) -> str:
+    if seconds != seconds:  # NaN: not known yet
+        return "?"
+    return f"{seconds:.0f}s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 @dataclasses.dataclass
