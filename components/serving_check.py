@@ -51,6 +51,8 @@ _INPUT_RULES: dict[str, Callable[[_Batch, list[int]], Any]] = {
     "steps": lambda batch, shape: 3,
     "num_samples": lambda batch, shape: len(batch["texts"]),
     "top_k": lambda batch, shape: 5,
+    "top_p": lambda batch, shape: 0.9,
+    "beam_width": lambda batch, shape: 2,  # the beam-search branch of `generate`
     "temperature": lambda batch, shape: 0.8,
     "seed": lambda batch, shape: 1,
 }

@@ -3,7 +3,8 @@
 A client needs no project code: `serving_default` takes serialized tf.Examples holding the
 raw text and returns each example's log-likelihood (nats, summed over its tokens), token
 count and count of tokens predicted right (argmax, teacher-forced); `transform_features` returns the in-graph transform's output for the same input;
-`generate` takes prompts and returns continuations, decoded with TensorFlow ops only.
+`generate` takes prompts and returns continuations, decoded with TensorFlow ops only (sampled
+with temperature, top-k and top-p, greedy at temperature 0, or beam search when `beam_width` > 1).
 A classifier's `serving_default` returns class probabilities instead (`export_classifier`).
 The transform arrives as a Keras layer (raw feature dict -> transformed dict), so this module
 knows nothing of how it was made.
@@ -17,7 +18,7 @@ from typing import Callable, Mapping, Optional, Sequence
 import tensorflow as tf
 import tf_keras
 
-from models.decoding import sample
+from models.decoding import beam_search, sample
 from models.lm_loss import token_log_likelihoods
 from models.tokens import EOS_ID, NEWLINE_SYMBOL, NUM_RESERVED, PAD_ID
 
@@ -85,10 +86,12 @@ def export_language_model(
             tf.TensorSpec([], tf.int32, name="max_new_tokens"),
             tf.TensorSpec([], tf.float32, name="temperature"),
             tf.TensorSpec([], tf.int32, name="top_k"),
+            tf.TensorSpec([], tf.float32, name="top_p"),
+            tf.TensorSpec([], tf.int32, name="beam_width"),
             tf.TensorSpec([], tf.int64, name="seed"),
         ]
     )
-    def generate(prompt, max_new_tokens, temperature, top_k, seed) -> dict[str, tf.Tensor]:
+    def generate(prompt, max_new_tokens, temperature, top_k, top_p, beam_width, seed) -> dict[str, tf.Tensor]:
         raw = {codec.text_feature: tf.reshape(prompt, [-1] + text_shape)}
         target_ids = model.transform_layer(raw)["target_ids"]  # the prompt's tokens, then EOS
         prompt_ids = tf.where(target_ids == EOS_ID, tf.constant(PAD_ID, tf.int64), target_ids)
@@ -98,8 +101,18 @@ def export_language_model(
         if codec.max_positions:  # the model sees BOS + prompt + continuation
             room = tf.minimum(room, codec.max_positions - 1 - tf.shape(prompt_ids)[1])
         room = tf.maximum(room, 0)
-        step, state = codec.decoder(model, tf.shape(prompt_ids)[0], tf.shape(prompt_ids)[1] + room + 1)
-        ids = sample(step, state, prompt_ids, prompt_lengths, room, temperature, top_k, seed=tf.cast(seed, tf.int32))
+        batch, length = tf.shape(prompt_ids)[0], tf.shape(prompt_ids)[1] + room + 1
+
+        def sampled() -> tf.Tensor:
+            step, state = codec.decoder(model, batch, length)
+            return sample(step, state, prompt_ids, prompt_lengths, room, temperature, top_k, top_p,
+                          seed=tf.cast(seed, tf.int32))
+
+        def beamed() -> tf.Tensor:  # the most likely continuation; temperature, top_k and top_p play no part
+            step, state = codec.decoder(model, batch * beam_width, length)
+            return beam_search(step, state, prompt_ids, prompt_lengths, room, beam_width)[0]
+
+        ids = tf.cond(beam_width > 1, beamed, sampled)
         positions = tf.range(tf.shape(ids)[1])[None]
         continuation = (positions >= prompt_lengths[:, None]) & (ids != PAD_ID) & (ids != EOS_ID)
         return {"continuation": model.detokenizer(ids, continuation)}

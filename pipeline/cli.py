@@ -88,15 +88,20 @@ def _parser() -> argparse.ArgumentParser:
     models_history.add_argument("name", help="served model name, e.g. textflow-rnn")
     predict = commands.add_parser(
         "predict",
-        help="run a served model on a text, as TensorFlow Serving would, and print its outputs",
+        help="run a signature of a served model, as TensorFlow Serving would, and print its outputs",
         description="Load a pushed SavedModel (by version, by label, or the newest) with tf.saved_model.load and print "
-        "what its serving_default signature returns for the text.",
+        "what a signature (serving_default unless --signature) returns. Each input of the signature is an option "
+        "named after it (max_new_tokens: --max-new-tokens), read from the SavedModel: the text input takes --text, "
+        "other texts their own option (interpolate: --first, --second), a vector comma-separated numbers (decode: "
+        "--z 0.1,0.2,...). Decoding settings left out default to greedy decoding of at most 40 tokens.",
     )
     predict.add_argument("name", help="served model name, e.g. textflow-rnn")
     which = predict.add_mutually_exclusive_group()
     which.add_argument("--version", type=int, help="pushed version (default: the newest)")
     which.add_argument("--label", choices=["stable", "canary"], help="the version a label points at")
-    predict.add_argument("--text", required=True, help="the raw text")
+    predict.add_argument("--signature", default="serving_default", metavar="NAME",
+                         help="the signature to run: serving_default, generate, translate, encode, decode, interpolate, ...")
+    predict.add_argument("--text", help="the raw text (the signature's text input)")
     predict.add_argument("--text-column", metavar="NAME", help="the raw feature holding the text (default: the config's)")
     report = commands.add_parser(
         "report",
@@ -363,7 +368,8 @@ def _answer(args: argparse.Namespace, config: Any, serving_dir: str) -> str:
     if args.command == "predict":
         from pipeline.model_commands import predict
 
-        return predict(config, serving_dir, args.name, args.version, args.label, args.text, args.text_column)
+        return predict(config, serving_dir, args.name, args.version, args.label, args.text, args.text_column,
+                       args.signature, args.signature_options)
     if args.models_command == "list":
         from pipeline.model_commands import list_models
 
@@ -384,8 +390,29 @@ def _answer(args: argparse.Namespace, config: Any, serving_dir: str) -> str:
     )
 
 
+def _signature_options(parser: argparse.ArgumentParser, extra: list[str]) -> dict[str, str]:
+    """`predict`'s options beyond its own, `--max-new-tokens 20` or `--max-new-tokens=20`, as
+    {"max_new_tokens": "20"}: the signature's inputs, checked once the SavedModel is loaded."""
+    options, rest = {}, list(extra)
+    while rest:
+        flag = rest.pop(0)
+        if not flag.startswith("--") or len(flag) < 3:
+            parser.error(f"unrecognized argument {flag!r}")
+        key, equals, value = flag[2:].partition("=")
+        if not equals:
+            if not rest:
+                parser.error(f"{flag} needs a value")
+            value = rest.pop(0)
+        options[key.replace("-", "_")] = value
+    return options
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "predict":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.signature_options = _signature_options(parser, extra) if args.command == "predict" else {}
     if args.command == "run":
         return _run(args)
     if args.command == "compile":

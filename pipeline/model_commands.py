@@ -85,10 +85,22 @@ def show_model(config: Config, serving_dir: str, name: str, version: int) -> str
     return "\n".join(lines)
 
 
-def predict(config: Config, serving_dir: str, name: str, version: Optional[int], label: Optional[str], text: str,
-            text_column: Optional[str]) -> str:
+# Values for the decoding settings a signature may take, when the command line leaves them out.
+INPUT_DEFAULTS = {"max_new_tokens": 40, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "beam_width": 1, "seed": 0,
+                  "max_length": 100, "steps": 5, "num_samples": 1}
+TEXT_INPUTS = ("text", "prompt", "source")  # the string input `--text` fills
+
+
+def predict(config: Config, serving_dir: str, name: str, version: Optional[int], label: Optional[str], text: Optional[str],
+            text_column: Optional[str], signature: str = "serving_default",
+            options: Optional[dict[str, str]] = None) -> str:
     """Loads a pushed model the way TensorFlow Serving does (its SavedModel signatures, no
-    project code) and returns what `serving_default` answers for one text."""
+    project code) and returns what `signature` answers. Its inputs come from the SavedModel:
+    serialized examples are built from `text`; a string input is `--text` (or its own option,
+    as `interpolate`'s `--first`/`--second`); a number or a vector (comma-separated) is its
+    own option (`max_new_tokens` from `--max-new-tokens`), decoding settings defaulting to
+    `INPUT_DEFAULTS`."""
+    options = dict(options or {})
     if label:
         entry = read_state(serving_dir).get(name)
         version = entry.labels.get(label) if entry else None
@@ -100,21 +112,90 @@ def predict(config: Config, serving_dir: str, name: str, version: Optional[int],
         raise PromotionError(f"{name} has no pushed version {version} under {serving_dir} "
                              f"(pushed: {', '.join(map(str, pushed)) or 'none'})")
     import tensorflow as tf
-    import tensorflow_text  # noqa: F401  (registers the word tokenizer's ops, as TensorFlow Serving has them)
+    import tensorflow_text  # noqa: F401  (registers the tokenizers' ops, as TensorFlow Serving has them)
 
     path = os.path.join(serving_dir, name, str(version))
     try:
         model = tf.saved_model.load(path)
     except (ValueError, OSError, tf.errors.OpError) as err:
         raise PromotionError(f"{path} is not a SavedModel TensorFlow can load: {str(err).splitlines()[0]}") from None
-    feature = tf.train.Feature(bytes_list=tf.train.BytesList(value=[text.encode("utf-8")]))
-    example = tf.train.Example(features=tf.train.Features(feature={text_column or config.data.text_column: feature}))
-    outputs = model.signatures["serving_default"](examples=tf.constant([example.SerializeToString()]))
-
-    def plain(value: Any) -> Any:
-        value = value.numpy()[0].tolist() if hasattr(value, "numpy") else value
-        return [plain(v) for v in value] if isinstance(value, list) else value.decode() if isinstance(value, bytes) else value
-
-    lines = [f"{name} version {version}, serving_default:"]
-    lines += [f"  {key}: {json.dumps(plain(value))}" for key, value in sorted(outputs.items())]
+    if signature not in model.signatures:
+        raise PromotionError(f"{name} version {version} has no signature {signature!r} "
+                             f"(it has: {', '.join(sorted(model.signatures))})")
+    function = model.signatures[signature]
+    specs = function.structured_input_signature[1]
+    unknown = sorted(set(options) - set(specs))
+    if unknown:
+        raise PromotionError(f"signature {signature!r} of {name} takes no input {', '.join(unknown)} "
+                             f"(its inputs: {_options_of(specs)})")
+    strings = [key for key, spec in specs.items() if spec.dtype == tf.string and key != "examples"]
+    values = {}
+    for key, spec in specs.items():
+        if key == "examples":
+            if text is None:
+                raise PromotionError(f"signature {signature!r} reads a text: give --text")
+            values[key] = tf.constant([_example(text, text_column or config.data.text_column)])
+        elif spec.dtype == tf.string:
+            given = options.get(key, text if key in TEXT_INPUTS or len(strings) == 1 else None)
+            if given is None:
+                raise PromotionError(f"signature {signature!r} needs --{key.replace('_', '-')} (its inputs: {_options_of(specs)})")
+            values[key] = tf.constant([given] if spec.shape.rank == 1 else given)
+        else:
+            values[key] = _number_input(key, spec, options.get(key, INPUT_DEFAULTS.get(key)), signature, specs)
+    outputs = function(**values)
+    lines = [f"{name} version {version}, {signature}:"]
+    for key, value in sorted(outputs.items()):
+        lines += _shown(key, value.numpy())
     return "\n".join(lines)
+
+
+def _options_of(specs: dict) -> str:
+    return ", ".join("--text" if key == "examples" else f"--{key.replace('_', '-')}" for key in specs)
+
+
+def _example(text: str, text_column: str) -> bytes:
+    import tensorflow as tf
+
+    feature = tf.train.Feature(bytes_list=tf.train.BytesList(value=[text.encode("utf-8")]))
+    return tf.train.Example(features=tf.train.Features(feature={text_column: feature})).SerializeToString()
+
+
+def _number_input(key: str, spec: Any, given: Any, signature: str, specs: dict) -> Any:
+    """A scalar, or a batch of one vector from comma-separated numbers, in the input's dtype."""
+    import numpy as np
+    import tensorflow as tf
+
+    if given is None:
+        raise PromotionError(f"signature {signature!r} needs --{key.replace('_', '-')} (its inputs: {_options_of(specs)})")
+    try:
+        numbers = [float(v) for v in str(given).split(",")]
+    except ValueError:
+        raise PromotionError(f"--{key.replace('_', '-')} takes numbers, got {given!r}") from None
+    if spec.shape.rank == 0:
+        if len(numbers) != 1:
+            raise PromotionError(f"--{key.replace('_', '-')} takes one number, got {given!r}")
+        value: Any = numbers[0]
+    else:
+        width = spec.shape[-1]
+        if width is not None and len(numbers) != width:
+            raise PromotionError(f"--{key.replace('_', '-')} takes {width} comma-separated numbers, got {len(numbers)}")
+        value = [numbers] if spec.shape.rank == 2 else numbers
+    if spec.dtype.is_integer:
+        if any(n != int(n) for n in np.ravel(value)):
+            raise PromotionError(f"--{key.replace('_', '-')} takes whole numbers, got {given!r}")
+        value = np.asarray(value).astype(np.int64)
+    return tf.constant(value, dtype=spec.dtype)
+
+
+def _shown(key: str, value: Any) -> list[str]:
+    """An output as lines: strings as text (one line per row), numbers as JSON."""
+    rows = value.tolist() if hasattr(value, "tolist") else value
+    rows = rows[0] if isinstance(rows, list) and len(rows) == 1 and isinstance(rows[0], list) else rows
+    if isinstance(rows, list) and rows and all(isinstance(r, bytes) for r in rows):
+        texts = [r.decode("utf-8", "replace") for r in rows]
+        return [f"  {key}: {texts[0]}"] if len(texts) == 1 else [f"  {key}:"] + [f"    {t}" for t in texts]
+    if isinstance(rows, bytes):
+        return [f"  {key}: {rows.decode('utf-8', 'replace')}"]
+    if isinstance(rows, list) and len(rows) == 1:
+        rows = rows[0]
+    return [f"  {key}: {json.dumps(rows)}"]

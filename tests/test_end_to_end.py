@@ -82,6 +82,8 @@ def test_cli_prints_progress_and_summary_but_no_library_noise(first_run):
     assert re.search(r"negative_elbo_per_token by length_bucket: ", out)
     assert re.search(r"nats per eval token .*: rnn \d\.\d+, transformer \d\.\d+, hvae \d\.\d+", out), out
     assert out.count("pushed to") == 3
+    for trainer in ("Trainer_rnn", "Trainer_transformer", "Trainer_hvae"):  # not a terminal: a line each 10%
+        assert re.search(rf"\n  {trainer} step \d+/\d+ \(10%\): loss \d+\.\d+, [\d,]+ tokens/s, about \S+ left\n", out), out
     assert len(re.findall(r"trained on 1 replica\(s\) in float32, bucket batches: [\d.]+% padding "
                           r"\([\d.]+% at the full sequence length\)", out)) == 3, out
     assert len(re.findall(r"serving check passed: \d signatures called in a separate process; "
@@ -169,16 +171,18 @@ LOAD_IN_FRESH_PROCESS = CLIENT_PRELUDE + textwrap.dedent(
     """
     out = model.signatures["serving_default"](examples=batch)
     transformed = model.signatures["transform_features"](examples=batch)
-    def generate(seed, temperature=0.8):
+    def generate(seed, temperature=0.8, top_p=0.95, beam_width=1):
         result = model.signatures["generate"](
             prompt=tf.constant(["This movie was", "I"]), max_new_tokens=tf.constant(12),
-            temperature=tf.constant(temperature), top_k=tf.constant(5), seed=tf.constant(seed, tf.int64))
+            temperature=tf.constant(temperature), top_k=tf.constant(5), top_p=tf.constant(top_p),
+            beam_width=tf.constant(beam_width), seed=tf.constant(seed, tf.int64))
         return [t.decode() for t in result["continuation"].numpy()]
     print(json.dumps({"log_likelihood": out["log_likelihood"].numpy().tolist(),
                       "token_count": out["token_count"].numpy().tolist(),
                       "correct_tokens": out["correct_tokens"].numpy().tolist(),
                       "input_ids_shape": transformed["input_ids"].shape.as_list(),
-                      "generated": [generate(7), generate(7), generate(8), generate(0, temperature=0.0)]}))
+                      "generated": [generate(7), generate(7), generate(8), generate(0, temperature=0.0),
+                                    generate(0, beam_width=3), generate(9, beam_width=3)]}))
     """
 )
 
@@ -207,9 +211,10 @@ def test_pushed_model_serves_in_a_fresh_process_without_project_code(first_run, 
     assert all(0 <= correct <= count for correct, count in zip(out["correct_tokens"], out["token_count"]))
     assert all(-1000 < ll < 0 for ll in out["log_likelihood"])
     assert out["input_ids_shape"] == [2, 64]
-    same_seed, again, other_seed, greedy = out["generated"]
+    same_seed, again, other_seed, greedy, beam, beam_other_seed = out["generated"]
     assert same_seed == again and same_seed != other_seed  # deterministic for a fixed seed
     assert all(isinstance(text, str) and 0 < len(text) <= 12 for text in same_seed + greedy)  # characters
+    assert beam == beam_other_seed and all(isinstance(text, str) and len(text) <= 12 for text in beam)  # no sampling
     assert warmup_signatures(version_dir) == ["generate", "serving_default", "transform_features"]
 
 
@@ -511,6 +516,23 @@ def test_promote_a_blessed_push_and_refuse_an_unblessed_model(first_run):
     config = text_format.Parse((root / "serving" / "models.config").read_text(), model_server_config_pb2.ModelServerConfig())
     served = {c.name: dict(c.version_labels) for c in config.model_config_list.config}
     assert served == {"textflow-rnn": {"stable": int(version)}, "textflow-handmade": {"canary": 5}}
+
+
+def test_predict_runs_any_signature_from_the_command_line(first_run):
+    root, _, _ = first_run
+    where = ["--workspace", "ws", "--serving-dir", "serving"]
+    generated = textflow("predict", "textflow-transformer", "--signature", "generate", "--text", "This movie was",
+                         "--max-new-tokens", "12", "--beam-width", "2", *where, cwd=root)
+    assert generated.returncode == 0, generated.stderr
+    assert re.match(r"textflow-transformer version \d+, generate:\n  continuation: ", generated.stdout), generated.stdout
+    interpolated = textflow("predict", "textflow-hvae", "--signature", "interpolate", "--first", "A fine film.",
+                            "--second", "Dull and slow.", "--steps", "3", *where, cwd=root)
+    assert interpolated.returncode == 0, interpolated.stderr
+    lines = interpolated.stdout.splitlines()
+    assert re.fullmatch(r"textflow-hvae version \d+, interpolate:", lines[0]) and lines[1] == "  texts:"
+    assert len(lines) >= 5 and lines[2].startswith("    ")  # three texts, one a line (more if a text holds a line break)
+    wrong = textflow("predict", "textflow-hvae", "--signature", "interpolate", "--first", "A", "--sideways", "1", *where, cwd=root)
+    assert wrong.returncode == 2 and "takes no input sideways" in " ".join(wrong.stderr.split()) and "--second" in wrong.stderr
 
 
 def test_models_list_and_show_read_ml_metadata(first_run):
