@@ -35,6 +35,13 @@ def with_end(ids: tf.RaggedTensor) -> tf.RaggedTensor:
     return tf.concat([ids, eos], axis=1)
 
 
+def built(model: Any) -> Any:
+    """`model` with its weights created, by a call on a one-token source and target."""
+    one = tf.ones([1, 1], tf.int64)
+    model((one, one))
+    return model
+
+
 def attention_of_output(model: Any, source_ids: tf.Tensor, output_ids: tf.Tensor) -> tf.Tensor:
     """The attention of `model` over the source while it produces `output_ids` (a decoded
     target, EOS then PAD): [batch, target positions, source positions], each row summing to 1

@@ -21,7 +21,7 @@ import tf_keras
 
 from models.decoding import repeat_for_beams
 from models.rnn import RNNConfig
-from models.seq2seq import source_mask
+from models.seq2seq import built, source_mask
 
 _MASKED = -1e9
 
@@ -141,10 +141,7 @@ class RNNSeq2Seq(tf_keras.Model):
 
 def build_rnn_seq2seq(config: RNNConfig, vocab_size: int) -> RNNSeq2Seq:
     """The encoder-decoder, built (its weights created) on a one-token batch."""
-    model = RNNSeq2Seq(config, vocab_size)
-    one = tf.ones([1, 1], tf.int64)
-    model((one, one))
-    return model
+    return built(RNNSeq2Seq(config, vocab_size))
 
 
 def rnn_seq2seq_optimizer(config: RNNConfig, total_steps: int) -> tf_keras.optimizers.Optimizer:

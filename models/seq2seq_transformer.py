@@ -20,7 +20,7 @@ import tensorflow as tf
 import tf_keras
 
 from models.decoding import repeat_for_beams
-from models.seq2seq import source_mask
+from models.seq2seq import built, source_mask
 from models.transformer import TransformerConfig
 from models.transformer_block import CrossDecoderBlock, DecoderBlock
 
@@ -123,7 +123,4 @@ class TransformerSeq2Seq(tf_keras.Model):
 
 def build_transformer_seq2seq(config: TransformerConfig, vocab_size: int) -> TransformerSeq2Seq:
     """The encoder-decoder, built (its weights created) on a one-token batch."""
-    model = TransformerSeq2Seq(config, vocab_size)
-    one = tf.ones([1, 1], tf.int64)
-    model((one, one))
-    return model
+    return built(TransformerSeq2Seq(config, vocab_size))

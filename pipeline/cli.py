@@ -328,6 +328,15 @@ def _promotion_command(args: argparse.Namespace) -> int:
         except PromotionError as err:
             print(_paragraph("textflow: ", str(err)), file=terminal.err, flush=True)
             return EXIT_CONFIG
+        except Exception as err:  # not the user's to fix: one paragraph here, the traceback in the log
+            import traceback
+
+            traceback.print_exc()  # to the log file (the terminal with --verbose)
+            print(_paragraph(f"textflow: {name} failed: ", f"{type(err).__name__}: {err}"), file=terminal.err)
+            if log_path != os.devnull:
+                print(f"The full traceback is in {log_path}", file=terminal.err)
+            terminal.err.flush()
+            return EXIT_FAILED
     return 0
 
 
