@@ -175,7 +175,7 @@ def test_a_broken_models_config_is_named_and_left_alone(serving, corrupt):
 BAD_NAMES = ["..", "../outside", "textflow-rnn/11", "/abs", "-x", 'a"b', "a\nb", "notes.txt", "missing", "a" * 129]
 
 
-def test_bad_model_names_and_versions_are_refused_by_every_command_and_change_nothing(serving, tmp_path, capsys):
+def test_bad_model_names_and_versions_are_refused_by_every_command_and_change_nothing(serving, tmp_path, capfd):
     from pipeline.cli import main
 
     push(tmp_path, "outside", 7)  # a SavedModel next to the serving directory
@@ -190,12 +190,12 @@ def test_bad_model_names_and_versions_are_refused_by_every_command_and_change_no
                                      (["models", "history"], [name]), (["predict", "--text", "x"], [name])):
             command = [*command, *where, "--", *positionals]  # "--": a name starting with '-' reaches the command
             assert main(command) == 2, command
-            error = capsys.readouterr().err
+            error = capfd.readouterr().err
             assert "not a served model name" in error or "no served model" in error or "is a file" in error, error
     for version, message in (("0", "positive integer"), ("-3", "positive integer"), ("99", "no pushed version 99")):
         command = ["promote", "--label", "stable", "--force", "--reason", "t", *where, "--", "textflow-rnn", version]
         assert main(command) == 2
-        assert message in capsys.readouterr().err
+        assert message in capfd.readouterr().err
     assert snapshot(serving) == before
     with pytest.raises(PromotionError, match="positive integer"):
         promote(str(serving), "textflow-rnn", 0, "stable")
