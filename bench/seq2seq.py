@@ -40,10 +40,10 @@ from models.acceleration import PRECISIONS, float32_copy, for_precision, precisi
 from models.decoding import decode_seq2seq  # noqa: E402
 from models.lm_loss import label_smoothed_cross_entropy, token_log_likelihoods  # noqa: E402
 from models.rnn import RNNConfig  # noqa: E402
-from models.seq2seq import decoder_inputs  # noqa: E402
+from models.seq2seq import decoder_inputs, with_end  # noqa: E402
 from models.seq2seq_export import export_translator, source_ids_of  # noqa: E402
 from models.subword import SubwordTokenizer, train_sentencepiece  # noqa: E402
-from models.tokens import EOS_ID, PAD_ID  # noqa: E402
+from models.tokens import PAD_ID  # noqa: E402
 from models.transformer import TransformerConfig  # noqa: E402
 
 SOURCE, TARGET = "de", "en"
@@ -93,8 +93,7 @@ def read_pairs(path: str) -> list[tuple[str, str]]:
 
 def tokenize(tokenizer: SubwordTokenizer, texts: list[str]) -> list[np.ndarray]:
     """Each text's subword ids followed by EOS, through the in-graph op the export uses."""
-    ids = tf.concat([tokenizer.tokenize(tf.constant(texts)), tf.fill([len(texts), 1], tf.constant(EOS_ID, tf.int64))], 1)
-    return [np.asarray(row, np.int64) for row in ids.to_list()]
+    return [np.asarray(row, np.int64) for row in with_end(tokenizer.tokenize(tf.constant(texts))).to_list()]
 
 
 def padded(rows: list[np.ndarray], multiple: int = 8) -> np.ndarray:
