@@ -46,6 +46,8 @@ _INPUT_RULES: dict[str, Callable[[_Batch, list[int]], Any]] = {
     "first": lambda batch, shape: batch["texts"],
     "second": lambda batch, shape: batch["texts"][::-1],
     "prompt": lambda batch, shape: [" ".join(t.split()[:3]) for t in batch["texts"]],
+    "source": lambda batch, shape: batch["texts"],  # `translate`
+    "max_length": lambda batch, shape: 16,
     "z": lambda batch, shape: np.zeros([len(batch["texts"]), shape[1]]),  # the prior's mean
     "max_new_tokens": lambda batch, shape: 8,
     "steps": lambda batch, shape: 3,

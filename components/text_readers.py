@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Union
 
 import tensorflow as tf
 
@@ -26,8 +26,9 @@ class ReaderOptions:
     """How to read the input files (a projection of the `data:` config section)."""
 
     format: str  # csv | tsv | jsonl | txt
-    text_column: str
+    text_column: Union[str, list[str]]  # several: a seq2seq source made of columns
     label_column: Optional[str] = None
+    target_column: Optional[str] = None  # a seq2seq target
     txt_mode: str = "lines"  # txt only: lines | windows
     window_chars: int = 256  # txt windows: characters per example
 
@@ -40,7 +41,8 @@ class ReaderOptions:
 
     @property
     def columns(self) -> list[str]:
-        return [self.text_column] + ([self.label_column] if self.label_column else [])
+        texts = [self.text_column] if isinstance(self.text_column, str) else list(self.text_column)
+        return texts + [c for c in (self.label_column, self.target_column) if c]
 
 
 def read_records(path: str, options: ReaderOptions) -> Iterator[dict[str, str]]:
@@ -114,8 +116,8 @@ def _read_delimited(path: str, options: ReaderOptions) -> Iterator[dict[str, str
         if missing:
             raise InputDataError(
                 f"{path}: the header has no column {', '.join(repr(c) for c in missing)} "
-                f"(it has {', '.join(repr(h) for h in header)}). Set --text-column/--label-column "
-                f"or data.text_column/data.label_column to one of these."
+                f"(it has {', '.join(repr(h) for h in header)}). Set --text-column/--label-column/--target-column "
+                f"or data.text_column/data.label_column/data.target_column to one of these."
             )
         index = {c: header.index(c) for c in options.columns}
         for row in rows:
@@ -151,6 +153,9 @@ def _read_jsonl(path: str, options: ReaderOptions) -> Iterator[dict[str, str]]:
                 raise InputDataError(
                     f"{path}, line {number}: no field {column!r} (the object has {', '.join(map(repr, obj)) or 'no fields'})."
                 )
+            if column == options.target_column and not isinstance(value, str):
+                raise InputDataError(f"{path}, line {number}: the target field {column!r} must be a string (the text "
+                                     f"to produce), got {json.dumps(value)}.")
             if isinstance(value, (dict, list)):
                 raise InputDataError(f"{path}, line {number}: field {column!r} must be a string or a number.")
             record[column] = value if isinstance(value, str) else json.dumps(value)

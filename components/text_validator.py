@@ -54,6 +54,9 @@ class Settings:
     drift: dict[str, float]  # text_length_js, token_js, label_linf
     skew: dict[str, float]
     policy: dict[str, str]  # finding kind -> block | warn
+    # A seq2seq run's further text columns (more source columns, the target): each is checked
+    # for empty and over-long texts as the text column is.
+    other_text_columns: list[str] = dataclasses.field(default_factory=list)
 
 
 def read_report(anomalies_uri: str) -> dict:
@@ -146,6 +149,17 @@ def validate_text(splits: dict[str, SplitText], previous_train: Optional[SplitTe
     return findings, stats, context
 
 
+def other_column_findings(splits: dict[str, SplitText], column: str, schema: schema_pb2.Schema) -> list[text_checks.Finding]:
+    """Empty and over-long texts of one further text column (a target, a second source)."""
+    _, max_tokens = text_constraints(schema, column)
+    findings: list[text_checks.Finding] = []
+    for split in splits.values():
+        findings += text_checks.empty_texts(split, column)
+        if max_tokens:
+            findings += text_checks.long_texts(split, column, max_tokens)
+    return findings
+
+
 def describe_schema(schema: schema_pb2.Schema) -> list[dict]:
     """Each feature of the schema in a line a reviewer can read: type, presence, domain and constraints."""
     rows = []
@@ -205,9 +219,14 @@ class Executor(base_executor.BaseExecutor):
         previous = _previous_span(examples, input_dict.get("previous_examples", []))
         findings, stats, context = validate_text(splits, read(previous, TRAIN) if previous else None, schema, settings,
                                                  span_of(previous) if previous else None)
+        for column in settings.other_text_columns:
+            column_splits = {split: read_split(examples, split, column, None, settings.tokenizer, settings.lowercase)
+                             for split in (TRAIN, EVAL)}
+            findings += other_column_findings(column_splits, column, schema)
         schema_anomalies = _schema_anomalies(artifact_utils.get_single_instance(input_dict["schema_anomalies"]))
         unseen = {(f.split, f.feature) for f in findings if f.kind == "unseen_label"}
-        findings = text_checks.schema_findings(schema_anomalies, {settings.text_column}, unseen) + findings
+        text_columns = {settings.text_column, *settings.other_text_columns}
+        findings = text_checks.schema_findings(schema_anomalies, text_columns, unseen) + findings
         for finding in findings:
             finding.action = settings.policy[finding.kind]
 

@@ -43,6 +43,10 @@ METRICS_FILE = "training_metrics.json"
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """TFX Trainer entry point."""
     custom: dict[str, Any] = fn_args.custom_config
+    if custom.get("task") in ("seq2seq", "denoise"):  # the encoder-decoders, on subword pairs
+        from components.seq2seq_trainer import run_seq2seq
+
+        return run_seq2seq(fn_args, METRICS_FILE)
     family = registry.get(custom["family"])
     classifier = custom.get("task") == "classifier"
     train_examples, eval_examples = count_records(fn_args.train_files), count_records(fn_args.eval_files)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Optional
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -72,13 +72,16 @@ def training_batches(
     seed: int,
     same_shape_batches: int = 1,
     shuffle: bool = True,
+    example_map: "Optional[Callable[[dict], dict]]" = None,
 ) -> "tf.data.Dataset":
     """Endless, shuffled (inputs, target) batches of the `columns` of transformed examples.
     With `shuffle` off, every pass yields the same batches in the same order (the eval loss of
     two measurements is then computed on the same texts).
 
     Sequence columns (length `edges[-1]`) are cut per batch as `config.batching` says; other
-    columns (a class id) pass as they are. Every batch has `batch_size` rows, and each run of
+    columns (a class id) pass as they are. `example_map` rewrites each parsed example (a dict of
+    the columns) before batching, every time it is read (denoising's fresh noise per epoch); it
+    may shorten a sequence, never lengthen it. Every batch has `batch_size` rows, and each run of
     `same_shape_batches` batches has one shape: a step that runs several train steps per call
     (`steps_per_execution`) under MirroredStrategy failed its cross-replica gather of the
     embedding gradient when the batches of one call differed in length.
@@ -97,6 +100,8 @@ def training_batches(
     examples = records.batch(PARSE_BATCH).map(
         lambda serialized: tf.io.parse_example(serialized, spec), num_parallel_calls=tf.data.AUTOTUNE
     ).unbatch()
+    if example_map is not None:
+        examples = examples.map(example_map, num_parallel_calls=tf.data.AUTOTUNE)
     edge_lengths = tf.constant(edges, tf.int32)
 
     def length(example: dict) -> tf.Tensor:

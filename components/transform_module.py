@@ -11,7 +11,16 @@ tokenizes raw text exactly as training did. Output features (int64 unless noted)
                                 the train split's target tokens (add-one smoothed): the trivial
                                 baseline a language model or VAE must beat (see `unigram_metrics`)
 and, when a label column is configured (classifier mode),
-  label_id   []                 the label's index in the TFT vocabulary "labels"
+  label_id   []                 the label's index in the TFT vocabulary "labels".
+
+A seq2seq or denoising run (a `subword_model_path` in the config, see
+`components.subword_transform`) tokenizes with its SentencePiece vocabulary instead and gives
+  source_ids [sequence_length]  the source's subword ids (its columns joined with the separator
+                                piece), then EOS, right-padded with 0
+  target_ids [sequence_length]  the target's ids (denoise: the text itself), then EOS
+  length, length_bucket         as above, of the target and of the source
+The decoder's inputs (BOS + target) and, for denoising, the corruption of the source are made
+in the Trainer's input pipeline (fresh noise every epoch) and in the exported model.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 import tensorflow_transform as tft
 
+from models.subword import SEPARATOR, SubwordTokenizer
 from models.tokens import BOS_ID, EOS_ID, NEWLINE_SYMBOL, NUM_RESERVED
 
 VOCAB_NAME = "tokens"
@@ -104,9 +114,42 @@ def length_buckets(token_counts: tf.Tensor, boundaries: list[int]) -> tf.Tensor:
     return tf.gather(tf.constant(bucket_names(boundaries)), index)
 
 
+def ids_with_end(ids: tf.RaggedTensor, sequence_length: int) -> tf.Tensor:
+    """Ragged ids -> [batch, sequence_length]: at most sequence_length - 1 ids, EOS, then PAD."""
+    ids = ids[:, : sequence_length - 1]
+    eos = tf.fill([ids.nrows(), 1], tf.constant(EOS_ID, tf.int64))
+    return tf.concat([ids, eos], axis=1).to_tensor(default_value=0, shape=[None, sequence_length])
+
+
+def source_text(inputs: dict[str, Any], columns: list[str]) -> tf.Tensor:
+    """The source column(s) as [batch] strings, several joined with the separator piece."""
+    texts = [_dense_text(inputs[column]) for column in columns]
+    return texts[0] if len(texts) == 1 else tf.strings.join(texts, separator=SEPARATOR)
+
+
+def pair_outputs(inputs: dict[str, Any], custom_config: dict[str, Any]) -> dict[str, tf.Tensor]:
+    """Source and target subword ids of a seq2seq pair (denoise: the text is both)."""
+    with tf.io.gfile.GFile(custom_config["subword_model_path"], "rb") as f:
+        tokenizer = SubwordTokenizer(f.read())
+    sequence_length = custom_config["sequence_length"]
+    source = tokenizer.tokenize(source_text(inputs, custom_config["text_columns"]))
+    target_column = custom_config.get("target_column")
+    target = tokenizer.tokenize(_dense_text(inputs[target_column])) if target_column else source
+    target_ids = ids_with_end(target, sequence_length)
+    return {
+        "source_ids": ids_with_end(source, sequence_length),
+        "target_ids": target_ids,
+        "length": tf.reduce_sum(tf.cast(tf.not_equal(target_ids, 0), tf.int64), axis=1),
+        LENGTH_BUCKET_FEATURE: length_buckets(source.row_lengths(), custom_config.get("length_buckets") or []),
+    }
+
+
 def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> dict[str, tf.Tensor]:
     """TFT entry point; `custom_config` holds text_column, label_column (or None), tokenizer,
-    lowercase, sequence_length, max_vocab_size and length_buckets from the project config."""
+    lowercase, sequence_length, max_vocab_size and length_buckets from the project config
+    (and, for subword tokens, text_columns, target_column and subword_model_path)."""
+    if custom_config.get("tokenizer") == "subword":
+        return pair_outputs(inputs, custom_config)
     text = _dense_text(inputs[custom_config["text_column"]])
     tokens = tokenize(text, custom_config["tokenizer"], custom_config["lowercase"])
     vocab_ids = tft.compute_and_apply_vocabulary(

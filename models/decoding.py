@@ -101,7 +101,7 @@ def _reorder(nest: Any, flat_indices: tf.Tensor) -> Any:
     return tf.nest.map_structure(lambda t: tf.gather(t, flat_indices, axis=0), nest)
 
 
-def beam_search(
+def beam_search_beams(
     step: StepFn,
     state: Any,
     prompt_ids: tf.Tensor,
@@ -110,8 +110,9 @@ def beam_search(
     beam_width: tf.Tensor | int,
     length_penalty: float = 0.6,
 ) -> tuple[tf.Tensor, tf.Tensor]:
-    """The best beam per example: (token ids [batch, prompt_len + max_new_tokens], score), the
-    score being the continuation's length-normalised log-probability given the prompt.
+    """Every beam per example, best first: (token ids [batch, beam_width, prompt_len +
+    max_new_tokens], scores [batch, beam_width]), a score being the continuation's
+    length-normalised log-probability given the prompt.
 
     `state` is for batch * beam_width rows (row b * beam_width + w is beam w of example b).
     A beam ends at EOS or after `max_new_tokens`; the winner has the best summed log-probability
@@ -172,9 +173,16 @@ def beam_search(
     )
     out = tf.pad(out, [[0, 0], [0, 0], [0, total - tf.shape(out)[2]]])
     penalty = ((5.0 + tf.cast(lengths, tf.float32)) / 6.0) ** length_penalty
-    normalized = scores / penalty
-    best = tf.argmax(normalized, axis=-1, output_type=tf.int32)
-    return tf.gather(out, best, batch_dims=1), tf.gather(normalized, best, batch_dims=1)
+    normalized, order = tf.math.top_k(scores / penalty, k=width)  # best first
+    return tf.gather(out, order, batch_dims=1), normalized
+
+
+def beam_search(*args: Any, **kwargs: Any) -> tuple[tf.Tensor, tf.Tensor]:
+    """The best beam per example of `beam_search_beams` (same arguments): (token ids [batch,
+    prompt_len + max_new_tokens], score), the score being the continuation's length-normalised
+    log-probability given the prompt."""
+    beams, scores = beam_search_beams(*args, **kwargs)
+    return beams[:, 0], scores[:, 0]
 
 
 def repeat_for_beams(nest: Any, beam_width: tf.Tensor | int) -> Any:
@@ -183,7 +191,7 @@ def repeat_for_beams(nest: Any, beam_width: tf.Tensor | int) -> Any:
     return tf.nest.map_structure(lambda t: tf.repeat(t, beam_width, axis=0), nest)
 
 
-def decode_seq2seq(
+def decode_seq2seq_beams(
     model: Any,
     source_ids: tf.Tensor,
     max_length: tf.Tensor | int,
@@ -191,12 +199,20 @@ def decode_seq2seq(
     length_penalty: float = 0.6,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Beam search (beam width 1: greedy) over an encoder-decoder: the source is encoded once,
-    then the decoder runs step by step from BOS. Returns the target ids [batch, max_length]
-    (EOS, then PAD) and each one's length-normalised log-probability.
+    then the decoder runs step by step from BOS. Returns every beam's target ids [batch,
+    beam_width, max_length] (EOS, then PAD), best first, and their length-normalised
+    log-probabilities [batch, beam_width].
 
     `model` has `encode(source_ids) -> encoded` and `decoder(encoded, beam_width, max_length)
     -> (step, state)` (`models.seq2seq_rnn`, `models.seq2seq_transformer`)."""
     batch = tf.shape(source_ids)[0]
     step, state = model.decoder(model.encode(source_ids), beam_width, max_length)
     no_prompt = tf.zeros([batch, 0], tf.int64)
-    return beam_search(step, state, no_prompt, tf.zeros([batch], tf.int32), max_length, beam_width, length_penalty)
+    return beam_search_beams(step, state, no_prompt, tf.zeros([batch], tf.int32), max_length, beam_width, length_penalty)
+
+
+def decode_seq2seq(*args: Any, **kwargs: Any) -> tuple[tf.Tensor, tf.Tensor]:
+    """The best beam of `decode_seq2seq_beams` (same arguments): target ids [batch, max_length]
+    and the length-normalised log-probability [batch]."""
+    beams, scores = decode_seq2seq_beams(*args, **kwargs)
+    return beams[:, 0], scores[:, 0]

@@ -23,6 +23,11 @@ if TYPE_CHECKING:
 
 UNK_ID = 3
 MIN_VOCAB_SIZE = 300  # 4 special pieces + 256 byte pieces + some characters
+# Pieces every pipeline vocabulary holds, never split: the separator between joined source
+# columns (question<sep>context) and the mask token of denoising (one per masked span).
+SEPARATOR, MASK = "<sep>", "<mask>"
+PIPELINE_SYMBOLS = (SEPARATOR, MASK)
+MAX_TRAINING_SENTENCES = 2_000_000  # the SentencePiece trainer samples this many from a larger corpus
 
 
 def train_sentencepiece(texts: Iterable[str], vocab_size: int, model_type: str = "unigram",
@@ -51,11 +56,20 @@ def train_sentencepiece(texts: Iterable[str], vocab_size: int, model_type: str =
         pad_id=PAD_ID, bos_id=BOS_ID, eos_id=EOS_ID, unk_id=UNK_ID,
         user_defined_symbols=list(user_symbols),
         hard_vocab_limit=False,
+        input_sentence_size=MAX_TRAINING_SENTENCES,
+        shuffle_input_sentence=True,
         max_sentence_length=1 << 16,
         num_threads=2,
         minloglevel=2,  # warnings and errors only
     )
     return model.getvalue()
+
+
+def piece_id(model_proto: bytes, piece: str) -> int:
+    """The id of one piece (a user symbol such as MASK) in the model."""
+    import sentencepiece
+
+    return sentencepiece.SentencePieceProcessor(model_proto=model_proto).piece_to_id(piece)
 
 
 def vocab_size_of(model_proto: bytes) -> int:

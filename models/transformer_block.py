@@ -77,7 +77,9 @@ class CausalSelfAttention(tf_keras.layers.Layer):
         q, k, v = _split_heads(self.qkv(x), 3, self.heads, self.head_dim)
         new = tf.shape(x)[1]
         written = tf.cast(tf.stack([k, v], axis=1), cache.dtype)
-        cache = tf.concat([cache[:, :, :index], written, cache[:, :, index + new :]], axis=2)
+        updated = tf.concat([cache[:, :, :index], written, cache[:, :, index + new :]], axis=2)
+        updated.set_shape(cache.shape)  # the same length (the concatenation hides it), for decoding loops
+        cache = updated
         keys, values = tf.unstack(cache, axis=1)
         query_positions = index + tf.range(new)
         key_positions = tf.range(tf.shape(cache)[2])

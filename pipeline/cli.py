@@ -99,8 +99,9 @@ def _parser() -> argparse.ArgumentParser:
     which = predict.add_mutually_exclusive_group()
     which.add_argument("--version", type=int, help="pushed version (default: the newest)")
     which.add_argument("--label", choices=["stable", "canary"], help="the version a label points at")
-    predict.add_argument("--signature", default="serving_default", metavar="NAME",
-                         help="the signature to run: serving_default, generate, translate, encode, decode, interpolate, ...")
+    predict.add_argument("--signature", metavar="NAME",
+                         help="the signature to run: serving_default, generate, translate, encode, decode, interpolate, ... "
+                         "(default: translate for an encoder-decoder, else serving_default)")
     predict.add_argument("--text", help="the raw text (the signature's text input)")
     predict.add_argument("--text-column", metavar="NAME", help="the raw feature holding the text (default: the config's)")
     report = commands.add_parser(
@@ -129,9 +130,15 @@ def _add_config_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--eval-data", metavar="PATH", help="a separate eval file (same format and columns); "
                          "default: a hash split of --data")
     command.add_argument("--format", choices=["csv", "tsv", "jsonl", "txt"], help="input format")
-    command.add_argument("--text-column", metavar="NAME", help="column (or JSON field) holding the text")
+    command.add_argument("--text-column", metavar="NAME", help="column (or JSON field) holding the text; for seq2seq, "
+                         "the source: several, comma-separated, are joined into one (question,context)")
     command.add_argument("--label-column", metavar="NAME", help="label column: train classifiers of it instead of language models")
-    command.add_argument("--tokenizer", choices=["char", "word"], help="token unit")
+    command.add_argument("--target-column", metavar="NAME", help="target column: train encoder-decoders from the text "
+                         "column(s) to it (seq2seq: translation, summarisation, question answering)")
+    command.add_argument("--task", choices=["language_model", "classifier", "seq2seq", "denoise"],
+                         help="what to train (default: from the columns); denoise: encoder-decoders restoring "
+                         "corrupted text (BART's pre-training)")
+    command.add_argument("--tokenizer", choices=["char", "word", "subword"], help="token unit")
     command.add_argument("--sequence-length", type=int, metavar="N", help="model positions per example")
     command.add_argument("--models", metavar="LIST", help="comma-separated model families, e.g. rnn")
     command.add_argument(
@@ -152,6 +159,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "data.format": args.format,
         "data.text_column": args.text_column,
         "data.label_column": args.label_column,
+        "data.target_column": args.target_column,
+        "task": args.task,
         "transform.tokenizer": args.tokenizer,
         "transform.sequence_length": args.sequence_length,
         "models": [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None,
@@ -194,6 +203,15 @@ def _report_failure(err: Exception, log_path: str, stream: TextIO) -> int:
     return EXIT_FAILED
 
 
+def _columns(config: Any) -> str:
+    """The columns a run reads, in words."""
+    data = config.data
+    text = " + ".join(f"'{c}'" for c in data.text_columns)
+    if data.target_column:
+        return f"source {text} -> target '{data.target_column}'"
+    return f"text column {text}" + (f", label column '{data.label_column}'" if data.label_column else "")
+
+
 def _run(args: argparse.Namespace) -> int:
     from pipeline.config import ConfigError, data_path, eval_data_path, load_config
     from pipeline.console import new_log_path, output_to_log
@@ -209,9 +227,9 @@ def _run(args: argparse.Namespace) -> int:
     print(
         f"textflow: pipeline '{config.name}' on {data_path(config)}"
         + (f", evaluated on {eval_data_path(config)}" if config.data.eval_path else "") + "\n"
-        f"  {config.data.format}, text column '{config.data.text_column}', {config.transform.tokenizer} tokens, "
+        f"  task {config.task}: {config.data.format}, {_columns(config)}, {config.transform.tokenizer} tokens, "
         f"models: {', '.join(config.trained_families)}"
-        + (f" ({', '.join(skipped)}: no classifier mode, not trained)" if skipped else "")
+        + (f" ({', '.join(skipped)}: no {config.task} mode, not trained)" if skipped else "")
         + "\n"
         f"  workspace {os.path.abspath(config.workspace)}, serving {os.path.abspath(config.serving_dir)}\n"
         f"  log {log_path}",

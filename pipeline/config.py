@@ -19,11 +19,14 @@ import yaml
 
 from components.training_data import TrainingDataConfig
 from models import registry
+from models.subword import MIN_VOCAB_SIZE as MIN_SUBWORD_VOCAB_SIZE
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.yaml")
 INPUT_FORMATS = ("csv", "tsv", "jsonl", "txt")
 TXT_MODES = ("lines", "windows")
-TOKENIZERS = ("char", "word")
+TOKENIZERS = ("char", "word", "subword")
+TASKS = ("language_model", "classifier", "seq2seq", "denoise")
+PAIR_TASKS = ("seq2seq", "denoise")  # the encoder-decoders' tasks
 METADATA_KINDS = ("sqlite", "mysql", "grpc")
 
 
@@ -37,23 +40,58 @@ class DataConfig:
 
     path: Optional[str] = None
     format: str = "csv"
-    text_column: str = "text"
+    # One column, or (seq2seq) several source columns joined with a separator token into one
+    # source ("question,context" on the command line).
+    text_column: Union[str, list[str]] = "text"
     label_column: Optional[str] = None
+    target_column: Optional[str] = None  # set: a seq2seq run from text_column to this column
     txt_mode: str = "lines"  # txt only: one example per line, or the corpus cut into windows
     window_chars: int = 256  # txt windows mode: characters per example
     eval_percent: int = 20  # share of examples hashed into the eval split
     eval_path: Optional[str] = None  # a separate eval file (same format and columns) instead of the hash split
     schema: Optional[str] = None  # name of schemas/<name>/schema.pbtxt; null: infer with SchemaGen
 
+    @property
+    def text_columns(self) -> list[str]:
+        """The text column(s) as a list (several only for a seq2seq source)."""
+        return [self.text_column] if isinstance(self.text_column, str) else list(self.text_column)
+
+    @property
+    def first_text_column(self) -> str:
+        """The column the language-model, classifier and single-column checks read."""
+        return self.text_columns[0]
+
 
 @dataclasses.dataclass
 class TransformConfig:
     """In-graph tokenization and vocabulary (see components/transform_module.py)."""
 
-    tokenizer: Optional[str] = None  # char | word; null: word with a label column, else char
+    tokenizer: Optional[str] = None  # char | word | subword; null: subword (seq2seq, denoise), word (classifier), char
     lowercase: bool = False
-    sequence_length: int = 192  # model positions per example; longer texts are truncated
+    sequence_length: int = 192  # model positions per example (seq2seq: per source and per target); longer texts are truncated
     max_vocab_size: int = 20000  # most frequent tokens kept; the rest map to one OOV id
+    subword_vocab_size: int = 8000  # subword: SentencePiece pieces, learned from the train split
+
+
+@dataclasses.dataclass
+class DenoiseConfig:
+    """How `task: denoise` corrupts a text for the encoder-decoder to restore (BART's noise),
+    drawn afresh for every example each epoch in the training input pipeline."""
+
+    mask_rate: float = 0.3  # share of tokens inside masked spans (each span becomes one mask token)
+    span_lambda: float = 3.0  # mean span length (Poisson); 0: single tokens
+    delete_rate: float = 0.0  # share of tokens deleted outright
+
+    def __post_init__(self) -> None:
+        for name in ("mask_rate", "delete_rate"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"denoise.{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.mask_rate + self.delete_rate >= 1.0:
+            raise ValueError("denoise.mask_rate + denoise.delete_rate must be below 1")
+        if self.mask_rate + self.delete_rate == 0.0:
+            raise ValueError("denoise.mask_rate and denoise.delete_rate are both 0: there is nothing to restore")
+        if self.span_lambda < 0:
+            raise ValueError(f"denoise.span_lambda must be 0 or more, got {self.span_lambda}")
 
 
 @dataclasses.dataclass
@@ -70,6 +108,12 @@ class EvaluationConfig:
     require_beat_baseline: bool = True
     baseline_margin: float = 0.05  # language models and the VAE: nats per token below the unigram model, at least
     baseline_min_auc: float = 0.55  # classifiers: macro AUC at least this, besides beating the majority class
+    min_bleu: float = 1.0  # seq2seq: corpus BLEU (sacreBLEU, cased, 13a) of the beam-search output, at least
+    max_bleu_drop: float = 1.0  # seq2seq: BLEU points below the last blessed seq2seq model, at most
+    min_chrf: float = 1.0  # denoise: chrF of the reconstruction, at least
+    max_chrf_drop: float = 1.0  # denoise: chrF points below the last blessed model, at most
+    beam_width: int = 4  # seq2seq and denoise: the beam of the decoded eval output and of serving_default
+    decode_examples: int = 1000  # about this many eval examples are decoded (a hash sample); the loss uses all
     # Metrics are also reported per text-length bucket (tokens before truncation), split at
     # these boundaries; the thresholds judge the whole eval split.
     length_buckets: list[int] = dataclasses.field(default_factory=lambda: [64, 256, 1024])
@@ -167,6 +211,9 @@ class Config:
     """The whole project configuration (see pipeline/default_config.yaml)."""
 
     name: str = "textflow"
+    # language_model | classifier | seq2seq | denoise; null: from the columns (a label column:
+    # classifier; a target column: seq2seq; else language_model)
+    task: Optional[str] = None
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     transform: TransformConfig = dataclasses.field(default_factory=TransformConfig)
     models: list[str] = dataclasses.field(default_factory=lambda: ["rnn", "transformer", "hvae"])
@@ -174,6 +221,7 @@ class Config:
     validation: ValidationConfig = dataclasses.field(default_factory=ValidationConfig)
     training_data: TrainingDataConfig = dataclasses.field(default_factory=TrainingDataConfig)
     evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
+    denoise: DenoiseConfig = dataclasses.field(default_factory=DenoiseConfig)
     serving_check: ServingCheckConfig = dataclasses.field(default_factory=ServingCheckConfig)
     workspace: str = "workspace"
     serving_dir: str = "serving"
@@ -183,17 +231,20 @@ class Config:
     metadata: MetadataConfig = dataclasses.field(default_factory=MetadataConfig)
     kubeflow: KubeflowConfig = dataclasses.field(default_factory=KubeflowConfig)
 
-    @property
-    def task(self) -> str:
-        """"classifier" when a label column is configured, otherwise "language_model"."""
-        return "classifier" if self.data.label_column else "language_model"
+    def __post_init__(self) -> None:
+        if self.task is None:  # follows the columns
+            self.task = ("classifier" if self.data.label_column else
+                         "seq2seq" if self.data.target_column else "language_model")
 
     @property
     def trained_families(self) -> list[str]:
-        """The families this run trains: `models`, less (in classifier mode) those without a classifier."""
+        """The families this run trains: `models`, less those without a mode for the task
+        (no classifier or encoder-decoder: the VAE)."""
         if self.task == "language_model":
             return list(self.models)
-        return [f for f in self.models if registry.get(f).build_classifier is not None]
+        if self.task == "classifier":
+            return [f for f in self.models if registry.get(f).build_classifier is not None]
+        return [f for f in self.models if registry.get(f).build_seq2seq is not None]
 
     def family_config(self, family: str) -> Any:
         """The hyper-parameters of one family (its defaults when the file has no section)."""
@@ -228,8 +279,18 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(value, inner, key)
+        inner = [a for a in args if a is not type(None)]
+        for option in inner[:-1]:  # the first type the value fits
+            try:
+                return _coerce(value, option, key)
+            except ConfigError:
+                pass
+        if len(inner) > 1:
+            try:
+                return _coerce(value, inner[-1], key)
+            except ConfigError:
+                raise ConfigError(f"config key '{key}' must be {_type_name(tp)}, got {value!r}") from None
+        return _coerce(value, inner[0], key)
     if origin is list:
         if not isinstance(value, list):
             raise ConfigError(f"config key '{key}' must be {_type_name(tp)}, got {value!r}")
@@ -281,8 +342,11 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
     config = _build(Config, raw)
     for name, section in family_sections.items():
         config.families[name] = _coerce(section or {}, registry.get(name).config_class, name)
-    if config.transform.tokenizer is None:  # a classifier reads words; a language model, characters
-        config.transform.tokenizer = "word" if config.data.label_column else "char"
+    if isinstance(config.data.text_column, str) and "," in config.data.text_column:  # --text-column a,b
+        config.data.text_column = [c.strip() for c in config.data.text_column.split(",")]
+    if config.transform.tokenizer is None:  # an encoder-decoder reads subwords; a classifier, words; an LM, characters
+        config.transform.tokenizer = ("subword" if config.task in PAIR_TASKS else
+                                      "word" if config.task == "classifier" else "char")
     validate(config)
     return config
 
@@ -303,10 +367,12 @@ def validate(config: Config) -> None:
                           "ExampleGen reads the same span of both")
     if data.window_chars < 1:
         raise ConfigError(f"config key 'data.window_chars' must be at least 1, got {data.window_chars}")
-    if not data.text_column:
+    if not data.text_columns or not all(data.text_columns):
         raise ConfigError("config key 'data.text_column' must name a column")
+    _validate_task(config)
     if config.transform.tokenizer not in TOKENIZERS:
-        raise ConfigError(f"config key 'transform.tokenizer' must be 'char' or 'word', got {config.transform.tokenizer!r}")
+        raise ConfigError(f"config key 'transform.tokenizer' must be one of {', '.join(TOKENIZERS)}, "
+                          f"got {config.transform.tokenizer!r}")
     if config.transform.sequence_length < 2:
         raise ConfigError("config key 'transform.sequence_length' must be at least 2")
     if config.transform.max_vocab_size < 1:
@@ -318,7 +384,8 @@ def validate(config: Config) -> None:
             raise ConfigError(
                 f"config key 'models' names an unknown family {family!r} (known: {', '.join(registry.names())})"
             )
-    if "transformer" in config.models and config.family_config("transformer").context < config.transform.sequence_length:
+    if ("transformer" in config.trained_families and config.task not in PAIR_TASKS  # the encoder-decoder's positions are sinusoidal
+            and config.family_config("transformer").context < config.transform.sequence_length):
         raise ConfigError(
             f"config key 'transformer.context' ({config.family_config('transformer').context}) must be at least "
             f"'transform.sequence_length' ({config.transform.sequence_length})"
@@ -327,8 +394,8 @@ def validate(config: Config) -> None:
         raise ConfigError("config key 'models' names a family twice")
     if not config.trained_families:
         raise ConfigError(
-            f"config key 'models' ({', '.join(config.models)}) names no family with a classifier mode; with "
-            f"'data.label_column' set, add rnn or transformer, or unset the label column"
+            f"config key 'models' ({', '.join(config.models)}) names no family with a {config.task} mode; "
+            f"add rnn or transformer"
         )
     if "hvae" in config.trained_families:
         hvae = config.family_config("hvae")
@@ -345,6 +412,12 @@ def validate(config: Config) -> None:
         raise ConfigError("config section 'evaluation': min_accuracy, min_auc and baseline_min_auc must be between 0 and 1")
     if limits.baseline_margin < 0:
         raise ConfigError(f"config key 'evaluation.baseline_margin' must be 0 or more, got {limits.baseline_margin}")
+    if limits.beam_width < 1 or limits.decode_examples < 1:
+        raise ConfigError("config keys 'evaluation.beam_width' and 'evaluation.decode_examples' must be at least 1")
+    for key in ("min_bleu", "max_bleu_drop", "min_chrf", "max_chrf_drop"):
+        if not 0 <= getattr(limits, key) <= 100:
+            raise ConfigError(f"config key 'evaluation.{key}' must be between 0 and 100 (BLEU and chrF points), "
+                              f"got {getattr(limits, key)}")
     buckets = limits.length_buckets
     if any(b <= 0 for b in buckets) or buckets != sorted(set(buckets)):
         raise ConfigError(f"config key 'evaluation.length_buckets' must be increasing positive token counts, got {buckets}")
@@ -358,6 +431,41 @@ def validate(config: Config) -> None:
     _validate_kubeflow(config)
     if not config.name.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(f"config key 'name' may hold only letters, digits, '-' and '_', got {config.name!r}")
+
+
+def _validate_task(config: Config) -> None:
+    """The task and the columns it reads must agree."""
+    data, task = config.data, config.task
+    if task not in TASKS:
+        raise ConfigError(f"config key 'task' must be one of {', '.join(TASKS)}, got {task!r}")
+    if data.label_column and data.target_column:
+        raise ConfigError("config keys 'data.label_column' and 'data.target_column' cannot both be set: a run trains "
+                          "classifiers of a label or encoder-decoders to a target, not both")
+    needs = {"classifier": "label_column", "seq2seq": "target_column"}
+    if task in needs and not getattr(data, needs[task]):
+        flag = needs[task].replace("_", "-")
+        raise ConfigError(f"task '{task}' needs config key 'data.{needs[task]}' (--{flag})")
+    for column in ("label_column", "target_column"):
+        if getattr(data, column) and needs.get(task) != column:
+            raise ConfigError(f"config key 'data.{column}' is set, but task '{task}' does not read it: unset one of them")
+    if data.format == "txt" and data.target_column:
+        raise ConfigError("config key 'data.target_column' cannot be used with format txt (plain text has no columns)")
+    columns = data.text_columns
+    if len(columns) > 1 and task != "seq2seq":
+        raise ConfigError(f"config key 'data.text_column' names {len(columns)} columns; several source columns are "
+                          f"joined into one source for task seq2seq only (this run's task is {task})")
+    if len(set(columns)) != len(columns) or data.target_column in columns:
+        raise ConfigError("config keys 'data.text_column' and 'data.target_column' must name different columns")
+    pair_task = task in PAIR_TASKS
+    if (config.transform.tokenizer == "subword") != pair_task:
+        raise ConfigError(
+            f"config key 'transform.tokenizer': task '{task}' reads "
+            + ("subword tokens (the encoder-decoders share one SentencePiece vocabulary); set it to subword or null"
+               if pair_task else f"char or word tokens, got {config.transform.tokenizer!r}")
+        )
+    if config.transform.subword_vocab_size < MIN_SUBWORD_VOCAB_SIZE:
+        raise ConfigError(f"config key 'transform.subword_vocab_size' must be at least {MIN_SUBWORD_VOCAB_SIZE} "
+                          f"(256 byte pieces are reserved), got {config.transform.subword_vocab_size}")
 
 
 def _validate_kubeflow(config: Config) -> None:
@@ -474,14 +582,16 @@ def schema_path(config: Config) -> Optional[str]:
 
 
 def branch_task(config: Config, family: str) -> str:
-    """What a family's branch trains and is evaluated as: "classifier", "language_model" or "vae"."""
-    return "classifier" if config.task == "classifier" else registry.get(family).objective
+    """What a family's branch trains and is evaluated as: "classifier", "seq2seq", "denoise",
+    "language_model" or "vae"."""
+    return config.task if config.task != "language_model" else registry.get(family).objective
 
 
 def branch_name(config: Config, family: str) -> str:
-    """A family's branch of the pipeline: `rnn`, or `rnn_classifier` in classifier mode, so a
-    classifier is never compared with (or served as) the same family's language model."""
-    return family if config.task == "language_model" else f"{family}_classifier"
+    """A family's branch of the pipeline: `rnn`, or `rnn_classifier`, `rnn_seq2seq`,
+    `rnn_denoise` for the other tasks, so a model is never compared with (or served as) the
+    same family's model of another task."""
+    return family if config.task == "language_model" else f"{family}_{config.task}"
 
 
 def model_name(config: Config, family: str) -> str:

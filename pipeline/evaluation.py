@@ -27,12 +27,18 @@ LM_METRICS_MODULE = "components.lm_metrics"
 CLASSIFIER_METRICS_MODULE = "components.classifier_metrics"
 VAE_METRICS_MODULE = "components.vae_metrics"
 UNIGRAM_METRICS_MODULE = "components.unigram_metrics"
+SEQ2SEQ_METRICS_MODULE = "components.seq2seq_metrics"
 # The floor metric of each task and the trivial baseline's own number it is measured against.
 FLOOR_BASELINES = {
     "accuracy_above_chance": "majority_class_accuracy",
     "cross_entropy_below_unigram": "unigram_cross_entropy",
     "negative_elbo_below_unigram": "unigram_cross_entropy",
+    "bleu_above_copy": "copy_bleu",
+    "chrf_above_copy": "copy_chrf",
 }
+# What a pair task's decoded output is judged by: (metric, its floor metric, config keys of the limits).
+PAIR_SCORES = {"seq2seq": ("bleu", "bleu_above_copy", "min_bleu", "max_bleu_drop"),
+               "denoise": ("chrf", "chrf_above_copy", "min_chrf", "max_chrf_drop")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +76,10 @@ def blessing_thresholds(config: Config, family: str) -> list[Threshold]:
                       floor=floor and limits.baseline_min_auc > limits.min_auc),
         ]
         return thresholds + ([Threshold("accuracy_above_chance", 0.0, True, floor=True)] if floor else [])
+    if task in PAIR_SCORES:
+        metric, above_copy, minimum, max_drop = PAIR_SCORES[task]
+        thresholds = [Threshold(metric, getattr(limits, minimum), True, getattr(limits, max_drop))]
+        return thresholds + ([Threshold(above_copy, 0.0, True, floor=True)] if floor else [])
     # The VAE's negative ELBO bounds its cross-entropy per token from above: same limits.
     metric = "negative_elbo_per_token" if task == "vae" else "cross_entropy_per_token"
     thresholds = [Threshold(metric, limits.max_cross_entropy, False, limits.max_increase)]
@@ -94,6 +104,12 @@ def describe_trivial_baseline(config: Config, family: str, metrics: dict[str, fl
         return (f"trivial baseline: majority class accuracy {majority:.4f} on {examples} eval examples; beating it takes "
                 f"accuracy >= {needed:.4f} (+{CHANCE_STANDARD_ERRORS:g} standard errors) and AUC >= "
                 f"{max(limits.min_auc, limits.baseline_min_auc):.2f}{too_few}{state}")
+    if task in PAIR_SCORES:
+        metric = PAIR_SCORES[task][0]
+        copy = metrics.get(f"copy_{metric}", nan)
+        copied = "the corrupted input" if task == "denoise" else "the source"
+        return (f"trivial baseline: copying {copied}, {metric} {copy:.2f} on {int(metrics.get('decoded_examples', 0))} "
+                f"decoded eval examples; beating it takes {metric} above {copy:.2f}{state}")
     unigram = metrics.get("unigram_cross_entropy", nan)
     what = "negative ELBO" if task == "vae" else "cross-entropy"
     return (f"trivial baseline: the train split's unigram model, {unigram:.4f} nats/token on the eval split; beating it "
@@ -144,6 +160,15 @@ def eval_config(config: Config, family: str) -> tfma.EvalConfig:
             label_key=LABEL_FEATURE,
             prediction_key=PROBABILITIES,
         )
+    elif task in PAIR_SCORES:
+        module = SEQ2SEQ_METRICS_MODULE
+        names = {"CorpusBleu": "bleu", "CorpusChrf": "chrf",  # not "Bleu": TFMA has its own by that name
+                 "CopyBleu": "copy_bleu", "CopyChrf": "copy_chrf",
+                 "BleuAboveCopy": "bleu_above_copy", "ChrfAboveCopy": "chrf_above_copy",
+                 "DecodedExamples": "decoded_examples"}
+        # `evaluate` scores the targets teacher-forced and decodes a sample with beam search.
+        model_spec = tfma.ModelSpec(signature_name="evaluate", model_type=tfma.TF_GENERIC,
+                                    preprocessing_function_names=["transform_features"])
     elif task == "vae":
         module = VAE_METRICS_MODULE
         names = {
@@ -163,7 +188,12 @@ def eval_config(config: Config, family: str) -> tfma.EvalConfig:
         model_spec = tfma.ModelSpec(signature_name="serving_default", model_type=tfma.TF_GENERIC,
                                     preprocessing_function_names=["transform_features"])
     metrics = [tfma.MetricConfig(class_name="ExampleCount")]
-    modules = [(module, names)] + ([(UNIGRAM_METRICS_MODULE, unigram)] if task != "classifier" else [])
+    if task in PAIR_SCORES:
+        cross_entropy = {"CrossEntropyPerToken": "cross_entropy_per_token", "Perplexity": "perplexity",
+                         "TokenAccuracy": "token_accuracy"}
+        modules = [(module, names), (LM_METRICS_MODULE, cross_entropy)]
+    else:
+        modules = [(module, names)] + ([(UNIGRAM_METRICS_MODULE, unigram)] if task != "classifier" else [])
     for module_name, module_metrics in modules:
         for class_name, name in module_metrics.items():
             metrics.append(tfma.MetricConfig(class_name=class_name, module=module_name,

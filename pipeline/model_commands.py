@@ -92,14 +92,15 @@ TEXT_INPUTS = ("text", "prompt", "source")  # the string input `--text` fills
 
 
 def predict(config: Config, serving_dir: str, name: str, version: Optional[int], label: Optional[str], text: Optional[str],
-            text_column: Optional[str], signature: str = "serving_default",
+            text_column: Optional[str], signature: Optional[str] = None,
             options: Optional[dict[str, str]] = None) -> str:
     """Loads a pushed model the way TensorFlow Serving does (its SavedModel signatures, no
     project code) and returns what `signature` answers. Its inputs come from the SavedModel:
     serialized examples are built from `text`; a string input is `--text` (or its own option,
     as `interpolate`'s `--first`/`--second`); a number or a vector (comma-separated) is its
     own option (`max_new_tokens` from `--max-new-tokens`), decoding settings defaulting to
-    `INPUT_DEFAULTS`."""
+    `INPUT_DEFAULTS`. Without `signature`: `translate` for an encoder-decoder (the text is its
+    source), else `serving_default`."""
     options = dict(options or {})
     if label:
         entry = read_state(serving_dir).get(name)
@@ -119,6 +120,8 @@ def predict(config: Config, serving_dir: str, name: str, version: Optional[int],
         model = tf.saved_model.load(path)
     except (ValueError, OSError, tf.errors.OpError) as err:
         raise PromotionError(f"{path} is not a SavedModel TensorFlow can load: {str(err).splitlines()[0]}") from None
+    if signature is None:
+        signature = "translate" if "translate" in model.signatures else "serving_default"
     if signature not in model.signatures:
         raise PromotionError(f"{name} version {version} has no signature {signature!r} "
                              f"(it has: {', '.join(sorted(model.signatures))})")
@@ -134,7 +137,7 @@ def predict(config: Config, serving_dir: str, name: str, version: Optional[int],
         if key == "examples":
             if text is None:
                 raise PromotionError(f"signature {signature!r} reads a text: give --text")
-            values[key] = tf.constant([_example(text, text_column or config.data.text_column)])
+            values[key] = tf.constant([_example(text, text_column or config.data.first_text_column)])
         elif spec.dtype == tf.string:
             given = options.get(key, text if key in TEXT_INPUTS or len(strings) == 1 else None)
             if given is None:

@@ -18,6 +18,7 @@ LatestArtifactStrategy, the one the KFP v2 compiler can express.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from typing import Optional
 
@@ -27,12 +28,14 @@ from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import LatestA
 from components.data_gate import DataGate
 from components.serving_check import ServingCheck
 from components.serving_pusher import ServingPusher
+from components.subword_transform import SubwordTransform
+from components.subword_vocabulary import SubwordVocabularyGen
 from components.text_example_gen import TextExampleGen
 from components.text_readers import ReaderOptions
 from components.text_schema_gen import TextSchemaGen
 from components.text_validator import LatestPerSpanStrategy, Settings, TextValidator
 from pipeline import kubeflow
-from pipeline.config import Config, branch_name, data_path, eval_data_path, model_name, schema_path
+from pipeline.config import PAIR_TASKS, Config, branch_name, branch_task, data_path, eval_data_path, model_name, schema_path
 from pipeline.evaluation import eval_config
 from pipeline.metadata_connection import pipeline_connection_config
 
@@ -82,16 +85,22 @@ def input_patterns(path: str, eval_path: Optional[str]) -> tuple[str, str, Optio
 
 def _transform_settings(config: Config) -> dict:
     data = config.data
-    return {"text_column": data.text_column, "label_column": data.label_column, **dataclasses.asdict(config.transform),
-            "length_buckets": list(config.evaluation.length_buckets)}
+    settings = {"text_column": data.first_text_column, "label_column": data.label_column,
+                **dataclasses.asdict(config.transform), "length_buckets": list(config.evaluation.length_buckets)}
+    if config.task in PAIR_TASKS:
+        settings.update(text_columns=data.text_columns, target_column=data.target_column)
+    return settings
 
 
 def _validator_settings(config: Config) -> Settings:
     validation = config.validation
+    data = config.data
     return Settings(
-        text_column=config.data.text_column,
-        label_column=config.data.label_column,
-        tokenizer=config.transform.tokenizer,
+        text_column=data.first_text_column,
+        label_column=data.label_column,
+        other_text_columns=data.text_columns[1:] + ([data.target_column] if data.target_column else []),
+        # The checks count words: subwords are learned after them, from the data they pass.
+        tokenizer="word" if config.transform.tokenizer == "subword" else config.transform.tokenizer,
         lowercase=config.transform.lowercase,
         max_vocab_size=config.transform.max_vocab_size,
         drift=dataclasses.asdict(validation.drift),
@@ -123,6 +132,7 @@ def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional
         format=config.data.format,
         text_column=config.data.text_column,
         label_column=config.data.label_column,
+        target_column=config.data.target_column,
         txt_mode=config.data.txt_mode,
         window_chars=config.data.window_chars,
     )
@@ -139,7 +149,7 @@ def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional
     else:
         schema_gen = TextSchemaGen(
             statistics=statistics_gen.outputs["statistics"],
-            text_columns=[config.data.text_column],
+            text_columns=config.data.text_columns + ([config.data.target_column] if config.data.target_column else []),
             min_coverage=config.validation.min_vocabulary_coverage,
             max_tokens=config.validation.max_text_tokens,
         )
@@ -160,16 +170,33 @@ def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional
         settings=_validator_settings(config),
     )
     data_gate = DataGate(validation=text_validator.outputs["anomalies"])
-    transform = tfx.components.Transform(
-        examples=example_gen.outputs["examples"],
-        schema=schema_gen.outputs["schema"],
-        preprocessing_fn="components.transform_module.preprocessing_fn",
-        custom_config=_transform_settings(config),
-        disable_statistics=True,
-    )
-    transform.add_upstream_node(data_gate)
-    components = [example_gen, statistics_gen, schema_gen, example_validator, earlier_spans, text_validator,
-                  data_gate, transform]
+    components = [example_gen, statistics_gen, schema_gen, example_validator, earlier_spans, text_validator, data_gate]
+    if config.transform.tokenizer == "subword":
+        # The SentencePiece vocabulary is learned from the train split once the data has passed the gate.
+        vocabulary = SubwordVocabularyGen(
+            examples=example_gen.outputs["examples"],
+            columns=json.dumps({"source": config.data.text_columns, "target": config.data.target_column}),
+            vocab_size=config.transform.subword_vocab_size,
+        )
+        vocabulary.add_upstream_node(data_gate)
+        transform = SubwordTransform(
+            examples=example_gen.outputs["examples"],
+            schema=schema_gen.outputs["schema"],
+            subword_vocabulary=vocabulary.outputs["vocabulary"],
+            preprocessing_fn="components.transform_module.preprocessing_fn",
+            custom_config=_transform_settings(config),
+        ).with_id("Transform")
+        components.append(vocabulary)
+    else:
+        transform = tfx.components.Transform(
+            examples=example_gen.outputs["examples"],
+            schema=schema_gen.outputs["schema"],
+            preprocessing_fn="components.transform_module.preprocessing_fn",
+            custom_config=_transform_settings(config),
+            disable_statistics=True,
+        )
+        transform.add_upstream_node(data_gate)
+    components.append(transform)
 
     for family in config.trained_families:
         hparams = config.family_config(family)
@@ -188,9 +215,14 @@ def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional
                 "task": config.task,
                 "hparams": dataclasses.asdict(hparams),
                 "training_data": dataclasses.asdict(config.training_data),
-                "text_column": config.data.text_column,
+                "text_column": config.data.first_text_column,
+                "text_columns": config.data.text_columns,
+                "target_column": config.data.target_column,
                 "label_column": config.data.label_column,
                 "tokenizer": config.transform.tokenizer,
+                "denoise": dataclasses.asdict(config.denoise),
+                "beam_width": config.evaluation.beam_width,
+                "decode_examples": config.evaluation.decode_examples,
             },
         ).with_id(ids["trainer"])
         if on_cluster:
@@ -216,7 +248,7 @@ def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional
             model=trainer.outputs["model"],
             examples=example_gen.outputs["examples"],
             model_name=model_name(config, family),
-            text_column=config.data.text_column,
+            text_column=config.data.first_text_column,
             batch_size=config.serving_check.batch_size,
             latency_requests=config.serving_check.latency_requests,
             max_p99_ms=config.serving_check.max_p99_ms,

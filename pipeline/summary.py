@@ -72,7 +72,7 @@ class ThresholdCheck:
 @dataclasses.dataclass
 class FamilyResult:
     family: str
-    task: str  # "language_model", "vae" or "classifier"
+    task: str  # "language_model", "vae", "classifier", "seq2seq" or "denoise"
     model_name: str
     metrics: dict[str, float]
     baseline_metrics: dict[str, float]
@@ -230,6 +230,13 @@ def _headline(r: FamilyResult) -> str:
             f"accuracy {m.get('accuracy', math.nan):.4f}, AUC {m.get('auc', math.nan):.4f}, "
             f"macro precision {m.get('macro_precision', math.nan):.4f}, macro recall {m.get('macro_recall', math.nan):.4f}"
         )
+    if r.task in ("seq2seq", "denoise"):
+        return (
+            f"BLEU {m.get('bleu', math.nan):.2f}, chrF {m.get('chrf', math.nan):.2f} on "
+            f"{int(m.get('decoded_examples', 0))} decoded eval examples, cross-entropy "
+            f"{m.get('cross_entropy_per_token', math.nan):.4f} nats/target token (teacher-forced), token accuracy "
+            f"{m.get('token_accuracy', math.nan):.3f}"
+        )
     if r.task == "vae":
         return (
             f"negative ELBO {m.get('negative_elbo_per_token', math.nan):.4f} nats/token (bounds cross-entropy), "
@@ -249,7 +256,7 @@ def format_summary(results: list[FamilyResult], validation: Optional[dict] = Non
     """The end-of-run summary the CLI prints."""
     lines = ["", "Summary", *describe_data(validation)]
     for r in results:
-        kind = " classifier" if r.task == "classifier" else ""
+        kind = f" {r.task}" if r.task in ("classifier", "seq2seq", "denoise") else ""
         lines.append(
             f"  {r.family}{kind} ({r.model_name}, {int(r.training.get('parameters', 0)):,} parameters): "
             f"{_headline(r)}, {int(r.metrics.get('example_count', 0))} eval examples"
@@ -263,7 +270,7 @@ def format_summary(results: list[FamilyResult], validation: Optional[dict] = Non
         lines += [f"      {check.describe()}" for check in r.checks]
         lines += _describe_serving_check(r.serving_check)
         lines.append(f"    pushed to {r.pushed_to}" if r.pushed_to else "    not pushed")
-    generative = [r for r in results if r.task != "classifier"]
+    generative = [r for r in results if r.task in ("language_model", "vae")]
     if len(generative) > 1:
         side_by_side = ", ".join(f"{r.family} {_nats_per_token(r):.4f}" for r in generative)
         lines.append(f"  nats per eval token (cross-entropy; hvae: negative ELBO, an upper bound): {side_by_side}")

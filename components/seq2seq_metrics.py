@@ -1,0 +1,132 @@
+"""TFMA metrics of an encoder-decoder's decoded output: corpus BLEU and chrF (sacreBLEU), and
+the same scores of the trivial baseline, copying the source.
+
+The model's `evaluate` signature (`models.seq2seq_export`) decodes a hash sample of the eval
+examples with beam search and returns, per example, `decoded` (1 for the sample), `output`,
+`source` (for denoising: the corrupted text the model read) and `reference`. Each metric
+gathers the sample's texts over a slice and scores them as one corpus, exactly as
+`sacrebleu.corpus_bleu` / `corpus_chrf` would (BLEU: cased, the 13a tokenizer):
+
+  bleu, chrf                   the model's output against the references
+  copy_bleu, copy_chrf         the source copied as it is (translation: the untranslated text;
+                               denoising: the corrupted input)
+  bleu_above_copy, chrf_above_copy   the model's score minus the copy's (the blessing floor)
+  decoded_examples             how many examples the scores cover
+
+The teacher-forced cross-entropy of the targets comes from `components.lm_metrics`, which reads
+the same signature's `log_likelihood` and `token_count` over every eval example.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import apache_beam as beam
+import numpy as np
+import sacrebleu
+import tensorflow_model_analysis as tfma
+from tensorflow_model_analysis import constants
+from tensorflow_model_analysis.metrics import metric_types
+
+from components.tfma_metrics import per_model_computations
+
+_Texts = tuple[list[str], list[str], list[str]]  # outputs, sources, references of the decoded examples
+
+
+def _text(value: object) -> str:
+    value = np.asarray(value).reshape(-1)[0]
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def bleu(hypotheses: list[str], references: list[str]) -> float:
+    """Corpus BLEU, sacreBLEU's defaults (cased, 13a tokenizer); NaN without examples."""
+    return sacrebleu.corpus_bleu(hypotheses, [references]).score if hypotheses else float("nan")
+
+
+def chrf(hypotheses: list[str], references: list[str]) -> float:
+    """Corpus chrF (sacreBLEU's defaults: character 6-grams, beta 2); NaN without examples."""
+    return sacrebleu.corpus_chrf(hypotheses, [references]).score if hypotheses else float("nan")
+
+
+class _DecodedTexts(beam.CombineFn):
+    """Gathers the decoded examples' texts over a slice, then scores them with `finish`."""
+
+    def __init__(self, key: metric_types.MetricKey, model_name: str, finish: Callable[[_Texts], float]):
+        self._key, self._model_name, self._finish = key, model_name, finish
+
+    def create_accumulator(self) -> _Texts:
+        return [], [], []
+
+    def add_input(self, acc: _Texts, element: metric_types.StandardMetricInputs) -> _Texts:
+        predictions = element.get_by_key(constants.PREDICTIONS_KEY, self._model_name)
+        if not isinstance(predictions, dict) or "decoded" not in predictions:
+            raise ValueError(f"the model's evaluate signature must return 'decoded', 'output', 'source' and "
+                             f"'reference'; got {predictions!r}")
+        if int(np.asarray(predictions["decoded"]).reshape(-1)[0]):
+            for texts, name in zip(acc, ("output", "source", "reference")):
+                texts.append(_text(predictions[name]))
+        return acc
+
+    def merge_accumulators(self, accumulators: Iterable[_Texts]) -> _Texts:
+        merged: _Texts = ([], [], [])
+        for acc in accumulators:
+            for into, texts in zip(merged, acc):
+                into.extend(texts)
+        return merged
+
+    def extract_output(self, acc: _Texts) -> dict[metric_types.MetricKey, float]:
+        return {self._key: float(self._finish(acc))}
+
+
+def _metric(finish: Callable[[_Texts], float]) -> Callable[..., metric_types.MetricComputations]:
+    return per_model_computations(lambda key, model_name: _DecodedTexts(key, model_name, finish),
+                                  [constants.PREDICTIONS_KEY])
+
+
+class CorpusBleu(tfma.metrics.Metric):
+    """Corpus BLEU of the decoded output (sacreBLEU, cased, 13a)."""
+
+    def __init__(self, name: str = "bleu"):
+        super().__init__(_metric(lambda t: bleu(t[0], t[2])), name=name)
+
+
+class CorpusChrf(tfma.metrics.Metric):
+    """Corpus chrF of the decoded output."""
+
+    def __init__(self, name: str = "chrf"):
+        super().__init__(_metric(lambda t: chrf(t[0], t[2])), name=name)
+
+
+class CopyBleu(tfma.metrics.Metric):
+    """BLEU of copying the source: the trivial baseline."""
+
+    def __init__(self, name: str = "copy_bleu"):
+        super().__init__(_metric(lambda t: bleu(t[1], t[2])), name=name)
+
+
+class CopyChrf(tfma.metrics.Metric):
+    """chrF of copying the source (for denoising, the corrupted input): the trivial baseline."""
+
+    def __init__(self, name: str = "copy_chrf"):
+        super().__init__(_metric(lambda t: chrf(t[1], t[2])), name=name)
+
+
+class BleuAboveCopy(tfma.metrics.Metric):
+    """BLEU points of the output above copying the source."""
+
+    def __init__(self, name: str = "bleu_above_copy"):
+        super().__init__(_metric(lambda t: bleu(t[0], t[2]) - bleu(t[1], t[2])), name=name)
+
+
+class ChrfAboveCopy(tfma.metrics.Metric):
+    """chrF points of the output above copying the source."""
+
+    def __init__(self, name: str = "chrf_above_copy"):
+        super().__init__(_metric(lambda t: chrf(t[0], t[2]) - chrf(t[1], t[2])), name=name)
+
+
+class DecodedExamples(tfma.metrics.Metric):
+    """How many eval examples were decoded (the sample the BLEU and chrF scores cover)."""
+
+    def __init__(self, name: str = "decoded_examples"):
+        super().__init__(_metric(lambda t: len(t[0])), name=name)
