@@ -129,6 +129,45 @@ def test_a_label_column_switches_to_classifier_branches_with_their_own_names():
     assert node_ids(classifier, "transformer")["evaluator"] == "Evaluator_transformer_classifier"
 
 
+def test_a_target_column_makes_a_seq2seq_run_with_subwords_and_its_own_branches():
+    from pipeline.config import model_name
+    from pipeline.evaluation import blessing_thresholds
+    from pipeline.pipeline import node_ids
+
+    config = load_config(overrides={"data.format": "jsonl", "data.text_column": "de", "data.target_column": "en"})
+    assert config.task == "seq2seq" and config.transform.tokenizer == "subword"
+    assert config.trained_families == ["rnn", "transformer"]  # hvae has no encoder-decoder
+    assert model_name(config, "transformer") == "textflow-transformer-seq2seq"
+    assert node_ids(config, "rnn")["trainer"] == "Trainer_rnn_seq2seq"
+    assert [(t.metric, t.bound, t.max_worsening) for t in blessing_thresholds(config, "rnn")] == [
+        ("bleu", 1.0, 1.0), ("bleu_above_copy", 0.0, None)]
+    question_answering = load_config(overrides={"data.format": "jsonl", "data.text_column": "question,context",
+                                                "data.target_column": "answer"})
+    assert question_answering.data.text_columns == ["question", "context"]
+    denoise = load_config(overrides={"task": "denoise"})
+    assert denoise.transform.tokenizer == "subword" and model_name(denoise, "rnn") == "textflow-rnn-denoise"
+    assert [t.metric for t in blessing_thresholds(denoise, "rnn")] == ["chrf", "chrf_above_copy"]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"task": "seq2seq"}, "task 'seq2seq' needs config key 'data.target_column'"),
+    ({"task": "classifier"}, "task 'classifier' needs config key 'data.label_column'"),
+    ({"data.target_column": "en", "data.label_column": "label"}, "cannot both be set"),
+    ({"task": "denoise", "data.target_column": "en"}, "task 'denoise' does not read it"),
+    ({"data.text_column": "a,b"}, "joined into one source for task seq2seq only"),
+    ({"data.text_column": "en", "data.target_column": "en"}, "must name different columns"),
+    ({"data.target_column": "en", "transform.tokenizer": "char"}, "reads subword tokens"),
+    ({"transform.tokenizer": "subword"}, "reads char or word tokens"),
+    ({"task": "translate"}, "config key 'task' must be one of"),
+    ({"task": "denoise", "denoise.mask_rate": 0.0}, "nothing to restore"),
+    ({"data.target_column": "en", "transform.subword_vocab_size": 100}, "at least 300"),
+    ({"data.format": "txt", "data.target_column": "en"}, "cannot be used with format txt"),
+])
+def test_task_and_column_mistakes_are_refused_by_name(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(overrides=overrides)
+
+
 def overall_threshold(metric_config):
     """The metric's threshold, which must judge the whole eval split only (not each slice)."""
     (per_slice,) = metric_config.per_slice_thresholds
