@@ -10,9 +10,13 @@ links it in.
 
 The pipeline's export (`export_seq2seq`) adds what every family serves: `serving_default`
 (serialized tf.Examples holding the source column(s) -> `translation`, `score`, decoded with
-the configured beam), `transform_features`, and `evaluate`, which the Evaluator calls: the
+the configured beam), `transform_features`, `evaluate`, which the Evaluator calls (the
 teacher-forced log-likelihood of the target and, for a hash sample of the examples, the
-decoded output beside its source and reference texts (for BLEU and chrF in TFMA).
+decoded output beside its source and reference texts, for BLEU and chrF in TFMA), and
+`attention` (`source` strings -> the decoded `translation`, the `source_pieces` and
+`output_pieces` as strings, and `attention` [batch, output pieces, source pieces]: the RNN's
+attention, the Transformer's last-layer cross-attention averaged over heads), which the
+run's report draws.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from models.decoding import decode_seq2seq, decode_seq2seq_beams
 from models.denoising import Noise, corrupt_batch, text_seeds
 from models.export import save_model, transform_features_signature
 from models.lm_loss import token_log_likelihoods
-from models.seq2seq import decoder_inputs, with_end
+from models.seq2seq import attention_of_output, decoder_inputs, with_end
 from models.subword import SEPARATOR, SubwordTokenizer
 from models.tokens import PAD_ID
 
@@ -67,6 +71,23 @@ def translate_signature(model: tf_keras.Model, tokenizer: SubwordTokenizer) -> t
     return translate.get_concrete_function()
 
 
+def attention_signature(model: tf_keras.Model, tokenizer: SubwordTokenizer, max_length: int,
+                        beam_width: int) -> tf.types.experimental.ConcreteFunction:
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="source")])
+    def attention(source: tf.Tensor) -> dict[str, tf.Tensor]:
+        source_ids = source_ids_of(tokenizer, source)
+        ids, score = decode_seq2seq(model, source_ids, tf.constant(max_length), tf.constant(beam_width))
+        return {
+            "translation": tokenizer.detokenize(ids),
+            "score": score,
+            "source_pieces": tokenizer.op.id_to_string(tf.cast(source_ids, tf.int32)),
+            "output_pieces": tokenizer.op.id_to_string(tf.cast(ids, tf.int32)),
+            "attention": tf.cast(attention_of_output(model, source_ids, ids), tf.float32),
+        }
+
+    return attention.get_concrete_function()
+
+
 def export_translator(model: tf_keras.Model, tokenizer: SubwordTokenizer, export_dir: str) -> None:
     """Writes `model` (float32, outside any distribution strategy) as a SavedModel in
     `export_dir` with the `translate` signature."""
@@ -102,7 +123,7 @@ def export_seq2seq(
     tokenizer: SubwordTokenizer,
     serving: Seq2SeqServing,
 ) -> None:
-    """Saves `model` with `serving_default`, `translate`, `evaluate` and `transform_features`."""
+    """Saves `model` with `serving_default`, `translate`, `evaluate`, `attention` and `transform_features`."""
     model.transform_layer = transform_layer  # tracked, so its assets and resources are saved
     model.subword_tokenizer = tokenizer.op
     spec = dict(raw_feature_spec)
@@ -151,6 +172,7 @@ def export_seq2seq(
         "serving_default": serve.get_concrete_function(),
         "translate": translate_signature(model, tokenizer),
         "evaluate": evaluate.get_concrete_function(),
+        "attention": attention_signature(model, tokenizer, serving.max_length, serving.beam_width),
         "transform_features": transform_features_signature(model, spec),
     }
     save_model(model, export_dir, signatures)

@@ -114,6 +114,7 @@ class EvaluationConfig:
     max_chrf_drop: float = 1.0  # denoise: chrF points below the last blessed model, at most
     beam_width: int = 4  # seq2seq and denoise: the beam of the decoded eval output and of serving_default
     decode_examples: int = 1000  # about this many eval examples are decoded (a hash sample); the loss uses all
+    report_examples: int = 3  # eval examples whose model output (seq2seq: with attention) the report shows
     # Metrics are also reported per text-length bucket (tokens before truncation), split at
     # these boundaries; the thresholds judge the whole eval split.
     length_buckets: list[int] = dataclasses.field(default_factory=lambda: [64, 256, 1024])
@@ -412,6 +413,8 @@ def validate(config: Config) -> None:
         raise ConfigError("config section 'evaluation': min_accuracy, min_auc and baseline_min_auc must be between 0 and 1")
     if limits.baseline_margin < 0:
         raise ConfigError(f"config key 'evaluation.baseline_margin' must be 0 or more, got {limits.baseline_margin}")
+    if limits.report_examples < 0:
+        raise ConfigError(f"config key 'evaluation.report_examples' must be 0 or more, got {limits.report_examples}")
     if limits.beam_width < 1 or limits.decode_examples < 1:
         raise ConfigError("config keys 'evaluation.beam_width' and 'evaluation.decode_examples' must be at least 1")
     for key in ("min_bleu", "max_bleu_drop", "min_chrf", "max_chrf_drop"):

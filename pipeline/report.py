@@ -45,9 +45,20 @@ class Chart:
 
 
 @dataclasses.dataclass
+class Heatmap:
+    """Attention of an encoder-decoder: one row per output piece, one column per source piece,
+    each cell a weight in [0, 1]. Drawn in the HTML report only (the text forms list the texts)."""
+
+    title: str
+    rows: list[str]
+    columns: list[str]
+    weights: list[list[float]]
+
+
+@dataclasses.dataclass
 class Section:
     title: str
-    blocks: list[Union[str, Table, Chart]]
+    blocks: list[Union[str, Table, Chart, Heatmap]]
     anchor: str = ""
 
 
@@ -198,7 +209,31 @@ def _model_section(family: dict) -> Section:
         blocks.append(f"Serving check {verdict}; serving_default p50 {_number(latency.get('p50_ms'), 1)} ms, "
                       f"p99 {_number(latency.get('p99_ms'), 1)} ms.")
     blocks.append(f"Pushed to {family['pushed_to']}." if family.get("pushed_to") else "Not pushed.")
+    blocks += _seq2seq_blocks(family)
     return Section(f"Model: {family['model_name']} ({family['family']})", blocks, f"model-{family['family']}")
+
+
+PAIR_SCORE = {"seq2seq": ("bleu", "BLEU"), "denoise": ("chrf", "chrF")}
+
+
+def _seq2seq_blocks(family: dict) -> list[Union[str, Table, Chart, Heatmap]]:
+    """An encoder-decoder's decoded score by source length, and sample outputs with attention."""
+    if family.get("task") not in PAIR_SCORE:
+        return []
+    metric, label = PAIR_SCORE[family["task"]]
+    blocks: list[Union[str, Table, Chart, Heatmap]] = []
+    bars = [(name.partition("=")[2], _number(values.get(metric), 2), max(values.get(metric) or 0.0, 0.0))
+            for name, values in family.get("slices", {}).items()
+            if name.startswith("length_bucket=") and values.get(metric) == values.get(metric)]  # NaN: nothing decoded
+    if bars:
+        blocks.append(Chart(f"{label} by source length (subword tokens)", bars))
+    samples = family.get("samples") or []
+    if samples:
+        blocks.append(Table(["source", "reference", "output"], [[s["source"], s["reference"], s["output"]] for s in samples]))
+        for i, sample in enumerate(samples, start=1):
+            blocks.append(Heatmap(f"Attention while writing example {i}: output pieces (rows) over source pieces",
+                                  sample["output_pieces"], sample["source_pieces"], sample["attention"]))
+    return blocks
 
 
 def render(sections: list[Section], fmt: str, title: str) -> str:
@@ -216,6 +251,8 @@ def _markdown(sections: list[Section], title: str) -> str:
     for section in sections:
         out += [f"## {section.title}", ""]
         for block in section.blocks:
+            if isinstance(block, Heatmap):
+                continue  # a picture: the HTML report has it
             if isinstance(block, str):
                 out += [block, ""]
             else:
@@ -233,6 +270,8 @@ def _text(sections: list[Section], title: str) -> str:
     for section in sections:
         out += [section.title, "-" * len(section.title)]
         for block in section.blocks:
+            if isinstance(block, Heatmap):
+                continue  # a picture: the HTML report has it
             if isinstance(block, str):
                 out.append(block)
             elif isinstance(block, Chart):
@@ -273,6 +312,27 @@ def _svg_chart(chart: Chart) -> str:
     return "".join(parts)
 
 
+def _svg_heatmap(heatmap: Heatmap) -> str:
+    """Rows of cells shaded by weight (the darkest is the largest weight of the map), the source
+    pieces written slanted above the columns, the output pieces left of the rows."""
+    cell, left, top = 16, 110, 90
+    shown = lambda piece: html.escape(piece.replace(" ", "\u2581"))  # noqa: E731  (a visible space)
+    largest = max((w for row in heatmap.weights for w in row), default=0.0) or 1.0
+    width, height = left + cell * len(heatmap.columns) + 10, top + cell * len(heatmap.rows) + 4
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="heatmap" width="{width}" height="{height}" role="img">']
+    for j, piece in enumerate(heatmap.columns):
+        x = left + j * cell + cell / 2
+        parts.append(f'<text x="{x:.0f}" y="{top - 6}" transform="rotate(-60 {x:.0f} {top - 6})">{shown(piece)}</text>')
+    for i, (piece, row) in enumerate(zip(heatmap.rows, heatmap.weights)):
+        y = top + i * cell
+        parts.append(f'<text x="{left - 6}" y="{y + 12}" text-anchor="end">{shown(piece)}</text>')
+        for j, weight in enumerate(row):
+            parts.append(f'<rect x="{left + j * cell}" y="{y}" width="{cell - 1}" height="{cell - 1}" fill="#0969da" '
+                         f'fill-opacity="{weight / largest:.3f}"><title>{weight:.3f}</title></rect>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
 def _html(sections: list[Section], title: str) -> str:
     esc = html.escape
     body = [f"<h1>{esc(title)}</h1>",
@@ -284,6 +344,8 @@ def _html(sections: list[Section], title: str) -> str:
                 body.append(f"<p>{esc(block)}</p>")
             elif isinstance(block, Chart):
                 body.append(f'<figure class="chart"><figcaption>{esc(block.title)}</figcaption>{_svg_chart(block)}</figure>')
+            elif isinstance(block, Heatmap):
+                body.append(f'<figure class="attention"><figcaption>{esc(block.title)}</figcaption>{_svg_heatmap(block)}</figure>')
             else:
                 head = "".join(f"<th>{esc(h)}</th>" for h in block.headers)
                 rows = "".join("<tr>" + "".join(f'<td class="{esc(str(v))}">{esc(str(v))}</td>' if v in ("BLOCK", "warn", "pass", "FAIL")

@@ -62,6 +62,7 @@ def family_record(r: FamilyResult) -> dict:
         "serving_check": r.serving_check,
         "pushed_to": r.pushed_to,
         "training": r.training,
+        "samples": r.samples,
     }
 
 

@@ -22,7 +22,7 @@ from components.serving_check_report import read_serving_check
 from components.text_checks import Finding
 from components.text_validator import read_report
 from components.trainer_module import METRICS_FILE
-from pipeline.config import Config, branch_task, model_name
+from pipeline.config import PAIR_TASKS, Config, branch_task, model_name
 from pipeline.evaluation import FLOOR_BASELINES, Threshold, blessing_thresholds, describe_trivial_baseline
 from pipeline.metadata_connection import open_store
 from pipeline.pipeline import node_ids
@@ -84,6 +84,7 @@ class FamilyResult:
     training: dict[str, float]
     serving_check: Optional[dict] = None  # what components/serving_check.py found
     slices: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)  # slice name -> metrics
+    samples: list[dict] = dataclasses.field(default_factory=list)  # what the model does (pipeline.model_samples)
 
 
 def latest_outputs(store: metadata_store.MetadataStore, pipeline_name: str, node_id: str) -> dict[str, list]:
@@ -195,9 +196,26 @@ def family_results(config: Config) -> list[FamilyResult]:
                 training=training,
                 serving_check=read_serving_check(infra[0].uri) if infra else None,
                 slices=slice_metrics(evaluation["evaluation"][0].uri) if evaluation else {},
+                samples=_samples(config, store, family),
             )
         )
     return results
+
+
+def _samples(config: Config, store: metadata_store.MetadataStore, family: str) -> list[dict]:
+    """An encoder-decoder's outputs and attention on the first eval examples (the report's samples)."""
+    if branch_task(config, family) not in PAIR_TASKS or not config.evaluation.report_examples:
+        return []
+    from tfx.utils import path_utils
+
+    from pipeline.model_samples import eval_records, seq2seq_samples
+
+    model = latest_outputs(store, config.name, node_ids(config, family)["trainer"]).get("model", [])
+    examples = latest_outputs(store, config.name, "TextExampleGen").get("examples", [])
+    if not model or not examples:
+        return []
+    records = eval_records(examples[0].uri, config.evaluation.report_examples)
+    return seq2seq_samples(path_utils.serving_model_path(model[0].uri), records)
 
 
 def data_validation(config: Config) -> Optional[dict]:

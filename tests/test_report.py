@@ -94,3 +94,39 @@ def test_reports_are_found_by_run_id_or_latest(tmp_path):
     assert path.endswith("2026-11-22T11-00-00.2/report.html") and open(path).read() == text
     with pytest.raises(ReportError, match="no run 'nope'"):
         find_run(config, "nope")
+
+
+SEQ2SEQ_FAMILY = {
+    "family": "transformer", "task": "seq2seq", "model_name": "textflow-transformer-seq2seq", "blessed": True,
+    "decision": "blessed: every threshold passed; serving check passed; pushed to /s/textflow-transformer-seq2seq/3",
+    "trivial_baseline": "trivial baseline: copying the source, bleu 1.20 on 40 decoded eval examples",
+    "thresholds": [{"metric": "bleu", "kind": "value", "candidate": 31.5, "baseline": None, "threshold": 1.0,
+                    "passed": True, "explanation": "pass: bleu 31.5000 >= 1.0000 (value threshold)"}],
+    "metrics": {"bleu": 31.5, "chrf": 55.2, "copy_bleu": 1.2, "example_count": 50.0},
+    "baseline_metrics": {},
+    "slices": {"length_bucket=0-63 tokens": {"bleu": 33.0, "example_count": 45.0},
+               "length_bucket=64-255 tokens": {"bleu": float("nan"), "example_count": 5.0}},
+    "pushed_to": "/s/textflow-transformer-seq2seq/3", "training": {},
+    "samples": [{"source": "Ein Hund läuft.", "reference": "A dog runs.", "output": "A dog is running.",
+                 "source_pieces": ["Ein", " Hund", " läuft", ".", "</s>"],
+                 "output_pieces": ["A", " dog", " is", " running", ".", "</s>"],
+                 "attention": [[0.9, 0.05, 0.03, 0.01, 0.01]] * 6}],
+}
+
+
+def seq2seq_record(eval_texts):
+    kept = record(eval_texts)
+    kept["families"].append(SEQ2SEQ_FAMILY)
+    return kept
+
+
+def test_a_seq2seq_model_section_shows_bleu_by_source_length_samples_and_an_attention_heatmap():
+    sections = build_report(seq2seq_record(["a fine film", "another film"]), [])
+    page = render(sections, "html", "textflow report")
+    heatmap = re.search(r'<svg[^>]*class="heatmap".*?</svg>', page, flags=re.S).group(0)
+    assert heatmap.count("<rect") == 6 * 5  # output pieces x source pieces
+    assert "\u2581Hund" in heatmap and "running" in heatmap  # spaces shown as a visible mark
+    assert "BLEU by source length (subword tokens)" in page and "0-63 tokens" in page
+    markdown = render(sections, "md", "textflow report")
+    assert "| Ein Hund läuft. | A dog runs. | A dog is running. |" in markdown
+    assert "<svg" not in markdown and "heatmap" not in markdown
