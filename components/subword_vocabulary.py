@@ -29,7 +29,8 @@ TRAIN_SPLIT = "train"
 class SubwordVocabulary(types.Artifact):
     """A serialized SentencePiece model (`subword.model`) and its size (`vocab_size`)."""
 
-    TYPE_NAME = "SubwordVocabulary"
+    # namespace.Name: the form the Kubeflow v2 compiler needs for an artifact type of its own
+    TYPE_NAME = "textflow.SubwordVocabulary"
 
 
 def model_path(vocabulary_uri: str) -> str:

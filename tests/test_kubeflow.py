@@ -129,3 +129,16 @@ def test_compile_command_writes_the_file_and_names_what_a_run_needs(tmp_path):
     assert str(tmp_path / "out" / "textflow.yaml") in done.stdout and 'train_args_rnn={"num_steps": 7}' in done.stdout
     spec = yaml.safe_load((tmp_path / "out" / "textflow.yaml").read_text())
     assert "Trainer_rnn" in spec["root"]["dag"]["tasks"] and "Trainer_hvae" not in spec["root"]["dag"]["tasks"]
+
+
+def test_a_seq2seq_pipeline_compiles_with_its_vocabulary_component_before_transform(tmp_path):
+    config = load_config(overrides={"data.format": "jsonl", "data.text_column": "de", "data.target_column": "en"})
+    output = tmp_path / "pipeline.yaml"
+    compile_kubeflow(config, IMAGE, ROOT, str(output))
+    spec = yaml.safe_load(output.read_text())
+    kfp_components.load_component_from_file(str(output))
+    tasks = spec["root"]["dag"]["tasks"]
+    assert "SubwordVocabularyGen" in tasks and "Trainer_transformer_seq2seq" in tasks and "Trainer_hvae" not in tasks
+    assert "SubwordVocabularyGen" in tasks["Transform"]["dependentTasks"]
+    artifact_types = json.dumps(spec["components"])
+    assert "SubwordVocabulary" in artifact_types
