@@ -11,6 +11,8 @@ import collections
 import dataclasses
 from typing import Optional
 
+import numpy as np
+
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
 from components.text_profile import SplitText
@@ -105,6 +107,28 @@ def duplicates_across_splits(train: SplitText, evaluation: SplitText, text_colum
                     f"{len(rows)} of {len(evaluation.texts)} eval texts also occur in train, word for word: the eval "
                     f"metrics then overstate how the model does on text it has not seen",
                     [_snippet(evaluation, i) for i in rows[:_SHOWN_EXAMPLES]], value=len(rows), limit=0)]
+
+
+def length_ratio_skew(train: SplitText, evaluation: SplitText, source: SplitText, source_train: SplitText,
+                      target_column: str, limit: float) -> list[Finding]:
+    """Skew of the target-to-source length ratio (tokens) between the splits: Jensen-Shannon
+    divergence of its histograms. A translation or summary whose eval targets are relatively
+    longer or shorter than the train split's asks the model for output it was not trained to write."""
+    def ratios(targets: SplitText, sources: SplitText) -> np.ndarray:
+        return np.log2((targets.lengths + 1) / (sources.lengths + 1))
+
+    edges = np.linspace(-3, 3, 25)
+    histograms = [np.histogram(np.clip(ratios(t, s), -3, 3), bins=edges)[0] + 1e-9
+                  for t, s in ((train, source_train), (evaluation, source))]
+    p, q = (h / h.sum() for h in histograms)
+    mean = (p + q) / 2
+    divergence = float(0.5 * np.sum(p * np.log2(p / mean)) + 0.5 * np.sum(q * np.log2(q / mean)))
+    if divergence <= limit:
+        return []
+    return [Finding("skew", evaluation.name, f"{target_column}/length_ratio",
+                    f"Jensen-Shannon divergence {divergence:.3f} of the target-to-source length ratio against the "
+                    f"train split, above the limit {limit:g}: the eval targets are relatively longer or shorter",
+                    value=round(divergence, 4), limit=limit)]
 
 
 def comparison_findings(anomalies: anomalies_pb2.Anomalies, kind: str, split: str, against: str) -> list[Finding]:

@@ -57,6 +57,7 @@ class Settings:
     # A seq2seq run's further text columns (more source columns, the target): each is checked
     # for empty and over-long texts as the text column is.
     other_text_columns: list[str] = dataclasses.field(default_factory=list)
+    target_column: Optional[str] = None  # a seq2seq target (one of other_text_columns): pair checks
 
 
 def read_report(anomalies_uri: str) -> dict:
@@ -149,15 +150,36 @@ def validate_text(splits: dict[str, SplitText], previous_train: Optional[SplitTe
     return findings, stats, context
 
 
-def other_column_findings(splits: dict[str, SplitText], column: str, schema: schema_pb2.Schema) -> list[text_checks.Finding]:
-    """Empty and over-long texts of one further text column (a target, a second source)."""
-    _, max_tokens = text_constraints(schema, column)
+def other_column_findings(splits: dict[str, SplitText], column: str, schema: schema_pb2.Schema,
+                          settings: Settings) -> list[text_checks.Finding]:
+    """Empty and over-long texts and vocabulary coverage of one further text column (a target,
+    a second source), against that column's own train vocabulary."""
+    min_coverage, max_tokens = text_constraints(schema, column)
+    vocabulary = train_vocabulary(splits[TRAIN], settings.max_vocab_size)
+    coverage_schema = schema_pb2.Schema(feature=[f for f in schema.feature if f.name == column])
     findings: list[text_checks.Finding] = []
-    for split in splits.values():
+    for name, split in splits.items():
         findings += text_checks.empty_texts(split, column)
         if max_tokens:
             findings += text_checks.long_texts(split, column, max_tokens)
+        if min_coverage:
+            stats = text_statistics(split, column, None, vocabulary)
+            anomalies = tfdv.validate_statistics(stats, coverage_schema)
+            coverage = nl_statistics(stats, column).feature_coverage
+            findings += text_checks.coverage_findings(anomalies, name, column, coverage, min_coverage)
     return findings
+
+
+def pair_findings(sources: dict[str, SplitText], targets: dict[str, SplitText], target_column: str,
+                  settings: Settings) -> list[text_checks.Finding]:
+    """Checks of (source, target) pairs: pairs in both splits, and skew of the length ratio."""
+    def pairs(split: str) -> SplitText:
+        texts = [f"{s} => {t}" for s, t in zip(sources[split].texts, targets[split].texts)]
+        return SplitText(split, texts, None, [])
+
+    findings = text_checks.duplicates_across_splits(pairs(TRAIN), pairs(EVAL), f"{settings.text_column}/{target_column}")
+    return findings + text_checks.length_ratio_skew(targets[TRAIN], targets[EVAL], sources[EVAL], sources[TRAIN],
+                                                    target_column, settings.skew["text_length_js"])
 
 
 def describe_schema(schema: schema_pb2.Schema) -> list[dict]:
@@ -222,7 +244,9 @@ class Executor(base_executor.BaseExecutor):
         for column in settings.other_text_columns:
             column_splits = {split: read_split(examples, split, column, None, settings.tokenizer, settings.lowercase)
                              for split in (TRAIN, EVAL)}
-            findings += other_column_findings(column_splits, column, schema)
+            findings += other_column_findings(column_splits, column, schema, settings)
+            if column == settings.target_column:
+                findings += pair_findings(splits, column_splits, column, settings)
         schema_anomalies = _schema_anomalies(artifact_utils.get_single_instance(input_dict["schema_anomalies"]))
         unseen = {(f.split, f.feature) for f in findings if f.kind == "unseen_label"}
         text_columns = {settings.text_column, *settings.other_text_columns}

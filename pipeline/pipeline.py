@@ -99,6 +99,7 @@ def _validator_settings(config: Config) -> Settings:
         text_column=data.first_text_column,
         label_column=data.label_column,
         other_text_columns=data.text_columns[1:] + ([data.target_column] if data.target_column else []),
+        target_column=data.target_column,
         # The checks count words: subwords are learned after them, from the data they pass.
         tokenizer="word" if config.transform.tokenizer == "subword" else config.transform.tokenizer,
         lowercase=config.transform.lowercase,

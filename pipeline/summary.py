@@ -249,8 +249,9 @@ def _headline(r: FamilyResult) -> str:
             f"macro precision {m.get('macro_precision', math.nan):.4f}, macro recall {m.get('macro_recall', math.nan):.4f}"
         )
     if r.task in ("seq2seq", "denoise"):
-        return (
-            f"BLEU {m.get('bleu', math.nan):.2f}, chrF {m.get('chrf', math.nan):.2f} on "
+        scores = [f"BLEU {m.get('bleu', math.nan):.2f}", f"chrF {m.get('chrf', math.nan):.2f}"]
+        return (  # the score the task is judged by first
+            f"{', '.join(scores if r.task == 'seq2seq' else scores[::-1])} on "
             f"{int(m.get('decoded_examples', 0))} decoded eval examples, cross-entropy "
             f"{m.get('cross_entropy_per_token', math.nan):.4f} nats/target token (teacher-forced), token accuracy "
             f"{m.get('token_accuracy', math.nan):.3f}"

@@ -177,3 +177,24 @@ def test_vocabulary_is_the_most_frequent_train_tokens():
     assert train_vocabulary(train, 2) == {"a", "b"}
     stats = text_statistics(split("eval", ["a b c d"]), "text", None, {"a", "b"})
     assert nl_statistics(stats, "text").feature_coverage == pytest.approx(0.5)
+
+
+def test_a_target_column_is_checked_for_empty_long_and_unknown_texts_and_its_pairs():
+    from components.text_validator import other_column_findings, pair_findings
+
+    schema = schema_pb2.Schema()
+    schema.feature.add(name="en", type=schema_pb2.BYTES)
+    mark_free_text(schema, ["en"], min_coverage=0.9, max_tokens=20)
+    sources = {"train": split("train", sentences(40, words=6)), "eval": split("eval", sentences(10, words=6, offset=40))}
+    train_targets = sentences(40, words=6)
+    eval_targets = ["", "zebra quokka " * 15] + [" ".join(["unheard", "of", "words"] * 2)] * 4 + sentences(4, words=6)
+    eval_targets[9] = train_targets[0]  # with its source below: the same pair in both splits
+    sources["eval"] = split("eval", sources["eval"].texts[:9] + [sources["train"].texts[0]])
+    targets = {"train": split("train", train_targets), "eval": split("eval", eval_targets)}
+    findings = other_column_findings(targets, "en", schema, settings())
+    assert kinds(findings) == [("empty_text", "eval"), ("out_of_vocabulary", "eval"), ("text_too_long", "eval")]
+    assert all(f.feature == "en" for f in findings)
+    paired = pair_findings(sources, targets, "en", settings())
+    assert [(f.kind, f.feature) for f in paired] == [("duplicate_across_splits", "text/en"), ("skew", "en/length_ratio")]
+    same_ratios = {"train": targets["train"], "eval": split("eval", sentences(10, words=6, offset=40))}
+    assert "skew" not in [f.kind for f in pair_findings(sources, same_ratios, "en", settings())]
