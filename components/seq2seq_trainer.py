@@ -93,9 +93,10 @@ def run_seq2seq(fn_args: tfx.components.FnArgs, metrics_file: str) -> None:
         edges=bucket_edges(sequence_length, data_config.buckets, LM_LENGTH_MULTIPLE), config=data_config,
         same_shape_batches=hparams.steps_per_execution,
     )
-    train_data = training_batches(fn_args.train_files, seed=1, example_map=noise and noising(noise, fresh=True), **batches)
+    train_data = training_batches(fn_args.train_files, seed=1, example_map=noising(noise, fresh=True) if noise else None,
+                                  **batches)
     eval_data = training_batches(fn_args.eval_files, seed=2, shuffle=False,
-                                 example_map=noise and noising(noise, fresh=False), **batches)
+                                 example_map=noising(noise, fresh=False) if noise else None, **batches)
 
     def build() -> tf_keras.Model:
         return built(family.build_seq2seq(hparams, vocab_size))

@@ -57,6 +57,11 @@ class DataConfig:
         return [self.text_column] if isinstance(self.text_column, str) else list(self.text_column)
 
     @property
+    def text_fields(self) -> list[str]:
+        """Every column holding text: the text column(s) and the target."""
+        return self.text_columns + ([self.target_column] if self.target_column else [])
+
+    @property
     def first_text_column(self) -> str:
         """The column the language-model, classifier and single-column checks read."""
         return self.text_columns[0]

@@ -35,6 +35,15 @@ def _labels(serving_dir: str) -> dict[str, dict[str, int]]:
     return {name: entry.labels for name, entry in read_state(serving_dir).items()}
 
 
+def _key_metrics(branch: str) -> tuple[str, ...]:
+    """The metrics a model is listed by, most telling first: its task's decoded score for an encoder-decoder."""
+    if branch.endswith("_seq2seq"):
+        return ("bleu",)
+    if branch.endswith("_denoise"):
+        return ("chrf",)
+    return KEY_METRICS
+
+
 def list_models(config: Config, serving_dir: str) -> str:
     """One line per trained model: name, version, key metric, blessing, serving check, push, labels."""
     records = model_records(config)
@@ -45,7 +54,7 @@ def list_models(config: Config, serving_dir: str) -> str:
              f"{'pushed':<16}  labels"]
     for r in records:
         name = os.path.basename(os.path.dirname(r.destination)) if r.destination else f"{config.name}-{r.branch.replace('_', '-')}"
-        key = next((m for m in KEY_METRICS if m in r.metrics), None)
+        key = next((m for m in _key_metrics(r.branch) if m in r.metrics), None)
         metric = f"{key} {r.metrics[key]:.4f}" if key else "-"
         blessed = {True: "yes", False: "no", None: "-"}[r.blessed]
         held = ",".join(label for label, v in labels.get(name, {}).items() if v == r.version) or "-"

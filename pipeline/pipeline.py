@@ -35,7 +35,7 @@ from components.text_readers import ReaderOptions
 from components.text_schema_gen import TextSchemaGen
 from components.text_validator import LatestPerSpanStrategy, Settings, TextValidator
 from pipeline import kubeflow
-from pipeline.config import PAIR_TASKS, Config, branch_name, branch_task, data_path, eval_data_path, model_name, schema_path
+from pipeline.config import PAIR_TASKS, Config, branch_name, data_path, eval_data_path, model_name, schema_path
 from pipeline.evaluation import eval_config
 from pipeline.metadata_connection import pipeline_connection_config
 
@@ -98,7 +98,7 @@ def _validator_settings(config: Config) -> Settings:
     return Settings(
         text_column=data.first_text_column,
         label_column=data.label_column,
-        other_text_columns=data.text_columns[1:] + ([data.target_column] if data.target_column else []),
+        other_text_columns=data.text_fields[1:],
         target_column=data.target_column,
         # The checks count words: subwords are learned after them, from the data they pass.
         tokenizer="word" if config.transform.tokenizer == "subword" else config.transform.tokenizer,
@@ -108,6 +108,25 @@ def _validator_settings(config: Config) -> Settings:
         skew=dataclasses.asdict(validation.skew),
         policy=dataclasses.asdict(validation.policy),
     )
+
+
+def _trainer_settings(config: Config, family: str) -> dict:
+    """What a family's Trainer reads (`components.trainer_module`); the encoder-decoders' settings
+    only in their tasks, so that changing them leaves other runs' Trainers cached."""
+    settings = {
+        "family": family,
+        "task": config.task,
+        "hparams": dataclasses.asdict(config.family_config(family)),
+        "training_data": dataclasses.asdict(config.training_data),
+        "text_column": config.data.first_text_column,
+        "label_column": config.data.label_column,
+        "tokenizer": config.transform.tokenizer,
+    }
+    if config.task in PAIR_TASKS:
+        settings.update(text_columns=config.data.text_columns, target_column=config.data.target_column,
+                        denoise=dataclasses.asdict(config.denoise), beam_width=config.evaluation.beam_width,
+                        decode_examples=config.evaluation.decode_examples)
+    return settings
 
 
 def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional[str] = None) -> tfx.dsl.Pipeline:
@@ -150,7 +169,7 @@ def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional
     else:
         schema_gen = TextSchemaGen(
             statistics=statistics_gen.outputs["statistics"],
-            text_columns=config.data.text_columns + ([config.data.target_column] if config.data.target_column else []),
+            text_columns=config.data.text_fields,
             min_coverage=config.validation.min_vocabulary_coverage,
             max_tokens=config.validation.max_text_tokens,
         )
@@ -211,20 +230,7 @@ def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional
             train_args=(kubeflow.train_args_parameter(config, family, hparams.train_steps) if on_cluster
                         else tfx.proto.TrainArgs(num_steps=hparams.train_steps)),
             eval_args=tfx.proto.EvalArgs(num_steps=hparams.eval_steps),
-            custom_config={
-                "family": family,
-                "task": config.task,
-                "hparams": dataclasses.asdict(hparams),
-                "training_data": dataclasses.asdict(config.training_data),
-                "text_column": config.data.first_text_column,
-                "text_columns": config.data.text_columns,
-                "target_column": config.data.target_column,
-                "label_column": config.data.label_column,
-                "tokenizer": config.transform.tokenizer,
-                "denoise": dataclasses.asdict(config.denoise),
-                "beam_width": config.evaluation.beam_width,
-                "decode_examples": config.evaluation.decode_examples,
-            },
+            custom_config=_trainer_settings(config, family),
         ).with_id(ids["trainer"])
         if on_cluster:
             trainer.with_platform_config(kubeflow.trainer_resources(config, family))
