@@ -130,5 +130,12 @@ def train_model(
         examples_seen=steps_run * batch_size,
         epochs=round(steps_run * batch_size / max(train_examples, 1), 3),
         eval_loss_curve=[round(float(v), 5) for v in history["val_loss"]],
+        # The training curve: at the end of each interval, the steps so far, the mean training
+        # loss over the interval and the eval loss measured there.
+        curve={
+            "step": [(i + 1) * plan.evaluation_interval for i in range(len(history["val_loss"]))],
+            "loss": [round(float(v), 5) for v in history["loss"]],
+            "eval_loss": [round(float(v), 5) for v in history["val_loss"]],
+        },
     )
     return metrics

@@ -56,9 +56,24 @@ class Heatmap:
 
 
 @dataclasses.dataclass
+class LineChart:
+    """Lines over a shared x axis (the training curve: losses against steps). Every form shows
+    it under its title as a table; the HTML form draws the lines too."""
+
+    title: str
+    x_name: str
+    x: list[float]
+    series: dict[str, list[float]]
+
+    def table(self) -> Table:
+        return Table([self.x_name, *self.series], [[_number(x, 0), *(_number(values[i]) for values in self.series.values())]
+                                                   for i, x in enumerate(self.x)])
+
+
+@dataclasses.dataclass
 class Section:
     title: str
-    blocks: list[Union[str, Table, Chart, Heatmap]]
+    blocks: list[Union[str, Table, Chart, Heatmap, LineChart]]
     anchor: str = ""
 
 
@@ -196,6 +211,10 @@ def _model_section(family: dict) -> Section:
               [[t["metric"], t["kind"], _number(t["candidate"]), _number(t["baseline"]), _number(t["threshold"]),
                 "pass" if t["passed"] else "FAIL"] for t in family.get("thresholds", [])]),
     ]
+    curve = family.get("training", {}).get("curve")
+    if curve and curve.get("step"):
+        blocks.append(LineChart("Training curve", "step", curve["step"],
+                                {"loss": curve["loss"], "eval loss": curve["eval_loss"]}))
     slices = family.get("slices", {})
     if slices:
         key = next(t["metric"] for t in family["thresholds"]) if family.get("thresholds") else None
@@ -253,6 +272,9 @@ def _markdown(sections: list[Section], title: str) -> str:
         for block in section.blocks:
             if isinstance(block, Heatmap):
                 continue  # a picture: the HTML report has it
+            if isinstance(block, LineChart):
+                out += [f"### {block.title}", ""]
+                block = block.table()
             if isinstance(block, str):
                 out += [block, ""]
             else:
@@ -272,6 +294,9 @@ def _text(sections: list[Section], title: str) -> str:
         for block in section.blocks:
             if isinstance(block, Heatmap):
                 continue  # a picture: the HTML report has it
+            if isinstance(block, LineChart):
+                out.append(block.title + ":")
+                block = block.table()
             if isinstance(block, str):
                 out.append(block)
             elif isinstance(block, Chart):
@@ -333,6 +358,41 @@ def _svg_heatmap(heatmap: Heatmap) -> str:
     return "".join(parts)
 
 
+_LINE_COLOURS = ("#0969da", "#bc4c00", "#1a7f37")
+
+
+def _svg_lines(chart: LineChart) -> str:
+    """The lines of a LineChart, scaled to the box (lowest value at the bottom), with a legend.
+    The numbers are in the table beside it."""
+    width, height, pad = 520, 200, 8
+    values = [v for series in chart.series.values() for v in series if v == v]
+    low, high = (min(values), max(values)) if values else (0.0, 1.0)
+    first, last = (chart.x[0], chart.x[-1]) if chart.x else (0, 1)
+
+    def point(x: float, y: float) -> str:
+        px = pad + (width - 2 * pad) * ((x - first) / ((last - first) or 1))
+        py = pad + (height - 2 * pad) * (1 - (y - low) / ((high - low) or 1))
+        return f"{px:.1f},{py:.1f}"
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="lines" width="{width + 140}" height="{height}" role="img">',
+             f'<rect x="0" y="0" width="{width}" height="{height}" fill="none" stroke="#d0d7de"/>']
+    for i, (name, series) in enumerate(chart.series.items()):
+        colour = _LINE_COLOURS[i % len(_LINE_COLOURS)]
+        points = " ".join(point(x, y) for x, y in zip(chart.x, series) if y == y)
+        parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>'
+                     f'<text x="{width + 10}" y="{20 + 18 * i}" fill="{colour}">{html.escape(name)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _html_table(table: Table) -> str:
+    esc = html.escape
+    head = "".join(f"<th>{esc(h)}</th>" for h in table.headers)
+    rows = "".join("<tr>" + "".join(f'<td class="{esc(str(v))}">{esc(str(v))}</td>' if v in ("BLOCK", "warn", "pass", "FAIL")
+                                    else f"<td>{esc(str(v))}</td>" for v in row) + "</tr>" for row in table.rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
 def _html(sections: list[Section], title: str) -> str:
     esc = html.escape
     body = [f"<h1>{esc(title)}</h1>",
@@ -346,11 +406,11 @@ def _html(sections: list[Section], title: str) -> str:
                 body.append(f'<figure class="chart"><figcaption>{esc(block.title)}</figcaption>{_svg_chart(block)}</figure>')
             elif isinstance(block, Heatmap):
                 body.append(f'<figure class="attention"><figcaption>{esc(block.title)}</figcaption>{_svg_heatmap(block)}</figure>')
+            elif isinstance(block, LineChart):
+                body.append(f'<h3>{esc(block.title)}</h3><figure class="curve">{_svg_lines(block)}</figure>')
+                body.append(_html_table(block.table()))
             else:
-                head = "".join(f"<th>{esc(h)}</th>" for h in block.headers)
-                rows = "".join("<tr>" + "".join(f'<td class="{esc(str(v))}">{esc(str(v))}</td>' if v in ("BLOCK", "warn", "pass", "FAIL")
-                                                else f"<td>{esc(str(v))}</td>" for v in row) + "</tr>" for row in block.rows)
-                body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+                body.append(_html_table(block))
         body.append("</section>")
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
             f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>\n")

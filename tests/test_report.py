@@ -106,7 +106,8 @@ SEQ2SEQ_FAMILY = {
     "baseline_metrics": {},
     "slices": {"length_bucket=0-63 tokens": {"bleu": 33.0, "example_count": 45.0},
                "length_bucket=64-255 tokens": {"bleu": float("nan"), "example_count": 5.0}},
-    "pushed_to": "/s/textflow-transformer-seq2seq/3", "training": {},
+    "pushed_to": "/s/textflow-transformer-seq2seq/3",
+    "training": {"curve": {"step": [100, 200, 300], "loss": [5.1, 3.2, 2.7], "eval_loss": [4.8, 3.4, 3.1]}},
     "samples": [{"source": "Ein Hund läuft.", "reference": "A dog runs.", "output": "A dog is running.",
                  "source_pieces": ["Ein", " Hund", " läuft", ".", "</s>"],
                  "output_pieces": ["A", " dog", " is", " running", ".", "</s>"],
@@ -130,3 +131,14 @@ def test_a_seq2seq_model_section_shows_bleu_by_source_length_samples_and_an_atte
     markdown = render(sections, "md", "textflow report")
     assert "| Ein Hund läuft. | A dog runs. | A dog is running. |" in markdown
     assert "<svg" not in markdown and "heatmap" not in markdown
+
+
+def test_a_model_with_a_training_curve_shows_it_in_every_form_and_draws_it_in_html():
+    sections = build_report(seq2seq_record(["a fine film", "another film"]), [])
+    page = render(sections, "html", "textflow report")
+    assert "<h3>Training curve</h3>" in page
+    lines = re.findall(r'<polyline points="([^"]+)"', page)
+    assert len(lines) == 2 and all(len(points.split()) == 3 for points in lines)  # loss and eval loss, 3 steps
+    markdown = render(sections, "md", "textflow report")
+    assert "### Training curve" in markdown and "| 200 | 3.2000 | 3.4000 |" in markdown
+    assert "Training curve:" in render(sections, "text", "textflow report")

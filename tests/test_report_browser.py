@@ -96,6 +96,8 @@ def test_report_opens_in_chromium_with_every_section_a_chart_and_no_network_requ
         found = devtools.call("Runtime.evaluate", returnByValue=True, expression="""({
             sections: [...document.querySelectorAll('section > h2')].map(h => h.textContent),
             charts: document.querySelectorAll('figure.chart svg rect').length,
+            curveLines: [...document.querySelectorAll('figure.curve svg polyline')]
+                .filter(l => l.getBoundingClientRect().width > 0).length,
             heatmapCells: [...document.querySelectorAll('figure.attention svg rect')]
                 .filter(r => r.getBoundingClientRect().width > 0).length,
             blocked: [...document.querySelectorAll('td.BLOCK')].map(td => td.nextElementSibling.textContent),
@@ -108,6 +110,7 @@ def test_report_opens_in_chromium_with_every_section_a_chart_and_no_network_requ
     seq2seq_section = f"Model: {SEQ2SEQ_FAMILY['model_name']} ({SEQ2SEQ_FAMILY['family']})"
     assert found["sections"] == SECTIONS[:-1] + [seq2seq_section, SECTIONS[-1]]
     assert found["charts"] >= 3 and found["blocked"] == ["empty_text"]
+    assert found["curveLines"] == 2  # the training curve: loss and eval loss
     assert found["heatmapCells"] == 6 * 5  # the attention heatmap renders, a cell per output x source piece
     requested = [e["params"]["request"]["url"] for e in devtools.events if e.get("method") == "Network.requestWillBeSent"]
     assert requested == [page.as_uri()], requested  # the page itself, nothing else
