@@ -228,11 +228,26 @@ def _model_section(family: dict) -> Section:
         blocks.append(f"Serving check {verdict}; serving_default p50 {_number(latency.get('p50_ms'), 1)} ms, "
                       f"p99 {_number(latency.get('p99_ms'), 1)} ms.")
     blocks.append(f"Pushed to {family['pushed_to']}." if family.get("pushed_to") else "Not pushed.")
+    blocks += _sample_blocks(family)
     blocks += _seq2seq_blocks(family)
     return Section(f"Model: {family['model_name']} ({family['family']})", blocks, f"model-{family['family']}")
 
 
 PAIR_SCORE = {"seq2seq": ("bleu", "BLEU"), "denoise": ("chrf", "chrF")}
+
+
+def _sample_blocks(family: dict) -> list[Union[str, Table]]:
+    """What a language model writes and what a classifier answers, on eval examples."""
+    samples = family.get("samples") or []
+    if not samples or family.get("task") not in ("language_model", "classifier"):
+        return []
+    if family["task"] == "language_model":
+        return ["What it writes: each eval example's first words, continued greedily and sampled (top-p 0.9).",
+                Table(["prompt", "greedy", "top-p 0.9"], [[s["prompt"], s["greedy"], s["top_p"]] for s in samples])]
+    return ["Its most confident right and wrong answers among the first eval examples.",
+            Table(["text", "label", "predicted", "probability", "answer"],
+                  [[s["text"][:200], s["label"], s["predicted"], _number(s["probability"]),
+                    "right" if s["right"] else "wrong"] for s in samples])]
 
 
 def _seq2seq_blocks(family: dict) -> list[Union[str, Table, Chart, Heatmap]]:

@@ -203,19 +203,28 @@ def family_results(config: Config) -> list[FamilyResult]:
 
 
 def _samples(config: Config, store: metadata_store.MetadataStore, family: str) -> list[dict]:
-    """An encoder-decoder's outputs and attention on the first eval examples (the report's samples)."""
-    if branch_task(config, family) not in PAIR_TASKS or not config.evaluation.report_examples:
+    """What the trained model does on the first eval examples (`pipeline.model_samples`), for the report."""
+    task = branch_task(config, family)
+    count = config.evaluation.report_examples
+    if not count or task == "vae":  # the VAE's reconstructions and interpolations: its own issue
         return []
     from tfx.utils import path_utils
 
-    from pipeline.model_samples import eval_records, seq2seq_samples
+    from pipeline import model_samples
 
     model = latest_outputs(store, config.name, node_ids(config, family)["trainer"]).get("model", [])
     examples = latest_outputs(store, config.name, "TextExampleGen").get("examples", [])
     if not model or not examples:
         return []
-    records = eval_records(examples[0].uri, config.evaluation.report_examples)
-    return seq2seq_samples(path_utils.serving_model_path(model[0].uri), records)
+    path = path_utils.serving_model_path(model[0].uri)
+    text = config.data.first_text_column
+    if task == "classifier":
+        records = model_samples.eval_records(examples[0].uri, model_samples.CLASSIFIED_EXAMPLES)
+        return model_samples.classifier_samples(path, records, text, config.data.label_column, count)
+    records = model_samples.eval_records(examples[0].uri, count)
+    if task in PAIR_TASKS:
+        return model_samples.seq2seq_samples(path, records)
+    return model_samples.language_model_samples(path, records, text)
 
 
 def data_validation(config: Config) -> Optional[dict]:

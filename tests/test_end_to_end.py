@@ -118,6 +118,8 @@ def test_the_report_of_a_clean_run_has_every_section_and_the_same_numbers_in_eve
     assert sections == ["Run summary", "Data", "Schema", "Anomalies", "Drift and skew", "Model: textflow-rnn (rnn)",
                         "Model: textflow-transformer (transformer)", "Model: textflow-hvae (hvae)", "Pushes and promotions"]
     assert page.count('<figure class="chart">') == 2 and "http" not in page.replace("http://www.w3.org/2000/svg", "")
+    assert page.count("<h3>Training curve</h3>") == 3  # every family's loss and eval loss against steps
+    assert page.count("What it writes") == 2  # the language models' continuations (the VAE's: its own issue)
     markdown = textflow("report", "--run", run_id, "--format", "md", "--output", str(tmp_path / "report.md"),
                         "--workspace", "ws", "--serving-dir", "serving", cwd=root)
     assert markdown.returncode == 0, markdown.stderr
