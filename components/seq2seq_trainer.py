@@ -20,23 +20,20 @@ import tf_keras
 from tfx import v1 as tfx
 
 from components.subword_transform import subword_model_in_graph
+from components.trainer_setup import training_setup
 from components.training_data import (
     LM_LENGTH_MULTIPLE,
-    TrainingDataConfig,
     bucket_edges,
-    count_records,
     padding_share,
     training_batches,
 )
-from models import registry
-from models.acceleration import distribution_strategy, float32_copy, precision_policy
+from models.acceleration import float32_copy, precision_policy
 from models.denoising import Noise, corrupt
 from models.lm_loss import MaskedTokenAccuracy, label_smoothed_cross_entropy
 from models.seq2seq import built, decoder_inputs
 from models.seq2seq_export import Seq2SeqServing, export_seq2seq
 from models.subword import MASK, SubwordTokenizer, piece_id
 from models.training import train_model
-from models.training_length import plan_training
 
 COLUMNS = ("source_ids", "target_ids")
 
@@ -68,12 +65,10 @@ def teacher_forcing(source: tf.Tensor, target: tf.Tensor) -> tuple[tuple[tf.Tens
 
 def run_seq2seq(fn_args: tfx.components.FnArgs, metrics_file: str) -> None:
     custom: dict[str, Any] = fn_args.custom_config
-    family = registry.get(custom["family"])
-    train_examples, eval_examples = count_records(fn_args.train_files), count_records(fn_args.eval_files)
-    hparams = family.config_class(**custom["hparams"]).sized(train_examples)
+    setup = training_setup(fn_args)
+    family, hparams, strategy, data_config = setup.family, setup.hparams, setup.strategy, setup.data_config
+    train_examples, eval_examples, global_batch, plan = setup.train_examples, setup.eval_examples, setup.global_batch, setup.plan
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    tf_keras.utils.set_random_seed(custom.get("seed", 0))
-    tf_keras.utils.disable_interactive_logging()
     proto = read_subword_model(fn_args.transform_output)
     tokenizer = SubwordTokenizer(proto)  # after seeding (see models.subword)
     vocab_size = tokenizer.vocab_size
@@ -83,11 +78,6 @@ def run_seq2seq(fn_args: tfx.components.FnArgs, metrics_file: str) -> None:
 
     feature_spec = tf_transform_output.transformed_feature_spec()
     sequence_length = feature_spec["target_ids"].shape[0]
-    strategy = distribution_strategy(hparams.strategy)
-    data_config = TrainingDataConfig(**custom.get("training_data", {}))
-    global_batch = hparams.batch_size * strategy.num_replicas_in_sync
-    plan = plan_training(hparams, train_examples, eval_examples, global_batch, cap=fn_args.train_steps,
-                         steps_multiple=hparams.steps_per_execution)
     batches = dict(
         feature_spec=feature_spec, columns=COLUMNS, batch_size=global_batch,
         edges=bucket_edges(sequence_length, data_config.buckets, LM_LENGTH_MULTIPLE), config=data_config,

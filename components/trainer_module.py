@@ -20,20 +20,17 @@ import tensorflow_transform as tft
 import tf_keras
 from tfx import v1 as tfx
 
+from components.trainer_setup import training_setup
 from components.training_data import (
     LM_LENGTH_MULTIPLE,
-    TrainingDataConfig,
     bucket_edges,
-    count_records,
     padding_share,
     training_batches,
 )
 from components.transform_module import LABEL_FEATURE, LABEL_VOCAB_NAME, VOCAB_NAME
-from models import registry
-from models.acceleration import distribution_strategy, float32_copy, precision_policy
+from models.acceleration import float32_copy, precision_policy
 from models.export import TextCodec, export_classifier, export_language_model
 from models.training import compile_classifier, compile_language_model, train_model
-from models.training_length import plan_training
 from models.tokens import model_vocab_size
 from models.vae_export import export_vae
 
@@ -47,14 +44,12 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         from components.seq2seq_trainer import run_seq2seq
 
         return run_seq2seq(fn_args, METRICS_FILE)
-    family = registry.get(custom["family"])
+    setup = training_setup(fn_args)
+    family, hparams, strategy, data_config = setup.family, setup.hparams, setup.strategy, setup.data_config
+    train_examples, eval_examples, global_batch, plan = setup.train_examples, setup.eval_examples, setup.global_batch, setup.plan
     classifier = custom.get("task") == "classifier"
-    train_examples, eval_examples = count_records(fn_args.train_files), count_records(fn_args.eval_files)
-    hparams = family.config_class(**custom["hparams"]).sized(train_examples)  # size auto: by the split's size
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     vocab_size = model_vocab_size(tf_transform_output.vocabulary_size_by_name(VOCAB_NAME))
-    tf_keras.utils.set_random_seed(custom.get("seed", 0))
-    tf_keras.utils.disable_interactive_logging()  # epoch lines go to the log, not a progress bar
 
     if classifier:
         classes = [c.decode("utf-8") for c in tf_transform_output.vocabulary_by_name(LABEL_VOCAB_NAME)]
@@ -66,12 +61,6 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     columns = ("target_ids" if vae else "input_ids", LABEL_FEATURE if classifier else "target_ids")
     feature_spec = tf_transform_output.transformed_feature_spec()
     sequence_length = feature_spec["target_ids"].shape[0]
-    strategy = distribution_strategy(hparams.strategy)
-    data_config = TrainingDataConfig(**custom.get("training_data", {}))
-    # The config's batch size is per replica; each step reads one batch for every replica.
-    global_batch = hparams.batch_size * strategy.num_replicas_in_sync
-    plan = plan_training(hparams, train_examples, eval_examples, global_batch, cap=fn_args.train_steps,
-                         steps_multiple=hparams.steps_per_execution)
     batches = dict(
         feature_spec=feature_spec,
         columns=columns,

@@ -26,6 +26,8 @@ INPUT_FORMATS = ("csv", "tsv", "jsonl", "txt")
 TXT_MODES = ("lines", "windows")
 TOKENIZERS = ("char", "word", "subword")
 TASKS = ("language_model", "classifier", "seq2seq", "denoise")
+TEXT_LENGTH_BUCKETS = [64, 256, 1024]  # tokens of a text (characters or words)
+SOURCE_LENGTH_BUCKETS = [16, 32, 64]  # subwords of an encoder-decoder's source
 PAIR_TASKS = ("seq2seq", "denoise")  # the encoder-decoders' tasks
 METADATA_KINDS = ("sqlite", "mysql", "grpc")
 
@@ -122,7 +124,8 @@ class EvaluationConfig:
     report_examples: int = 3  # eval examples whose model output (seq2seq: with attention) the report shows
     # Metrics are also reported per text-length bucket (tokens before truncation), split at
     # these boundaries; the thresholds judge the whole eval split.
-    length_buckets: list[int] = dataclasses.field(default_factory=lambda: [64, 256, 1024])
+    # null: TEXT_LENGTH_BUCKETS, or for seq2seq and denoise SOURCE_LENGTH_BUCKETS (subwords of a sentence)
+    length_buckets: Optional[list[int]] = None
 
 
 @dataclasses.dataclass
@@ -241,6 +244,9 @@ class Config:
         if self.task is None:  # follows the columns
             self.task = ("classifier" if self.data.label_column else
                          "seq2seq" if self.data.target_column else "language_model")
+        if self.evaluation.length_buckets is None:
+            pair = self.task in PAIR_TASKS
+            self.evaluation.length_buckets = list(SOURCE_LENGTH_BUCKETS if pair else TEXT_LENGTH_BUCKETS)
 
     @property
     def trained_families(self) -> list[str]:

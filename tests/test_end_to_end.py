@@ -373,6 +373,8 @@ def test_planted_data_problems_block_or_warn_by_policy(tmp_path):
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert "span 1" in clean.stdout and "drift: not measured (no earlier span)" in clean.stdout
     assert "no data findings" in clean.stdout, clean.stdout
+    clean_report = open(re.search(r"Report: (\S+\.html)", clean.stdout).group(1), encoding="utf-8").read()
+    assert "most confident right and wrong answers" in clean_report and "<h3>Training curve</h3>" in clean_report
 
     (tmp_path / "span-2").mkdir()
     with open(tmp_path / "span-1" / "part.jsonl", encoding="utf-8") as f:

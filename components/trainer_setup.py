@@ -1,0 +1,45 @@
+"""What every Trainer works out before it builds a model: the split sizes, the family's
+hyper-parameters sized for them, the seed, the distribution strategy, the input settings and
+the training plan (shared by `trainer_module` and `seq2seq_trainer`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import tensorflow as tf
+import tf_keras
+from tfx import v1 as tfx
+
+from components.training_data import TrainingDataConfig, count_records
+from models import registry
+from models.acceleration import distribution_strategy
+from models.training_length import TrainingPlan, plan_training
+
+
+@dataclasses.dataclass
+class TrainingSetup:
+    family: registry.Family
+    hparams: Any  # the family's config, `size: auto` resolved by the training split's size
+    train_examples: int
+    eval_examples: int
+    strategy: tf.distribute.Strategy
+    data_config: TrainingDataConfig
+    global_batch: int  # the config's batch size is per replica; each step reads one batch for every replica
+    plan: TrainingPlan
+
+
+def training_setup(fn_args: tfx.components.FnArgs) -> TrainingSetup:
+    """Counts the splits, sizes the family's config, seeds every random generator and plans the steps."""
+    custom: dict[str, Any] = fn_args.custom_config
+    family = registry.get(custom["family"])
+    train_examples, eval_examples = count_records(fn_args.train_files), count_records(fn_args.eval_files)
+    hparams = family.config_class(**custom["hparams"]).sized(train_examples)
+    tf_keras.utils.set_random_seed(custom.get("seed", 0))
+    tf_keras.utils.disable_interactive_logging()  # epoch lines go to the log, not a progress bar
+    strategy = distribution_strategy(hparams.strategy)
+    global_batch = hparams.batch_size * strategy.num_replicas_in_sync
+    plan = plan_training(hparams, train_examples, eval_examples, global_batch, cap=fn_args.train_steps,
+                         steps_multiple=hparams.steps_per_execution)
+    return TrainingSetup(family, hparams, train_examples, eval_examples, strategy,
+                         TrainingDataConfig(**custom.get("training_data", {})), global_batch, plan)
