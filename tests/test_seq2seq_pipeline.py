@@ -81,11 +81,23 @@ def test_the_pushed_translator_serves_every_signature_without_project_code(trans
     root, _ = translation_run
     version_dir = only(f"{root}/serving/textflow-transformer-seq2seq/*")
     out = run_in_fresh_process(TRANSLATE_IN_FRESH_PROCESS, version_dir, tmp_path)
-    assert out["signatures"] == ["evaluate", "serving_default", "transform_features", "translate"]
+    assert out["signatures"] == ["attention", "evaluate", "serving_default", "transform_features", "translate"]
     assert len(out["translation"]) == 2 and all(isinstance(t, str) for t in out["translation"])
     assert out["alternatives_shape"] == [2, 3] and out["scores_sorted"]
     assert len(out["served"]) == 2 and all(isinstance(t, str) for t in out["served"])
+    assert out["attention_rows_sum_to_one"] and out["pieces_match_attention"] and out["no_attention_on_padding"]
     assert not out["project_modules"]
+
+
+def test_the_report_shows_bleu_by_source_length_samples_with_attention_and_training_curves(translation_run):
+    root, result = translation_run
+    import re
+
+    page = open(re.search(r"Report: (\S+\.html)", result.stdout).group(1), encoding="utf-8").read()
+    assert page.count("<h3>Training curve</h3>") == 2
+    assert page.count("BLEU by source length (subword tokens)") == 2
+    assert page.count('class="heatmap"') == 2 * 3  # evaluation.report_examples for each family
+    assert "<th>source</th><th>reference</th><th>output</th>" in page
 
 
 TRANSLATE_IN_FRESH_PROCESS = '''
@@ -99,12 +111,19 @@ example = tf.train.Example(features=tf.train.Features(feature={
     "de": tf.train.Feature(bytes_list=tf.train.BytesList(value=["Ein Kind.".encode(), b"Ein Hund."][:1]))}))
 served = model.signatures["serving_default"](examples=tf.constant([example.SerializeToString()] * 2))
 scores = out["alternative_scores"].numpy()
+attended = model.signatures["attention"](source=tf.constant(["Ein Mann läuft.", "Zwei Hunde spielen im Schnee."]))
+weights = attended["attention"].numpy()
+source_real = (attended["source_pieces"].numpy() != b"<pad>")
+written = attended["output_pieces"].numpy()
 print(json.dumps({
     "signatures": sorted(model.signatures),
     "translation": [t.decode() for t in out["translation"].numpy()],
     "alternatives_shape": list(out["alternatives"].shape),
     "scores_sorted": bool((scores[:, :-1] >= scores[:, 1:]).all()),
     "served": [t.decode() for t in served["translation"].numpy()],
+    "attention_rows_sum_to_one": bool(abs(weights.sum(-1) - 1).max() < 1e-3),
+    "pieces_match_attention": list(weights.shape) == [2, written.shape[1], source_real.shape[1]],
+    "no_attention_on_padding": bool(all((weights[b][:, ~source_real[b]] < 1e-6).all() for b in range(2))),
     "project_modules": sorted(m for m in sys.modules if m.split(".")[0] in ("components", "models", "pipeline")),
 }))
 '''
