@@ -118,16 +118,7 @@ def validate_text(splits: dict[str, SplitText], previous_train: Optional[SplitTe
     vocabulary = train_vocabulary(train, settings.max_vocab_size)
     stats = {name: text_statistics(split, text, label, vocabulary) for name, split in splits.items()}
     min_coverage, max_tokens = text_constraints(schema, text)
-    coverage_schema = schema_pb2.Schema(feature=[f for f in schema.feature if f.name == text])
-    findings: list[text_checks.Finding] = []
-    for name, split in splits.items():
-        findings += text_checks.empty_texts(split, text)
-        if max_tokens:
-            findings += text_checks.long_texts(split, text, max_tokens)
-        if min_coverage:
-            coverage = nl_statistics(stats[name], text).feature_coverage
-            anomalies = tfdv.validate_statistics(stats[name], coverage_schema)
-            findings += text_checks.coverage_findings(anomalies, name, text, coverage, min_coverage)
+    findings = column_findings(splits, stats, text, schema)
     if label:
         findings += text_checks.label_findings(train, evaluation, label)
     findings += text_checks.duplicates_across_splits(train, evaluation, text)
@@ -150,12 +141,11 @@ def validate_text(splits: dict[str, SplitText], previous_train: Optional[SplitTe
     return findings, stats, context
 
 
-def other_column_findings(splits: dict[str, SplitText], column: str, schema: schema_pb2.Schema,
-                          settings: Settings) -> list[text_checks.Finding]:
-    """Empty and over-long texts and vocabulary coverage of one further text column (a target,
-    a second source), against that column's own train vocabulary."""
+def column_findings(splits: dict[str, SplitText], stats: dict[str, statistics_pb2.DatasetFeatureStatisticsList],
+                    column: str, schema: schema_pb2.Schema) -> list[text_checks.Finding]:
+    """Empty and over-long texts, and vocabulary coverage (TFDV, from each split's statistics),
+    of one text column, under the schema's constraints for it."""
     min_coverage, max_tokens = text_constraints(schema, column)
-    vocabulary = train_vocabulary(splits[TRAIN], settings.max_vocab_size)
     coverage_schema = schema_pb2.Schema(feature=[f for f in schema.feature if f.name == column])
     findings: list[text_checks.Finding] = []
     for name, split in splits.items():
@@ -163,11 +153,19 @@ def other_column_findings(splits: dict[str, SplitText], column: str, schema: sch
         if max_tokens:
             findings += text_checks.long_texts(split, column, max_tokens)
         if min_coverage:
-            stats = text_statistics(split, column, None, vocabulary)
-            anomalies = tfdv.validate_statistics(stats, coverage_schema)
-            coverage = nl_statistics(stats, column).feature_coverage
+            coverage = nl_statistics(stats[name], column).feature_coverage
+            anomalies = tfdv.validate_statistics(stats[name], coverage_schema)
             findings += text_checks.coverage_findings(anomalies, name, column, coverage, min_coverage)
     return findings
+
+
+def other_column_findings(splits: dict[str, SplitText], column: str, schema: schema_pb2.Schema,
+                          settings: Settings) -> list[text_checks.Finding]:
+    """`column_findings` of one further text column (a target, a second source), its coverage
+    against that column's own train vocabulary."""
+    vocabulary = train_vocabulary(splits[TRAIN], settings.max_vocab_size)
+    stats = {name: text_statistics(split, column, None, vocabulary) for name, split in splits.items()}
+    return column_findings(splits, stats, column, schema)
 
 
 def pair_findings(sources: dict[str, SplitText], targets: dict[str, SplitText], target_column: str,

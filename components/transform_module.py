@@ -31,7 +31,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 import tensorflow_transform as tft
 
-from models.subword import SEPARATOR, SubwordTokenizer
+from models.subword import SubwordTokenizer, joined_source
 from models.tokens import BOS_ID, EOS_ID, NEWLINE_SYMBOL, NUM_RESERVED
 
 VOCAB_NAME = "tokens"
@@ -123,8 +123,7 @@ def ids_with_end(ids: tf.RaggedTensor, sequence_length: int) -> tf.Tensor:
 
 def source_text(inputs: dict[str, Any], columns: list[str]) -> tf.Tensor:
     """The source column(s) as [batch] strings, several joined with the separator piece."""
-    texts = [_dense_text(inputs[column]) for column in columns]
-    return texts[0] if len(texts) == 1 else tf.strings.join(texts, separator=SEPARATOR)
+    return joined_source([_dense_text(inputs[column]) for column in columns])
 
 
 def pair_outputs(inputs: dict[str, Any], custom_config: dict[str, Any]) -> dict[str, tf.Tensor]:

@@ -32,7 +32,7 @@ from models.denoising import Noise, corrupt_batch, text_seeds
 from models.export import save_model, transform_features_signature
 from models.lm_loss import token_log_likelihoods
 from models.seq2seq import attention_of_output, decoder_inputs, with_end
-from models.subword import SEPARATOR, SubwordTokenizer
+from models.subword import SubwordTokenizer, joined_source
 from models.tokens import PAD_ID
 
 _EXAMPLES = tf.TensorSpec([None], tf.string, name="examples")
@@ -130,8 +130,7 @@ def export_seq2seq(
     source_spec = {column: spec[column] for column in serving.source_columns}
 
     def source_text(features: Mapping[str, tf.Tensor]) -> tf.Tensor:
-        texts = [_flat_text(features[column]) for column in serving.source_columns]
-        return texts[0] if len(texts) == 1 else tf.strings.join(texts, separator=SEPARATOR)
+        return joined_source([_flat_text(features[column]) for column in serving.source_columns])
 
     @tf.function(input_signature=[_EXAMPLES])
     def serve(serialized: tf.Tensor) -> dict[str, tf.Tensor]:

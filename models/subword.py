@@ -65,6 +65,14 @@ def train_sentencepiece(texts: Iterable[str], vocab_size: int, model_type: str =
     return model.getvalue()
 
 
+def joined_source(texts: "list[tf.Tensor]") -> "tf.Tensor":
+    """Several source columns ([batch] strings each) as one source, joined with the separator
+    piece: how training and serving both read a question and its context, say."""
+    import tensorflow as tf
+
+    return texts[0] if len(texts) == 1 else tf.strings.join(texts, separator=SEPARATOR)
+
+
 def piece_id(model_proto: bytes, piece: str) -> int:
     """The id of one piece (a user symbol such as MASK) in the model."""
     import sentencepiece
