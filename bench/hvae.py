@@ -1,17 +1,18 @@
 """Hierarchical against flat VAE decoder on Tiny Shakespeare: does MusicVAE's result hold on text?
 
-    python -m bench.hvae --data ../shared/data/tinyshakespeare.txt
+    python -m bench.hvae --data ../shared/data/tinyshakespeare.txt [--preset short|long] [--decoder hierarchical|flat]
 
-Texts are 256-character windows, read as 16 segments of 16 characters; training windows come
-from the first 90% of the file, validation windows (non-overlapping) from the last 10%. Both
-decoders train with the same encoder, data, steps and KL schedule, at a matched parameter
-count (the flat decoder's width is chosen for it). Prints one JSON line per decoder: the
-negative ELBO per character, KL per text, teacher-forced and sampled (greedy from mu)
-reconstruction accuracy and active latent units on the validation windows, and wall seconds.
-`--set free_bits=128 --set word_dropout=0.25` changes preset settings for both decoders (the
-JSON line lists what was changed); `--precision mixed_bfloat16 --xla on` trains under that
-precision policy and with an XLA-compiled step (evaluation runs a float32 copy, as served).
-`--eval-every 600` also evaluates every 600 steps and adds the learning curve to the JSON line.
+Texts are character windows (`short`: 64 characters as 4 segments of 16; `long`: 256 as 16 x 16;
+`--window` and `--segment-length` change them); training windows come from the first 90% of the
+file, validation windows (non-overlapping) from the last 10%. Both decoders train with the same
+encoder, data, steps and KL schedule, at a matched parameter count. One JSON line per decoder,
+on the validation windows: negative ELBO per character, KL per text and per unit, active units,
+and how much the decoder uses z (`TextVAE.evaluate_texts`): the NLL gap when each text gets
+another text's z (`shuffled_z_nll_gap`, nats per text), and the greedy reconstruction from mu
+scored by position accuracy and edit similarity, each beside the same score from a shuffled z.
+`--autoencoder` trains the plain autoencoder (beta 0, z = mu). `--set free_bits=128 --set
+word_dropout=0.25` changes settings (the JSON line lists them); `--eval-every 600` adds the
+learning curve; `--train-minutes 20` stops training at that budget.
 """
 
 from __future__ import annotations
@@ -33,18 +34,26 @@ import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
 from bench.charlm import encode, random_windows  # noqa: E402
+from components.edit_similarity import edit_similarities  # noqa: E402
 from components.vae_metrics import ACTIVE_UNIT_VARIANCE  # noqa: E402
 from models.acceleration import PRECISIONS, float32_copy, for_precision, precision_policy  # noqa: E402
 from models.hvae import HVAEConfig, build_hvae, hvae_optimizer  # noqa: E402
 from models.lm_loss import masked_token_cross_entropy  # noqa: E402
 from models.tokens import model_vocab_size  # noqa: E402
 
-SEGMENTS, SEGMENT_LENGTH = 16, 16
-PRESET = HVAEConfig(
-    segment_length=SEGMENT_LENGTH, embedding_dim=64, encoder_units=128, latent_dim=64, conductor_units=128,
-    decoder_units=192, decoder_layers=1, beta_max=0.2, beta_schedule="exponential", beta_rate=0.999,
-    free_bits=64.0, batch_size=16, learning_rate=2e-3,
-)
+PRESETS = {
+    "short": (64, HVAEConfig(
+        segment_length=16, embedding_dim=64, encoder_units=128, latent_dim=64, conductor_units=128,
+        decoder_units=192, decoder_layers=1, beta_max=0.2, beta_schedule="exponential", beta_rate=0.999,
+        free_bits=32.0, batch_size=32, learning_rate=2e-3,
+    )),
+    "long": (256, HVAEConfig(
+        segment_length=16, embedding_dim=64, encoder_units=128, latent_dim=128, conductor_units=128,
+        decoder_units=192, decoder_layers=1, beta_max=0.2, beta_schedule="exponential", beta_rate=0.999,
+        free_bits=160.0, batch_size=16, learning_rate=2e-3,
+    )),
+}
+AUTOENCODER = {"beta_max": 0.0, "free_bits": 0.0, "posterior_sampling": False}
 
 
 def validation_windows(ids: np.ndarray, length: int, count: int) -> np.ndarray:
@@ -57,29 +66,31 @@ def evaluate(model: tf_keras.Model, windows: np.ndarray, segment_length: int, ba
     """The Evaluator's VAE metrics (`components.vae_metrics`) over the validation windows, and
     the sampled (greedy from mu) accuracy of each segment: a decoder that keeps the text's
     long-term structure holds it in the later segments too."""
-
-    @tf.function
-    def step(texts: tf.Tensor) -> dict[str, tf.Tensor]:  # `TextVAE.evaluate_texts`, keeping hits per position
-        terms = model.elbo_terms(texts)
-        return {**terms, "sampled_position_hits": model.decode(terms["mu"], tf.shape(texts)[1]) == texts}
-
+    step = tf.function(model.evaluate_texts)
     parts = [step(tf.constant(windows[i : i + batch_size], tf.int64)) for i in range(0, len(windows), batch_size)]
     total = {k: np.concatenate([p[k].numpy() for p in parts]) for k in parts[0]}
     tokens = total["token_count"].sum()
-    hits = total["sampled_position_hits"]  # the windows hold no padding: every position is real
+    hits = total["sampled_ids"] == windows  # the windows hold no padding: every position is real
     by_segment = hits.reshape(len(windows), -1, segment_length).mean(axis=(0, 2))
+    kl_per_unit = total["kl_per_unit"].mean(axis=0)
     return {
         "negative_elbo_per_token": round(float(total["negative_elbo"].sum() / tokens), 4),
         "kl_per_sequence": round(float(total["kl"].mean()), 3),
         "reconstruction_accuracy": round(float(total["teacher_forced_hits"].sum() / tokens), 4),
         "sampled_reconstruction_accuracy": round(float(hits.mean()), 4),
+        "shuffled_z_sampled_accuracy": round(float(total["shuffled_z_sampled_hits"].sum() / tokens), 4),
+        "edit_similarity": round(float(edit_similarities(windows, total["sampled_ids"]).mean()), 4),
+        "shuffled_z_edit_similarity": round(float(edit_similarities(windows, total["shuffled_z_sampled_ids"]).mean()), 4),
+        "shuffled_z_nll_gap": round(float((total["shuffled_z_nll"] - total["own_z_nll"]).mean()), 3),
         "sampled_accuracy_by_segment": [round(float(a), 3) for a in by_segment],
         "active_units": int((total["mu"].var(axis=0) > ACTIVE_UNIT_VARIANCE).sum()),
+        "kl_per_unit": [round(float(k), 3) for k in sorted(kl_per_unit, reverse=True)],
     }
 
 
 CURVE_METRICS = ("negative_elbo_per_token", "kl_per_sequence", "reconstruction_accuracy",
-                 "sampled_reconstruction_accuracy", "active_units")
+                 "sampled_reconstruction_accuracy", "shuffled_z_sampled_accuracy", "edit_similarity",
+                 "shuffled_z_edit_similarity", "shuffled_z_nll_gap", "active_units")
 
 
 def curve_point(step: int, metrics: dict) -> dict:
@@ -87,7 +98,7 @@ def curve_point(step: int, metrics: dict) -> dict:
     return {"step": step, **{k: metrics[k] for k in CURVE_METRICS}}
 
 
-def preset_with(settings: list[str]) -> tuple[HVAEConfig, dict]:
+def preset_with(preset: HVAEConfig, settings: list[str]) -> tuple[HVAEConfig, dict]:
     """The preset with `KEY=VALUE` settings applied (values typed like the preset's), and those settings."""
     fields = {f.name: f for f in dataclasses.fields(HVAEConfig)}
     changed = {}
@@ -95,8 +106,9 @@ def preset_with(settings: list[str]) -> tuple[HVAEConfig, dict]:
         key, _, value = setting.partition("=")
         if key not in fields:
             raise SystemExit(f"--set {setting}: HVAEConfig has no setting '{key}' (it has {', '.join(fields)})")
-        changed[key] = type(getattr(PRESET, key))(value)
-    return dataclasses.replace(PRESET, **changed), changed
+        kind = type(getattr(preset, key))
+        changed[key] = value.lower() in ("1", "true", "yes", "on") if kind is bool else kind(value)
+    return dataclasses.replace(preset, **changed), changed
 
 
 def reference_accuracies(windows: np.ndarray) -> dict[str, float]:
@@ -111,14 +123,19 @@ def reference_accuracies(windows: np.ndarray) -> dict[str, float]:
 
 def run(
     decoder: str, data_path: str, train_steps: int, eval_windows: int, seed: int, settings: list[str],
-    precision: str = "float32", xla: bool = False, eval_every: int = 0,
+    precision: str = "float32", xla: bool = False, eval_every: int = 0, preset: str = "short",
+    window: int = 0, segment_length: int = 0, autoencoder: bool = False, train_minutes: float = 0.0,
 ) -> dict:
     train, val, distinct = encode(data_path)
-    length = SEGMENTS * SEGMENT_LENGTH
-    preset, changed = preset_with(settings)
-    if length % preset.segment_length:
-        raise SystemExit(f"--set segment_length={preset.segment_length}: it must divide the {length}-character windows")
-    config = dataclasses.replace(preset, decoder=decoder, train_steps=train_steps)
+    preset_window, preset_config = PRESETS[preset]
+    length = window or preset_window
+    settings = [*(f"{k}={v}" for k, v in AUTOENCODER.items() if autoencoder), *settings]
+    if segment_length:
+        settings.insert(0, f"segment_length={segment_length}")
+    config, changed = preset_with(preset_config, settings)
+    if length % config.segment_length:
+        raise SystemExit(f"segment_length {config.segment_length} must divide the {length}-character windows")
+    config = dataclasses.replace(config, decoder=decoder, train_steps=train_steps)
     tf_keras.utils.set_random_seed(seed)
     with precision_policy(precision):
         model = build_hvae(config, model_vocab_size(distinct))
@@ -141,7 +158,10 @@ def run(
 
     curve, evaluating = [], 0.0  # the learning curve, and the seconds spent on it (not training)
     started = time.perf_counter()
+    steps = train_steps
     for step in range(train_steps):
+        if config.reset_decoder and config.warmup_steps and step == config.warmup_steps:
+            model.reset_decoder()  # the end of the autoencoder warm-up (Li et al. 2019)
         loss = train_step(tf.constant(step, tf.int64))
         if (step + 1) % 100 == 0:  # progress on stderr; the JSON line is the result
             print(f"{decoder} step {step + 1}: loss {float(loss):.4f}, {time.perf_counter() - started:.0f}s", file=sys.stderr)
@@ -150,22 +170,28 @@ def run(
             curve.append(curve_point(step + 1, evaluate_now()))
             print(f"{decoder} step {step + 1}: {curve[-1]}", file=sys.stderr)
             evaluating += time.perf_counter() - paused
+        if train_minutes and time.perf_counter() - started - evaluating > 60 * train_minutes:
+            steps = step + 1
+            break
     float(loss)
     trained = time.perf_counter()
     metrics = evaluate_now()
     print(f"{decoder} evaluated in {time.perf_counter() - trained:.0f}s", file=sys.stderr)
     if eval_every:
-        curve.append(curve_point(train_steps, metrics))
+        curve.append(curve_point(steps, metrics))
     return {
         "bench": "hvae",
         "decoder": decoder,
+        "preset": preset,
+        "autoencoder": autoencoder,
         "precision": precision,
         "xla": xla,
         "parameters": int(model.count_params()),
-        "segments": length // config.segment_length,  # --set segment_length=8 reads the same text as 32 x 8
+        "window": length,
+        "segments": length // config.segment_length,
         "segment_length": config.segment_length,
         "latent_dim": config.latent_dim,
-        "train_steps": train_steps,
+        "train_steps": steps,
         "batch_size": config.batch_size,
         "changed": changed,
         **metrics,
@@ -173,7 +199,8 @@ def run(
         "kl_above_free_bits": metrics["kl_per_sequence"] > config.free_bits,
         **reference_accuracies(windows),
         **({"curve": curve} if eval_every else {}),
-        "train_tokens_per_second": round(config.batch_size * length * train_steps / (trained - started - evaluating), 1),
+        "train_tokens_per_second": round(config.batch_size * length * steps / (trained - started - evaluating), 1),
+        "train_seconds": round(trained - started - evaluating, 1),
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
 
@@ -181,8 +208,13 @@ def run(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="tinyshakespeare.txt")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="short")
     parser.add_argument("--decoder", choices=["hierarchical", "flat", "both"], default="both")
+    parser.add_argument("--window", type=int, default=0, help="characters per text (default: the preset's)")
+    parser.add_argument("--segment-length", type=int, default=0, help="characters per segment (default: the preset's)")
+    parser.add_argument("--autoencoder", action="store_true", help="the plain autoencoder: beta 0, z = mu")
     parser.add_argument("--train-steps", type=int, default=1200)
+    parser.add_argument("--train-minutes", type=float, default=0.0, help="stop training after this many minutes")
     parser.add_argument("--eval-windows", type=int, default=256)
     parser.add_argument("--seed", type=int, default=1337)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="change a preset setting")
@@ -193,8 +225,9 @@ def main() -> None:
     args = parser.parse_args()
     for decoder in ["hierarchical", "flat"] if args.decoder == "both" else [args.decoder]:
         with contextlib.redirect_stdout(sys.stderr):  # stdout holds the JSON lines alone
-            result = run(decoder, args.data, args.train_steps, args.eval_windows, args.seed, args.set, args.precision, args.xla == "on",
-                         args.eval_every)
+            result = run(decoder, args.data, args.train_steps, args.eval_windows, args.seed, args.set, args.precision,
+                         args.xla == "on", args.eval_every, args.preset, args.window, args.segment_length,
+                         args.autoencoder, args.train_minutes)
         print(json.dumps(result), flush=True)
 
 

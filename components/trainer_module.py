@@ -89,6 +89,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         model, train_data, eval_data, plan, patience=hparams.patience, batch_size=global_batch,
         train_examples=train_examples, log_dir=fn_args.model_run_dir,
         tokens_per_step=global_batch * sequence_length * (1.0 - padding["padding_share_at_full_length"]),
+        callbacks=model.training_callbacks() if vae else [], monitor_from_step=hparams.warmup_steps if vae else 0,
     )
     metrics.update(
         size=hparams.size, train_examples=train_examples, eval_examples=eval_examples,

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 DECODERS = ("hierarchical", "flat")
 BETA_SCHEDULES = ("exponential", "logistic")
+ENCODER_SUMMARIES = ("final", "mean")
 
 
 @dataclasses.dataclass
@@ -49,7 +50,15 @@ class HVAEConfig(SizedConfig):
     beta_midpoint: int = 200  # logistic: beta_max / (1 + exp(-(step - midpoint) / beta_width))
     beta_width: float = 40.0
     free_bits: float = 8.0  # nats of KL per text that cost nothing (keeps the latent in use)
-    word_dropout: float = 0.0  # share of decoder input tokens replaced by the unknown-token id
+    free_bits_per_unit: float = 0.0  # nats of each latent unit's batch-mean KL that cost nothing
+    warmup_steps: int = 0  # autoencoder warm-up: beta is 0 for these steps, then the schedule starts
+    reset_decoder: bool = False  # re-initialise the decoder at the end of the warm-up (Li et al. 2019)
+    bag_of_tokens: float = 0.0  # weight of the auxiliary loss predicting the text's tokens from z alone
+    posterior_sampling: bool = True  # False: z = mu in training (with beta_max 0, a plain autoencoder)
+    encoder_summary: str = "final"  # final: the BiLSTM's final states | mean: its outputs averaged over positions
+    latent_batch_norm: bool = True  # batch-normalise mu (fixed scale): mu varies across texts from step 0
+    embedding_scale: float = 1.0  # the token embeddings start uniform in [-scale, scale] (Keras: 0.05)
+    word_dropout: float = 0.0  # share of decoder input tokens replaced by the unknown-token id (1.0: input-less)
     batch_size: Optional[int] = None
     learning_rate: float = 2e-3
     min_train_steps: int = 200
@@ -66,8 +75,13 @@ class HVAEConfig(SizedConfig):
                 raise ValueError(f"hvae.{name} must be at least 1, got {getattr(self, name)}")
         if self.flat_units < 0:
             raise ValueError(f"hvae.flat_units must be 0 (matched) or positive, got {self.flat_units}")
-        if not 0.0 <= self.word_dropout < 1.0:
-            raise ValueError(f"hvae.word_dropout must be in [0, 1), got {self.word_dropout}")
+        if self.encoder_summary not in ENCODER_SUMMARIES:
+            raise ValueError(f"hvae.encoder_summary must be one of {', '.join(ENCODER_SUMMARIES)}, got {self.encoder_summary!r}")
+        if not 0.0 <= self.word_dropout <= 1.0:
+            raise ValueError(f"hvae.word_dropout must be in [0, 1], got {self.word_dropout}")
+        if self.warmup_steps < 0 or self.bag_of_tokens < 0 or self.free_bits_per_unit < 0 or self.embedding_scale <= 0:
+            raise ValueError("hvae: warmup_steps, bag_of_tokens and free_bits_per_unit must be non-negative, "
+                             "embedding_scale positive")
         if not 0.0 < self.beta_rate < 1.0 or self.beta_max < 0 or self.free_bits < 0 or self.beta_width <= 0:
             raise ValueError("hvae: beta_rate must be in (0, 1); beta_max, free_bits and beta_width non-negative")
 

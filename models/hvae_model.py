@@ -23,9 +23,14 @@ from models.lm_loss import replica_share_of_tokens, token_log_likelihoods
 from models.tokens import BOS_ID, PAD_ID
 
 
+def kl_per_latent_unit(mu: tf.Tensor, sigma: tf.Tensor) -> tf.Tensor:
+    """KL(N(mu, sigma) || N(0, 1)) of each latent unit [batch, latent] (nats)."""
+    return 0.5 * (tf.square(mu) + tf.square(sigma) - 1.0 - 2.0 * tf.math.log(sigma))
+
+
 def kl_to_standard_normal(mu: tf.Tensor, sigma: tf.Tensor) -> tf.Tensor:
     """KL(N(mu, sigma) || N(0, 1)) per example, summed over latent units (nats)."""
-    return 0.5 * tf.reduce_sum(tf.square(mu) + tf.square(sigma) - 1.0 - 2.0 * tf.math.log(sigma), axis=-1)
+    return tf.reduce_sum(kl_per_latent_unit(mu, sigma), axis=-1)
 
 
 class TextVAE(tf_keras.Model):
@@ -36,12 +41,23 @@ class TextVAE(tf_keras.Model):
         self.config, self.vocab_size, self.flat_units = config, vocab_size, flat_units
         self.hierarchical = config.decoder == "hierarchical"
         c = config
-        self.embedding = tf_keras.layers.Embedding(vocab_size, c.embedding_dim, name="embedding")
+        self.embedding = tf_keras.layers.Embedding(
+            vocab_size, c.embedding_dim, name="embedding",
+            embeddings_initializer=tf_keras.initializers.RandomUniform(-c.embedding_scale, c.embedding_scale),
+        )
         self.encoder_lower = tf_keras.layers.Bidirectional(
             tf_keras.layers.LSTM(c.encoder_units, return_sequences=True), name="encoder_0"
         )
         self.encoder_upper = tf_keras.layers.Bidirectional(
-            tf_keras.layers.LSTM(c.encoder_units, return_state=True), name="encoder_1"
+            tf_keras.layers.LSTM(c.encoder_units, return_state=True, return_sequences=c.encoder_summary == "mean"),
+            name="encoder_1",
+        )
+        # fixed scale, learned shift (Zhu et al. 2020, BN-VAE): mu has unit variance across texts
+        self.mu_norm = (
+            tf_keras.layers.BatchNormalization(scale=False, epsilon=1e-5, dtype="float32", name="mu_norm") if c.latent_batch_norm else None
+        )
+        self.bag_of_tokens = (
+            tf_keras.layers.Dense(vocab_size, dtype="float32", name="bag_of_tokens") if c.bag_of_tokens else None
         )
         # mu and sigma feed the KL term: float32 under a mixed policy, like the logits
         self.to_mu = tf_keras.layers.Dense(c.latent_dim, dtype="float32", name="mu")
@@ -69,13 +85,22 @@ class TextVAE(tf_keras.Model):
 
     # -- encoder ---------------------------------------------------------------------------
 
-    def encode(self, target_ids: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """(mu, sigma) [batch, latent] of q(z | text); padding is masked out of both directions."""
+    def encode(self, target_ids: tf.Tensor, training: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
+        """(mu, sigma) [batch, latent] of q(z | text); padding is masked out of both directions.
+        The summary is the final states, or (`encoder_summary: mean`) the outputs averaged over
+        the real positions, which gives every position a short gradient path to z."""
         mask = tf.not_equal(target_ids, PAD_ID)
         x = self.encoder_lower(self.embedding(target_ids), mask=mask)
-        _, forward_h, _, backward_h, _ = self.encoder_upper(x, mask=mask)
-        summary = tf.concat([forward_h, backward_h], axis=-1)
-        return self.to_mu(summary), self.to_sigma(summary) + 1e-6
+        outputs, forward_h, _, backward_h, _ = self.encoder_upper(x, mask=mask)
+        if self.config.encoder_summary == "mean":
+            weights = tf.cast(mask, outputs.dtype)[..., None]
+            summary = tf.reduce_sum(outputs * weights, 1) / tf.maximum(tf.reduce_sum(weights, 1), 1.0)
+        else:
+            summary = tf.concat([forward_h, backward_h], axis=-1)
+        mu = self.to_mu(summary)
+        if self.mu_norm is not None:
+            mu = self.mu_norm(mu, training=training)
+        return mu, self.to_sigma(summary) + 1e-6
 
     # -- decoder ---------------------------------------------------------------------------
 
@@ -100,10 +125,11 @@ class TextVAE(tf_keras.Model):
         """Teacher-forced logits [batch, L, vocab] of the target ids given z."""
         batch, length = tf.shape(target_ids)[0], tf.shape(target_ids)[1]
         decoder_inputs = tf.concat([tf.fill([batch, 1], tf.constant(BOS_ID, target_ids.dtype)), target_ids[:, :-1]], 1)
-        if training and self.config.word_dropout:
+        if self.input_less:
+            decoder_inputs = self._unknown_tokens(decoder_inputs)
+        elif training and self.config.word_dropout:
             dropped = tf.random.uniform(tf.shape(decoder_inputs)) < self.config.word_dropout
-            unknown = tf.constant(self.vocab_size - 1, decoder_inputs.dtype)  # the OOV bucket's id
-            decoder_inputs = tf.where(dropped & (decoder_inputs != PAD_ID), unknown, decoder_inputs)
+            decoder_inputs = tf.where(dropped, self._unknown_tokens(decoder_inputs), decoder_inputs)
         tokens = self.embedding(decoder_inputs)
         if not self.hierarchical:
             conditioned = tf.concat([tokens, tf.tile(tf.cast(z, tokens.dtype)[:, None], [1, length, 1])], axis=-1)
@@ -119,10 +145,22 @@ class TextVAE(tf_keras.Model):
         hidden = self._run_decoder(conditioned, self._initial_states(embeddings), training)
         return self.to_logits(tf.reshape(hidden, [batch, length, -1]))
 
+    @property
+    def input_less(self) -> bool:
+        """word_dropout 1.0: the decoder never reads the text, in training or decoding; only z steers it."""
+        return self.config.word_dropout >= 1.0
+
+    def _unknown_tokens(self, ids: tf.Tensor) -> tf.Tensor:
+        """Every real token replaced by the unknown-token id (the OOV bucket's), padding kept."""
+        return tf.where(ids != PAD_ID, tf.constant(self.vocab_size - 1, ids.dtype), ids)
+
     def decoder_step(self, z: tf.Tensor, length: tf.Tensor) -> tuple:
         """(step, state) for `models.decoding.sample`: one token at a time from z, for `length` tokens."""
         cells = [layer.cell for layer in self.decoder]
         t = self.config.segment_length
+
+        def embed(token: tf.Tensor) -> tf.Tensor:
+            return self.embedding(self._unknown_tokens(token) if self.input_less else token)
 
         def run_cells(x: tf.Tensor, states: list) -> tuple[tf.Tensor, list]:
             new_states = []
@@ -134,7 +172,7 @@ class TextVAE(tf_keras.Model):
         if not self.hierarchical:
             def flat_step(token, state, position):
                 states, z_ = state
-                logits, states = run_cells(tf.concat([self.embedding(token), z_], -1), states)
+                logits, states = run_cells(tf.concat([embed(token), z_], -1), states)
                 return logits, (states, z_)
 
             return flat_step, (self._initial_states(z), z)
@@ -147,7 +185,7 @@ class TextVAE(tf_keras.Model):
             restart = tf.equal(position % t, 0)  # a new segment: its LSTM starts from its embedding
             fresh = self._initial_states(embedding)
             states = [[tf.where(restart, f, s) for f, s in zip(fl, sl)] for fl, sl in zip(fresh, states)]
-            logits, states = run_cells(tf.concat([self.embedding(token), embedding], -1), states)
+            logits, states = run_cells(tf.concat([embed(token), embedding], -1), states)
             return logits, (states, segments_)
 
         zeros = tf.zeros([tf.shape(z)[0], self.config.decoder_units])
@@ -160,33 +198,75 @@ class TextVAE(tf_keras.Model):
         no_prompt = tf.zeros([batch, 0], tf.int64)
         return sample(step, state, no_prompt, tf.zeros([batch], tf.int32), length, temperature, seed=seed)
 
+    def decoder_layers(self) -> list[tf_keras.layers.Layer]:
+        """Every layer after z (the embedding, shared with the encoder, is not one of them)."""
+        conductor = [self.conductor_init, *self.conductor] if self.hierarchical else []
+        return [*conductor, self.decoder_init, *self.decoder, self.to_logits]
+
+    def reset_decoder(self) -> None:
+        """Li et al. 2019: after the autoencoder warm-up the decoder starts again from fresh
+        weights, while the encoder keeps the code it learned; the decoder must then learn to read z."""
+        fresh = TextVAE(self.config, self.vocab_size, self.flat_units)
+        fresh.build_for_sequences()
+        for layer, new in zip(self.decoder_layers(), fresh.decoder_layers()):
+            layer.set_weights(new.get_weights())
+
+    def training_callbacks(self) -> list[tf_keras.callbacks.Callback]:
+        """What training needs besides the loss: the decoder reset at the end of the warm-up."""
+        c = self.config
+        return [DecoderReset(c.warmup_steps)] if c.reset_decoder and c.warmup_steps else []
+
     # -- objective -------------------------------------------------------------------------
 
     def beta(self) -> tf.Tensor:
-        """The annealed KL weight at the optimizer's current step (beta_max outside training)."""
+        """The KL weight at the optimizer's current step (beta_max outside training): 0 during the
+        autoencoder warm-up (`warmup_steps`), then annealed towards beta_max."""
         c = self.config
         if getattr(self, "optimizer", None) is None:
             return tf.constant(c.beta_max)
-        step = tf.cast(self.optimizer.iterations, tf.float32)
+        step = tf.cast(self.optimizer.iterations, tf.float32) - c.warmup_steps
         if c.beta_schedule == "exponential":
-            return c.beta_max * (1.0 - tf.pow(c.beta_rate, step))
-        return c.beta_max * tf.sigmoid((step - c.beta_midpoint) / c.beta_width)
+            beta = c.beta_max * (1.0 - tf.pow(c.beta_rate, tf.maximum(step, 0.0)))
+        else:
+            beta = c.beta_max * tf.sigmoid((step - c.beta_midpoint) / c.beta_width)
+        return tf.where(step < 0, 0.0, beta)
 
     def _training_noise(self, shape: tf.Tensor) -> tf.Tensor:
         """eps ~ N(0, 1) of the reparameterisation z = mu + sigma * eps."""
         return tf.random.normal(shape)
 
+    def kl_penalty(self, kl_per_unit: tf.Tensor) -> tf.Tensor:
+        """The KL cost of a batch before beta, in nats: per text, the KL above `free_bits`; with
+        `free_bits_per_unit`, each unit's batch-mean KL above that floor (Kingma et al. 2016)."""
+        c = self.config
+        if c.free_bits_per_unit:
+            batch = tf.cast(tf.shape(kl_per_unit)[0], kl_per_unit.dtype)
+            return batch * tf.reduce_sum(tf.maximum(tf.reduce_mean(kl_per_unit, 0) - c.free_bits_per_unit, 0.0))
+        return tf.reduce_sum(tf.maximum(tf.reduce_sum(kl_per_unit, -1) - c.free_bits, 0.0))
+
+    def bag_of_tokens_loss(self, z: tf.Tensor, target_ids: tf.Tensor) -> tf.Tensor:
+        """Zhao et al. 2017: the negative log-likelihood of every real token of the text under one
+        distribution predicted from z alone, summed over the batch (so z must hold the words)."""
+        log_probabilities = tf.nn.log_softmax(self.bag_of_tokens(z))  # [batch, vocab]
+        picked = tf.gather(log_probabilities, target_ids, batch_dims=1)  # [batch, L]
+        return -tf.reduce_sum(picked * tf.cast(target_ids != PAD_ID, picked.dtype))
+
     def call(self, target_ids: tf.Tensor, training: bool = False) -> tf.Tensor:
-        """Reconstruction logits from a sampled z; adds beta * max(KL - free_bits, 0) per text,
-        divided by the batch's real tokens so it sits on the per-token scale of the loss."""
+        """Reconstruction logits from a sampled z (mu itself without `posterior_sampling`); adds
+        beta * `kl_penalty` and the bag-of-tokens term, divided by the batch's real tokens so they
+        sit on the per-token scale of the loss."""
         target_ids = tf.cast(target_ids, tf.int64)
-        mu, sigma = self.encode(target_ids)
-        z = mu + sigma * self._training_noise(tf.shape(mu))
-        kl = kl_to_standard_normal(mu, sigma)
-        beta = self.beta()
-        penalty = beta * tf.reduce_sum(tf.maximum(kl - self.config.free_bits, 0.0))
-        self.add_loss(penalty / replica_share_of_tokens(target_ids))
-        self.add_metric(tf.reduce_mean(kl), name="kl", aggregation="mean")
+        mu, sigma = self.encode(target_ids, training=training)
+        z = mu + sigma * self._training_noise(tf.shape(mu)) if self.config.posterior_sampling else mu
+        kl_per_unit = kl_per_latent_unit(mu, sigma)
+        # evaluation weighs the KL at its full weight: the validation loss early stopping watches
+        # is then the same objective before, during and after the warm-up and the annealing
+        beta = self.beta() if training else tf.constant(self.config.beta_max)
+        tokens = replica_share_of_tokens(target_ids)
+        self.add_loss(beta * self.kl_penalty(kl_per_unit) / tokens)
+        if self.bag_of_tokens is not None:
+            self.add_loss(self.config.bag_of_tokens * self.bag_of_tokens_loss(z, target_ids) / tokens)
+        self.add_metric(tf.reduce_mean(tf.reduce_sum(kl_per_unit, -1)), name="kl", aggregation="mean")
         self.add_metric(beta, name="beta", aggregation="mean")
         return self.reconstruction_logits(z, target_ids, training=training)
 
@@ -208,10 +288,44 @@ class TextVAE(tf_keras.Model):
         }
 
     def evaluate_texts(self, target_ids: tf.Tensor, seed: int = 0) -> dict[str, tf.Tensor]:
-        """`elbo_terms` plus the tokens a greedy decode from mu gets right (sampled reconstruction)."""
+        """`elbo_terms` plus how much the decoder uses z: per text, the teacher-forced NLL given
+        its own mu and given the next text's mu (the batch rolled by one; `shuffled_z_texts` is 0
+        in a batch of one, where there is no other text), greedy decodes from both (ids, and the
+        tokens they get right: the sampled reconstruction), and the KL of each latent unit."""
+        target_ids = tf.cast(target_ids, tf.int64)
         terms = self.elbo_terms(target_ids, seed)
-        greedy = self.decode(terms["mu"], tf.shape(target_ids)[1])
-        return {**terms, "sampled_hits": _count_real(greedy == tf.cast(target_ids, tf.int64), target_ids)}
+        mu, sigma = self.encode(target_ids)
+        batch = tf.shape(mu)[0]
+        both_z = tf.concat([mu, tf.roll(mu, 1, axis=0)], 0)
+        both_ids = tf.concat([target_ids, target_ids], 0)
+        nll = -tf.reduce_sum(token_log_likelihoods(both_ids, self.reconstruction_logits(both_z, both_ids)), axis=1)
+        decoded = self.decode(both_z, tf.shape(target_ids)[1])
+        hits = _count_real(decoded == both_ids, both_ids)
+        return {
+            **terms,
+            "own_z_nll": nll[:batch],
+            "shuffled_z_nll": nll[batch:],
+            "shuffled_z_texts": tf.fill([batch], tf.cast(batch > 1, tf.int64)),
+            "sampled_hits": hits[:batch],
+            "shuffled_z_sampled_hits": hits[batch:],
+            "target_ids": target_ids,
+            "sampled_ids": decoded[:batch],
+            "shuffled_z_sampled_ids": decoded[batch:],
+            "kl_per_unit": kl_per_latent_unit(mu, sigma),
+        }
+
+
+class DecoderReset(tf_keras.callbacks.Callback):
+    """Calls `TextVAE.reset_decoder` once, before the first training step at or after `step`."""
+
+    def __init__(self, step: int):
+        super().__init__()
+        self.step, self.done = step, False
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        if not self.done and int(self.model.optimizer.iterations.numpy()) >= self.step:
+            self.model.reset_decoder()
+            self.done = True
 
 
 def _count_real(hits: tf.Tensor, target_ids: tf.Tensor) -> tf.Tensor:

@@ -95,6 +95,8 @@ def train_model(
     train_examples: int,
     log_dir: Optional[str] = None,
     tokens_per_step: float = 0.0,
+    callbacks: Optional[list[tf_keras.callbacks.Callback]] = None,
+    monitor_from_step: int = 0,
 ) -> dict[str, float]:
     """Fits a compiled model on (inputs, targets) batches as `plan` says; returns the metrics of
     the kept weights and how training went.
@@ -103,12 +105,16 @@ def train_model(
     call (so the input pipeline's runs of same-shape batches stay aligned with the calls; see
     `components.training_data`), ended by a measurement of the eval loss on the same
     `plan.eval_batches` batches each time. Training stops after `patience` measurements without
-    a new best, and the weights of the best one are restored (also when training ran to the end).
-    Progress is logged as it goes (`ProgressLog`).
+    a new best, and the weights of the best one are restored (also when training ran to the end);
+    measurements before `monitor_from_step` (a warm-up) neither stop training nor are kept.
+    Progress is logged as it goes (`ProgressLog`); `callbacks` are the model's own.
     """
     epochs = plan.evaluations
-    stopping = tf_keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
-    callbacks = [stopping, ProgressLog(plan.evaluations * plan.evaluation_interval, tokens_per_step)]
+    stopping = tf_keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=patience, restore_best_weights=True,
+        start_from_epoch=math.ceil(monitor_from_step / plan.evaluation_interval),
+    )
+    callbacks = [*(callbacks or []), stopping, ProgressLog(plan.evaluations * plan.evaluation_interval, tokens_per_step)]
     callbacks += [tf_keras.callbacks.TensorBoard(log_dir=log_dir)] if log_dir else []
     history = model.fit(
         train_data,
@@ -119,7 +125,8 @@ def train_model(
         callbacks=callbacks,
         verbose=2,
     ).history
-    best = int(np.argmin(history["val_loss"]))
+    first = min(stopping.start_from_epoch, len(history["val_loss"]) - 1)  # the last one when training ended sooner
+    best = first + int(np.argmin(history["val_loss"][first:]))
     steps_run = len(history["val_loss"]) * plan.evaluation_interval
     metrics = {name: float(values[best]) for name, values in history.items()}  # the restored weights' numbers
     metrics.update(

@@ -175,6 +175,8 @@ def eval_config(config: Config, family: str) -> tfma.EvalConfig:
             "NegativeElboPerToken": "negative_elbo_per_token", "KLPerSequence": "kl_per_sequence",
             "ReconstructionAccuracy": "reconstruction_accuracy",
             "SampledReconstructionAccuracy": "sampled_reconstruction_accuracy", "ActiveUnits": "active_units",
+            "ShuffledZSampledAccuracy": "shuffled_z_sampled_accuracy", "EditSimilarity": "edit_similarity",
+            "ShuffledZEditSimilarity": "shuffled_z_edit_similarity", "ShuffledZNllGap": "shuffled_z_nll_gap",
         }
         unigram = {"UnigramCrossEntropy": "unigram_cross_entropy", "NegativeElboBelowUnigram": "negative_elbo_below_unigram"}
         # `evaluate` also returns what serving does not need: greedy reconstructions, mu.

@@ -5,6 +5,9 @@ model's own signatures (as a serving client would), never through project model 
   top-p (the `generate` signature);
 - a classifier: its most confident right and wrong answers among the first eval examples
   (`serving_default`);
+- a VAE: each example's text and its reconstruction (greedy from mu, the `encode` and `decode`
+  signatures), and the texts decoded along the line between the first two examples' codes
+  (`interpolate`);
 - an encoder-decoder: the source it read (for denoising, the corrupted text), the reference,
   its output, and its attention over the source while writing each output piece (the
   `evaluate` and `attention` signatures of `models.seq2seq_export`).
@@ -94,6 +97,29 @@ def language_model_samples(model_path: str, records: list[bytes], text_column: s
 
     greedy, sampled = continuations(0.0, 1.0), continuations(1.0, 0.9)
     return [{"prompt": p, "greedy": g, "top_p": t} for p, g, t in zip(prompts, greedy, sampled)]
+
+
+INTERPOLATION_STEPS = 5
+
+
+def vae_samples(model_path: str, records: list[bytes], text_column: str) -> list[dict]:
+    """Per example: its text and the greedy decode from its mu; the first sample also holds the
+    interpolation from the first example's code to the second's (`INTERPOLATION_STEPS` texts)."""
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401
+
+    model = tf.saved_model.load(model_path)
+    if not records or "interpolate" not in model.signatures:
+        return []
+    texts = _texts(records, text_column)
+    mu = model.signatures["encode"](text=tf.constant(texts))["mu"]
+    decoded = model.signatures["decode"](z=mu, temperature=tf.constant(0.0), seed=tf.constant(0, tf.int64))["text"]
+    samples = [{"text": t, "reconstruction": r.decode("utf-8", errors="replace")} for t, r in zip(texts, decoded.numpy())]
+    if len(texts) >= 2:
+        line = model.signatures["interpolate"](first=tf.constant(texts[:1]), second=tf.constant(texts[1:2]),
+                                               steps=tf.constant(INTERPOLATION_STEPS))["texts"]
+        samples[0]["interpolation"] = [t.decode("utf-8", errors="replace") for t in line.numpy()[0]]
+    return samples
 
 
 def classifier_samples(model_path: str, records: list[bytes], text_column: str, label_column: str,

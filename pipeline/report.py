@@ -237,10 +237,22 @@ PAIR_SCORE = {"seq2seq": ("bleu", "BLEU"), "denoise": ("chrf", "chrF")}
 
 
 def _sample_blocks(family: dict) -> list[Union[str, Table]]:
-    """What a language model writes and what a classifier answers, on eval examples."""
+    """What a language model writes, what a classifier answers and what a VAE reconstructs, on eval examples."""
     samples = family.get("samples") or []
-    if not samples or family.get("task") not in ("language_model", "classifier"):
+    if not samples or family.get("task") not in ("language_model", "classifier", "vae"):
         return []
+    if family["task"] == "vae":
+        blocks: list[Union[str, Table]] = [
+            "What its code holds: each eval text (as the model reads it, cut at the sequence length) and the text "
+            "decoded greedily from its mean code.",
+            Table(["text", "reconstruction"], [[s["text"][:300], s["reconstruction"]] for s in samples]),
+        ]
+        line = samples[0].get("interpolation")
+        if line:
+            blocks += ["Interpolation: texts decoded from evenly spaced points on the line from the first text's "
+                       "code to the second's.",
+                       Table(["point", "text"], [[f"{i}/{len(line) - 1}", t] for i, t in enumerate(line)])]
+        return blocks
     if family["task"] == "language_model":
         return ["What it writes: each eval example's first words, continued greedily and sampled (top-p 0.9).",
                 Table(["prompt", "greedy", "top-p 0.9"], [[s["prompt"], s["greedy"], s["top_p"]] for s in samples])]

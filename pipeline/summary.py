@@ -206,7 +206,7 @@ def _samples(config: Config, store: metadata_store.MetadataStore, family: str) -
     """What the trained model does on the first eval examples (`pipeline.model_samples`), for the report."""
     task = branch_task(config, family)
     count = config.evaluation.report_examples
-    if not count or task == "vae":  # the VAE's reconstructions and interpolations: its own issue
+    if not count:
         return []
     from tfx.utils import path_utils
 
@@ -224,6 +224,8 @@ def _samples(config: Config, store: metadata_store.MetadataStore, family: str) -
     records = model_samples.eval_records(examples[0].uri, count)
     if task in PAIR_TASKS:
         return model_samples.seq2seq_samples(path, records)
+    if task == "vae":
+        return model_samples.vae_samples(path, records, text)
     return model_samples.language_model_samples(path, records, text)
 
 
@@ -270,7 +272,9 @@ def _headline(r: FamilyResult) -> str:
             f"negative ELBO {m.get('negative_elbo_per_token', math.nan):.4f} nats/token (bounds cross-entropy), "
             f"KL {m.get('kl_per_sequence', math.nan):.2f} nats/text, reconstruction accuracy "
             f"{m.get('reconstruction_accuracy', math.nan):.3f} teacher-forced / "
-            f"{m.get('sampled_reconstruction_accuracy', math.nan):.3f} sampled, "
+            f"{m.get('sampled_reconstruction_accuracy', math.nan):.3f} sampled "
+            f"({m.get('shuffled_z_sampled_accuracy', math.nan):.3f} from another text's z), edit similarity "
+            f"{m.get('edit_similarity', math.nan):.3f}, z worth {m.get('shuffled_z_nll_gap', math.nan):.2f} nats/text, "
             f"{int(m.get('active_units', 0))} active latent units"
         )
     return (

@@ -222,7 +222,8 @@ def test_the_vae_is_evaluated_on_its_own_signature_and_metrics():
     metrics = {m.class_name: m for m in vae.metrics_specs[0].metrics}
     assert set(metrics) == {"ExampleCount", "NegativeElboPerToken", "KLPerSequence", "ReconstructionAccuracy",
                             "SampledReconstructionAccuracy", "ActiveUnits", "UnigramCrossEntropy",
-                            "NegativeElboBelowUnigram"}
+                            "NegativeElboBelowUnigram", "ShuffledZSampledAccuracy", "EditSimilarity",
+                            "ShuffledZEditSimilarity", "ShuffledZNllGap"}
     assert overall_threshold(metrics["NegativeElboBelowUnigram"]).value_threshold.lower_bound.value == 0.05
     assert list(spec.preprocessing_function_names) == ["transform_features"]  # for the length_bucket slices
     nelbo = overall_threshold(metrics["NegativeElboPerToken"])

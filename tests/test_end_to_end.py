@@ -119,7 +119,8 @@ def test_the_report_of_a_clean_run_has_every_section_and_the_same_numbers_in_eve
                         "Model: textflow-transformer (transformer)", "Model: textflow-hvae (hvae)", "Pushes and promotions"]
     assert page.count('<figure class="chart">') == 2 and "http" not in page.replace("http://www.w3.org/2000/svg", "")
     assert page.count("<h3>Training curve</h3>") == 3  # every family's loss and eval loss against steps
-    assert page.count("What it writes") == 2  # the language models' continuations (the VAE's: its own issue)
+    assert page.count("What it writes") == 2  # the language models' continuations
+    assert page.count("What its code holds") == 1 and "Interpolation: texts decoded" in page  # the VAE's
     markdown = textflow("report", "--run", run_id, "--format", "md", "--output", str(tmp_path / "report.md"),
                         "--workspace", "ws", "--serving-dir", "serving", cwd=root)
     assert markdown.returncode == 0, markdown.stderr
@@ -550,7 +551,8 @@ def test_models_list_and_show_read_ml_metadata(first_run):
     assert re.search(rf"{version} .* negative_elbo_per_token \d+\.\d+ +yes +pass ", rows["textflow-hvae"])
     shown = textflow("models", "show", "textflow-hvae", version, *where, cwd=root)
     assert shown.returncode == 0, shown.stderr
-    for expected in ["(hvae)", "blessed: yes", "serving check: passed", "interpolate: outputs {'texts': [","sampled_reconstruction_accuracy", "active_units", "data span: 0",
+    for expected in ["(hvae)", "blessed: yes", "serving check: passed", "interpolate: outputs {'texts': [","sampled_reconstruction_accuracy", "active_units",
+                     "shuffled_z_nll_gap", "edit_similarity", "shuffled_z_edit_similarity", "data span: 0",
                      "transform_graph: ", "/Transform/transform_graph/", "schema: "]:
         assert expected in shown.stdout, (expected, shown.stdout)
     missing = textflow("models", "show", "textflow-hvae", "1", *where, cwd=root)

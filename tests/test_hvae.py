@@ -7,9 +7,10 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from components.vae_metrics import _Sums, active_units
+from components.edit_similarity import edit_similarity, levenshtein
+from components.vae_metrics import _Sums, _VAESums, active_units, shuffled_z_nll_gap
 from models.hvae import HVAEConfig, build_hvae, decoder_parameters, hvae_optimizer, matched_flat_units
-from models.hvae_model import kl_to_standard_normal
+from models.hvae_model import kl_per_latent_unit, kl_to_standard_normal
 from models.tokens import EOS_ID
 from models.training import compile_language_model
 
@@ -131,6 +132,11 @@ def test_elbo_terms_bound_the_reconstruction_and_count_real_tokens(model):
     assert (terms["teacher_forced_hits"] <= terms["token_count"]).all()
     assert (terms["sampled_hits"] <= terms["token_count"]).all()
     assert terms["mu"].shape == (3, model.config.latent_dim)
+    assert terms["kl_per_unit"].shape == (3, model.config.latent_dim)
+    np.testing.assert_allclose(terms["kl_per_unit"].sum(-1), terms["kl"], rtol=1e-5)
+    np.testing.assert_array_equal(terms["target_ids"], ids.numpy())
+    np.testing.assert_array_equal(terms["shuffled_z_texts"], [1, 1, 1])
+    assert (terms["sampled_hits"] == ((terms["sampled_ids"] == ids.numpy()) & (ids.numpy() != 0)).sum(1)).all()
 
 
 def test_active_units_count_the_latent_units_that_vary_across_texts():
@@ -139,3 +145,152 @@ def test_active_units_count_the_latent_units_that_vary_across_texts():
     mu = np.stack([rng.normal(0, 1, 500), rng.normal(2, 0.05, 500), np.full(500, -1.0)], axis=1)  # var 1, .0025, 0
     sums.update(texts=500, mu=mu.sum(0), mu_squared=np.square(mu).sum(0))
     assert active_units(sums) == 1.0
+
+
+def reference_levenshtein(a, b):
+    """The textbook dynamic programme, cell by cell."""
+    d = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
+    return d[-1][-1]
+
+
+@pytest.mark.parametrize("first, second", [
+    ("kitten", "sitting"), ("flaw", "lawn"), ("", "abc"), ("abc", ""), ("same", "same"), ("ab", "ba"),
+    ("intention", "execution"), ("To be, or not", "To bee or nott"),
+])
+def test_edit_similarity_matches_the_textbook_levenshtein_distance(first, second):
+    a, b = np.array([ord(c) for c in first], np.int64), np.array([ord(c) for c in second], np.int64)
+    assert levenshtein(a, b) == reference_levenshtein(first, second)
+    longer = max(len(first), len(second))
+    expected = 1.0 - reference_levenshtein(first, second) / longer if longer else 1.0
+    padded = np.concatenate([b, np.zeros(3, np.int64)])  # padding is not part of a text
+    assert edit_similarity(a, padded) == pytest.approx(expected)
+
+
+def z_blind(model):
+    """The same model with its decoder's z input zeroed: a decoder that ignores the code."""
+    reconstruction_logits, decoder_step = model.reconstruction_logits, model.decoder_step
+    model.reconstruction_logits = lambda z, ids, training=False: reconstruction_logits(tf.zeros_like(z), ids, training)
+    model.decoder_step = lambda z, length: decoder_step(tf.zeros_like(z), length)
+    return model
+
+
+def vae_sums(terms):
+    combiner = _VAESums(None, "", shuffled_z_nll_gap)
+    return combiner.add_input(combiner.create_accumulator(), _Inputs({k: v.numpy() for k, v in terms.items()}))
+
+
+class _Inputs:
+    """What TFMA hands a combiner: the signature's outputs under the predictions key."""
+
+    def __init__(self, predictions):
+        self.predictions = predictions
+
+    def get_by_key(self, key, model_name):
+        return self.predictions
+
+
+def memorised_model(config):
+    """A tiny autoencoder fitted to four random texts: only z tells them apart."""
+    tf_keras.utils.set_random_seed(3)
+    model = build_hvae(config, VOCAB)
+    compile_language_model(model, hvae_optimizer(config, 300))
+    ids = np.tile(texts(batch=4, real=(16, 16, 16, 16), seed=11).numpy(), [4, 1])
+    model.fit(ids, ids, epochs=150, batch_size=16, verbose=0)
+    return model, tf.constant(ids[:4])
+
+
+def test_shuffled_z_gap_is_zero_when_the_decoder_ignores_z_and_positive_when_it_memorised_texts():
+    config = HVAEConfig(learning_rate=1e-2, beta_max=0.0, free_bits=0.0, posterior_sampling=False,
+                        latent_batch_norm=True, **TINY)
+    model, ids = memorised_model(config)
+    used = vae_sums(model.evaluate_texts(ids))
+    assert shuffled_z_nll_gap(used) > 5.0  # nats per text: another text's z makes the text much less likely
+    assert used["sampled_hits"] > used["shuffled_z_sampled_hits"]
+    assert used["edit_similarity"] > used["shuffled_z_edit_similarity"]
+    blind = vae_sums(z_blind(model).evaluate_texts(ids))
+    assert shuffled_z_nll_gap(blind) == pytest.approx(0.0, abs=1e-4)
+    assert blind["sampled_hits"] == blind["shuffled_z_sampled_hits"]
+    alone = vae_sums(model.evaluate_texts(ids[:1]))  # a batch of one has no other text's z
+    assert alone["shuffled_z_texts"] == 0 and math.isnan(shuffled_z_nll_gap(alone))
+
+
+def test_warmup_keeps_beta_at_zero_then_anneals():
+    config = HVAEConfig(warmup_steps=50, beta_max=0.5, beta_rate=0.9, **TINY)
+    model = build_hvae(config, VOCAB)
+    compile_language_model(model, hvae_optimizer(config, 100))
+    values = {}
+    for step in (0, 49, 50, 60, 500):
+        model.optimizer.iterations.assign(step)
+        values[step] = float(model.beta())
+    assert values[0] == values[49] == 0.0 == values[50]
+    assert values[60] == pytest.approx(0.5 * (1 - 0.9**10), rel=1e-5) and values[500] == pytest.approx(0.5, abs=1e-4)
+
+
+def test_free_bits_per_unit_floors_each_units_batch_mean_kl():
+    mu = tf.constant([[2.0, 0.1, 0.0], [0.0, 0.1, 0.0]])
+    sigma = tf.ones([2, 3])
+    per_unit = kl_per_latent_unit(mu, sigma)  # unit 0: 2 and 0 nats, unit 1: 0.005 each, unit 2: 0
+    total = build_hvae(HVAEConfig(free_bits=1.0, **TINY), VOCAB)
+    assert float(total.kl_penalty(per_unit)) == pytest.approx(1.005, rel=1e-5)  # per text: max(2.005 - 1, 0) + 0
+    floored = build_hvae(HVAEConfig(free_bits_per_unit=0.5, **TINY), VOCAB)
+    # unit 0's batch mean is 1 nat: 0.5 above the floor, times 2 texts; the others cost nothing
+    assert float(floored.kl_penalty(per_unit)) == pytest.approx(1.0, rel=1e-5)
+    free = build_hvae(HVAEConfig(free_bits_per_unit=1.5, **TINY), VOCAB)
+    assert float(free.kl_penalty(per_unit)) == 0.0
+
+
+def test_bag_of_tokens_adds_the_nll_of_the_texts_tokens_under_a_distribution_from_z():
+    ids = texts(real=(13, 9, 16))
+    plain = build_hvae(HVAEConfig(beta_max=0.0, **TINY), VOCAB)
+    plain(ids, training=True)
+    assert float(tf.add_n(plain.losses)) == 0.0
+    tf_keras.utils.set_random_seed(4)
+    model = build_hvae(HVAEConfig(beta_max=0.0, bag_of_tokens=2.0, posterior_sampling=False, **TINY), VOCAB)
+    model(ids, training=True)
+    mu, _ = model.encode(ids, training=True)  # the batch's own statistics, as in the training call
+    log_p = tf.nn.log_softmax(model.bag_of_tokens(mu)).numpy()
+    real = ids.numpy() != 0
+    expected = -sum(log_p[row, token] for row, tokens in enumerate(ids.numpy()) for token in tokens[tokens != 0])
+    assert float(tf.add_n(model.losses)) == pytest.approx(2.0 * expected / real.sum(), rel=1e-4)
+
+
+def test_input_less_decoder_reads_nothing_of_the_text():
+    model = build_hvae(HVAEConfig(word_dropout=1.0, **TINY), VOCAB)
+    ids = texts(real=(16, 16, 16))
+    z = tf.random.normal([3, model.config.latent_dim], seed=6)
+    changed = (ids.numpy() + 1 - 3) % (VOCAB - 4) + 3
+    np.testing.assert_allclose(model.reconstruction_logits(z, ids).numpy(),
+                               model.reconstruction_logits(z, tf.constant(changed)).numpy(), atol=1e-6)
+    step, state = model.decoder_step(z, 16)  # decoding matches training: the inputs are the unknown token
+    logits, _ = step(tf.fill([3], tf.constant(5, tf.int64)), state, tf.constant(0))
+    np.testing.assert_allclose(logits.numpy(), model.reconstruction_logits(z, ids).numpy()[:, 0], atol=1e-4)
+
+
+def test_batch_normalised_mu_varies_across_texts_from_the_start():
+    ids = texts(batch=3, real=(16, 16, 16), seed=5)
+    plain = build_hvae(HVAEConfig(latent_batch_norm=False, embedding_scale=0.05, **TINY), VOCAB)
+    normalised = build_hvae(HVAEConfig(latent_batch_norm=True, embedding_scale=0.05, **TINY), VOCAB)
+    assert plain.encode(ids)[0].numpy().std(0).mean() < 0.05
+    assert normalised.encode(ids, training=True)[0].numpy().std(0).mean() > 0.5
+
+
+def test_decoder_reset_at_the_end_of_the_warmup_renews_the_decoder_and_keeps_the_encoder():
+    config = HVAEConfig(warmup_steps=3, reset_decoder=True, **TINY)
+    model = build_hvae(config, VOCAB)
+    compile_language_model(model, hvae_optimizer(config, 10))
+    (callback,) = model.training_callbacks()
+    callback.set_model(model)
+    encoder = [w.copy() for w in model.encoder_lower.get_weights()]
+    decoder = [w.copy() for layer in model.decoder_layers() for w in layer.get_weights()]
+    model.optimizer.iterations.assign(2)
+    callback.on_train_batch_begin(0)
+    assert all((a == b).all() for a, b in zip(decoder, [w for layer in model.decoder_layers() for w in layer.get_weights()]))
+    model.optimizer.iterations.assign(3)
+    callback.on_train_batch_begin(0)
+    renewed = [w for layer in model.decoder_layers() for w in layer.get_weights()]
+    assert not any((a == b).all() for a, b in zip(decoder, renewed) if a.ndim > 1)  # kernels; biases start the same
+    assert all((a == b).all() for a, b in zip(encoder, model.encoder_lower.get_weights()))
+    assert build_hvae(HVAEConfig(warmup_steps=3, **TINY), VOCAB).training_callbacks() == []

@@ -142,3 +142,16 @@ def test_a_model_with_a_training_curve_shows_it_in_every_form_and_draws_it_in_ht
     markdown = render(sections, "md", "textflow report")
     assert "### Training curve" in markdown and "| 200 | 3.2000 | 3.4000 |" in markdown
     assert "Training curve:" in render(sections, "text", "textflow report")
+
+
+def test_a_vae_model_section_shows_texts_their_reconstructions_and_an_interpolation():
+    vae = {**SEQ2SEQ_FAMILY, "family": "hvae", "task": "vae", "model_name": "textflow-hvae", "slices": {},
+           "samples": [{"text": "To be, or not to be", "reconstruction": "To be, or not to me",
+                        "interpolation": ["To be, or not to me", "To be or not", "What is the", "O what a"]},
+                       {"text": "O what a noble mind", "reconstruction": "O what a noble kind"}]}
+    kept = record(["a fine film", "another film"])
+    kept["families"].append(vae)
+    markdown = render(build_report(kept, []), "md", "textflow report")
+    assert "| To be, or not to be | To be, or not to me |" in markdown
+    assert "| O what a noble mind | O what a noble kind |" in markdown
+    assert "| 0/3 | To be, or not to me |" in markdown and "| 3/3 | O what a |" in markdown
