@@ -52,10 +52,11 @@ class TextVAE(tf_keras.Model):
             tf_keras.layers.LSTM(c.encoder_units, return_state=True, return_sequences=c.encoder_summary == "mean"),
             name="encoder_1",
         )
-        # fixed scale, learned shift (Zhu et al. 2020, BN-VAE): mu has unit variance across texts
-        self.mu_norm = (
-            tf_keras.layers.BatchNormalization(scale=False, epsilon=1e-5, dtype="float32", name="mu_norm") if c.latent_batch_norm else None
-        )
+        # fixed scale, learned shift (Zhu et al. 2020, BN-VAE): mu has unit variance across texts;
+        # synchronized: over several replicas the statistics are the global batch's, as on one device
+        self.mu_norm = tf_keras.layers.BatchNormalization(
+            scale=False, epsilon=1e-5, synchronized=True, dtype="float32", name="mu_norm"
+        ) if c.latent_batch_norm else None
         self.bag_of_tokens = (
             tf_keras.layers.Dense(vocab_size, dtype="float32", name="bag_of_tokens") if c.bag_of_tokens else None
         )
