@@ -243,8 +243,8 @@ def _sample_blocks(family: dict) -> list[Union[str, Table]]:
         return []
     if family["task"] == "vae":
         blocks: list[Union[str, Table]] = [
-            "What its code holds: each eval text (as the model reads it, cut at the sequence length) and the text "
-            "decoded greedily from its mean code.",
+            "What its code holds: each eval text (the model reads its first transform.sequence_length tokens) and "
+            "the text decoded greedily from its mean code.",
             Table(["text", "reconstruction"], [[s["text"][:300], s["reconstruction"]] for s in samples]),
         ]
         line = samples[0].get("interpolation")
