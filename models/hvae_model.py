@@ -272,17 +272,19 @@ class TextVAE(tf_keras.Model):
         return self.reconstruction_logits(z, target_ids, training=training)
 
     def elbo_terms(self, target_ids: tf.Tensor, seed: int = 0) -> dict[str, tf.Tensor]:
-        """Per text: negative ELBO (a one-sample estimate with a fixed seed, so repeatable), KL,
-        real tokens, tokens the teacher-forced reconstruction gets right, and mu."""
+        """Per text: negative ELBO (a one-sample estimate with a fixed seed, so repeatable), KL
+        (and per latent unit), real tokens, tokens the teacher-forced reconstruction gets right, and mu."""
         target_ids = tf.cast(target_ids, tf.int64)
         mu, sigma = self.encode(target_ids)
         noise = tf.random.stateless_normal(tf.shape(mu), seed=[seed, 0])
         logits = self.reconstruction_logits(mu + sigma * noise, target_ids)
-        kl = kl_to_standard_normal(mu, sigma)
+        kl_per_unit = kl_per_latent_unit(mu, sigma)
+        kl = tf.reduce_sum(kl_per_unit, axis=-1)
         nll = -tf.reduce_sum(token_log_likelihoods(target_ids, logits), axis=1)
         return {
             "negative_elbo": nll + kl,
             "kl": kl,
+            "kl_per_unit": kl_per_unit,
             "token_count": _count_real(tf.ones_like(target_ids, tf.bool), target_ids),
             "teacher_forced_hits": _count_real(tf.argmax(logits, -1) == target_ids, target_ids),
             "mu": mu,
@@ -295,7 +297,7 @@ class TextVAE(tf_keras.Model):
         tokens they get right: the sampled reconstruction), and the KL of each latent unit."""
         target_ids = tf.cast(target_ids, tf.int64)
         terms = self.elbo_terms(target_ids, seed)
-        mu, sigma = self.encode(target_ids)
+        mu = terms["mu"]
         batch = tf.shape(mu)[0]
         both_z = tf.concat([mu, tf.roll(mu, 1, axis=0)], 0)
         both_ids = tf.concat([target_ids, target_ids], 0)
@@ -312,7 +314,6 @@ class TextVAE(tf_keras.Model):
             "target_ids": target_ids,
             "sampled_ids": decoded[:batch],
             "shuffled_z_sampled_ids": decoded[batch:],
-            "kl_per_unit": kl_per_latent_unit(mu, sigma),
         }
 
 
