@@ -11,8 +11,11 @@ SHARED_DATA ?= ../shared/data
 run: $(STAMP)
 	$(VENV)/bin/textflow run $(ARGS)
 
+# One pytest-xdist worker per core, a test file at a time (its module-scoped pipeline runs happen
+# once), the longest files first (tests/conftest.py). TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= auto
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 setup: $(STAMP)
 

@@ -33,7 +33,7 @@ from models.lm_loss import MaskedTokenAccuracy, label_smoothed_cross_entropy
 from models.seq2seq import built, decoder_inputs
 from models.seq2seq_export import Seq2SeqServing, export_seq2seq
 from models.subword import MASK, SubwordTokenizer, piece_id
-from models.training import train_model
+from models.training import build_optimizer_state, train_model
 
 COLUMNS = ("source_ids", "target_ids")
 
@@ -101,6 +101,7 @@ def run_seq2seq(fn_args: tfx.components.FnArgs, metrics_file: str) -> None:
         model.compile(optimizer=family.seq2seq_optimizer(hparams, plan.steps), loss=loss,
                       metrics=[MaskedTokenAccuracy()], jit_compile=hparams.jit_compile,
                       steps_per_execution=hparams.steps_per_execution)
+        build_optimizer_state(model)
     padding = padding_share(train_data, sequence_length)
     tokens_per_step = 2 * global_batch * sequence_length * (1.0 - padding["padding_share_at_full_length"])
     metrics = train_model(

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 DECODERS = ("hierarchical", "flat")
 BETA_SCHEDULES = ("exponential", "logistic")
 ENCODER_SUMMARIES = ("final", "mean")
+CONDUCTOR_INPUTS = ("zeros", "z")
 
 
 @dataclasses.dataclass
@@ -56,6 +57,7 @@ class HVAEConfig(SizedConfig):
     bag_of_tokens: float = 0.0  # weight of the auxiliary loss predicting the text's tokens from z alone
     posterior_sampling: bool = True  # False: z = mu in training (with beta_max 0, a plain autoencoder)
     encoder_summary: str = "final"  # final: the BiLSTM's final states | mean: its outputs averaged over positions
+    conductor_input: str = "zeros"  # zeros: started from z only (MusicVAE) | z: z is also every conductor step's input
     latent_batch_norm: bool = True  # batch-normalise mu (fixed scale): mu varies across texts from step 0
     embedding_scale: float = 1.0  # the token embeddings start uniform in [-scale, scale] (Keras: 0.05)
     word_dropout: float = 0.0  # share of decoder input tokens replaced by the unknown-token id (1.0: input-less)
@@ -75,6 +77,8 @@ class HVAEConfig(SizedConfig):
                 raise ValueError(f"hvae.{name} must be at least 1, got {getattr(self, name)}")
         if self.flat_units < 0:
             raise ValueError(f"hvae.flat_units must be 0 (matched) or positive, got {self.flat_units}")
+        if self.conductor_input not in CONDUCTOR_INPUTS:
+            raise ValueError(f"hvae.conductor_input must be one of {', '.join(CONDUCTOR_INPUTS)}, got {self.conductor_input!r}")
         if self.encoder_summary not in ENCODER_SUMMARIES:
             raise ValueError(f"hvae.encoder_summary must be one of {', '.join(ENCODER_SUMMARIES)}, got {self.encoder_summary!r}")
         if not 0.0 <= self.word_dropout <= 1.0:

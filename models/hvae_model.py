@@ -111,9 +111,14 @@ class TextVAE(tf_keras.Model):
         return [parts[2 * i : 2 * i + 2] for i in range(self.config.decoder_layers)]
 
     def segment_embeddings(self, z: tf.Tensor, segments: tf.Tensor) -> tf.Tensor:
-        """The conductor's output, one embedding per segment: [batch, segments, conductor_units]."""
+        """The conductor's output, one embedding per segment: [batch, segments, conductor_units].
+        Its steps read zeros (MusicVAE: z reaches later segments only through the recurrence) or
+        (`conductor_input: z`) z itself, a direct path from z to every segment."""
         h0, c0, h1, c1 = tf.split(self.conductor_init(z), 4, axis=-1)
-        steps = tf.zeros(tf.stack([tf.shape(z)[0], segments, 1]), z.dtype)
+        if self.config.conductor_input == "z":
+            steps = tf.tile(z[:, None], tf.stack([1, segments, 1]))
+        else:
+            steps = tf.zeros(tf.stack([tf.shape(z)[0], segments, 1]), z.dtype)
         x = self.conductor[0](steps, initial_state=[h0, c0])
         return self.conductor[1](x, initial_state=[h1, c1])
 

@@ -44,6 +44,7 @@ def compile_language_model(
         optimizer=optimizer, loss=masked_token_cross_entropy, metrics=[MaskedTokenAccuracy()],
         jit_compile=jit_compile, steps_per_execution=steps_per_execution,
     )
+    build_optimizer_state(model)
 
 
 def compile_classifier(
@@ -57,6 +58,15 @@ def compile_classifier(
         jit_compile=jit_compile,
         steps_per_execution=steps_per_execution,
     )
+    build_optimizer_state(model)
+
+
+def build_optimizer_state(model: tf_keras.Model) -> None:
+    """Creates the optimizer's slot variables now, in the caller's strategy scope. Created lazily
+    by the first train step instead, they make tf.function trace that step twice (once to create
+    them): for the VAE that second trace costs about 5 s of every Trainer's start."""
+    if model.built and model.trainable_variables:
+        model.optimizer.build(model.trainable_variables)
 
 
 class ProgressLog(tf_keras.callbacks.Callback):

@@ -406,8 +406,11 @@ def _svg_lines(chart: LineChart) -> str:
     for i, (name, series) in enumerate(chart.series.items()):
         colour = _LINE_COLOURS[i % len(_LINE_COLOURS)]
         points = " ".join(point(x, y) for x, y in zip(chart.x, series) if y == y)
+        legend_y = 20 + 18 * i  # a swatch of the line's colour (the page's CSS sets the text's own colour)
         parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>'
-                     f'<text x="{width + 10}" y="{20 + 18 * i}" fill="{colour}">{html.escape(name)}</text>')
+                     f'<line x1="{width + 10}" y1="{legend_y - 4}" x2="{width + 28}" y2="{legend_y - 4}" '
+                     f'stroke="{colour}" stroke-width="3"/>'
+                     f'<text x="{width + 34}" y="{legend_y}">{html.escape(name)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 

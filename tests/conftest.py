@@ -26,3 +26,20 @@ def write(tmp_path):
         return str(path)
 
     return _write
+
+
+# `make test` runs the files on one pytest-xdist worker per core (`--dist loadfile`: a file's
+# module-scoped pipeline runs happen once, on one worker), in the order of this list first: the
+# longest files (measured with --durations) start first and the short ones fill in at the end.
+LONGEST_FIRST = ["test_end_to_end", "test_acceleration", "test_seq2seq_pipeline", "test_data_gate_end_to_end",
+                 "test_mirrored_strategy", "test_baseline_gate", "test_classifier_end_to_end", "test_denoise_pipeline",
+                 "test_baseline_gate_language_model"]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Orders the files as LONGEST_FIRST says (the others after them, as collected)."""
+    def rank(item) -> int:
+        module = item.module.__name__
+        return LONGEST_FIRST.index(module) if module in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the tests of a file keep their order

@@ -1,18 +1,12 @@
-"""GPU paths exercised on CPU: precision policies, XLA, and MirroredStrategy over two logical
-CPU devices, for every family, down to the exported SavedModel.
-
-Run as a script (`python tests/test_acceleration.py mirrored OUT.json`), this file trains each
-family under the default strategy and under MirroredStrategy; logical devices must be set
-before TensorFlow starts, so the mirrored test runs it in a fresh process.
-"""
+"""GPU paths exercised on CPU: precision policies and XLA for every family, down to the exported
+SavedModel (MirroredStrategy over two logical CPUs: test_mirrored_strategy.py). The helpers here
+(tiny models, a character Transform, export as the Trainer does) serve both files."""
 
 import os
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"  # also when run as a script, without conftest
 
-import json  # noqa: E402
 import pathlib  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -149,53 +143,3 @@ def test_a_train_step_with_xla_gives_the_same_loss_as_without(family, monkeypatc
         runs.append(train(family, hparams(family), steps=3, jit_compile=jit_compile)[1])
     np.testing.assert_allclose(runs[1], runs[0], rtol=1e-4)
     assert runs[0][-1] < runs[0][0]
-
-
-def mirrored_against_default(out_path: str) -> None:
-    """Script mode: each family trained from the same weights on the same batch under the
-    default strategy and under MirroredStrategy over two logical CPUs; writes losses, replica
-    counts and both exported models' serving outputs as JSON."""
-    from models.hvae_model import TextVAE
-
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    TextVAE._training_noise = lambda self, shape: tf.zeros(shape)  # the same z on any replica split
-    results, workdir = {}, pathlib.Path(out_path).parent
-    for family in FAMILIES:
-        fam, config = registry.get(family), hparams(family)
-        inputs, targets = batches(family)
-        tf_keras.utils.set_random_seed(0)
-        initial = fam.build(config, VOCAB).get_weights()
-        for name in ("default", "mirrored"):
-            strategy = distribution_strategy(name)
-            with strategy.scope():
-                model = fam.build(config, VOCAB)
-                model.set_weights(initial)
-                compile_language_model(model, fam.optimizer(config, 4))
-            data = tf.data.Dataset.from_tensor_slices((inputs, targets)).batch(len(TEXTS)).repeat()
-            losses = model.fit(data, epochs=4, steps_per_epoch=1, verbose=0).history["loss"]
-            served = tf.saved_model.load(export(family, model, config, workdir / f"{family}_{name}"))
-            outputs = served.signatures["serving_default"](examples=serialized(TEXTS))
-            results[f"{family}/{name}"] = {
-                "replicas": strategy.num_replicas_in_sync,
-                "losses": losses,
-                "outputs": {k: v.numpy().tolist() for k, v in outputs.items()},
-            }
-    pathlib.Path(out_path).write_text(json.dumps(results))
-
-
-def test_mirrored_strategy_over_two_cpus_trains_like_the_default_strategy(tmp_path):
-    out = tmp_path / "mirrored.json"
-    subprocess.run([sys.executable, __file__, "mirrored", str(out)], check=True, cwd=REPO, timeout=900)
-    results = json.loads(out.read_text())
-    for family in FAMILIES:
-        default, mirrored = results[f"{family}/default"], results[f"{family}/mirrored"]
-        assert (default["replicas"], mirrored["replicas"]) == (1, 2)
-        assert mirrored["losses"][-1] < mirrored["losses"][0], family
-        np.testing.assert_allclose(mirrored["losses"], default["losses"], rtol=1e-4, err_msg=family)
-        for name, value in default["outputs"].items():
-            np.testing.assert_allclose(mirrored["outputs"][name], value, rtol=1e-3, atol=1e-3, err_msg=f"{family}: {name}")
-
-
-if __name__ == "__main__" and sys.argv[1:2] == ["mirrored"]:
-    mirrored_against_default(sys.argv[2])

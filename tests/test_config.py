@@ -162,6 +162,7 @@ def test_a_target_column_makes_a_seq2seq_run_with_subwords_and_its_own_branches(
     ({"task": "denoise", "denoise.mask_rate": 0.0}, "nothing to restore"),
     ({"data.target_column": "en", "transform.subword_vocab_size": 100}, "at least 300"),
     ({"data.format": "txt", "data.target_column": "en"}, "cannot be used with format txt"),
+    ({"hvae.conductor_input": "tokens"}, "hvae.conductor_input must be one of zeros, z, got 'tokens'"),
 ])
 def test_task_and_column_mistakes_are_refused_by_name(overrides, message):
     with pytest.raises(ConfigError, match=message):

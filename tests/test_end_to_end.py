@@ -68,28 +68,18 @@ def only(pattern):
 
 
 def test_cli_prints_progress_and_summary_but_no_library_noise(first_run):
+    from test_cli_quiet import NOISE
+
     _, _, result = first_run
     out = result.stdout
-    for component in ["TextExampleGen", "StatisticsGen", "TextSchemaGen", "ExampleValidator", "TextValidator", "DataGate",
-                      "Transform", "Trainer_rnn", "Evaluator_rnn", "ServingCheck_rnn", "Pusher_rnn", "Trainer_transformer",
-                      "Evaluator_transformer", "ServingCheck_transformer", "Pusher_transformer", "Trainer_hvae",
-                      "Evaluator_hvae", "ServingCheck_hvae", "Pusher_hvae"]:
-        assert f"{component} started" in out and f"{component} finished in" in out
-    assert "Summary" in out and "BLESSED" in out and "cross_entropy_per_token" in out
-    assert re.search(r"data: \d+ train / \d+ eval examples, span 0\n    skew, eval against train: token \d\.\d+ ", out), out
-    assert "negative_elbo_per_token" in out and "active latent units" in out
-    assert re.search(r"cross_entropy_per_token by length_bucket: (\d+)(-\d+|\+) tokens \d\.\d+ \(\d+\)", out), out
-    assert re.search(r"negative_elbo_per_token by length_bucket: ", out)
-    assert re.search(r"nats per eval token .*: rnn \d\.\d+, transformer \d\.\d+, hvae \d\.\d+", out), out
-    assert out.count("pushed to") == 3
-    for trainer in ("Trainer_rnn", "Trainer_transformer", "Trainer_hvae"):  # not a terminal: a line each 10%
-        assert re.search(rf"\n  {trainer} step \d+/\d+ \(10%\): loss \d+\.\d+, [\d,]+ tokens/s, about \S+ left\n", out), out
-    assert len(re.findall(r"trained on 1 replica\(s\) in float32, bucket batches: [\d.]+% padding "
-                          r"\([\d.]+% at the full sequence length\)", out)) == 3, out
-    assert len(re.findall(r"serving check passed: \d signatures called in a separate process; "
-                          r"serving_default p50 [\d.]+ ms, p99 [\d.]+ ms \(100 requests of 8\)", out)) == 3, out
-    assert all(f"textflow-{family}/" in out for family in ["rnn", "transformer", "hvae"])
-    assert "tensorflow/" not in out + result.stderr and "WARNING" not in out + result.stderr
+    for component in ["TextExampleGen", "StatisticsGen", "TextSchemaGen", "ExampleValidator", "DataGate",
+                      "Transform", "Trainer_rnn", "Evaluator_rnn", "ServingCheck_rnn", "Pusher_rnn"]:
+        assert f"{component} started" in out and re.search(rf"{component} finished in [\d.]+s\n", out), component
+    # not a terminal: a plain progress line at every 10% of each Trainer's steps
+    assert len(re.findall(r"  Trainer_rnn step \d+/30 \(\d+%\): loss \d\.\d+, [\d,]+ tokens/s, about", out)) == 10
+    assert "Summary" in out and "BLESSED" in out and "cross_entropy_per_token" in out and "pushed to" in out
+    noise = [line for line in (out + result.stderr).splitlines() if any(word in line for word in NOISE)]
+    assert not noise and "tensorflow/" not in out + result.stderr and "WARNING" not in out + result.stderr, noise
 
 
 def test_the_run_keeps_its_blessing_decisions(first_run):
@@ -287,27 +277,6 @@ def test_second_run_reuses_the_cache_and_pushes_nothing_new(first_run):
     assert sorted(os.listdir(root / "serving" / "textflow-rnn")) == before
 
 
-def test_a_candidate_worse_than_its_baseline_is_not_blessed_nor_pushed(tmp_path):
-    data = write_reviews(tmp_path / "reviews.jsonl")
-    args = ["run", "--data", data, "--format", "jsonl", "--text-column", "review", "--workspace", "ws",
-            "--serving-dir", "serving", "--models", "rnn", *SMALL_MODEL]
-    first = textflow(*args, cwd=tmp_path)
-    assert first.returncode == 0 and "BLESSED:" in first.stdout, first.stdout + first.stderr
-    pushed = sorted(os.listdir(tmp_path / "serving" / "textflow-rnn"))
-    # One training step: still under the value threshold (6 nats), far above the baseline.
-    worse = textflow(*args, "--set", "rnn.train_steps=1", cwd=tmp_path)
-    assert worse.returncode == 0, worse.stdout + worse.stderr
-    assert "NOT BLESSED:" in worse.stdout and "    not pushed" in worse.stdout, worse.stdout
-    assert re.search(r"pass: cross_entropy_per_token \d\.\d+ <= 6\.0000 \(value threshold\)", worse.stdout)
-    assert re.search(r"FAIL: cross_entropy_per_token change \+\d\.\d+ vs baseline \d\.\d+ <= \+0\.0500", worse.stdout)
-    assert sorted(os.listdir(tmp_path / "serving" / "textflow-rnn")) == pushed
-    folder = re.search(r"kept in (\S+)", worse.stdout).group(1)
-    (family,) = json.loads(open(os.path.join(folder, "decision.json")).read())["families"]
-    assert family["decision"].startswith("not blessed: cross_entropy_per_token change +") and family["pushed_to"] is None
-    value, change = family["thresholds"]
-    assert change["kind"] == "change" and not change["passed"] and change["baseline"] < change["candidate"]
-
-
 def test_missing_text_column_is_a_clear_error_and_pushes_nothing(first_run):
     root, _, _ = first_run
     pushed_before = sorted(os.listdir(root / "serving" / "textflow-rnn"))
@@ -315,174 +284,11 @@ def test_missing_text_column_is_a_clear_error_and_pushes_nothing(first_run):
     result = textflow("run", "--data", data, "--format", "jsonl", "--text-column", "body",
                       "--workspace", "ws", "--serving-dir", "serving", *SMALL_MODEL, cwd=root)
     assert result.returncode == 3, result.stdout + result.stderr
-    assert "bad input data" in result.stderr and "reviews2.jsonl, line 1: no field 'body'" in result.stderr
+    message = " ".join(result.stderr.split())  # the CLI wraps long lines
+    assert "bad input data" in message and "reviews2.jsonl, line 1: no field 'body'" in message
     assert "Traceback" not in result.stderr + result.stdout
     assert "TextExampleGen FAILED" in result.stdout
     assert sorted(os.listdir(root / "serving" / "textflow-rnn")) == pushed_before
-
-
-def test_anomalies_stop_the_run_before_training(tmp_path):
-    # The shipped IMDB schema requires a 'label' column; without --label-column the data lacks it.
-    result = textflow("run", "--set", "data.schema=imdb", "--workspace", "ws", "--serving-dir", "serving",
-                      *SMALL_MODEL, cwd=tmp_path)
-    assert result.returncode == 4, result.stdout + result.stderr
-    assert "data validation failed" in result.stderr
-    assert "feature 'label'" in result.stderr
-    assert "Trainer_rnn" not in result.stdout and "Transform started" not in result.stdout
-    assert not (tmp_path / "serving").exists()
-
-
-def split_of(record, eval_percent=20):
-    """The split ExampleGen's hash puts a record in (TFX's own partition function)."""
-    from tfx.components.example_gen.base_example_gen_executor import _PartitionFn
-    from tfx.proto import example_gen_pb2
-
-    from components.text_example_gen import _to_example
-
-    index = _PartitionFn(_to_example(record), 2, [100 - eval_percent, 100], example_gen_pb2.SplitConfig())
-    return ["train", "eval"][index]
-
-
-def write_planted_span(path, reviews, unseen_label=True):
-    """Short reviews (their lengths drift from full ones), plus one empty text, one text shared by
-    train and eval (under two labels), and (`unseen_label`) one label only the eval split has."""
-    rows = [{"review": r["review"][:60], "sentiment": r["sentiment"]} for r in reviews]
-    rows.append({"review": "   ", "sentiment": "0"})
-    shared = next(f"A film I saw {i} times." for i in range(100)
-                  if {split_of({"review": f"A film I saw {i} times.", "sentiment": s}) for s in "01"} == {"train", "eval"})
-    rows += [{"review": shared, "sentiment": "0"}, {"review": shared, "sentiment": "1"}]
-    if unseen_label:
-        rows.append(next(row for i in range(100) for row in [{"review": f"Neither good nor bad, take {i}.", "sentiment": "2"}]
-                         if split_of(row) == "eval"))
-    with open(path, "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(row) + "\n" for row in rows)
-
-
-def test_planted_data_problems_block_or_warn_by_policy(tmp_path):
-    """Span 1 is clean; span 2 has an empty text, a text in both splits, an unseen label and shorter
-    texts. Under `block` the run stops before Transform naming exactly those; under `warn` (all but
-    the unseen label, which always blocks, removed from the data) it goes on and the summary lists them. ExampleGen reads the newest span ({SPAN}) each time."""
-    (tmp_path / "span-1").mkdir()
-    write_reviews(tmp_path / "span-1" / "part.jsonl", rows=60)
-    args = ["run", "--data", str(tmp_path / "span-{SPAN}" / "*.jsonl"), "--format", "jsonl", "--text-column", "review",
-            "--label-column", "sentiment", "--workspace", "ws", "--serving-dir", "serving", "--models", "rnn",
-            "--tokenizer", "char",  # 50 reviews' words would be findings of their own (vocabulary coverage, token skew)
-            "--set", "rnn.train_steps=10", *SMALL_MODEL,
-            # ~10 eval reviews: their length and label shares differ from train's by chance more than the defaults allow
-            "--set", "validation.skew.text_length_js=0.9", "--set", "validation.skew.label_linf=0.9"]
-    clean = textflow(*args, cwd=tmp_path)
-    assert clean.returncode == 0, clean.stdout + clean.stderr
-    assert "span 1" in clean.stdout and "drift: not measured (no earlier span)" in clean.stdout
-    assert "no data findings" in clean.stdout, clean.stdout
-    clean_report = open(re.search(r"Report: (\S+\.html)", clean.stdout).group(1), encoding="utf-8").read()
-    assert "most confident right and wrong answers" in clean_report and "<h3>Training curve</h3>" in clean_report
-
-    (tmp_path / "span-2").mkdir()
-    with open(tmp_path / "span-1" / "part.jsonl", encoding="utf-8") as f:
-        reviews = [json.loads(line) for line in f]
-    write_planted_span(tmp_path / "span-2" / "part.jsonl", reviews)
-    blocked = textflow(*args, "--set", "validation.policy.drift=block", "--set", "validation.policy.duplicate_across_splits=block",
-                       cwd=tmp_path)
-    assert blocked.returncode == 4, blocked.stdout + blocked.stderr
-    found = re.findall(r"\[block\] (\w+), split '([\w/]+)', feature '(\w+)'", blocked.stderr)
-    assert sorted(found) == [("drift", "train", "tokens_per_text"), ("duplicate_across_splits", "train/eval", "review"),
-                             ("empty_text", "train", "review"), ("unseen_label", "eval", "sentiment")], blocked.stderr
-    assert "span 1's train split" in blocked.stderr and "'2' (1 examples) never occurs in train" in blocked.stderr
-    assert "Transform started" not in blocked.stdout and "Trainer_rnn" not in blocked.stdout
-    report = re.search(r"The report of this run \(data, findings, why it stopped\): (\S+)", blocked.stderr).group(1)
-    page = open(report, encoding="utf-8").read()
-    assert "Stopped by the data gate before training: 4 finding(s)" in page and page.count("<td class=\"BLOCK\">") == 4
-
-    # An unseen label always blocks (no class can predict it); without it, the other three only warn.
-    write_planted_span(tmp_path / "span-2" / "part.jsonl", reviews, unseen_label=False)
-    kinds = ["empty_text", "duplicate_across_splits", "drift"]
-    warned = textflow(*args, *[f"--set=validation.policy.{kind}=warn" for kind in kinds], cwd=tmp_path)
-    assert warned.returncode == 0, warned.stdout + warned.stderr
-    assert "Trainer_rnn_classifier finished" in warned.stdout
-    listed = re.findall(r"\[warn\] (\w+), split", warned.stdout)
-    assert sorted(listed) == sorted(kinds), warned.stdout
-    page = open(re.search(r"Report: (\S+\.html)", warned.stdout).group(1), encoding="utf-8").read()
-    assert page.count("<td class=\"warn\">") == 3 and "Model: textflow-rnn-classifier (rnn)" in page
-    markdown = textflow("report", "--format", "md", "--workspace", "ws", "--serving-dir", "serving", cwd=tmp_path)
-    assert markdown.returncode == 0 and "| warn | drift | train | tokens_per_text |" in markdown.stdout, markdown.stderr
-    assert re.search(r"drift, train against span 1: .*tokens_per_text \d\.\d+", warned.stdout)
-    from ml_metadata import metadata_store
-    from tfx.orchestration import metadata
-
-    store = metadata_store.MetadataStore(metadata.sqlite_metadata_connection_config(str(tmp_path / "ws" / "metadata.sqlite")))
-    spans = sorted(a.custom_properties["span"].int_value for a in store.get_artifacts_by_type("Examples") if "/TextExampleGen/" in a.uri)
-    assert spans == [1, 2, 2]  # span 2 was read again once its files changed
-    latest = sorted(glob.glob(f"{tmp_path}/ws/runs/*/decision.json"))[-1]  # run folders are named by start time
-    record = json.loads(open(latest).read())
-    assert sorted(f["kind"] for f in record["data_validation"]["findings"]) == sorted(kinds)
-
-
-SST2_TRAIN = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2_train.tsv"
-SMALL_CLASSIFIERS = [
-    "--tokenizer", "word", "--sequence-length", "40", "--set", "transform.lowercase=true",
-    "--set", "rnn.units=32", "--set", "rnn.embedding_dim=32", "--set", "rnn.layers=1",
-    "--set", "rnn.train_steps=120", "--set", "rnn.eval_steps=4",
-    "--set", "transformer.layers=1", "--set", "transformer.width=32", "--set", "transformer.ff_width=64",
-    "--set", "transformer.context=40", "--set", "transformer.train_steps=120", "--set", "transformer.eval_steps=4",
-    "--set", "transformer.batch_size=32", "--set", "evaluation.min_accuracy=0.55", "--set", "evaluation.min_auc=0.55",
-    # 120 steps of tiny models land near the majority class + 2 standard errors of 200 eval texts (0.635 against
-    # 0.6351 measured); the floor has its own tests (test_baseline_gate.py).
-    "--set", "evaluation.require_beat_baseline=false",
-]
-
-CLASSIFY_IN_FRESH_PROCESS = textwrap.dedent(
-    """
-    import json, sys
-    import tensorflow as tf
-    import tensorflow_text  # registers the word tokenizer's op, as TensorFlow Serving does
-    model = tf.saved_model.load(sys.argv[1])
-    def example(text):
-        feature = tf.train.Feature(bytes_list=tf.train.BytesList(value=[text.encode()]))
-        return tf.train.Example(features=tf.train.Features(feature={"sentence": feature})).SerializeToString()
-    texts = ["a moving , beautifully acted film", "dull , lifeless and far too long", "it is a movie"]
-    out = model.signatures["serving_default"](examples=tf.constant([example(t) for t in texts]))
-    print(json.dumps({"probabilities": out["probabilities"].numpy().tolist(),
-                      "classes": [[c.decode() for c in row] for row in out["classes"].numpy()],
-                      "signatures": sorted(model.signatures)}))
-    """
-)
-
-
-def test_classifier_mode_end_to_end(tmp_path):
-    """A label column turns RNN and Transformer into classifiers: evaluated on accuracy/AUC,
-    blessed, pushed under their own names, serving class probabilities."""
-    assert SST2_TRAIN.exists(), f"the shared data set is missing: {SST2_TRAIN}"
-    with open(SST2_TRAIN, encoding="utf-8") as f:
-        (tmp_path / "sst2.tsv").write_text("".join(f.readline() for _ in range(1001)), encoding="utf-8")
-    result = textflow("run", "--data", "sst2.tsv", "--format", "tsv", "--text-column", "sentence",
-                      "--label-column", "label", "--workspace", "ws", "--serving-dir", "serving",
-                      *SMALL_CLASSIFIERS, cwd=tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    out = result.stdout
-    assert "Trainer_rnn_classifier finished" in out and "Evaluator_transformer_classifier finished" in out
-    assert out.count("BLESSED:") == 2 and "NOT BLESSED" not in out, out
-    assert re.search(r"pass: accuracy 0\.\d+ >= 0\.5500 \(value threshold\)", out)
-    assert re.search(r"pass: auc 0\.\d+ >= 0\.5500 \(value threshold\)", out)
-    assert re.search(r"accuracy by label: 0 \d\.\d+ \(\d+\), 1 \d\.\d+ \(\d+\)", out), out
-
-    import tensorflow_model_analysis as tfma
-
-    art = tmp_path / "ws" / "artifacts"
-    for family in ["rnn", "transformer"]:
-        (overall,) = [m for m in tfma.load_metrics(only(f"{art}/Evaluator_{family}_classifier/evaluation/*"))
-                      if not m.slice_key.single_slice_keys]
-        values = {kv.key.name: kv.value.double_value.value for kv in overall.metric_keys_and_values}
-        assert {"accuracy", "auc", "macro_precision", "macro_recall", "example_count"} <= set(values)
-        assert all(0.55 <= values[name] <= 1.0 for name in ["accuracy", "auc"]), values
-
-        version_dir = only(f"{tmp_path}/serving/textflow-{family}-classifier/*")
-        served = run_in_fresh_process(CLASSIFY_IN_FRESH_PROCESS, version_dir, tmp_path)
-        assert served["signatures"] == ["serving_default", "transform_features"]
-        for row in served["probabilities"]:
-            assert len(row) == 2 and all(0 <= p <= 1 for p in row) and sum(row) == pytest.approx(1.0, abs=1e-5)
-        assert all(sorted(classes) == ["0", "1"] for classes in served["classes"])
-        positive, negative = (row[served["classes"][0].index("1")] for row in served["probabilities"][:2])
-        assert positive > negative  # the clearly positive review scores higher than the clearly negative one
 
 
 def test_promote_a_blessed_push_and_refuse_an_unblessed_model(first_run):
@@ -589,3 +395,22 @@ def test_multi_processing_direct_runner_gives_the_default_modes_results(first_ru
         assert Path(only(f"{default}/{pattern}")).read_bytes() == Path(only(f"{multi}/{pattern}")).read_bytes(), pattern
     counts = [re.search(r"rnn \(textflow-rnn.*?(\d+) eval examples", out).group(1) for out in (first_run[2].stdout, result.stdout)]
     assert counts[0] == counts[1]  # the Evaluator saw the same eval split (the models differ: training is not deterministic)
+
+
+def test_a_candidate_worse_than_its_baseline_is_not_blessed_nor_pushed(first_run):
+    """In the first run's workspace (last in this module: it adds a candidate the others do not
+    expect), the RNN trained for one step is judged against the RNN that run blessed."""
+    root, args, _ = first_run
+    pushed = sorted(os.listdir(root / "serving" / "textflow-rnn"))
+    # One training step: still under the value threshold (6 nats), far above the baseline.
+    worse = textflow(*args, "--models", "rnn", "--set", "rnn.train_steps=1", cwd=root)
+    assert worse.returncode == 0, worse.stdout + worse.stderr
+    assert "NOT BLESSED:" in worse.stdout and "    not pushed" in worse.stdout, worse.stdout
+    assert re.search(r"pass: cross_entropy_per_token \d\.\d+ <= 6\.0000 \(value threshold\)", worse.stdout)
+    assert re.search(r"FAIL: cross_entropy_per_token change \+\d\.\d+ vs baseline \d\.\d+ <= \+0\.0500", worse.stdout)
+    assert sorted(os.listdir(root / "serving" / "textflow-rnn")) == pushed
+    folder = re.search(r"kept in (\S+)", worse.stdout).group(1)
+    (family,) = json.loads(open(os.path.join(folder, "decision.json")).read())["families"]
+    assert family["decision"].startswith("not blessed: cross_entropy_per_token change +") and family["pushed_to"] is None
+    value, change = family["thresholds"]
+    assert change["kind"] == "change" and not change["passed"] and change["baseline"] < change["candidate"]

@@ -29,10 +29,12 @@ def texts(batch=3, length=16, real=(13, 9, 16), seed=0):
     return tf.constant(ids, tf.int64)
 
 
-@pytest.fixture(scope="module", params=["hierarchical", "flat"])
+@pytest.fixture(scope="module", params=["hierarchical", "flat", "hierarchical, conductor reads z"])
 def model(request):
     tf_keras.utils.set_random_seed(1)
-    return build_hvae(HVAEConfig(decoder=request.param, decoder_layers=2, **TINY), VOCAB)
+    decoder, _, reads_z = request.param.partition(", ")
+    config = HVAEConfig(decoder=decoder, decoder_layers=2, conductor_input="z" if reads_z else "zeros", **TINY)
+    return build_hvae(config, VOCAB)
 
 
 @pytest.mark.parametrize("settings", [TINY, {}, dict(segment_length=16, decoder_layers=2)])

@@ -91,3 +91,20 @@ def test_warmup_cosine_schedule():
     assert float(schedule(9)) == pytest.approx(1e-3)
     assert float(schedule(60)) == pytest.approx(5.5e-4)  # half way down the cosine
     assert float(schedule(110)) == pytest.approx(1e-4) and float(schedule(500)) == pytest.approx(1e-4)
+
+
+def test_the_first_train_step_is_traced_once_because_the_optimizer_state_exists_before_it():
+    """Slot variables created inside the first step would make tf.function trace it twice."""
+    model = build_rnn_lm(RNNConfig(units=8, embedding_dim=4, layers=1), vocab_size=12)
+    compile_language_model(model, rnn_optimizer(RNNConfig(), 10))
+    assert len(model.optimizer.variables) > 1  # the step counter and Adam's two slots per variable
+    traces, step = [], model.train_step
+
+    def counted(data):
+        traces.append(1)
+        return step(data)
+
+    model.train_step = counted
+    ids = np.random.default_rng(0).integers(NUM_RESERVED, 12, size=(4, 6))
+    model.fit(ids, ids, batch_size=4, epochs=2, verbose=0)
+    assert len(traces) == 1

@@ -1,4 +1,4 @@
-"""Seq2seq and denoising through the CLI on small samples of real pairs and text: the subword
+"""Seq2seq through the CLI on a small sample of real pairs: the subword
 vocabulary component, the encoder-decoder Trainers, BLEU/chrF in TFMA, the served signatures,
 `predict`, and bad pairs stopping the run before anything is pushed."""
 
@@ -160,29 +160,3 @@ def test_an_empty_target_is_a_blocking_finding(tmp_path):
     assert "empty_text" in message and "'en'" in message, message
     assert "SubwordVocabularyGen started" not in result.stdout
     assert not os.path.exists(tmp_path / "serving")
-
-
-@pytest.fixture(scope="module")
-def denoising_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("denoise")
-    with open(SHARED_DATA / "tinyshakespeare.txt", encoding="utf-8") as f:
-        (root / "shakespeare.txt").write_text(f.read(30_000), encoding="utf-8")
-    args = ["run", "--data", "shakespeare.txt", "--format", "txt", "--set", "data.txt_mode=windows",
-            "--set", "data.window_chars=96", "--task", "denoise", "--models", "rnn",
-            "--workspace", "ws", "--serving-dir", "serving", *TINY_SEQ2SEQ, "--set", "evaluation.min_chrf=0"]
-    result = textflow(*args, cwd=root)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return root, result
-
-
-def test_denoising_trains_on_plain_text_against_the_copy_of_the_corrupted_input(denoising_run):
-    root, result = denoising_run
-    out = result.stdout
-    assert "task denoise" in out and "Trainer_rnn_denoise finished" in out
-    assert "trivial baseline: copying the corrupted input, chrf" in out
-    evaluation = only(f"{root}/ws/artifacts/Evaluator_rnn_denoise/evaluation/*")
-    overall, _ = overall_metrics(evaluation)
-    # Copying a text with about 30% of its tokens masked keeps much of its character n-grams, not all.
-    assert 20 < overall["copy_chrf"] < 95, overall
-    assert overall["chrf_above_copy"] == pytest.approx(overall["chrf"] - overall["copy_chrf"], abs=1e-6)
-    assert glob.glob(f"{root}/serving/textflow-rnn-denoise/*")
