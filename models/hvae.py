@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 DECODERS = ("hierarchical", "flat")
 BETA_SCHEDULES = ("exponential", "logistic")
-ENCODER_SUMMARIES = ("final", "mean")
+ENCODER_SUMMARIES = ("final", "mean", "segments")
 CONDUCTOR_INPUTS = ("zeros", "z")
 
 
@@ -56,7 +56,8 @@ class HVAEConfig(SizedConfig):
     reset_decoder: bool = False  # re-initialise the decoder at the end of the warm-up (Li et al. 2019)
     bag_of_tokens: float = 0.0  # weight of the auxiliary loss predicting the text's tokens from z alone
     posterior_sampling: bool = True  # False: z = mu in training (with beta_max 0, a plain autoencoder)
-    encoder_summary: str = "final"  # final: the BiLSTM's final states | mean: its outputs averaged over positions
+    encoder_summary: str = "final"  # final: the BiLSTM's final states | mean: its outputs averaged over positions |
+    # segments: its outputs averaged per segment, then read by a BiLSTM over the segments (a hierarchical encoder)
     conductor_input: str = "zeros"  # zeros: started from z only (MusicVAE) | z: z is also every conductor step's input
     latent_batch_norm: bool = True  # batch-normalise mu (fixed scale): mu varies across texts from step 0
     embedding_scale: float = 1.0  # the token embeddings start uniform in [-scale, scale] (Keras: 0.05)

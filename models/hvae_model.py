@@ -49,9 +49,12 @@ class TextVAE(tf_keras.Model):
             tf_keras.layers.LSTM(c.encoder_units, return_sequences=True), name="encoder_0"
         )
         self.encoder_upper = tf_keras.layers.Bidirectional(
-            tf_keras.layers.LSTM(c.encoder_units, return_state=True, return_sequences=c.encoder_summary == "mean"),
+            tf_keras.layers.LSTM(c.encoder_units, return_state=True, return_sequences=c.encoder_summary != "final"),
             name="encoder_1",
         )
+        self.segment_encoder = tf_keras.layers.Bidirectional(
+            tf_keras.layers.LSTM(c.encoder_units, return_state=True), name="segment_encoder"
+        ) if c.encoder_summary == "segments" else None
         # fixed scale, learned shift (Zhu et al. 2020, BN-VAE): mu has unit variance across texts;
         # synchronized: over several replicas the statistics are the global batch's, as on one device
         self.mu_norm = tf_keras.layers.BatchNormalization(
@@ -89,19 +92,38 @@ class TextVAE(tf_keras.Model):
     def encode(self, target_ids: tf.Tensor, training: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
         """(mu, sigma) [batch, latent] of q(z | text); padding is masked out of both directions.
         The summary is the final states, or (`encoder_summary: mean`) the outputs averaged over
-        the real positions, which gives every position a short gradient path to z."""
+        the real positions, which gives every position a short gradient path to z, or
+        (`segments`) a hierarchical summary, one vector per segment read by a second BiLSTM."""
         mask = tf.not_equal(target_ids, PAD_ID)
         x = self.encoder_lower(self.embedding(target_ids), mask=mask)
         outputs, forward_h, _, backward_h, _ = self.encoder_upper(x, mask=mask)
         if self.config.encoder_summary == "mean":
             weights = tf.cast(mask, outputs.dtype)[..., None]
             summary = tf.reduce_sum(outputs * weights, 1) / tf.maximum(tf.reduce_sum(weights, 1), 1.0)
+        elif self.config.encoder_summary == "segments":
+            summary = self._segment_summary(outputs, mask)
         else:
             summary = tf.concat([forward_h, backward_h], axis=-1)
         mu = self.to_mu(summary)
         if self.mu_norm is not None:
             mu = self.mu_norm(mu, training=training)
         return mu, self.to_sigma(summary) + 1e-6
+
+    def _segment_summary(self, outputs: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+        """Each segment's outputs averaged over its real positions, then a BiLSTM over the segments
+        (those without a real token masked): every segment has a path of a few steps to z, where
+        the final states favour the text's two ends."""
+        t, width = self.config.segment_length, outputs.shape[-1]
+        batch, length = tf.shape(outputs)[0], tf.shape(outputs)[1]
+        tf.debugging.assert_equal(
+            length % t, 0, message=f"a sequence's length must be a multiple of hvae.segment_length ({t})"
+        )
+        weights = tf.reshape(tf.cast(mask, outputs.dtype), [batch, length // t, t, 1])
+        per_segment = tf.reduce_sum(tf.reshape(outputs, [batch, length // t, t, width]) * weights, 2)
+        counts = tf.reduce_sum(weights, 2)
+        pooled = per_segment / tf.maximum(counts, 1.0)
+        _, forward_h, _, backward_h, _ = self.segment_encoder(pooled, mask=counts[..., 0] > 0)
+        return tf.concat([forward_h, backward_h], axis=-1)
 
     # -- decoder ---------------------------------------------------------------------------
 

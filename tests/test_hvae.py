@@ -296,3 +296,17 @@ def test_decoder_reset_at_the_end_of_the_warmup_renews_the_decoder_and_keeps_the
     assert not any((a == b).all() for a, b in zip(decoder, renewed) if a.ndim > 1)  # kernels; biases start the same
     assert all((a == b).all() for a, b in zip(encoder, model.encoder_lower.get_weights()))
     assert build_hvae(HVAEConfig(warmup_steps=3, **TINY), VOCAB).training_callbacks() == []
+
+
+def test_segment_summaries_ignore_padding_and_see_every_segment():
+    """`encoder_summary: segments`: mu is the same however much padding follows the text, and a
+    change in a middle segment moves it."""
+    tf_keras.utils.set_random_seed(2)
+    model = build_hvae(HVAEConfig(encoder_summary="segments", **TINY), VOCAB)
+    ids = texts(batch=2, length=12, real=(12, 7))
+    padded = tf.concat([ids, tf.zeros([2, 8], tf.int64)], axis=1)  # two more segments of padding
+    np.testing.assert_allclose(model.encode(padded)[0].numpy(), model.encode(ids)[0].numpy(), atol=1e-5)
+    changed = ids.numpy().copy()
+    changed[0, 5] = (changed[0, 5] + 1 - 3) % (VOCAB - 4) + 3  # segment 1 of 3
+    moved = np.abs(model.encode(tf.constant(changed))[0].numpy() - model.encode(ids)[0].numpy())
+    assert moved[0].max() > 1e-4 and moved[1].max() < 1e-6
