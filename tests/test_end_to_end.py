@@ -72,12 +72,25 @@ def test_cli_prints_progress_and_summary_but_no_library_noise(first_run):
 
     _, _, result = first_run
     out = result.stdout
-    for component in ["TextExampleGen", "StatisticsGen", "TextSchemaGen", "ExampleValidator", "DataGate",
-                      "Transform", "Trainer_rnn", "Evaluator_rnn", "ServingCheck_rnn", "Pusher_rnn"]:
-        assert f"{component} started" in out and re.search(rf"{component} finished in [\d.]+s\n", out), component
-    # not a terminal: a plain progress line at every 10% of each Trainer's steps
-    assert len(re.findall(r"  Trainer_rnn step \d+/30 \(\d+%\): loss \d\.\d+, [\d,]+ tokens/s, about", out)) == 10
-    assert "Summary" in out and "BLESSED" in out and "cross_entropy_per_token" in out and "pushed to" in out
+    for component in ["TextExampleGen", "StatisticsGen", "TextSchemaGen", "ExampleValidator", "TextValidator", "DataGate",
+                      "Transform", "Trainer_rnn", "Evaluator_rnn", "ServingCheck_rnn", "Pusher_rnn", "Trainer_transformer",
+                      "Evaluator_transformer", "ServingCheck_transformer", "Pusher_transformer", "Trainer_hvae",
+                      "Evaluator_hvae", "ServingCheck_hvae", "Pusher_hvae"]:
+        assert f"{component} started" in out and f"{component} finished in" in out
+    assert "Summary" in out and "BLESSED" in out and "cross_entropy_per_token" in out
+    assert re.search(r"data: \d+ train / \d+ eval examples, span 0\n    skew, eval against train: token \d\.\d+ ", out), out
+    assert "negative_elbo_per_token" in out and "active latent units" in out
+    assert re.search(r"cross_entropy_per_token by length_bucket: (\d+)(-\d+|\+) tokens \d\.\d+ \(\d+\)", out), out
+    assert re.search(r"negative_elbo_per_token by length_bucket: ", out)
+    assert re.search(r"nats per eval token .*: rnn \d\.\d+, transformer \d\.\d+, hvae \d\.\d+", out), out
+    assert out.count("pushed to") == 3
+    for trainer in ("Trainer_rnn", "Trainer_transformer", "Trainer_hvae"):  # not a terminal: a line each 10%
+        assert re.search(rf"\n  {trainer} step \d+/\d+ \(10%\): loss \d+\.\d+, [\d,]+ tokens/s, about \S+ left\n", out), out
+    assert len(re.findall(r"trained on 1 replica\(s\) in float32, bucket batches: [\d.]+% padding "
+                          r"\([\d.]+% at the full sequence length\)", out)) == 3, out
+    assert len(re.findall(r"serving check passed: \d signatures called in a separate process; "
+                          r"serving_default p50 [\d.]+ ms, p99 [\d.]+ ms \(100 requests of 8\)", out)) == 3, out
+    assert all(f"textflow-{family}/" in out for family in ["rnn", "transformer", "hvae"])
     noise = [line for line in (out + result.stderr).splitlines() if any(word in line for word in NOISE)]
     assert not noise and "tensorflow/" not in out + result.stderr and "WARNING" not in out + result.stderr, noise
 
