@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 DECODERS = ("hierarchical", "flat")
 BETA_SCHEDULES = ("exponential", "logistic")
-ENCODER_SUMMARIES = ("final", "mean", "segments")
+ENCODER_SUMMARIES = ("final", "mean", "segments", "local")
 CONDUCTOR_INPUTS = ("zeros", "z")
 
 
@@ -55,13 +55,18 @@ class HVAEConfig(SizedConfig):
     warmup_steps: int = 0  # autoencoder warm-up: beta is 0 for these steps, then the schedule starts
     reset_decoder: bool = False  # re-initialise the decoder at the end of the warm-up (Li et al. 2019)
     bag_of_tokens: float = 0.0  # weight of the auxiliary loss predicting the text's tokens from z alone
+    segment_readout: float = 0.0  # weight of the auxiliary loss predicting every token, by position, from
+    # what conditions its segment's decoder alone (the segment embedding; flat: z), no earlier tokens read
     posterior_sampling: bool = True  # False: z = mu in training (with beta_max 0, a plain autoencoder)
     encoder_summary: str = "final"  # final: the BiLSTM's final states | mean: its outputs averaged over positions |
-    # segments: its outputs averaged per segment, then read by a BiLSTM over the segments (a hierarchical encoder)
+    # segments: its outputs averaged per segment, then read by a BiLSTM over the segments (a hierarchical encoder) |
+    # local: the BiLSTM reads each segment on its own, and its final states there are read by the BiLSTM over segments
     conductor_input: str = "zeros"  # zeros: started from z only (MusicVAE) | z: z is also every conductor step's input
+    decoder_reads_z: bool = False  # the bottom decoder reads z beside its segment embedding (and starts from both)
     latent_batch_norm: bool = True  # batch-normalise mu (fixed scale): mu varies across texts from step 0
     embedding_scale: float = 1.0  # the token embeddings start uniform in [-scale, scale] (Keras: 0.05)
     word_dropout: float = 0.0  # share of decoder input tokens replaced by the unknown-token id (1.0: input-less)
+    scheduled_sampling: float = 0.0  # share of decoder inputs replaced by its own greedy predictions in training
     batch_size: Optional[int] = None
     learning_rate: float = 2e-3
     min_train_steps: int = 200
@@ -82,11 +87,13 @@ class HVAEConfig(SizedConfig):
             raise ValueError(f"hvae.conductor_input must be one of {', '.join(CONDUCTOR_INPUTS)}, got {self.conductor_input!r}")
         if self.encoder_summary not in ENCODER_SUMMARIES:
             raise ValueError(f"hvae.encoder_summary must be one of {', '.join(ENCODER_SUMMARIES)}, got {self.encoder_summary!r}")
-        if not 0.0 <= self.word_dropout <= 1.0:
-            raise ValueError(f"hvae.word_dropout must be in [0, 1], got {self.word_dropout}")
-        if self.warmup_steps < 0 or self.bag_of_tokens < 0 or self.free_bits_per_unit < 0 or self.embedding_scale <= 0:
-            raise ValueError("hvae: warmup_steps, bag_of_tokens and free_bits_per_unit must be non-negative, "
-                             "embedding_scale positive")
+        for name in ("word_dropout", "scheduled_sampling"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"hvae.{name} must be in [0, 1], got {getattr(self, name)}")
+        if (self.warmup_steps < 0 or self.bag_of_tokens < 0 or self.segment_readout < 0 or self.free_bits_per_unit < 0
+                or self.embedding_scale <= 0):
+            raise ValueError("hvae: warmup_steps, bag_of_tokens, segment_readout and free_bits_per_unit must be "
+                             "non-negative, embedding_scale positive")
         if not 0.0 < self.beta_rate < 1.0 or self.beta_max < 0 or self.free_bits < 0 or self.beta_width <= 0:
             raise ValueError("hvae: beta_rate must be in (0, 1); beta_max, free_bits and beta_width non-negative")
 
@@ -104,9 +111,11 @@ def decoder_parameters(config: HVAEConfig, vocab_size: int, flat_units: int = 0)
         stack = _lstm_parameters(e + config.latent_dim, u) + (layers - 1) * _lstm_parameters(u, u)
         return (config.latent_dim + 1) * 2 * layers * u + stack + (u + 1) * vocab_size
     c, u = config.conductor_units, config.decoder_units
-    conductor = (config.latent_dim + 1) * 4 * c + _lstm_parameters(1, c) + _lstm_parameters(c, c)
-    stack = _lstm_parameters(e + c, u) + (layers - 1) * _lstm_parameters(u, u)
-    return conductor + (c + 1) * 2 * layers * u + stack + (u + 1) * vocab_size
+    steps_in = config.latent_dim if config.conductor_input == "z" else 1
+    conductor = (config.latent_dim + 1) * 4 * c + _lstm_parameters(steps_in, c) + _lstm_parameters(c, c)
+    s = c + config.latent_dim if config.decoder_reads_z else c  # what conditions a segment's decoder
+    stack = _lstm_parameters(e + s, u) + (layers - 1) * _lstm_parameters(u, u)
+    return conductor + (s + 1) * 2 * layers * u + stack + (u + 1) * vocab_size
 
 
 def matched_flat_units(config: HVAEConfig, vocab_size: int) -> int:

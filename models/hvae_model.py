@@ -49,12 +49,13 @@ class TextVAE(tf_keras.Model):
             tf_keras.layers.LSTM(c.encoder_units, return_sequences=True), name="encoder_0"
         )
         self.encoder_upper = tf_keras.layers.Bidirectional(
-            tf_keras.layers.LSTM(c.encoder_units, return_state=True, return_sequences=c.encoder_summary != "final"),
+            tf_keras.layers.LSTM(c.encoder_units, return_state=True,
+                                 return_sequences=c.encoder_summary in ("mean", "segments")),
             name="encoder_1",
         )
         self.segment_encoder = tf_keras.layers.Bidirectional(
             tf_keras.layers.LSTM(c.encoder_units, return_state=True), name="segment_encoder"
-        ) if c.encoder_summary == "segments" else None
+        ) if c.encoder_summary in ("segments", "local") else None
         # fixed scale, learned shift (Zhu et al. 2020, BN-VAE): mu has unit variance across texts;
         # synchronized: over several replicas the statistics are the global batch's, as on one device
         self.mu_norm = tf_keras.layers.BatchNormalization(
@@ -63,6 +64,10 @@ class TextVAE(tf_keras.Model):
         self.bag_of_tokens = (
             tf_keras.layers.Dense(vocab_size, dtype="float32", name="bag_of_tokens") if c.bag_of_tokens else None
         )
+        self.segment_readout = tf_keras.Sequential([
+            tf_keras.layers.Dense(c.decoder_units, activation="relu", name="segment_readout_hidden"),
+            tf_keras.layers.Dense(c.segment_length * vocab_size, dtype="float32", name="segment_readout_logits"),
+        ], name="segment_readout") if c.segment_readout else None
         # mu and sigma feed the KL term: float32 under a mixed policy, like the logits
         self.to_mu = tf_keras.layers.Dense(c.latent_dim, dtype="float32", name="mu")
         self.to_sigma = tf_keras.layers.Dense(c.latent_dim, activation="softplus", dtype="float32", name="sigma")
@@ -90,24 +95,29 @@ class TextVAE(tf_keras.Model):
     # -- encoder ---------------------------------------------------------------------------
 
     def encode(self, target_ids: tf.Tensor, training: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
-        """(mu, sigma) [batch, latent] of q(z | text); padding is masked out of both directions.
-        The summary is the final states, or (`encoder_summary: mean`) the outputs averaged over
-        the real positions, which gives every position a short gradient path to z, or
-        (`segments`) a hierarchical summary, one vector per segment read by a second BiLSTM."""
+        """(mu, sigma) [batch, latent] of q(z | text), from the encoder's summary of the text."""
+        summary = self._summary(target_ids)
+        mu = self.to_mu(summary)
+        if self.mu_norm is not None:
+            mu = self.mu_norm(mu, training=training)
+        return mu, self.to_sigma(summary) + 1e-6
+
+    def _summary(self, target_ids: tf.Tensor) -> tf.Tensor:
+        """The text as one vector; padding is masked out of both directions. The final states,
+        or (`encoder_summary: mean`) the outputs averaged over the real positions, which gives
+        every position a short gradient path to z, or (`segments`, `local`) a hierarchical
+        summary, one vector per segment read by a second BiLSTM."""
+        if self.config.encoder_summary == "local":
+            return self._local_summary(target_ids)
         mask = tf.not_equal(target_ids, PAD_ID)
         x = self.encoder_lower(self.embedding(target_ids), mask=mask)
         outputs, forward_h, _, backward_h, _ = self.encoder_upper(x, mask=mask)
         if self.config.encoder_summary == "mean":
             weights = tf.cast(mask, outputs.dtype)[..., None]
-            summary = tf.reduce_sum(outputs * weights, 1) / tf.maximum(tf.reduce_sum(weights, 1), 1.0)
-        elif self.config.encoder_summary == "segments":
-            summary = self._segment_summary(outputs, mask)
-        else:
-            summary = tf.concat([forward_h, backward_h], axis=-1)
-        mu = self.to_mu(summary)
-        if self.mu_norm is not None:
-            mu = self.mu_norm(mu, training=training)
-        return mu, self.to_sigma(summary) + 1e-6
+            return tf.reduce_sum(outputs * weights, 1) / tf.maximum(tf.reduce_sum(weights, 1), 1.0)
+        if self.config.encoder_summary == "segments":
+            return self._segment_summary(outputs, mask)
+        return tf.concat([forward_h, backward_h], axis=-1)
 
     def _segment_summary(self, outputs: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
         """Each segment's outputs averaged over its real positions, then a BiLSTM over the segments
@@ -125,6 +135,28 @@ class TextVAE(tf_keras.Model):
         _, forward_h, _, backward_h, _ = self.segment_encoder(pooled, mask=counts[..., 0] > 0)
         return tf.concat([forward_h, backward_h], axis=-1)
 
+    def _local_summary(self, target_ids: tf.Tensor) -> tf.Tensor:
+        """A hierarchical encoder that mirrors the decoder: the two BiLSTM layers read each
+        segment alone ([batch * U, T], as the bottom decoder writes it), their final states
+        summarise it, and the BiLSTM over the segments (those without a real token masked)
+        reads the summaries. Every token is at most T steps from its segment's summary."""
+        t = self.config.segment_length
+        batch, length = tf.shape(target_ids)[0], tf.shape(target_ids)[1]
+        tf.debugging.assert_equal(
+            length % t, 0, message=f"a sequence's length must be a multiple of hvae.segment_length ({t})"
+        )
+        ids = tf.reshape(target_ids, [-1, t])
+        real = tf.not_equal(ids, PAD_ID)
+        # a segment of padding still reads its first position (the LSTM kernels want a length of
+        # at least 1); the segment BiLSTM masks that segment out
+        mask = real | (tf.range(t) == 0)[None]
+        x = self.encoder_lower(self.embedding(ids), mask=mask)
+        _, forward_h, _, backward_h, _ = self.encoder_upper(x, mask=mask)
+        per_segment = tf.reshape(tf.concat([forward_h, backward_h], -1), [batch, length // t, -1])
+        has_tokens = tf.reshape(tf.reduce_any(real, -1), [batch, length // t])
+        _, forward_h, _, backward_h, _ = self.segment_encoder(per_segment, mask=has_tokens)
+        return tf.concat([forward_h, backward_h], axis=-1)
+
     # -- decoder ---------------------------------------------------------------------------
 
     def _initial_states(self, source: tf.Tensor) -> list[list[tf.Tensor]]:
@@ -135,14 +167,20 @@ class TextVAE(tf_keras.Model):
     def segment_embeddings(self, z: tf.Tensor, segments: tf.Tensor) -> tf.Tensor:
         """The conductor's output, one embedding per segment: [batch, segments, conductor_units].
         Its steps read zeros (MusicVAE: z reaches later segments only through the recurrence) or
-        (`conductor_input: z`) z itself, a direct path from z to every segment."""
+        (`conductor_input: z`) z itself. With `decoder_reads_z` z is also appended to every
+        embedding: measured on one segment, z's only way through the conductor's squashing gates
+        (a tanh layer, two LSTM steps, another tanh layer) learnt far slower than the flat
+        decoder's direct one."""
         h0, c0, h1, c1 = tf.split(self.conductor_init(z), 4, axis=-1)
         if self.config.conductor_input == "z":
             steps = tf.tile(z[:, None], tf.stack([1, segments, 1]))
         else:
             steps = tf.zeros(tf.stack([tf.shape(z)[0], segments, 1]), z.dtype)
         x = self.conductor[0](steps, initial_state=[h0, c0])
-        return self.conductor[1](x, initial_state=[h1, c1])
+        embeddings = self.conductor[1](x, initial_state=[h1, c1])
+        if self.config.decoder_reads_z:  # MusicVAE's option: z itself beside every segment's embedding
+            embeddings = tf.concat([embeddings, tf.tile(z[:, None], tf.stack([1, segments, 1]))], -1)
+        return embeddings
 
     def _run_decoder(self, x: tf.Tensor, states: list[list[tf.Tensor]], training: bool) -> tf.Tensor:
         for layer, state in zip(self.decoder, states):
@@ -150,14 +188,27 @@ class TextVAE(tf_keras.Model):
         return x
 
     def reconstruction_logits(self, z: tf.Tensor, target_ids: tf.Tensor, training: bool = False) -> tf.Tensor:
-        """Teacher-forced logits [batch, L, vocab] of the target ids given z."""
-        batch, length = tf.shape(target_ids)[0], tf.shape(target_ids)[1]
+        """Teacher-forced logits [batch, L, vocab] of the target ids given z. In training, with
+        `scheduled_sampling`, that share of the inputs is the decoder's own greedy prediction
+        from a first teacher-forced pass (parallel scheduled sampling, Duckworth et al. 2019),
+        so it learns to follow z after its own mistakes, as greedy decoding needs."""
+        batch = tf.shape(target_ids)[0]
         decoder_inputs = tf.concat([tf.fill([batch, 1], tf.constant(BOS_ID, target_ids.dtype)), target_ids[:, :-1]], 1)
         if self.input_less:
-            decoder_inputs = self._unknown_tokens(decoder_inputs)
-        elif training and self.config.word_dropout:
+            return self._logits_from_inputs(z, self._unknown_tokens(decoder_inputs), training)
+        if training and self.config.scheduled_sampling:
+            first_pass = tf.stop_gradient(self._logits_from_inputs(z, decoder_inputs, training))
+            predicted = tf.concat([decoder_inputs[:, :1], tf.argmax(first_pass, -1, output_type=decoder_inputs.dtype)[:, :-1]], 1)
+            swapped = (tf.random.uniform(tf.shape(decoder_inputs)) < self.config.scheduled_sampling) & (decoder_inputs != PAD_ID)
+            decoder_inputs = tf.where(swapped, predicted, decoder_inputs)
+        if training and self.config.word_dropout:
             dropped = tf.random.uniform(tf.shape(decoder_inputs)) < self.config.word_dropout
             decoder_inputs = tf.where(dropped, self._unknown_tokens(decoder_inputs), decoder_inputs)
+        return self._logits_from_inputs(z, decoder_inputs, training)
+
+    def _logits_from_inputs(self, z: tf.Tensor, decoder_inputs: tf.Tensor, training: bool) -> tf.Tensor:
+        """Logits [batch, L, vocab] of the decoder reading `decoder_inputs` (BOS, then the text shifted right)."""
+        batch, length = tf.shape(decoder_inputs)[0], tf.shape(decoder_inputs)[1]
         tokens = self.embedding(decoder_inputs)
         if not self.hierarchical:
             conditioned = tf.concat([tokens, tf.tile(tf.cast(z, tokens.dtype)[:, None], [1, length, 1])], axis=-1)
@@ -167,7 +218,8 @@ class TextVAE(tf_keras.Model):
             length % t, 0, message=f"a sequence's length must be a multiple of hvae.segment_length ({t})"
         )
         segments = length // t
-        embeddings = tf.reshape(self.segment_embeddings(z, segments), [batch * segments, -1])
+        embeddings = self.segment_embeddings(z, segments)
+        embeddings = tf.reshape(embeddings, [batch * segments, embeddings.shape[-1]])
         tokens = tf.reshape(tokens, [batch * segments, t, self.config.embedding_dim])
         conditioned = tf.concat([tokens, tf.tile(embeddings[:, None], [1, t, 1])], axis=-1)
         hidden = self._run_decoder(conditioned, self._initial_states(embeddings), training)
@@ -279,6 +331,22 @@ class TextVAE(tf_keras.Model):
         picked = tf.gather(log_probabilities, target_ids, batch_dims=1)  # [batch, L]
         return -tf.reduce_sum(picked * tf.cast(target_ids != PAD_ID, picked.dtype))
 
+    def segment_readout_loss(self, z: tf.Tensor, target_ids: tf.Tensor) -> tf.Tensor:
+        """After Semeniuta et al. 2017's auxiliary reconstruction: the NLL of every real token
+        predicted, position by position, from its segment's conditioning alone (the conductor's
+        embedding; flat: z beside the segment's index), summed over the batch. A short path on
+        which z must hold each segment's exact text, not just what a language model guesses."""
+        t = self.config.segment_length
+        batch, length = tf.shape(target_ids)[0], tf.shape(target_ids)[1]
+        segments = length // t
+        if self.hierarchical:
+            source = self.segment_embeddings(z, segments)
+        else:
+            where = tf.tile(_segment_positions(segments)[None], tf.stack([batch, 1, 1]))
+            source = tf.concat([tf.tile(z[:, None], tf.stack([1, segments, 1])), tf.cast(where, z.dtype)], -1)
+        logits = tf.reshape(self.segment_readout(source), [batch, length, self.vocab_size])
+        return -tf.reduce_sum(token_log_likelihoods(target_ids, logits))
+
     def call(self, target_ids: tf.Tensor, training: bool = False) -> tf.Tensor:
         """Reconstruction logits from a sampled z (mu itself without `posterior_sampling`); adds
         beta * `kl_penalty` and the bag-of-tokens term, divided by the batch's real tokens so they
@@ -294,6 +362,8 @@ class TextVAE(tf_keras.Model):
         self.add_loss(beta * self.kl_penalty(kl_per_unit) / tokens)
         if self.bag_of_tokens is not None:
             self.add_loss(self.config.bag_of_tokens * self.bag_of_tokens_loss(z, target_ids) / tokens)
+        if self.segment_readout is not None:
+            self.add_loss(self.config.segment_readout * self.segment_readout_loss(z, target_ids) / tokens)
         self.add_metric(tf.reduce_mean(tf.reduce_sum(kl_per_unit, -1)), name="kl", aggregation="mean")
         self.add_metric(beta, name="beta", aggregation="mean")
         return self.reconstruction_logits(z, target_ids, training=training)
@@ -355,6 +425,13 @@ class DecoderReset(tf_keras.callbacks.Callback):
         if not self.done and int(self.model.optimizer.iterations.numpy()) >= self.step:
             self.model.reset_decoder()
             self.done = True
+
+
+def _segment_positions(segments: tf.Tensor, width: int = 16) -> tf.Tensor:
+    """A sinusoidal code of each segment's index [segments, width]: where a flat readout is."""
+    index = tf.cast(tf.range(segments), tf.float32)[:, None]
+    angles = index / tf.pow(100.0, tf.range(0, width, 2, dtype=tf.float32) / width)
+    return tf.concat([tf.sin(angles), tf.cos(angles)], -1)
 
 
 def _count_real(hits: tf.Tensor, target_ids: tf.Tensor) -> tf.Tensor:

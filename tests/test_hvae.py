@@ -10,7 +10,7 @@ import tf_keras
 from components.edit_similarity import edit_similarity, levenshtein
 from components.vae_metrics import _Sums, _VAESums, active_units, shuffled_z_nll_gap
 from models.hvae import HVAEConfig, build_hvae, decoder_parameters, hvae_optimizer, matched_flat_units
-from models.hvae_model import kl_per_latent_unit, kl_to_standard_normal
+from models.hvae_model import _segment_positions, kl_per_latent_unit, kl_to_standard_normal
 from models.tokens import EOS_ID
 from models.training import compile_language_model
 
@@ -29,15 +29,22 @@ def texts(batch=3, length=16, real=(13, 9, 16), seed=0):
     return tf.constant(ids, tf.int64)
 
 
-@pytest.fixture(scope="module", params=["hierarchical", "flat", "hierarchical, conductor reads z"])
+VARIANTS = {
+    "hierarchical": {},
+    "flat": {"decoder": "flat"},
+    "hierarchical, conductor reads z": {"conductor_input": "z"},
+    "hierarchical, decoder reads z": {"decoder_reads_z": True},
+}
+
+
+@pytest.fixture(scope="module", params=list(VARIANTS))
 def model(request):
     tf_keras.utils.set_random_seed(1)
-    decoder, _, reads_z = request.param.partition(", ")
-    config = HVAEConfig(decoder=decoder, decoder_layers=2, conductor_input="z" if reads_z else "zeros", **TINY)
-    return build_hvae(config, VOCAB)
+    return build_hvae(HVAEConfig(decoder_layers=2, **VARIANTS[request.param], **TINY), VOCAB)
 
 
-@pytest.mark.parametrize("settings", [TINY, {}, dict(segment_length=16, decoder_layers=2)])
+@pytest.mark.parametrize("settings", [TINY, {}, dict(segment_length=16, decoder_layers=2),
+                                      dict(conductor_input="z", decoder_reads_z=True, **TINY)])
 def test_flat_ablation_matches_the_hierarchical_parameter_budget(settings):
     hierarchical = build_hvae(HVAEConfig(**settings), VOCAB)
     flat = build_hvae(HVAEConfig(decoder="flat", **settings), VOCAB)
@@ -259,6 +266,38 @@ def test_bag_of_tokens_adds_the_nll_of_the_texts_tokens_under_a_distribution_fro
     assert float(tf.add_n(model.losses)) == pytest.approx(2.0 * expected / real.sum(), rel=1e-4)
 
 
+@pytest.mark.parametrize("decoder", ["hierarchical", "flat"])
+def test_segment_readout_adds_the_nll_of_each_token_read_from_its_segments_conditioning(decoder):
+    ids = texts(real=(13, 9, 16))  # 4 segments of 4; the second text's last two are padding
+    tf_keras.utils.set_random_seed(4)
+    model = build_hvae(HVAEConfig(decoder=decoder, beta_max=0.0, segment_readout=0.5, posterior_sampling=False, **TINY), VOCAB)
+    model(ids, training=True)
+    mu, _ = model.encode(ids, training=True)
+    if decoder == "hierarchical":
+        source = model.segment_embeddings(mu, 4)
+    else:  # z beside a code of the segment's index, the same for every text
+        source = tf.concat([tf.tile(mu[:, None], [1, 4, 1]), tf.tile(_segment_positions(4)[None], [3, 1, 1])], -1)
+    log_p = tf.nn.log_softmax(tf.reshape(model.segment_readout(source), [3, 16, VOCAB])).numpy()
+    real = ids.numpy() != 0
+    expected = -sum(log_p[row, t, ids.numpy()[row, t]] for row in range(3) for t in range(16) if real[row, t])
+    assert float(tf.add_n(model.losses)) == pytest.approx(0.5 * expected / real.sum(), rel=1e-4)
+
+
+def test_scheduled_sampling_feeds_the_decoders_own_greedy_predictions_in_training_only():
+    tf_keras.utils.set_random_seed(5)
+    model = build_hvae(HVAEConfig(scheduled_sampling=1.0, **TINY), VOCAB)
+    ids = texts(real=(16, 11, 6))
+    z = tf.random.normal([3, model.config.latent_dim], seed=7)
+    teacher_inputs = tf.concat([tf.fill([3, 1], tf.constant(1, tf.int64)), ids[:, :-1]], 1)  # BOS, then the text
+    first_pass = model._logits_from_inputs(z, teacher_inputs, training=False).numpy()
+    own = np.concatenate([np.ones([3, 1], np.int64), first_pass.argmax(-1)[:, :-1]], 1)
+    own = np.where(teacher_inputs.numpy() == 0, 0, own)  # padding stays padding
+    np.testing.assert_allclose(model.reconstruction_logits(z, ids, training=True).numpy(),
+                               model._logits_from_inputs(z, tf.constant(own), training=False).numpy(), atol=1e-5)
+    np.testing.assert_allclose(model.reconstruction_logits(z, ids).numpy(), first_pass, atol=1e-6)
+    assert not np.array_equal(own, teacher_inputs.numpy())  # an untrained decoder's guesses differ from the text
+
+
 def test_input_less_decoder_reads_nothing_of_the_text():
     model = build_hvae(HVAEConfig(word_dropout=1.0, **TINY), VOCAB)
     ids = texts(real=(16, 16, 16))
@@ -298,11 +337,12 @@ def test_decoder_reset_at_the_end_of_the_warmup_renews_the_decoder_and_keeps_the
     assert build_hvae(HVAEConfig(warmup_steps=3, **TINY), VOCAB).training_callbacks() == []
 
 
-def test_segment_summaries_ignore_padding_and_see_every_segment():
-    """`encoder_summary: segments`: mu is the same however much padding follows the text, and a
-    change in a middle segment moves it."""
+@pytest.mark.parametrize("summary", ["segments", "local"])
+def test_segment_summaries_ignore_padding_and_see_every_segment(summary):
+    """`encoder_summary: segments` and `local`: mu is the same however much padding follows the
+    text, and a change in a middle segment moves it."""
     tf_keras.utils.set_random_seed(2)
-    model = build_hvae(HVAEConfig(encoder_summary="segments", **TINY), VOCAB)
+    model = build_hvae(HVAEConfig(encoder_summary=summary, **TINY), VOCAB)
     ids = texts(batch=2, length=12, real=(12, 7))
     padded = tf.concat([ids, tf.zeros([2, 8], tf.int64)], axis=1)  # two more segments of padding
     np.testing.assert_allclose(model.encode(padded)[0].numpy(), model.encode(ids)[0].numpy(), atol=1e-5)
