@@ -83,6 +83,8 @@ def evaluate(model: tf_keras.Model, windows: np.ndarray, segment_length: int, ba
         "shuffled_z_edit_similarity": round(float(edit_similarities(windows, total["shuffled_z_sampled_ids"]).mean()), 4),
         "shuffled_z_nll_gap": round(float((total["shuffled_z_nll"] - total["own_z_nll"]).mean()), 3),
         "own_z_nll_per_token": round(float(total["own_z_nll"].sum() / tokens), 4),  # teacher-forced, z = mu
+        # teacher-forced with z = mu: above the greedy accuracy by what the decoder's own mistakes cost it
+        "own_z_teacher_forced_accuracy": round(float(total["own_z_teacher_forced_hits"].sum() / tokens), 4),
         "sampled_accuracy_by_segment": [round(float(a), 3) for a in by_segment],
         "active_units": int((total["mu"].var(axis=0) > ACTIVE_UNIT_VARIANCE).sum()),
         "kl_per_unit": [round(float(k), 3) for k in sorted(kl_per_unit, reverse=True)],

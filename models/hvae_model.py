@@ -389,7 +389,7 @@ class TextVAE(tf_keras.Model):
 
     def evaluate_texts(self, target_ids: tf.Tensor, seed: int = 0) -> dict[str, tf.Tensor]:
         """`elbo_terms` plus how much the decoder uses z: per text, the teacher-forced NLL given
-        its own mu and given the next text's mu (the batch rolled by one; `shuffled_z_texts` is 0
+        its own mu (and the tokens it then gets right) and given the next text's mu (the batch rolled by one; `shuffled_z_texts` is 0
         in a batch of one, where there is no other text), greedy decodes from both (ids, and the
         tokens they get right: the sampled reconstruction), and the KL of each latent unit."""
         target_ids = tf.cast(target_ids, tf.int64)
@@ -398,12 +398,14 @@ class TextVAE(tf_keras.Model):
         batch = tf.shape(mu)[0]
         both_z = tf.concat([mu, tf.roll(mu, 1, axis=0)], 0)
         both_ids = tf.concat([target_ids, target_ids], 0)
-        nll = -tf.reduce_sum(token_log_likelihoods(both_ids, self.reconstruction_logits(both_z, both_ids)), axis=1)
+        logits = self.reconstruction_logits(both_z, both_ids)
+        nll = -tf.reduce_sum(token_log_likelihoods(both_ids, logits), axis=1)
         decoded = self.decode(both_z, tf.shape(target_ids)[1])
         hits = _count_real(decoded == both_ids, both_ids)
         return {
             **terms,
             "own_z_nll": nll[:batch],
+            "own_z_teacher_forced_hits": _count_real(tf.argmax(logits[:batch], -1) == target_ids, target_ids),
             "shuffled_z_nll": nll[batch:],
             "shuffled_z_texts": tf.fill([batch], tf.cast(batch > 1, tf.int64)),
             "sampled_hits": hits[:batch],

@@ -140,6 +140,8 @@ def test_elbo_terms_bound_the_reconstruction_and_count_real_tokens(model):
     assert (terms["kl"] >= 0).all() and (terms["negative_elbo"] > terms["kl"]).all()
     assert (terms["teacher_forced_hits"] <= terms["token_count"]).all()
     assert (terms["sampled_hits"] <= terms["token_count"]).all()
+    own = model.reconstruction_logits(tf.constant(terms["mu"]), ids).numpy().argmax(-1)  # teacher-forced from mu
+    np.testing.assert_array_equal(terms["own_z_teacher_forced_hits"], ((own == ids.numpy()) & (ids.numpy() != 0)).sum(1))
     assert terms["mu"].shape == (3, model.config.latent_dim)
     assert terms["kl_per_unit"].shape == (3, model.config.latent_dim)
     np.testing.assert_allclose(terms["kl_per_unit"].sum(-1), terms["kl"], rtol=1e-5)
