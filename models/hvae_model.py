@@ -165,7 +165,8 @@ class TextVAE(tf_keras.Model):
         return [parts[2 * i : 2 * i + 2] for i in range(self.config.decoder_layers)]
 
     def segment_embeddings(self, z: tf.Tensor, segments: tf.Tensor) -> tf.Tensor:
-        """The conductor's output, one embedding per segment: [batch, segments, conductor_units].
+        """The conductor's output, one embedding per segment: [batch, segments, conductor_units
+        (+ latent_dim with `decoder_reads_z`)].
         Its steps read zeros (MusicVAE: z reaches later segments only through the recurrence) or
         (`conductor_input: z`) z itself. With `decoder_reads_z` z is also appended to every
         embedding: measured on one segment, z's only way through the conductor's squashing gates
@@ -389,9 +390,10 @@ class TextVAE(tf_keras.Model):
 
     def evaluate_texts(self, target_ids: tf.Tensor, seed: int = 0) -> dict[str, tf.Tensor]:
         """`elbo_terms` plus how much the decoder uses z: per text, the teacher-forced NLL given
-        its own mu (and the tokens it then gets right) and given the next text's mu (the batch rolled by one; `shuffled_z_texts` is 0
-        in a batch of one, where there is no other text), greedy decodes from both (ids, and the
-        tokens they get right: the sampled reconstruction), and the KL of each latent unit."""
+        its own mu (and the tokens it then gets right) and given the next text's mu (the batch
+        rolled by one; `shuffled_z_texts` is 0 in a batch of one, where there is no other text),
+        greedy decodes from both (ids, and the tokens they get right: the sampled
+        reconstruction), and the KL of each latent unit."""
         target_ids = tf.cast(target_ids, tf.int64)
         terms = self.elbo_terms(target_ids, seed)
         mu = terms["mu"]
