@@ -125,15 +125,20 @@ class TextVAE(tf_keras.Model):
         the final states favour the text's two ends."""
         t, width = self.config.segment_length, outputs.shape[-1]
         batch, length = tf.shape(outputs)[0], tf.shape(outputs)[1]
-        tf.debugging.assert_equal(
-            length % t, 0, message=f"a sequence's length must be a multiple of hvae.segment_length ({t})"
-        )
+        self._check_whole_segments(length)
         weights = tf.reshape(tf.cast(mask, outputs.dtype), [batch, length // t, t, 1])
         per_segment = tf.reduce_sum(tf.reshape(outputs, [batch, length // t, t, width]) * weights, 2)
         counts = tf.reduce_sum(weights, 2)
         pooled = per_segment / tf.maximum(counts, 1.0)
         _, forward_h, _, backward_h, _ = self.segment_encoder(pooled, mask=counts[..., 0] > 0)
         return tf.concat([forward_h, backward_h], axis=-1)
+
+    def _check_whole_segments(self, length: tf.Tensor) -> None:
+        """A text is read and written as whole segments of `segment_length` tokens."""
+        t = self.config.segment_length
+        tf.debugging.assert_equal(
+            length % t, 0, message=f"a sequence's length must be a multiple of hvae.segment_length ({t})"
+        )
 
     def _local_summary(self, target_ids: tf.Tensor) -> tf.Tensor:
         """A hierarchical encoder that mirrors the decoder: the two BiLSTM layers read each
@@ -142,9 +147,7 @@ class TextVAE(tf_keras.Model):
         reads the summaries. Every token is at most T steps from its segment's summary."""
         t = self.config.segment_length
         batch, length = tf.shape(target_ids)[0], tf.shape(target_ids)[1]
-        tf.debugging.assert_equal(
-            length % t, 0, message=f"a sequence's length must be a multiple of hvae.segment_length ({t})"
-        )
+        self._check_whole_segments(length)
         ids = tf.reshape(target_ids, [-1, t])
         real = tf.not_equal(ids, PAD_ID)
         # a segment of padding still reads its first position (the LSTM kernels want a length of
@@ -215,9 +218,7 @@ class TextVAE(tf_keras.Model):
             conditioned = tf.concat([tokens, tf.tile(tf.cast(z, tokens.dtype)[:, None], [1, length, 1])], axis=-1)
             return self.to_logits(self._run_decoder(conditioned, self._initial_states(z), training))
         t = self.config.segment_length
-        tf.debugging.assert_equal(
-            length % t, 0, message=f"a sequence's length must be a multiple of hvae.segment_length ({t})"
-        )
+        self._check_whole_segments(length)
         segments = length // t
         embeddings = self.segment_embeddings(z, segments)
         embeddings = tf.reshape(embeddings, [batch * segments, embeddings.shape[-1]])
