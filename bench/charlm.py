@@ -1,11 +1,13 @@
 """Character-level language-model benchmark on Tiny Shakespeare (nanoGPT's CPU configuration).
 
     python -m bench.charlm --family transformer --data ../shared/data/tinyshakespeare.txt --preset cpu-small \
-        [--precision float32|mixed_float16|mixed_bfloat16] [--xla on|off]
+        [--precision float32|mixed_float16|mixed_bfloat16] [--xla on|off] [--set recurrence=keras]
 
 Prints one JSON line: family, precision, XLA, parameters, iterations, tokens seen, validation
 loss (nats per character), training tokens per second, wall seconds, the machine's measured
-fp32 matmul rate and the model's share of it. The split is nanoGPT's: first 90% train, last 10% validation.
+fp32 matmul rate and the model's share of it (`matmul_share`: model FLOPs at that rate), and the
+op budget of a training step from a profiler trace (`bench.op_budget`: ops executed per step,
+the most frequent op types, the share of op time in matrix products). The split is nanoGPT's: first 90% train, last 10% validation.
 Batches are random windows drawn inside the training graph, as nanoGPT's `get_batch` does.
 """
 
@@ -27,8 +29,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
+from bench.op_budget import op_budget  # noqa: E402
+from bench.settings import preset_with  # noqa: E402
 from models import registry  # noqa: E402
-from models.acceleration import PRECISIONS, for_precision, precision_policy  # noqa: E402
+from models.acceleration import PRECISIONS, for_precision, gpu_visible, precision_policy  # noqa: E402
 from models.lm_loss import masked_token_cross_entropy  # noqa: E402
 from models.rnn import RNNConfig  # noqa: E402
 from models.tokens import NUM_RESERVED, model_vocab_size  # noqa: E402
@@ -111,9 +115,13 @@ def flops_per_token(model: tf_keras.Model, family: str, preset: Preset) -> float
 
 def run(
     family_name: str, data_path: str, preset_name: str, iterations: int | None, seed: int,
-    precision: str = "float32", xla: bool = False,
+    precision: str = "float32", xla: bool = False, settings: list[str] | None = None,
 ) -> dict:
     preset = PRESETS[(family_name, preset_name)]
+    model_config, changed = preset_with(preset.model, settings or [])
+    preset = dataclasses.replace(preset, model=model_config)
+    if xla and not gpu_visible() and not registry.xla_compiles_on_cpu(family_name, preset.model):
+        raise SystemExit(f"--xla on: {registry.XLA_CPU_CRASH}; keep --set recurrence=auto (the default) or --xla off")
     iterations = iterations or preset.iterations
     family = registry.get(family_name)
     train, val, distinct = encode(data_path)
@@ -144,6 +152,7 @@ def run(
     float(loss)
     trained = time.perf_counter()
     val_loss = float(np.mean([eval_step(tf.constant(i, tf.int64)).numpy() for i in range(preset.eval_batches)]))
+    budget = op_budget(lambda: train_step(tf.constant(iterations, tf.int64)).numpy())  # after the loss is read
     tokens_per_step = preset.batch_size * preset.context
     tokens_per_second = tokens_per_step * (iterations - 1) / (trained - steady_from)
     peak = matmul_gflops()
@@ -154,6 +163,7 @@ def run(
         "preset": preset_name,
         "precision": precision,
         "xla": xla,
+        "changed": changed,
         "parameters": int(model.count_params()),
         "iterations": iterations,
         "tokens_seen": tokens_per_step * iterations,
@@ -163,6 +173,7 @@ def run(
         "matmul_gflops": round(peak, 1),
         "model_flops_per_token": round(per_token),
         "matmul_share": round(per_token * tokens_per_second / (peak * 1e9), 4),
+        **budget,
     }
 
 
@@ -175,9 +186,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1337)
     parser.add_argument("--precision", choices=PRECISIONS, default="float32")
     parser.add_argument("--xla", choices=["on", "off"], default="off", help="XLA-compile the train step")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="change a preset setting, e.g. recurrence=keras")
     args = parser.parse_args()
     with contextlib.redirect_stdout(sys.stderr):  # stdout holds the JSON line alone (keras-core announces itself there)
-        result = run(args.family, args.data, args.preset, args.iterations, args.seed, args.precision, args.xla == "on")
+        result = run(args.family, args.data, args.preset, args.iterations, args.seed, args.precision, args.xla == "on",
+                     args.set)
     print(json.dumps(result), flush=True)
 
 

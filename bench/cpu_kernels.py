@@ -2,19 +2,19 @@
 
     python -m bench.cpu_kernels [--steps 300] [--repeats 30]
 
-This benchmark uses no project model code: it measures a stock Keras model and the usual levers
-for a faster LSTM (a fused kernel, the input projection out of the loop), so that bench.charlm's
-numbers can be compared with what TensorFlow itself reaches here.
+This benchmark measures a stock Keras model and the usual levers for a faster LSTM (a fused
+kernel; textflow's `models.fast_lstm`, the input projection out of the loop), so that
+bench.charlm's numbers can be compared with what TensorFlow itself reaches here.
 It prints one JSON line per case:
 
 - `plain_keras_gpt`: a plain tf_keras GPT with the Transformer `cpu-small` shape (stock Embedding,
   LayerNormalization, MultiHeadAttention with a causal mask, Dense; AdamW), trained by one
   `tf.function` step on random windows of 12 x 64 ids. It reports training tokens per second.
-- `lstm_layer`, three implementations of one 256-unit LSTM layer (the RNN preset's width), forward
+- `lstm_layer`, four implementations of one 256-unit LSTM layer (the RNN preset's width), forward
   and backward over 32 x 64 tokens: Keras' `LSTM` (its CPU path is a generic loop), TensorFlow's
-  fused `BlockLSTM` op, and a hand-written recurrence. The hand-written one computes the input
-  projection for all steps in one matmul outside the loop and writes its backward pass out, so
-  each step costs one small matmul in each direction. Before it is timed, each implementation's
+  fused `BlockLSTM` op, and `models.fast_lstm`'s recurrence as a while_loop and unrolled. It
+  computes the input projection for all steps in one matmul outside the loop and writes its
+  backward pass out, so each step costs one small matmul in each direction. Before it is timed, each implementation's
   outputs and gradients are compared with Keras' (`max_abs_diff`).
 - `matmul`: the fp32 rate of dependent products in one graph call at the LSTM's per-step shape
   [32 x 256] x [256 x 1024] and at the all-steps shape [2048 x 256] x [256 x 1024]. Together with
@@ -39,6 +39,7 @@ import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
 from bench.charlm import PRESETS, matmul_gflops, random_windows  # noqa: E402
+from models.fast_lstm import lstm_sequence  # noqa: E402
 from models.tokens import model_vocab_size  # noqa: E402
 
 _GPT, _RNN = PRESETS[("transformer", "cpu-small")], PRESETS[("rnn", "cpu-small")]
@@ -106,55 +107,10 @@ def block_lstm(x: tf.Tensor, kernel: tf.Tensor, recurrent_kernel: tf.Tensor, bia
     return tf.transpose(outputs[-1], [1, 0, 2])
 
 
-@tf.custom_gradient
-def _recurrence(projected: tf.Tensor, recurrent_kernel: tf.Tensor):
-    """Hidden states [time, batch, units] from the input projections [time, batch, 4 units]
-    (bias included); the backward pass reuses the saved gates, one matmul per step."""
-    steps, batch = tf.shape(projected)[0], tf.shape(projected)[1]
-    zeros = tf.zeros([batch, UNITS])
-
-    def arrays() -> tf.TensorArray:
-        return tf.TensorArray(tf.float32, size=steps)
-
-    def forward(t, h, c, hs, cs, gates):
-        z = projected[t] + tf.matmul(h, recurrent_kernel)
-        i, f, o = tf.sigmoid(z[:, :UNITS]), tf.sigmoid(z[:, UNITS:2 * UNITS]), tf.sigmoid(z[:, 3 * UNITS:])
-        g = tf.tanh(z[:, 2 * UNITS:3 * UNITS])
-        c = f * c + i * g
-        h = o * tf.tanh(c)
-        return t + 1, h, c, hs.write(t, h), cs.write(t, c), gates.write(t, tf.concat([i, f, g, o], 1))
-
-    initial = (0, zeros, zeros, arrays(), arrays(), arrays())
-    _, _, _, hs, cs, gates = tf.while_loop(lambda t, *_: t < steps, forward, initial)
-    hs, cs, gates = hs.stack(), cs.stack(), gates.stack()
-
-    def backward(d_hs: tf.Tensor):
-        i, f, g, o = tf.split(gates, 4, axis=2)
-        c_prev = tf.concat([zeros[None], cs[:-1]], 0)
-        tanh_c = tf.tanh(cs)
-        through_c = o * (1 - tanh_c * tanh_c)
-        gate_slopes = tf.concat([g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g), tanh_c * o * (1 - o)], 2)
-        transposed = tf.transpose(recurrent_kernel)
-
-        def step(t, dh, dc, dzs):
-            dh = dh + d_hs[t]
-            dc = dc + dh * through_c[t]
-            dz = tf.concat([dc, dc, dc, dh], 1) * gate_slopes[t]
-            return t - 1, tf.matmul(dz, transposed), dc * f[t], dzs.write(t, dz)
-
-        _, _, _, dzs = tf.while_loop(lambda t, *_: t >= 0, step, (steps - 1, zeros, zeros, arrays()))
-        dz = dzs.stack()
-        h_prev = tf.concat([zeros[None], hs[:-1]], 0)
-        d_recurrent = tf.matmul(tf.reshape(h_prev, [-1, UNITS]), tf.reshape(dz, [-1, 4 * UNITS]), transpose_a=True)
-        return dz, d_recurrent
-
-    return hs, backward
-
-
-def hoisted_lstm(x: tf.Tensor, kernel: tf.Tensor, recurrent_kernel: tf.Tensor, bias: tf.Tensor) -> tf.Tensor:
-    """Keras' LSTM with the input projection of all steps in one matmul outside the recurrence."""
-    projected = tf.einsum("btd,dg->tbg", x, kernel) + bias
-    return tf.transpose(_recurrence(projected, recurrent_kernel), [1, 0, 2])
+def fast_lstm(x: tf.Tensor, kernel: tf.Tensor, recurrent_kernel: tf.Tensor, bias: tf.Tensor, unroll: bool) -> tf.Tensor:
+    """textflow's CPU recurrence (`models.fast_lstm`), unrolled or as a while_loop."""
+    zeros = tf.zeros([tf.shape(x)[0], UNITS])
+    return lstm_sequence(x, kernel, recurrent_kernel, bias, zeros, zeros, unroll=unroll)[0]
 
 
 def lstm_layers(repeats: int) -> list[dict]:
@@ -165,7 +121,8 @@ def lstm_layers(repeats: int) -> list[dict]:
     implementations = {
         "keras_lstm": keras_lstm,
         "block_lstm": lambda inputs: block_lstm(inputs, *weights),
-        "hoisted_input_projection": lambda inputs: hoisted_lstm(inputs, *weights),
+        "fast_lstm_loop": lambda inputs: fast_lstm(inputs, *weights, unroll=False),
+        "fast_lstm_unrolled": lambda inputs: fast_lstm(inputs, *weights, unroll=True),
     }
 
     def outputs_and_gradients(layer: Callable) -> Callable[[], list[tf.Tensor]]:

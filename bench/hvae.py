@@ -34,9 +34,11 @@ import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
 from bench.charlm import encode, random_windows  # noqa: E402
+from bench.settings import preset_with  # noqa: E402
 from components.edit_similarity import edit_similarities  # noqa: E402
 from components.vae_metrics import ACTIVE_UNIT_VARIANCE  # noqa: E402
-from models.acceleration import PRECISIONS, float32_copy, for_precision, precision_policy  # noqa: E402
+from models import registry  # noqa: E402
+from models.acceleration import PRECISIONS, float32_copy, for_precision, gpu_visible, precision_policy  # noqa: E402
 from models.hvae import HVAEConfig, build_hvae, hvae_optimizer  # noqa: E402
 from models.lm_loss import masked_token_cross_entropy  # noqa: E402
 from models.tokens import model_vocab_size  # noqa: E402
@@ -101,19 +103,6 @@ def curve_point(step: int, metrics: dict) -> dict:
     return {"step": step, **{k: metrics[k] for k in CURVE_METRICS}}
 
 
-def preset_with(preset: HVAEConfig, settings: list[str]) -> tuple[HVAEConfig, dict]:
-    """The preset with `KEY=VALUE` settings applied (values typed like the preset's), and those settings."""
-    fields = {f.name: f for f in dataclasses.fields(HVAEConfig)}
-    changed = {}
-    for setting in settings:
-        key, _, value = setting.partition("=")
-        if key not in fields:
-            raise SystemExit(f"--set {setting}: HVAEConfig has no setting '{key}' (it has {', '.join(fields)})")
-        kind = type(getattr(preset, key))
-        changed[key] = value.lower() in ("1", "true", "yes", "on") if kind is bool else kind(value)
-    return dataclasses.replace(preset, **changed), changed
-
-
 def reference_accuracies(windows: np.ndarray) -> dict[str, float]:
     """What decoders that ignore the text score position by position: drawing characters from
     their unigram frequencies (sum of squared frequencies), or always the most frequent one.
@@ -139,6 +128,8 @@ def run(
     if length % config.segment_length:
         raise SystemExit(f"segment_length {config.segment_length} must divide the {length}-character windows")
     config = dataclasses.replace(config, decoder=decoder, train_steps=train_steps)
+    if xla and not gpu_visible() and not registry.xla_compiles_on_cpu("hvae", config):
+        raise SystemExit(f"--xla on: {registry.XLA_CPU_CRASH}")
     tf_keras.utils.set_random_seed(seed)
     with precision_policy(precision):
         model = build_hvae(config, model_vocab_size(distinct))

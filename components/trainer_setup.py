@@ -13,7 +13,7 @@ from tfx import v1 as tfx
 
 from components.training_data import TrainingDataConfig, count_records
 from models import registry
-from models.acceleration import distribution_strategy
+from models.acceleration import distribution_strategy, gpu_visible
 from models.training_length import TrainingPlan, plan_training
 
 
@@ -35,6 +35,10 @@ def training_setup(fn_args: tfx.components.FnArgs) -> TrainingSetup:
     family = registry.get(custom["family"])
     train_examples, eval_examples = count_records(fn_args.train_files), count_records(fn_args.eval_files)
     hparams = family.config_class(**custom["hparams"]).sized(train_examples)
+    task = custom.get("task", "language_model")
+    if hparams.jit_compile and not gpu_visible() and not registry.xla_compiles_on_cpu(family.name, hparams, task):
+        # the config refused this where the run started; a Trainer on another machine checks again
+        raise ValueError(f"{family.name}.jit_compile is true, but this machine has no GPU and {registry.XLA_CPU_CRASH}")
     tf_keras.utils.set_random_seed(custom.get("seed", 0))
     tf_keras.utils.disable_interactive_logging()  # epoch lines go to the log, not a progress bar
     strategy = distribution_strategy(hparams.strategy)

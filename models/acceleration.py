@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import glob
+import os
 from typing import TYPE_CHECKING, Callable, Iterator
 
 if TYPE_CHECKING:
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
     import tf_keras
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+RECURRENCES = ("auto", "keras")
 STRATEGIES = ("auto", "default", "one_device", "mirrored")
 
 
@@ -32,14 +35,27 @@ class AccelerationConfig:
     jit_compile: bool = False  # XLA-compile the train step
     strategy: str = "auto"  # auto | default | one_device | mirrored
     steps_per_execution: int = 1  # train steps per call into the graph (fewer host round trips)
+    # LSTMs that read no mask (rnn's language model; hvae's conductor and decoder): auto runs
+    # `models.fast_lstm` on CPU (same weights, far fewer ops per step) and cuDNN on a GPU | keras
+    recurrence: str = "auto"
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        if self.recurrence not in RECURRENCES:
+            raise ValueError(f"recurrence must be one of {', '.join(RECURRENCES)}, got {self.recurrence!r}")
         if self.steps_per_execution < 1:
             raise ValueError(f"steps_per_execution must be at least 1, got {self.steps_per_execution}")
+
+
+def gpu_visible() -> bool:
+    """An NVIDIA GPU is there for TensorFlow (a device node, not hidden by CUDA_VISIBLE_DEVICES),
+    told without importing TensorFlow, so that a config can be checked fast."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "unset").strip() in ("", "-1"):
+        return False
+    return bool(glob.glob("/dev/nvidia[0-9]*"))
 
 
 @functools.lru_cache(maxsize=None)

@@ -18,6 +18,7 @@ import tensorflow as tf
 import tf_keras
 
 from models.decoding import sample
+from models.fast_lstm import FastLSTM
 from models.hvae import HVAEConfig
 from models.lm_loss import replica_share_of_tokens, token_log_likelihoods
 from models.tokens import BOS_ID, PAD_ID
@@ -71,17 +72,19 @@ class TextVAE(tf_keras.Model):
         # mu and sigma feed the KL term: float32 under a mixed policy, like the logits
         self.to_mu = tf_keras.layers.Dense(c.latent_dim, dtype="float32", name="mu")
         self.to_sigma = tf_keras.layers.Dense(c.latent_dim, activation="softplus", dtype="float32", name="sigma")
+        # the conductor and the decoder read no mask: `recurrence: auto` runs them as models.fast_lstm on CPU
+        lstm = FastLSTM if c.recurrence == "auto" else tf_keras.layers.LSTM
         if self.hierarchical:
             units = c.decoder_units
             self.conductor_init = tf_keras.layers.Dense(4 * c.conductor_units, activation="tanh", name="conductor_init")
             self.conductor = [
-                tf_keras.layers.LSTM(c.conductor_units, return_sequences=True, name=f"conductor_{i}") for i in range(2)
+                lstm(c.conductor_units, return_sequences=True, name=f"conductor_{i}") for i in range(2)
             ]
         else:
             units = flat_units
         self.decoder_init = tf_keras.layers.Dense(2 * c.decoder_layers * units, activation="tanh", name="decoder_init")
         self.decoder = [
-            tf_keras.layers.LSTM(units, return_sequences=True, name=f"decoder_{i}") for i in range(c.decoder_layers)
+            lstm(units, return_sequences=True, name=f"decoder_{i}") for i in range(c.decoder_layers)
         ]
         self.to_logits = tf_keras.layers.Dense(vocab_size, dtype="float32", name="logits")
 

@@ -44,6 +44,16 @@ class Family:
     # `encode`/`decoder` for models.decoding.decode_seq2seq; None: no seq2seq mode
     build_seq2seq: Optional[Callable[[Any, int], "tf_keras.Model"]] = None
     seq2seq_optimizer: Optional[Callable[[Any, int], Any]] = None
+    # (config, task) -> whether XLA on CPU compiles its train step: it crashes on the while loop
+    # of Keras' LSTM and GRU layers (`xla_compiles_on_cpu`)
+    xla_on_cpu: Callable[[Any, str], bool] = lambda config, task: True
+
+
+def _rnn_xla_on_cpu(config: RNNConfig, task: str) -> bool:
+    """Only the LSTM language model with `recurrence: auto` runs `models.fast_lstm` on CPU, which
+    XLA compiles; the GRU, Keras' LSTM, the bidirectional classifier and the encoder-decoder run
+    Keras' loop."""
+    return task == "language_model" and config.cell == "lstm" and config.recurrence == "auto"
 
 
 def _build_rnn_seq2seq(config: RNNConfig, vocab_size: int) -> "tf_keras.Model":
@@ -70,7 +80,7 @@ _FAMILIES = {
         Family(
             "rnn", RNNConfig, build_rnn_lm, rnn_optimizer, rnn_decoder,
             "LSTM/GRU language model; bidirectional classifier; attention encoder-decoder", build_rnn_classifier,
-            build_seq2seq=_build_rnn_seq2seq, seq2seq_optimizer=_rnn_seq2seq_optimizer,
+            build_seq2seq=_build_rnn_seq2seq, seq2seq_optimizer=_rnn_seq2seq_optimizer, xla_on_cpu=_rnn_xla_on_cpu,
         ),
         Family(
             "transformer", TransformerConfig, build_transformer_lm, transformer_optimizer, transformer_decoder,
@@ -81,6 +91,7 @@ _FAMILIES = {
         Family(
             "hvae", HVAEConfig, build_hvae, hvae_optimizer, None,
             "hierarchical (MusicVAE-style) variational autoencoder; no classifier mode", objective="vae",
+            xla_on_cpu=lambda config, task: False,  # Keras' LSTMs throughout
         ),
     )
 }
@@ -95,3 +106,14 @@ def get(name: str) -> Family:
         return _FAMILIES[name]
     except KeyError:
         raise KeyError(f"unknown model family {name!r} (known: {', '.join(_FAMILIES)})") from None
+
+
+XLA_CPU_CRASH = (
+    "XLA on CPU crashes compiling the while loop of Keras' LSTM and GRU layers (a segmentation fault "
+    "in its oneDNN matmul rewriter, seen at 256 units; README, Acceleration)"
+)
+
+
+def xla_compiles_on_cpu(name: str, config: Any, task: str = "language_model") -> bool:
+    """Whether `jit_compile` can train this family's model for `task` on a machine without a GPU."""
+    return get(name).xla_on_cpu(config, task)

@@ -72,7 +72,7 @@ def build_rnn_lm(config: RNNConfig, vocab_size: int) -> tf_keras.Model:
     x = tf_keras.layers.Embedding(vocab_size, config.embedding_dim, name="embedding")(token_ids)
     if config.embedding_dropout:
         x = tf_keras.layers.SpatialDropout1D(config.embedding_dropout, name="embedding_dropout")(x)
-    recurrent = tf_keras.layers.LSTM if config.cell == "lstm" else tf_keras.layers.GRU
+    recurrent = _lm_recurrent_layer(config)
     for i in range(config.layers):
         x = recurrent(config.units, return_sequences=True, name=f"{config.cell}_{i}")(x)
         if config.dropout:
@@ -81,6 +81,20 @@ def build_rnn_lm(config: RNNConfig, vocab_size: int) -> tf_keras.Model:
     model = tf_keras.Model(token_ids, logits, name="rnn_lm")
     model.lm_config = config  # what the step-by-step decoder needs to find its layers
     return model
+
+
+def _lm_recurrent_layer(config: RNNConfig) -> type:
+    """The LM's recurrent layer class: with `recurrence: auto` an LSTM is `FastLSTM` (Keras'
+    weights and math, far fewer ops per step on CPU; on a GPU it is Keras' cuDNN LSTM)."""
+    import tf_keras
+
+    if config.cell == "gru":
+        return tf_keras.layers.GRU
+    if config.recurrence == "auto":
+        from models.fast_lstm import FastLSTM
+
+        return FastLSTM
+    return tf_keras.layers.LSTM
 
 
 def build_rnn_classifier(config: RNNConfig, vocab_size: int, num_classes: int) -> tf_keras.Model:

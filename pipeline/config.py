@@ -19,6 +19,7 @@ import yaml
 
 from components.training_data import TrainingDataConfig
 from models import registry
+from models.acceleration import gpu_visible
 from models.subword import MIN_VOCAB_SIZE as MIN_SUBWORD_VOCAB_SIZE
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.yaml")
@@ -416,6 +417,7 @@ def validate(config: Config) -> None:
                 f"config key 'transform.sequence_length' ({config.transform.sequence_length}) must be a multiple of "
                 f"'hvae.segment_length' ({hvae.segment_length}): the hierarchical VAE reads a text as whole segments"
             )
+    _validate_xla_on_cpu(config)
     _validate_validation(config.validation)
     limits = config.evaluation
     if limits.max_cross_entropy <= 0 or limits.max_increase < 0 or limits.max_accuracy_drop < 0:
@@ -445,6 +447,22 @@ def validate(config: Config) -> None:
     _validate_kubeflow(config)
     if not config.name.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(f"config key 'name' may hold only letters, digits, '-' and '_', got {config.name!r}")
+
+
+def _validate_xla_on_cpu(config: Config) -> None:
+    """`jit_compile: true` for a model XLA cannot compile on CPU is refused on a machine without a
+    GPU, before anything runs, rather than crashing the Trainer (the check runs again where the
+    Trainer runs, so a config compiled for a GPU cluster is not refused on a laptop)."""
+    if gpu_visible():
+        return
+    for family in config.trained_families:
+        family_config = config.family_config(family)
+        if family_config.jit_compile and not registry.xla_compiles_on_cpu(family, family_config, config.task):
+            hint = " (or, for a language model, rnn.cell: lstm with rnn.recurrence: auto)" if family == "rnn" else ""
+            raise ConfigError(
+                f"config key '{family}.jit_compile' is true, but this machine has no GPU and {registry.XLA_CPU_CRASH}; "
+                f"set it to false{hint}"
+            )
 
 
 def _validate_task(config: Config) -> None:

@@ -107,6 +107,28 @@ def test_unknown_switches_are_refused_with_the_key():
     assert config_from_dict({"transformer": {"jit_compile": True}}).family_config("transformer").jit_compile
 
 
+def test_jit_compile_of_keras_recurrences_is_refused_on_a_machine_without_gpus(monkeypatch):
+    """XLA on CPU segfaults compiling Keras' LSTM loop (bench.charlm, 256 units): refused up front."""
+    import pipeline.config
+    from bench import charlm
+    from pipeline.config import ConfigError, config_from_dict
+
+    with pytest.raises(ConfigError, match="'hvae.jit_compile' is true, but this machine has no GPU and XLA on CPU crashes"):
+        config_from_dict({"hvae": {"jit_compile": True}})
+    with pytest.raises(ConfigError, match="'rnn.jit_compile' is true.*rnn.recurrence: auto"):
+        config_from_dict({"rnn": {"jit_compile": True, "recurrence": "keras"}})
+    with pytest.raises(ConfigError, match="'rnn.jit_compile' is true"):
+        config_from_dict({"rnn": {"jit_compile": True, "cell": "gru"}})
+    with pytest.raises(ConfigError, match="'rnn.jit_compile' is true"):  # the classifier's bidirectional Keras LSTM
+        config_from_dict({"rnn": {"jit_compile": True}, "data": {"label_column": "label"}})
+    # the LSTM language model runs models.fast_lstm on CPU, which XLA compiles
+    assert config_from_dict({"rnn": {"jit_compile": True}, "models": ["rnn"]}).family_config("rnn").jit_compile
+    with pytest.raises(SystemExit, match="XLA on CPU crashes"):
+        charlm.run("rnn", "never-read.txt", "cpu-small", 1, 0, xla=True, settings=["recurrence=keras"])
+    monkeypatch.setattr(pipeline.config, "gpu_visible", lambda: True)  # a GPU trains it: cuDNN, not the loop
+    assert config_from_dict({"hvae": {"jit_compile": True}}).family_config("hvae").jit_compile
+
+
 def test_auto_strategy_is_the_default_one_on_a_machine_without_gpus():
     assert not tf.config.list_logical_devices("GPU")
     assert distribution_strategy("auto") is tf.distribute.get_strategy()

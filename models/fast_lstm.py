@@ -1,0 +1,182 @@
+"""An LSTM layer with Keras' weights and math that runs far fewer ops per step on CPU.
+
+On CPU Keras' LSTM runs a `while_loop` whose body does the input and the recurrent matmul and
+every gate op, and whose gradient pushes and pops each intermediate on a stack: 213 executed ops
+per time step and layer in `bench.charlm`'s RNN step, most of them loop control (Switch, Merge,
+NextIteration) and TensorList pushes and pops. `FastLSTM` keeps the same weights (`cell.kernel`,
+`cell.recurrent_kernel`, `cell.bias`, gates in Keras' order i, f, c, o) and changes how they run:
+
+- the input projection of every position is one matmul before the recurrence (hoisted);
+- the recurrence only adds the recurrent matmul's [batch, 4 units] to it, gates in one matmul;
+- the gradient is written out (`tf.custom_gradient`): one recurrent matmul per step back in
+  time, and the weight gradients as one large matmul each after the loop, instead of one small
+  product per step summed up;
+- for a sequence whose length is known when the graph is built (at most `MAX_UNROLLED` steps),
+  the loop is unrolled, so no loop-control or stack op runs at all; otherwise a `while_loop`
+  with TensorArrays.
+
+It runs where the recurrence is Keras' generic kernel's: on CPU, with no mask, no dropout,
+forwards, with the default activations. Anywhere else (a GPU, where Keras picks cuDNN; masked
+or reversed input, as the bidirectional encoders read) the layer is Keras' LSTM unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+import tf_keras
+
+MAX_UNROLLED = 128  # longer static sequences take the while_loop: an unrolled graph grows with length
+
+
+def _forward_step(xw_t: tf.Tensor, h: tf.Tensor, c: tf.Tensor, recurrent_kernel: tf.Tensor) -> tuple:
+    """One LSTM step from the hoisted input projection xw_t: (h, c, the sigmoid of every
+    pre-activation [batch, 4 units] (its i, f and o parts are the gates), g = tanh of the c part)."""
+    z = xw_t + tf.matmul(h, recurrent_kernel)
+    sigmoids = tf.sigmoid(z)
+    i, f, _, o = tf.split(sigmoids, 4, axis=-1)
+    units = h.shape[-1]
+    g = tf.tanh(z[:, 2 * units : 3 * units])
+    c = f * c + i * g
+    return o * tf.tanh(c), c, sigmoids, g
+
+
+def _backward_factors(sigmoids: tf.Tensor, g: tf.Tensor, c_before: tf.Tensor, c: tf.Tensor) -> tuple:
+    """What each step back in time multiplies by, for every step at once (stacked tensors):
+    (dh -> dc: o (1 - tanh(c)^2); dc and dh -> d pre-activations, in the gates' order; f)."""
+    i, f, _, o = tf.split(sigmoids, 4, axis=-1)
+    tanh_c = tf.tanh(c)
+    slopes = tf.concat([g * i * (1.0 - i), c_before * f * (1.0 - f), i * (1.0 - tf.square(g)),
+                        tanh_c * o * (1.0 - o)], -1)
+    return o * (1.0 - tf.square(tanh_c)), slopes, f
+
+
+def _backward_step(d_output: tf.Tensor, dh: tf.Tensor, dc: tf.Tensor, through_c: tf.Tensor, slopes: tf.Tensor,
+                   f: tf.Tensor, recurrent_kernel: tf.Tensor) -> tuple:
+    """One step back in time: (d pre-activations [batch, 4 units], dh and dc of the step before)."""
+    dh = dh + d_output
+    dc = dc + dh * through_c
+    dz = tf.concat([dc, dc, dc, dh], -1) * slopes
+    return dz, tf.matmul(dz, recurrent_kernel, transpose_b=True), dc * f
+
+
+def _zeros_if_none(gradient: tf.Tensor | None, like: tf.Tensor) -> tf.Tensor:
+    return tf.zeros_like(like) if gradient is None else gradient
+
+
+@tf.custom_gradient
+def _unrolled(xw: tf.Tensor, recurrent_kernel: tf.Tensor, h0: tf.Tensor, c0: tf.Tensor):
+    """The recurrence over xw [batch, T, 4 units] with T known: (outputs [batch, T, units], h, c)."""
+    h, c = h0, c0
+    hs, cs, all_sigmoids, gs = [], [c0], [], []
+    for xw_t in tf.unstack(xw, axis=1):
+        h, c, sigmoids, g = _forward_step(xw_t, h, c, recurrent_kernel)
+        hs.append(h), cs.append(c), all_sigmoids.append(sigmoids), gs.append(g)
+    outputs = tf.stack(hs, axis=1)
+
+    def gradient(d_outputs, d_h, d_c):
+        d_outputs, d_h, d_c = _zeros_if_none(d_outputs, outputs), _zeros_if_none(d_h, h0), _zeros_if_none(d_c, c0)
+        stacked_c = tf.stack(cs, axis=1)  # [batch, T + 1, units], c0 first
+        factors = _backward_factors(tf.stack(all_sigmoids, 1), tf.stack(gs, 1), stacked_c[:, :-1], stacked_c[:, 1:])
+        through_c, slopes, f = (tf.unstack(x, axis=1) for x in factors)
+        per_step = tf.unstack(d_outputs, axis=1)
+        dzs = []
+        for t in reversed(range(len(hs))):
+            dz, d_h, d_c = _backward_step(per_step[t], d_h, d_c, through_c[t], slopes[t], f[t], recurrent_kernel)
+            dzs.append(dz)
+        dz_all = tf.stack(dzs[::-1], axis=1)  # [batch, T, 4 units]
+        h_before = tf.stack([h0, *hs[:-1]], axis=1)
+        d_recurrent = tf.einsum("btu,btg->ug", h_before, dz_all)  # one matmul over every step
+        return dz_all, d_recurrent, d_h, d_c
+
+    return (outputs, h, c), gradient
+
+
+@tf.custom_gradient
+def _looped(xw: tf.Tensor, recurrent_kernel: tf.Tensor, h0: tf.Tensor, c0: tf.Tensor):
+    """The same recurrence as `_unrolled` for a length known only when it runs: a while_loop."""
+    steps = tf.shape(xw)[1]
+    xw_steps = tf.TensorArray(xw.dtype, size=steps).unstack(tf.transpose(xw, [1, 0, 2]))
+    array = lambda: tf.TensorArray(xw.dtype, size=steps)  # noqa: E731
+
+    def forward(t, h, c, hs, cs, sigmoids_, gs):
+        h, c, sigmoids, g = _forward_step(xw_steps.read(t), h, c, recurrent_kernel)
+        return t + 1, h, c, hs.write(t, h), cs.write(t, c), sigmoids_.write(t, sigmoids), gs.write(t, g)
+
+    _, h, c, hs, cs, all_sigmoids, gs = tf.while_loop(
+        lambda t, *_: t < steps, forward, [0, h0, c0, array(), array(), array(), array()]
+    )
+    hs_time_major, cs_time_major = hs.stack(), cs.stack()  # [T, batch, units]
+    outputs = tf.transpose(hs_time_major, [1, 0, 2])
+    sigmoids_time_major, gs_time_major = all_sigmoids.stack(), gs.stack()
+
+    def gradient(d_outputs, d_h, d_c):
+        d_outputs, d_h, d_c = _zeros_if_none(d_outputs, outputs), _zeros_if_none(d_h, h0), _zeros_if_none(d_c, c0)
+        c_before = tf.concat([c0[None], cs_time_major[:-1]], 0)
+        factors = _backward_factors(sigmoids_time_major, gs_time_major, c_before, cs_time_major)
+        through_c, slopes, f = (tf.TensorArray(xw.dtype, size=steps).unstack(x) for x in factors)
+        per_step = tf.TensorArray(xw.dtype, size=steps).unstack(tf.transpose(d_outputs, [1, 0, 2]))
+
+        def backward(t, d_h, d_c, dzs):
+            dz, d_h, d_c = _backward_step(per_step.read(t), d_h, d_c, through_c.read(t), slopes.read(t), f.read(t),
+                                          recurrent_kernel)
+            return t - 1, d_h, d_c, dzs.write(t, dz)
+
+        _, d_h, d_c, dzs = tf.while_loop(
+            lambda t, *_: t >= 0, backward, [steps - 1, d_h, d_c, tf.TensorArray(xw.dtype, size=steps)]
+        )
+        dz_all = dzs.stack()  # [T, batch, 4 units]
+        h_before = tf.concat([h0[None], hs_time_major[:-1]], 0)
+        d_recurrent = tf.einsum("tbu,tbg->ug", h_before, dz_all)
+        return tf.transpose(dz_all, [1, 0, 2]), d_recurrent, d_h, d_c
+
+    return (outputs, h, c), gradient
+
+
+def lstm_sequence(x: tf.Tensor, kernel: tf.Tensor, recurrent_kernel: tf.Tensor, bias: tf.Tensor,
+                  h0: tf.Tensor, c0: tf.Tensor, unroll: bool | None = None) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Keras' LSTM over x [batch, T, features]: (outputs [batch, T, units], last h, last c).
+    `unroll` None: unrolled when T is known and at most `MAX_UNROLLED`."""
+    xw = tf.einsum("btf,fg->btg", x, kernel) + bias  # every position's input projection at once
+    steps = x.shape[1]
+    if unroll is None:
+        unroll = steps is not None and steps <= MAX_UNROLLED
+    run = _unrolled if unroll else _looped
+    return run(xw, recurrent_kernel, h0, c0)
+
+
+def on_cpu_only() -> bool:
+    """No GPU is visible: Keras' LSTM would run its generic kernel, not cuDNN."""
+    return not tf.config.list_logical_devices("GPU")
+
+
+@tf_keras.saving.register_keras_serializable(package="textflow")
+class FastLSTM(tf_keras.layers.LSTM):
+    """`tf_keras.layers.LSTM` (same weights, config and cell, so step-by-step decoding and
+    checkpoints are unchanged) whose full-sequence call on CPU is `lstm_sequence`."""
+
+    def _takes_fast_path(self, mask: Any, training: Any) -> bool:
+        cell = self.cell
+        return (
+            mask is None and not self.go_backwards and not self.stateful and not self.time_major
+            and not cell.dropout and not cell.recurrent_dropout and cell.use_bias
+            and cell.activation is tf_keras.activations.tanh
+            and cell.recurrent_activation is tf_keras.activations.sigmoid
+            and on_cpu_only()
+        )
+
+    def call(self, inputs: Any, mask: Any = None, training: Any = None, initial_state: Any = None):
+        if isinstance(mask, list):
+            mask = mask[0]
+        if not self._takes_fast_path(mask, training) or isinstance(inputs, tf.RaggedTensor):
+            return super().call(inputs, mask=mask, training=training, initial_state=initial_state)
+        inputs, initial_state, _ = self._process_inputs(inputs, initial_state, None)  # zeros when not given
+        h0, c0 = (tf.cast(s, inputs.dtype) for s in initial_state)
+        cell = self.cell
+        outputs, h, c = lstm_sequence(inputs, tf.convert_to_tensor(cell.kernel),
+                                      tf.convert_to_tensor(cell.recurrent_kernel), tf.convert_to_tensor(cell.bias),
+                                      h0, c0)
+        if not self.return_sequences:
+            outputs = h
+        return [outputs, h, c] if self.return_state else outputs
