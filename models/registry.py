@@ -45,7 +45,7 @@ class Family:
     build_seq2seq: Optional[Callable[[Any, int], "tf_keras.Model"]] = None
     seq2seq_optimizer: Optional[Callable[[Any, int], Any]] = None
     # (config, task) -> whether XLA on CPU compiles its train step: it crashes on the while loop
-    # of Keras' LSTM and GRU layers (`xla_compiles_on_cpu`)
+    # of Keras' recurrent layers (`xla_compiles_on_cpu`)
     xla_on_cpu: Callable[[Any, str], bool] = lambda config, task: True
 
 
@@ -109,8 +109,8 @@ def get(name: str) -> Family:
 
 
 XLA_CPU_CRASH = (
-    "XLA on CPU crashes compiling the while loop of Keras' LSTM and GRU layers (a segmentation fault "
-    "in its oneDNN matmul rewriter, seen at 256 units; README, Acceleration)"
+    "XLA on CPU crashes compiling the while loop of Keras' recurrent layers (a segmentation fault in "
+    "its oneDNN matmul rewriter, seen with Keras' LSTM at 256 units; README, 'Precision, XLA and batching')"
 )
 
 

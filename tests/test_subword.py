@@ -81,9 +81,11 @@ def overfit(family: str, tokenizer: SubwordTokenizer) -> tf_keras.Model:
         optimizer.minimize(loss, model.trainable_variables, tape=tape)
         return loss
 
-    for _ in range(500):
+    for step in range(1500):  # until the copy is sure: a loss of 0.1 still let one greedy word slip (AMD EPYC)
         loss = train_step()
-    assert float(loss) < 0.1
+        if step % 50 == 49 and float(loss) < 0.01:
+            break
+    assert float(loss) < 0.01
     return model
 
 
