@@ -146,6 +146,11 @@ def lstm_sequence(x: tf.Tensor, kernel: tf.Tensor, recurrent_kernel: tf.Tensor, 
     return run(xw, recurrent_kernel, h0, c0)
 
 
+def lstm_class(recurrence: str) -> type:
+    """The LSTM layer a model builds for its `recurrence` setting: `FastLSTM` for auto, else Keras'."""
+    return FastLSTM if recurrence == "auto" else tf_keras.layers.LSTM
+
+
 def on_cpu_only() -> bool:
     """No GPU is visible: Keras' LSTM would run its generic kernel, not cuDNN."""
     return not tf.config.list_logical_devices("GPU")

@@ -18,7 +18,7 @@ import tensorflow as tf
 import tf_keras
 
 from models.decoding import sample
-from models.fast_lstm import FastLSTM
+from models.fast_lstm import lstm_class
 from models.hvae import HVAEConfig
 from models.lm_loss import replica_share_of_tokens, token_log_likelihoods
 from models.tokens import BOS_ID, PAD_ID
@@ -73,7 +73,7 @@ class TextVAE(tf_keras.Model):
         self.to_mu = tf_keras.layers.Dense(c.latent_dim, dtype="float32", name="mu")
         self.to_sigma = tf_keras.layers.Dense(c.latent_dim, activation="softplus", dtype="float32", name="sigma")
         # the conductor and the decoder read no mask: `recurrence: auto` runs them as models.fast_lstm on CPU
-        lstm = FastLSTM if c.recurrence == "auto" else tf_keras.layers.LSTM
+        lstm = lstm_class(c.recurrence)
         if self.hierarchical:
             units = c.decoder_units
             self.conductor_init = tf_keras.layers.Dense(4 * c.conductor_units, activation="tanh", name="conductor_init")

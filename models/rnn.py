@@ -88,13 +88,9 @@ def _lm_recurrent_layer(config: RNNConfig) -> type:
     weights and math, far fewer ops per step on CPU; on a GPU it is Keras' cuDNN LSTM)."""
     import tf_keras
 
-    if config.cell == "gru":
-        return tf_keras.layers.GRU
-    if config.recurrence == "auto":
-        from models.fast_lstm import FastLSTM
+    from models.fast_lstm import lstm_class
 
-        return FastLSTM
-    return tf_keras.layers.LSTM
+    return tf_keras.layers.GRU if config.cell == "gru" else lstm_class(config.recurrence)
 
 
 def build_rnn_classifier(config: RNNConfig, vocab_size: int, num_classes: int) -> tf_keras.Model:
