@@ -1,0 +1,319 @@
+"""`precision: auto` and `jit_compile: auto`: the fastest way to train one model on this machine,
+measured rather than guessed.
+
+On a GPU the documented rules decide (mixed_float16 on compute capability 7.0 and newer, XLA
+off), with no trial. On CPU the candidates are float32, plus mixed_bfloat16 where the CPU has
+bfloat16 instructions (`avx512_bf16`/`amx_bf16`; elsewhere it is emulated and slower),
+mixed_float16 where it has `avx512_fp16`/`amx_fp16`, and each of those with XLA where XLA can
+compile the model (`models.registry.xla_compiles_on_cpu`). Each candidate trains the same
+model from the same seed on the same real batch, in a child process of its own (a crash costs
+that candidate, not the run), for a few warm-up steps and then `TRIAL_STEPS` timed ones. The
+fastest candidate whose loss after those steps stays within `LOSS_TOLERANCE` of float32's wins,
+if it beats float32 by at least `MIN_GAIN` (a smaller gain is within the noise of a short
+trial). The choice is cached per machine and model shape in `$TEXTFLOW_CACHE_DIR` (default
+`~/.cache/textflow`), so a second run starts at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import logging
+import math
+import os
+import pickle
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Optional, Union
+
+CACHE_ENV = "TEXTFLOW_CACHE_DIR"
+CACHE_FILE = "acceleration.json"
+WARMUP_STEPS = 3  # the first call traces (and, with XLA, compiles) the step; untimed
+TRIAL_STEPS = 15
+MIN_GAIN = 1.05  # a candidate must be this much faster than float32 to be chosen
+LOSS_TOLERANCE = 0.02  # nats, plus 2% of float32's loss after the trial's steps
+TRIAL_TIMEOUT_SECONDS = 600
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+FP16_FLAGS = ("avx512_fp16", "amx_fp16")
+# hyper-parameters that change neither the model's shape nor its step's cost
+_NOT_SHAPE = ("precision", "jit_compile", "train_epochs", "min_train_steps", "train_steps", "eval_steps", "patience",
+              "learning_rate", "min_learning_rate", "warmup_steps")
+
+Setting = Union[bool, str]
+_logger = logging.getLogger("textflow.acceleration")
+_logger.setLevel(logging.INFO)
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    precision: str
+    jit_compile: bool
+
+    @property
+    def label(self) -> str:
+        return self.precision + (" + XLA" if self.jit_compile else "")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialSpec:
+    """What a child process needs to build, compile and train the model: its family, the
+    pipeline task (language_model | classifier | seq2seq | denoise), the family's config as a
+    mapping, and the sizes the config does not hold."""
+
+    family: str
+    task: str
+    hparams: dict
+    vocab_size: int
+    num_classes: int = 0
+
+
+@dataclasses.dataclass
+class Choice:
+    precision: str
+    jit_compile: bool
+    reason: str
+    trials: list = dataclasses.field(default_factory=list)  # one dict per candidate tried or skipped
+    cached: bool = False
+    trial_seconds: float = 0.0
+    measured: str = ""  # the day of the trial
+
+    @property
+    def label(self) -> str:
+        return Candidate(self.precision, self.jit_compile).label
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def cpu_features() -> dict:
+    """The CPU's model name and the instruction-set flags that decide the candidates (Linux's
+    /proc/cpuinfo; elsewhere none, so only float32 is tried)."""
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    name = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    return {"cpu": name, "flags": sorted(flags & {*BF16_FLAGS, *FP16_FLAGS, "avx512f", "amx_tile"}),
+            "cores": os.cpu_count() or 1}
+
+
+def candidates(spec: TrialSpec, precision: Setting, jit_compile: Setting, features: dict,
+               xla_compiles: bool) -> tuple[list[Candidate], list[dict]]:
+    """The candidates for a CPU (float32 without XLA first, the reference), and the ones left
+    out, each with why. A setting that is not `auto` is kept as it is."""
+    flags = set(features["flags"])
+    precisions, skipped = [], []
+    for name in ("float32", "mixed_bfloat16", "mixed_float16") if precision == "auto" else (precision,):
+        needs = {"mixed_bfloat16": BF16_FLAGS, "mixed_float16": FP16_FLAGS}.get(name)
+        if precision == "auto" and needs and not flags & set(needs):
+            skipped.append({"candidate": name, "status": "skipped",
+                            "why": f"the CPU has no {' or '.join(needs)} (16-bit arithmetic would be emulated)"})
+        else:
+            precisions.append(name)
+    jits = [False, True] if jit_compile == "auto" else [bool(jit_compile)]
+    if jit_compile == "auto" and not xla_compiles:
+        jits = [False]
+        skipped.append({"candidate": "XLA", "status": "skipped",
+                        "why": f"XLA cannot compile this {spec.family} model on CPU (its recurrent layers run Keras' loop)"})
+    return [Candidate(p, j) for j in jits for p in precisions], skipped
+
+
+def gpu_choice(precision: Setting, jit_compile: Setting, capabilities: list[tuple[int, int]]) -> Choice:
+    """GPUs keep their documented rules: float16 tensor cores from compute capability 7.0 on
+    (mixed_float16, loss-scaled), XLA off (cuDNN's fused recurrences and kernels already)."""
+    tensor_cores = bool(capabilities) and min(capabilities) >= (7, 0)
+    chosen_precision = precision if precision != "auto" else "mixed_float16" if tensor_cores else "float32"
+    chosen_jit = bool(jit_compile) if jit_compile != "auto" else False
+    shown = ", ".join(f"{major}.{minor}" for major, minor in capabilities) or "unknown"
+    return Choice(chosen_precision, chosen_jit, f"GPU rules (compute capability {shown}): "
+                  f"{'mixed_float16 on tensor cores' if tensor_cores else 'float32 below compute capability 7.0'}, XLA off")
+
+
+def decide(trials: list[dict], reference: Candidate) -> tuple[Candidate, str]:
+    """The fastest candidate that trained as well as the reference (float32 without XLA, or the
+    fixed settings), if it is at least `MIN_GAIN` faster; else the reference."""
+    ran = [t for t in trials if t["status"] == "ok" and math.isfinite(t["loss"])]
+    base = next((t for t in ran if t["candidate"] == reference.label), None)
+    if base is None:
+        return reference, f"the reference {reference.label} did not train in its trial; kept it"
+    allowed = base["loss"] + LOSS_TOLERANCE + 0.02 * abs(base["loss"])
+    good = [t for t in ran if t["loss"] <= allowed]
+    best = max(good, key=lambda t: t["tokens_per_second"])
+    gain = best["tokens_per_second"] / max(base["tokens_per_second"], 1e-9)
+    if best is base or gain < MIN_GAIN:
+        return reference, (f"{reference.label} was the fastest that trained as well "
+                           f"({base['tokens_per_second']:,.0f} tokens/s; no candidate {MIN_GAIN:.2f}x faster)")
+    chosen = Candidate(best["precision"], best["jit_compile"])
+    return chosen, (f"{chosen.label}: {best['tokens_per_second']:,.0f} tokens/s against {reference.label}'s "
+                    f"{base['tokens_per_second']:,.0f} ({gain:.2f}x), loss {best['loss']:.4f} against "
+                    f"{base['loss']:.4f} after {WARMUP_STEPS + TRIAL_STEPS} steps")
+
+
+def choose(spec: TrialSpec, batch: Any, precision: Setting = "auto", jit_compile: Setting = "auto",
+           xla_compiles: bool = True, gpu_capabilities: Optional[list[tuple[int, int]]] = None,
+           log=_logger.info) -> Choice:
+    """The precision and jit_compile to train `spec`'s model with on this machine; `batch` is one
+    real training batch (numpy, as the model's `fit` takes it). `gpu_capabilities` lists the
+    visible GPUs' compute capabilities (None or empty: a CPU machine)."""
+    if precision != "auto" and jit_compile != "auto":
+        return Choice(precision, bool(jit_compile), "set in the config")
+    if gpu_capabilities:
+        return gpu_choice(precision, jit_compile, gpu_capabilities)
+    features = cpu_features()
+    todo, skipped = candidates(spec, precision, jit_compile, features, xla_compiles)
+    if len(todo) == 1:
+        only = todo[0]
+        return Choice(only.precision, only.jit_compile, "the only candidate on this machine", skipped)
+    key = cache_key(spec, batch, precision, jit_compile, features)
+    cached = read_cache().get(key)
+    if cached:
+        log(f"acceleration: {spec.family}: {cached['precision']}{' + XLA' if cached['jit_compile'] else ''} "
+            f"(cached trial: {cached['reason']})")
+        return Choice(**{**cached, "cached": True})
+    started = time.monotonic()
+    trials = list(skipped)
+    with tempfile.TemporaryDirectory(prefix="textflow-trial-") as work:
+        batch_file = os.path.join(work, "batch.pkl")
+        with open(batch_file, "wb") as f:
+            pickle.dump(batch, f)
+        for candidate in todo:
+            result = trial_in_child(spec, candidate, batch_file)
+            log(f"acceleration trial: {spec.family} {candidate.label}: " + (
+                f"{result['tokens_per_second']:,.0f} tokens/s, loss {result['loss']:.4f}" if result["status"] == "ok"
+                else f"{result['status']} ({result.get('why', '')})"))
+            trials.append(result)
+    chosen, reason = decide(trials, todo[0])
+    choice = Choice(chosen.precision, chosen.jit_compile, reason, trials, trial_seconds=round(time.monotonic() - started, 1),
+                    measured=datetime.date.today().isoformat())
+    log(f"acceleration: {spec.family}: {choice.label} ({reason}; trials took {choice.trial_seconds:.0f} s)")
+    write_cache(key, choice)
+    return choice
+
+
+def trial_in_child(spec: TrialSpec, candidate: Candidate, batch_file: str) -> dict:
+    """Runs `run_trial` in a fresh Python process; a crash or a hang is that candidate's result."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
+           "PYTHONPATH": os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    request = json.dumps({"spec": dataclasses.asdict(spec), "candidate": dataclasses.asdict(candidate),
+                          "batch_file": batch_file})
+    base = {"candidate": candidate.label, "precision": candidate.precision, "jit_compile": candidate.jit_compile}
+    try:
+        done = subprocess.run([sys.executable, "-m", "models.acceleration_trial", request], env=env, cwd=root,
+                              capture_output=True, text=True, timeout=TRIAL_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        return {**base, "status": "timed out", "why": f"no result in {TRIAL_TIMEOUT_SECONDS} s"}
+    for line in reversed(done.stdout.splitlines()):
+        if line.startswith("TRIAL "):
+            return {**base, "status": "ok", **json.loads(line[len("TRIAL "):])}
+    last = [line for line in done.stderr.splitlines() if line.strip()][-1:] or ["no output"]
+    status = f"crashed (signal {-done.returncode})" if done.returncode < 0 else f"failed (exit {done.returncode})"
+    return {**base, "status": status, "why": last[0][-300:]}
+
+
+def run_trial(spec: TrialSpec, candidate: Candidate, batch: Any) -> dict:
+    """In the child: builds and compiles the model as the Trainer does, trains it on `batch`
+    again and again, and measures tokens per second (the batch's target positions) and the loss."""
+    import numpy as np
+    import tensorflow as tf
+    import tf_keras
+
+    from models import registry
+    from models.acceleration import precision_policy
+    from models.training import compile_classifier, compile_language_model
+
+    family = registry.get(spec.family)
+    config = family.config_class(**{**spec.hparams, "precision": candidate.precision,
+                                    "jit_compile": candidate.jit_compile})
+    tf_keras.utils.set_random_seed(0)
+    with precision_policy(candidate.precision):
+        if spec.task == "classifier":
+            model = family.build_classifier(config, spec.vocab_size, spec.num_classes)
+            compile_model = compile_classifier
+        elif spec.task in ("seq2seq", "denoise"):
+            from models.seq2seq import built
+
+            model, compile_model = built(family.build_seq2seq(config, spec.vocab_size)), compile_language_model
+        else:
+            model, compile_model = family.build(config, spec.vocab_size), compile_language_model
+        compile_model(model, family.optimizer(config, 1000), jit_compile=candidate.jit_compile,
+                      steps_per_execution=config.steps_per_execution)
+    data = tf.data.Dataset.from_tensors(batch).repeat()
+    per_call = config.steps_per_execution
+    model.fit(data, steps_per_epoch=per_call * math.ceil(WARMUP_STEPS / per_call), epochs=1, verbose=0)
+    steps = per_call * math.ceil(TRIAL_STEPS / per_call)
+    started = time.perf_counter()
+    history = model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0).history
+    seconds = time.perf_counter() - started
+    tokens = float(np.size(batch[0] if spec.task == "classifier" else batch[1]))  # the texts' positions
+    return {"tokens_per_second": round(steps * tokens / seconds, 1), "step_ms": round(1000 * seconds / steps, 2),
+            "loss": float(history["loss"][-1])}
+
+
+def cache_key(spec: TrialSpec, batch: Any, precision: Setting, jit_compile: Setting, features: dict) -> str:
+    """The machine, the software, the model's shape and the batch's shape, hashed."""
+    import tensorflow as tf
+
+    shapes = [list(getattr(x, "shape", ())) for x in tf.nest.flatten(batch)]
+    shape_fields = {k: v for k, v in spec.hparams.items() if k not in _NOT_SHAPE}
+    described = {"machine": features, "tensorflow": tf.__version__, "python": platform.python_version(),
+                 "family": spec.family, "task": spec.task, "hparams": shape_fields, "vocab_size": spec.vocab_size,
+                 "num_classes": spec.num_classes, "batch": shapes, "asked": [precision, jit_compile],
+                 "trial": [WARMUP_STEPS, TRIAL_STEPS, MIN_GAIN, LOSS_TOLERANCE]}
+    return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def cache_path() -> str:
+    return os.path.join(os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "textflow"),
+                        CACHE_FILE)
+
+
+def read_cache() -> dict:
+    """The cached choices; an unreadable file counts as empty (the trial runs again)."""
+    try:
+        with open(cache_path()) as f:
+            entries = json.load(f)
+        return entries if isinstance(entries, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def write_cache(key: str, choice: Choice) -> None:
+    """Adds one choice, written to a temporary file and renamed, so a crash never leaves half a file."""
+    path = cache_path()
+    entries = read_cache()
+    entries[key] = {**choice.as_dict(), "cached": False}
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(path), delete=False, suffix=".tmp") as f:
+            json.dump(entries, f, indent=1, sort_keys=True)
+        os.replace(f.name, path)
+    except OSError as err:  # a read-only home: the choice still holds for this run
+        print(f"acceleration: could not cache the choice in {path}: {err}", file=sys.stderr)
+
+
+def main(argv: list[str]) -> int:
+    """The child process: `python -m models.acceleration_trial REQUEST_JSON`."""
+    request = json.loads(argv[0])
+    with open(request["batch_file"], "rb") as f:
+        batch = pickle.load(f)
+    result = run_trial(TrialSpec(**request["spec"]), Candidate(**request["candidate"]), batch)
+    print("TRIAL " + json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    sys.exit(main(sys.argv[1:]))
