@@ -20,7 +20,7 @@ import tf_keras
 from tfx import v1 as tfx
 
 from components.subword_transform import subword_model_in_graph
-from components.trainer_setup import training_setup
+from components.trainer_setup import resolve_acceleration, training_setup
 from components.training_data import (
     LM_LENGTH_MULTIPLE,
     bucket_edges,
@@ -87,6 +87,8 @@ def run_seq2seq(fn_args: tfx.components.FnArgs, metrics_file: str) -> None:
                                   **batches)
     eval_data = training_batches(fn_args.eval_files, seed=2, shuffle=False,
                                  example_map=noising(noise, fresh=False) if noise else None, **batches)
+    acceleration = resolve_acceleration(setup, custom["task"], vocab_size, train_data.map(teacher_forcing))
+    hparams = setup.hparams
 
     def build() -> tf_keras.Model:
         return built(family.build_seq2seq(hparams, vocab_size))
@@ -112,7 +114,8 @@ def run_seq2seq(fn_args: tfx.components.FnArgs, metrics_file: str) -> None:
     metrics.update(
         size=hparams.size, train_examples=train_examples, eval_examples=eval_examples,
         parameters=int(model.count_params()), vocab_size=vocab_size, replicas=strategy.num_replicas_in_sync,
-        precision=hparams.precision, batching=data_config.batching, label_smoothing=smoothing, **padding,
+        precision=hparams.precision, jit_compile=hparams.jit_compile, acceleration=acceleration.as_dict(),
+        batching=data_config.batching, label_smoothing=smoothing, **padding,
     )
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, metrics_file), "w") as f:
         f.write(json.dumps(metrics, indent=2, sort_keys=True))

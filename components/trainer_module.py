@@ -20,7 +20,7 @@ import tensorflow_transform as tft
 import tf_keras
 from tfx import v1 as tfx
 
-from components.trainer_setup import training_setup
+from components.trainer_setup import resolve_acceleration, training_setup
 from components.training_data import (
     LM_LENGTH_MULTIPLE,
     bucket_edges,
@@ -71,6 +71,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     )
     train_data = training_batches(fn_args.train_files, seed=1, **batches)
     eval_data = training_batches(fn_args.eval_files, seed=2, shuffle=False, **batches)  # the same batches each time
+    acceleration = resolve_acceleration(setup, custom.get("task", "language_model"), vocab_size, train_data,
+                                        len(classes) if classifier else 0)
+    hparams = setup.hparams
 
     def build() -> tf_keras.Model:
         if classifier:
@@ -94,7 +97,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     metrics.update(
         size=hparams.size, train_examples=train_examples, eval_examples=eval_examples,
         parameters=int(model.count_params()), vocab_size=vocab_size, replicas=strategy.num_replicas_in_sync,
-        precision=hparams.precision, batching=data_config.batching, **padding,
+        precision=hparams.precision, jit_compile=hparams.jit_compile, acceleration=acceleration.as_dict(),
+        batching=data_config.batching, **padding,
     )
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as f:
         f.write(json.dumps(metrics, indent=2, sort_keys=True))

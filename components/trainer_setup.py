@@ -14,6 +14,7 @@ from tfx import v1 as tfx
 from components.training_data import TrainingDataConfig, count_records
 from models import registry
 from models.acceleration import distribution_strategy, gpu_visible
+from models.acceleration_trial import Choice, TrialSpec, choose
 from models.training_length import TrainingPlan, plan_training
 
 
@@ -36,7 +37,7 @@ def training_setup(fn_args: tfx.components.FnArgs) -> TrainingSetup:
     train_examples, eval_examples = count_records(fn_args.train_files), count_records(fn_args.eval_files)
     hparams = family.config_class(**custom["hparams"]).sized(train_examples)
     task = custom.get("task", "language_model")
-    if hparams.jit_compile and not gpu_visible() and not registry.xla_compiles_on_cpu(family.name, hparams, task):
+    if hparams.jit_compile is True and not gpu_visible() and not registry.xla_compiles_on_cpu(family.name, hparams, task):
         # the config refused this where the run started; a Trainer on another machine checks again
         raise ValueError(f"{family.name}.jit_compile is true, but this machine has no GPU and {registry.XLA_CPU_CRASH}")
     tf_keras.utils.set_random_seed(custom.get("seed", 0))
@@ -47,3 +48,23 @@ def training_setup(fn_args: tfx.components.FnArgs) -> TrainingSetup:
                          steps_multiple=hparams.steps_per_execution)
     return TrainingSetup(family, hparams, train_examples, eval_examples, strategy,
                          TrainingDataConfig(**custom.get("training_data", {})), global_batch, plan)
+
+
+def resolve_acceleration(setup: TrainingSetup, task: str, vocab_size: int, train_data: tf.data.Dataset,
+                         num_classes: int = 0, batches: int = 8) -> Choice:
+    """Settles `precision: auto` and `jit_compile: auto` in `setup.hparams` (`models.acceleration_trial`),
+    timing the candidates on the largest of the first `batches` training batches; returns the choice
+    and why, for `training_metrics.json` and the summary."""
+    hparams = setup.hparams
+    if hparams.precision != "auto" and hparams.jit_compile != "auto":
+        return Choice(hparams.precision, hparams.jit_compile, "set in the config")
+    sample = max((tf.nest.map_structure(lambda t: t.numpy(), b) for b in train_data.take(batches)),
+                 key=lambda b: tf.nest.flatten(b)[-1].size)
+    gpus = tf.config.list_physical_devices("GPU")
+    capabilities = [tf.config.experimental.get_device_details(g).get("compute_capability", (0, 0)) for g in gpus]
+    spec = TrialSpec(setup.family.name, task, dataclasses.asdict(hparams), vocab_size, num_classes)
+    choice = choose(spec, sample, hparams.precision, hparams.jit_compile,
+                    xla_compiles=registry.xla_compiles_on_cpu(setup.family.name, hparams, task),
+                    gpu_capabilities=[tuple(c) for c in capabilities])
+    setup.hparams = dataclasses.replace(hparams, precision=choice.precision, jit_compile=choice.jit_compile)
+    return choice

@@ -16,7 +16,7 @@ import dataclasses
 import functools
 import glob
 import os
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, Union
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -31,8 +31,10 @@ STRATEGIES = ("auto", "default", "one_device", "mirrored")
 class AccelerationConfig:
     """Per-family training switches; the batch size in a family's config is per replica."""
 
-    precision: str = "float32"  # float32 | mixed_float16 (with loss scaling) | mixed_bfloat16
-    jit_compile: bool = False  # XLA-compile the train step
+    # float32 | mixed_float16 (with loss scaling) | mixed_bfloat16 | auto: chosen by a timed trial
+    # at the Trainer's start (`models.acceleration_trial`)
+    precision: str = "float32"
+    jit_compile: Union[bool, str] = False  # XLA-compile the train step | auto: as precision
     strategy: str = "auto"  # auto | default | one_device | mirrored
     steps_per_execution: int = 1  # train steps per call into the graph (fewer host round trips)
     # LSTMs that read no mask (rnn's language model; hvae's conductor and decoder): auto runs
@@ -40,8 +42,10 @@ class AccelerationConfig:
     recurrence: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.precision not in (*PRECISIONS, "auto"):
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, auto, got {self.precision!r}")
+        if not (isinstance(self.jit_compile, bool) or self.jit_compile == "auto"):
+            raise ValueError(f"jit_compile must be true, false or auto, got {self.jit_compile!r}")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         if self.recurrence not in RECURRENCES:

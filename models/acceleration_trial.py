@@ -6,8 +6,9 @@ off), with no trial. On CPU the candidates are float32, plus mixed_bfloat16 wher
 bfloat16 instructions (`avx512_bf16`/`amx_bf16`; elsewhere it is emulated and slower),
 mixed_float16 where it has `avx512_fp16`/`amx_fp16`, and each of those with XLA where XLA can
 compile the model (`models.registry.xla_compiles_on_cpu`). Each candidate trains the same
-model from the same seed on the same real batch, in a child process of its own (a crash costs
-that candidate, not the run), for a few warm-up steps and then `TRIAL_STEPS` timed ones. The
+model from the same seed on the same real batch, in a child process of its own (a crash, or a
+trial over `CANDIDATE_TIMEOUT_FACTOR` times as long as float32's, costs that candidate, not the
+run), for a few warm-up steps and then `TRIAL_STEPS` timed ones. The
 fastest candidate whose loss after those steps stays within `LOSS_TOLERANCE` of float32's wins,
 if it beats float32 by at least `MIN_GAIN` (a smaller gain is within the noise of a short
 trial). The choice is cached per machine and model shape in `$TEXTFLOW_CACHE_DIR` (default
@@ -25,11 +26,13 @@ import math
 import os
 import pickle
 import platform
+import queue
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from typing import Any, Optional, Union
+from typing import Any, Callable, Iterator, Optional, Union
 
 CACHE_ENV = "TEXTFLOW_CACHE_DIR"
 CACHE_FILE = "acceleration.json"
@@ -37,7 +40,12 @@ WARMUP_STEPS = 3  # the first call traces (and, with XLA, compiles) the step; un
 TRIAL_STEPS = 15
 MIN_GAIN = 1.05  # a candidate must be this much faster than float32 to be chosen
 LOSS_TOLERANCE = 0.02  # nats, plus 2% of float32's loss after the trial's steps
-TRIAL_TIMEOUT_SECONDS = 600
+REFERENCE_TIMEOUT_SECONDS = 600  # the reference's whole child process
+# every other candidate gets this many times the reference's wall time (at least the floor): one
+# slower than that would need more steps than a trial has to pay back its start (measured: XLA's
+# compile of a 128-step unrolled LSTM took about 9 minutes, for a step 16x slower than float32's)
+CANDIDATE_TIMEOUT_FACTOR = 3.0
+CANDIDATE_TIMEOUT_FLOOR_SECONDS = 60
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 FP16_FLAGS = ("avx512_fp16", "amx_fp16")
 # hyper-parameters that change neither the model's shape nor its step's cost
@@ -183,44 +191,96 @@ def choose(spec: TrialSpec, batch: Any, precision: Setting = "auto", jit_compile
             f"(cached trial: {cached['reason']})")
         return Choice(**{**cached, "cached": True})
     started = time.monotonic()
-    trials = list(skipped)
     with tempfile.TemporaryDirectory(prefix="textflow-trial-") as work:
         batch_file = os.path.join(work, "batch.pkl")
         with open(batch_file, "wb") as f:
             pickle.dump(batch, f)
-        for candidate in todo:
-            result = trial_in_child(spec, candidate, batch_file)
-            log(f"acceleration trial: {spec.family} {candidate.label}: " + (
+        trials = []
+        for result in trials_in_children(spec, todo, batch_file):
+            log(f"acceleration trial: {spec.family} {result['candidate']}: " + (
                 f"{result['tokens_per_second']:,.0f} tokens/s, loss {result['loss']:.4f}" if result["status"] == "ok"
                 else f"{result['status']} ({result.get('why', '')})"))
             trials.append(result)
     chosen, reason = decide(trials, todo[0])
-    choice = Choice(chosen.precision, chosen.jit_compile, reason, trials, trial_seconds=round(time.monotonic() - started, 1),
-                    measured=datetime.date.today().isoformat())
+    choice = Choice(chosen.precision, chosen.jit_compile, reason, skipped + trials,
+                    trial_seconds=round(time.monotonic() - started, 1), measured=datetime.date.today().isoformat())
     log(f"acceleration: {spec.family}: {choice.label} ({reason}; trials took {choice.trial_seconds:.0f} s)")
-    write_cache(key, choice)
+    if trials[0]["status"] == "ok":  # a reference that did not train is tried again next time
+        write_cache(key, choice)
     return choice
 
 
-def trial_in_child(spec: TrialSpec, candidate: Candidate, batch_file: str) -> dict:
-    """Runs `run_trial` in a fresh Python process; a crash or a hang is that candidate's result."""
+def trials_in_children(spec: TrialSpec, todo: list[Candidate], batch_file: str) -> Iterator[dict]:
+    """Runs the candidates in turn in one child process (its imports and autograph's conversion
+    of the model's code, most of a trial's time, are paid once). A candidate that crashes the
+    child, or gives no result in its time, is that candidate's result, and a new child goes on
+    with the rest; once XLA has crashed or timed out, the other XLA candidates are skipped (the
+    compile is the same graph)."""
+    remaining, reference_seconds = list(todo), []
+
+    def timeout_for(candidate: Candidate) -> float:
+        if candidate == todo[0] or not reference_seconds:
+            return REFERENCE_TIMEOUT_SECONDS
+        return max(CANDIDATE_TIMEOUT_FLOOR_SECONDS, CANDIDATE_TIMEOUT_FACTOR * reference_seconds[0])
+
+    while remaining:
+        for candidate, result, seconds in _run_child(spec, remaining, batch_file, timeout_for):
+            remaining.remove(candidate)
+            yield result
+            if candidate == todo[0]:
+                reference_seconds.append(seconds)
+            if candidate.jit_compile and result["status"] not in ("ok", "error"):  # the child is gone
+                for other in [c for c in remaining if c.jit_compile]:
+                    remaining.remove(other)
+                    yield {**_describe(other), "status": "skipped",
+                           "why": f"{candidate.label} {result['status']}; the same XLA compile would too"}
+
+
+def _describe(candidate: Candidate) -> dict:
+    return {"candidate": candidate.label, "precision": candidate.precision, "jit_compile": candidate.jit_compile}
+
+
+def _run_child(spec: TrialSpec, todo: list[Candidate], batch_file: str,
+               timeout_for: Callable[[Candidate], float]) -> Iterator[tuple[Candidate, dict, float]]:
+    """One child process over `todo`: yields (candidate, result, seconds) as each finishes, and
+    stops after the first that crashes the child or takes over its `timeout_for` seconds (the
+    child is killed)."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
            "PYTHONPATH": os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])}
-    request = json.dumps({"spec": dataclasses.asdict(spec), "candidate": dataclasses.asdict(candidate),
+    request = json.dumps({"spec": dataclasses.asdict(spec), "candidates": [dataclasses.asdict(c) for c in todo],
                           "batch_file": batch_file})
-    base = {"candidate": candidate.label, "precision": candidate.precision, "jit_compile": candidate.jit_compile}
-    try:
-        done = subprocess.run([sys.executable, "-m", "models.acceleration_trial", request], env=env, cwd=root,
-                              capture_output=True, text=True, timeout=TRIAL_TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
-        return {**base, "status": "timed out", "why": f"no result in {TRIAL_TIMEOUT_SECONDS} s"}
-    for line in reversed(done.stdout.splitlines()):
-        if line.startswith("TRIAL "):
-            return {**base, "status": "ok", **json.loads(line[len("TRIAL "):])}
-    last = [line for line in done.stderr.splitlines() if line.strip()][-1:] or ["no output"]
-    status = f"crashed (signal {-done.returncode})" if done.returncode < 0 else f"failed (exit {done.returncode})"
-    return {**base, "status": status, "why": last[0][-300:]}
+    with tempfile.TemporaryFile("w+") as stderr:
+        child = subprocess.Popen([sys.executable, "-m", "models.acceleration_trial", request], env=env, cwd=root,
+                                 stdout=subprocess.PIPE, stderr=stderr, text=True)
+        lines: "queue.Queue[Optional[str]]" = queue.Queue()
+
+        def read_lines() -> None:
+            for text in child.stdout:
+                lines.put(text)
+            lines.put(None)
+
+        threading.Thread(target=read_lines, daemon=True).start()
+        try:
+            for candidate in todo:
+                began, timeout = time.monotonic(), timeout_for(candidate)
+                line = ""
+                while not line.startswith("TRIAL "):
+                    line = lines.get(timeout=max(0.0, timeout - (time.monotonic() - began)))
+                    if line is None:  # the child ended without this candidate's result
+                        child.wait()
+                        stderr.seek(0)
+                        last = [text for text in stderr.read().splitlines() if text.strip()][-1:] or ["no output"]
+                        code = child.returncode
+                        status = f"crashed (signal {-code})" if code < 0 else f"failed (exit {code})"
+                        yield candidate, {**_describe(candidate), "status": status, "why": last[0][-300:]}, 0.0
+                        return
+                yield candidate, {**_describe(candidate), **json.loads(line[len("TRIAL "):])}, time.monotonic() - began
+        except queue.Empty:
+            yield candidate, {**_describe(candidate), "status": "timed out", "why": f"no result in {timeout:.0f} s"}, timeout
+        finally:
+            child.kill()
+            child.wait()
 
 
 def run_trial(spec: TrialSpec, candidate: Candidate, batch: Any) -> dict:
@@ -271,7 +331,7 @@ def cache_key(spec: TrialSpec, batch: Any, precision: Setting, jit_compile: Sett
     described = {"machine": features, "tensorflow": tf.__version__, "python": platform.python_version(),
                  "family": spec.family, "task": spec.task, "hparams": shape_fields, "vocab_size": spec.vocab_size,
                  "num_classes": spec.num_classes, "batch": shapes, "asked": [precision, jit_compile],
-                 "trial": [WARMUP_STEPS, TRIAL_STEPS, MIN_GAIN, LOSS_TOLERANCE]}
+                 "trial": [WARMUP_STEPS, TRIAL_STEPS, MIN_GAIN, LOSS_TOLERANCE, CANDIDATE_TIMEOUT_FACTOR]}
     return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
@@ -305,12 +365,18 @@ def write_cache(key: str, choice: Choice) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """The child process: `python -m models.acceleration_trial REQUEST_JSON`."""
+    """The child process: `python -m models.acceleration_trial REQUEST_JSON`; one `TRIAL` line
+    per candidate, in order."""
     request = json.loads(argv[0])
     with open(request["batch_file"], "rb") as f:
         batch = pickle.load(f)
-    result = run_trial(TrialSpec(**request["spec"]), Candidate(**request["candidate"]), batch)
-    print("TRIAL " + json.dumps(result), flush=True)
+    spec = TrialSpec(**request["spec"])
+    for candidate in request["candidates"]:
+        try:
+            result = {"status": "ok", **run_trial(spec, Candidate(**candidate), batch)}
+        except Exception as err:  # noqa: BLE001 - a candidate that does not train is that candidate's result
+            result = {"status": "error", "why": f"{type(err).__name__}: {err}"[:300]}
+        print("TRIAL " + json.dumps(result), flush=True)
     return 0
 
 

@@ -457,7 +457,7 @@ def _validate_xla_on_cpu(config: Config) -> None:
         return
     for family in config.trained_families:
         family_config = config.family_config(family)
-        if family_config.jit_compile and not registry.xla_compiles_on_cpu(family, family_config, config.task):
+        if family_config.jit_compile is True and not registry.xla_compiles_on_cpu(family, family_config, config.task):
             hint = " (or, for a language model, rnn.cell: lstm with rnn.recurrence: auto)" if family == "rnn" else ""
             raise ConfigError(
                 f"config key '{family}.jit_compile' is true, but this machine has no GPU and {registry.XLA_CPU_CRASH}; "

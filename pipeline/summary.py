@@ -325,6 +325,14 @@ def describe_training(training: dict) -> list[str]:
             f"{training.get('batching')} batches: {training['padding_share']:.1%} padding "
             f"({training['padding_share_at_full_length']:.1%} at the full sequence length)"
         )
+    chosen = training.get("acceleration")
+    if chosen and chosen.get("reason") != "set in the config":
+        label = chosen["precision"] + (" + XLA" if chosen.get("jit_compile") else "")
+        if chosen.get("cached"):
+            how = "from the cached trial"
+        else:
+            how = f"trials took {chosen.get('trial_seconds', 0):.0f} s" if chosen.get("trials") else "no trial"
+        lines.append(f"    precision and XLA auto: {label} ({how}): {chosen['reason']}")
     return lines
 
 

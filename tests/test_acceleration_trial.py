@@ -1,0 +1,164 @@
+"""`precision: auto` and `jit_compile: auto` (models/acceleration_trial.py): the candidates a
+CPU's flags allow, the decision on measured trials, a crashing or hanging candidate costing only
+itself, the per-machine cache, and one real trial of a tiny model in child processes."""
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+from models import acceleration_trial as trial
+from models.acceleration_trial import Candidate, TrialSpec
+
+SPEC = TrialSpec("transformer", "language_model", {"layers": 1, "heads": 2, "width": 16, "ff_width": 32,
+                                                   "context": 16, "dropout": 0.0, "batch_size": 4}, vocab_size=12)
+NO_16_BIT = {"cpu": "test", "flags": ["avx512f"], "cores": 2}
+BF16 = {"cpu": "test", "flags": ["avx512_bf16", "avx512f"], "cores": 2}
+
+
+def labels(found: list[Candidate]) -> list[str]:
+    return [c.label for c in found]
+
+
+def test_candidates_follow_the_cpu_flags_and_what_xla_compiles():
+    plain, skipped = trial.candidates(SPEC, "auto", "auto", NO_16_BIT, xla_compiles=True)
+    assert labels(plain) == ["float32", "float32 + XLA"]
+    assert {s["candidate"] for s in skipped} == {"mixed_bfloat16", "mixed_float16"}
+    assert "avx512_bf16" in next(s["why"] for s in skipped if s["candidate"] == "mixed_bfloat16")
+
+    with_bf16, _ = trial.candidates(SPEC, "auto", "auto", BF16, xla_compiles=True)
+    assert labels(with_bf16) == ["float32", "mixed_bfloat16", "float32 + XLA", "mixed_bfloat16 + XLA"]
+
+    no_xla, skipped = trial.candidates(SPEC, "auto", "auto", BF16, xla_compiles=False)
+    assert labels(no_xla) == ["float32", "mixed_bfloat16"]
+    assert any(s["candidate"] == "XLA" for s in skipped)
+
+    fixed_precision, _ = trial.candidates(SPEC, "mixed_bfloat16", "auto", NO_16_BIT, xla_compiles=True)
+    assert labels(fixed_precision) == ["mixed_bfloat16", "mixed_bfloat16 + XLA"]  # a set value is kept
+    fixed_jit, _ = trial.candidates(SPEC, "auto", False, BF16, xla_compiles=True)
+    assert labels(fixed_jit) == ["float32", "mixed_bfloat16"]
+
+
+def ran(label: str, tokens_per_second: float, loss: float, status: str = "ok") -> dict:
+    precision, _, xla = label.partition(" + ")
+    return {"candidate": label, "precision": precision, "jit_compile": bool(xla), "status": status,
+            "tokens_per_second": tokens_per_second, "loss": loss}
+
+
+REFERENCE = Candidate("float32", False)
+
+
+def test_the_fastest_candidate_that_trains_as_well_wins():
+    chosen, reason = trial.decide([ran("float32", 1000, 2.0), ran("mixed_bfloat16", 1300, 2.01),
+                                   ran("float32 + XLA", 1200, 2.0)], REFERENCE)
+    assert chosen == Candidate("mixed_bfloat16", False)
+    assert "1.30x" in reason
+
+
+def test_a_faster_candidate_whose_loss_is_worse_loses():
+    chosen, _ = trial.decide([ran("float32", 1000, 2.0), ran("mixed_bfloat16", 2000, 2.2)], REFERENCE)
+    assert chosen == REFERENCE
+
+
+def test_a_gain_within_the_noise_keeps_float32():
+    chosen, reason = trial.decide([ran("float32", 1000, 2.0), ran("float32 + XLA", 1030, 2.0)], REFERENCE)
+    assert chosen == REFERENCE and "1.05x" in reason
+
+
+def test_crashed_and_diverged_candidates_are_never_chosen():
+    trials = [ran("float32", 1000, 2.0), ran("float32 + XLA", 0, float("nan"), status="crashed (signal 11)"),
+              ran("mixed_bfloat16", 5000, float("nan"))]
+    assert trial.decide(trials, REFERENCE)[0] == REFERENCE
+    assert trial.decide([ran("float32", 0, 0, status="timed out")], REFERENCE)[0] == REFERENCE
+
+
+class _Hang:
+    """Unpickled in the child, it sleeps, as an XLA compile that takes minutes does."""
+
+    def __reduce__(self):
+        import time
+
+        return time.sleep, (120,)
+
+
+def test_a_hanging_child_is_killed_and_the_other_xla_candidates_skipped(monkeypatch, tmp_path):
+    batch_file = tmp_path / "batch.pkl"
+    batch_file.write_bytes(pickle.dumps(_Hang()))
+    monkeypatch.setattr(trial, "REFERENCE_TIMEOUT_SECONDS", 5)
+    results = list(trial.trials_in_children(SPEC, [Candidate("float32", True), Candidate("mixed_bfloat16", True)],
+                                            str(batch_file)))
+    assert [(r["candidate"], r["status"]) for r in results] == [("float32 + XLA", "timed out"),
+                                                                ("mixed_bfloat16 + XLA", "skipped")]
+
+
+BATCH = (np.ones((4, 16), np.int64), np.ones((4, 16), np.int64))
+
+
+def test_the_choice_is_cached_per_machine_and_shape(monkeypatch, tmp_path):
+    monkeypatch.setenv(trial.CACHE_ENV, str(tmp_path))
+    monkeypatch.setattr(trial, "cpu_features", lambda: BF16)
+    calls = []
+
+    def fake_children(spec, todo, batch_file):
+        for candidate in todo:
+            calls.append(candidate.label)
+            yield ran(candidate.label, {"float32": 1000, "mixed_bfloat16": 1500}.get(candidate.label, 500), 2.0)
+
+    monkeypatch.setattr(trial, "trials_in_children", fake_children)
+    first = trial.choose(SPEC, BATCH, log=lambda message: None)
+    assert (first.precision, first.jit_compile, first.cached) == ("mixed_bfloat16", False, False)
+    assert len(calls) == 4 and (tmp_path / trial.CACHE_FILE).exists()
+
+    again = trial.choose(SPEC, BATCH, log=lambda message: None)
+    assert (again.precision, again.jit_compile, again.cached) == ("mixed_bfloat16", False, True)
+    assert len(calls) == 4  # no trial the second time
+
+    wider = TrialSpec(SPEC.family, SPEC.task, {**SPEC.hparams, "width": 32}, SPEC.vocab_size)
+    trial.choose(wider, BATCH, log=lambda message: None)
+    assert len(calls) == 8  # another shape is another trial
+    trial.choose(TrialSpec(SPEC.family, SPEC.task, {**SPEC.hparams, "learning_rate": 0.1}, SPEC.vocab_size), BATCH,
+                 log=lambda message: None)
+    assert len(calls) == 8  # the learning rate does not change the step's cost
+
+
+def test_a_corrupt_cache_is_a_cache_miss(monkeypatch, tmp_path):
+    monkeypatch.setenv(trial.CACHE_ENV, str(tmp_path))
+    (tmp_path / trial.CACHE_FILE).write_text("{not json")
+    assert trial.read_cache() == {}
+
+
+def test_gpus_keep_their_rules_without_a_trial():
+    assert trial.choose(SPEC, BATCH, gpu_capabilities=[(8, 0)]).precision == "mixed_float16"
+    old = trial.choose(SPEC, BATCH, gpu_capabilities=[(6, 1)])
+    assert (old.precision, old.jit_compile, old.trials) == ("float32", False, [])
+
+
+class _CrashOnce:
+    """Unpickled in the first child, it aborts the process (as XLA's segmentation fault on Keras'
+    recurrences does); in the next child, it is a real batch."""
+
+    def __init__(self, marker: str, batch):
+        self.marker, self.batch = marker, batch
+
+    def __reduce__(self):
+        expression = (f"__import__('os').abort() if not __import__('os').path.exists({self.marker!r}) "
+                      f"and open({self.marker!r}, 'x') else __import__('pickle').loads({pickle.dumps(self.batch)!r})")
+        return eval, (expression,)
+
+
+def test_a_real_trial_survives_a_crashing_candidate(monkeypatch, tmp_path):
+    """float32, whose child crashes, then float32 + XLA on a tiny Transformer in a new child: the
+    crash costs its candidate, the other trains, and the choice falls back to float32."""
+    monkeypatch.setenv(trial.CACHE_ENV, str(tmp_path))
+    monkeypatch.setattr(trial, "cpu_features", lambda: NO_16_BIT)
+    ids = np.random.default_rng(0).integers(4, 12, size=(4, 17))
+    batch = _CrashOnce(str(tmp_path / "crashed"), (ids[:, :-1], ids[:, 1:]))
+    choice = trial.choose(SPEC, batch, log=lambda message: None)
+    by_label = {t["candidate"]: t for t in choice.trials}
+    assert by_label["float32"]["status"] == "crashed (signal 6)", by_label
+    assert by_label["float32 + XLA"]["status"] == "ok", by_label
+    assert by_label["float32 + XLA"]["tokens_per_second"] > 0 and np.isfinite(by_label["float32 + XLA"]["loss"])
+    assert (choice.precision, choice.jit_compile) == ("float32", False)
+    assert "did not train" in choice.reason and choice.trial_seconds > 0
+    assert not trial.read_cache()  # a reference that crashed is tried again next time
