@@ -1,13 +1,14 @@
 """Character-level language-model benchmark on Tiny Shakespeare (nanoGPT's CPU configuration).
 
     python -m bench.charlm --family transformer --data ../shared/data/tinyshakespeare.txt --preset cpu-small \
-        [--precision float32|mixed_float16|mixed_bfloat16] [--xla on|off] [--set recurrence=keras]
+        [--precision float32|mixed_float16|mixed_bfloat16|auto] [--xla on|off|auto] [--set recurrence=keras]
 
 Prints one JSON line: family, precision, XLA, parameters, iterations, tokens seen, validation
 loss (nats per character), training tokens per second, wall seconds, the machine's measured
 fp32 matmul rate and the model's share of it (`matmul_share`: model FLOPs at that rate), and the
 op budget of a training step from a profiler trace (`bench.op_budget`: ops executed per step,
-the most frequent op types, the share of op time in matrix products). The split is nanoGPT's: first 90% train, last 10% validation.
+the most frequent op types, the share of op time in matrix products), and with `auto`, the
+choice and its timed trials (`acceleration`, `models.acceleration_trial`). The split is nanoGPT's: first 90% train, last 10% validation.
 Batches are random windows drawn inside the training graph, as nanoGPT's `get_batch` does.
 """
 
@@ -33,6 +34,7 @@ from bench.op_budget import op_budget  # noqa: E402
 from bench.settings import preset_with  # noqa: E402
 from models import registry  # noqa: E402
 from models.acceleration import PRECISIONS, for_precision, gpu_visible, precision_policy  # noqa: E402
+from models.acceleration_trial import TrialSpec, choose, gpu_capabilities  # noqa: E402
 from models.lm_loss import masked_token_cross_entropy  # noqa: E402
 from models.rnn import RNNConfig  # noqa: E402
 from models.tokens import NUM_RESERVED, model_vocab_size  # noqa: E402
@@ -115,16 +117,25 @@ def flops_per_token(model: tf_keras.Model, family: str, preset: Preset) -> float
 
 def run(
     family_name: str, data_path: str, preset_name: str, iterations: int | None, seed: int,
-    precision: str = "float32", xla: bool = False, settings: list[str] | None = None,
+    precision: str = "float32", xla: bool | str = False, settings: list[str] | None = None,
 ) -> dict:
     preset = PRESETS[(family_name, preset_name)]
     model_config, changed = preset_with(preset.model, settings or [])
     preset = dataclasses.replace(preset, model=model_config)
-    if xla and not gpu_visible() and not registry.xla_compiles_on_cpu(family_name, preset.model):
+    xla_compiles = registry.xla_compiles_on_cpu(family_name, preset.model)
+    if xla is True and not gpu_visible() and not xla_compiles:
         raise SystemExit(f"--xla on: {registry.XLA_CPU_CRASH}; keep --set recurrence=auto (the default) or --xla off")
     iterations = iterations or preset.iterations
     family = registry.get(family_name)
     train, val, distinct = encode(data_path)
+    choice = None
+    if "auto" in (precision, xla):  # the Trainer's timed trial, on one batch of this benchmark's windows
+        batch = tuple(t.numpy() for t in random_windows(tf.constant(train), preset.batch_size, preset.context,
+                                                        tf.constant([seed, -1], tf.int64)))
+        spec = TrialSpec(family_name, "language_model", dataclasses.asdict(preset.model), model_vocab_size(distinct))
+        choice = choose(spec, batch, precision, xla, xla_compiles=xla_compiles, gpu_capabilities=gpu_capabilities(),
+                        log=lambda message: print(message, file=sys.stderr, flush=True))
+        precision, xla = choice.precision, choice.jit_compile
     tf_keras.utils.set_random_seed(seed)
     with precision_policy(precision):
         model = family.build(preset.model, model_vocab_size(distinct))
@@ -163,6 +174,7 @@ def run(
         "preset": preset_name,
         "precision": precision,
         "xla": xla,
+        "acceleration": choice.as_dict() if choice else None,
         "changed": changed,
         "parameters": int(model.count_params()),
         "iterations": iterations,
@@ -184,14 +196,15 @@ def main() -> None:
     parser.add_argument("--preset", choices=["cpu-small"], default="cpu-small")
     parser.add_argument("--iterations", type=int, help="override the preset's iteration count")
     parser.add_argument("--seed", type=int, default=1337)
-    parser.add_argument("--precision", choices=PRECISIONS, default="float32")
-    parser.add_argument("--xla", choices=["on", "off"], default="off", help="XLA-compile the train step")
+    parser.add_argument("--precision", choices=[*PRECISIONS, "auto"], default="float32",
+                        help="auto: the fastest that trains as well as float32, by the Trainer's timed trial")
+    parser.add_argument("--xla", choices=["on", "off", "auto"], default="off", help="XLA-compile the train step")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="change a preset setting, e.g. recurrence=keras")
     args = parser.parse_args()
     with contextlib.redirect_stdout(sys.stderr):  # stdout holds the JSON line alone (keras-core announces itself there)
-        result = run(args.family, args.data, args.preset, args.iterations, args.seed, args.precision, args.xla == "on",
-                     args.set)
+        result = run(args.family, args.data, args.preset, args.iterations, args.seed, args.precision,
+                     {"on": True, "off": False}.get(args.xla, args.xla), args.set)
     print(json.dumps(result), flush=True)
 
 

@@ -14,7 +14,7 @@ from tfx import v1 as tfx
 from components.training_data import TrainingDataConfig, count_records
 from models import registry
 from models.acceleration import distribution_strategy, gpu_visible
-from models.acceleration_trial import Choice, TrialSpec, choose
+from models.acceleration_trial import Choice, TrialSpec, choose, gpu_capabilities
 from models.training_length import TrainingPlan, plan_training
 
 
@@ -60,11 +60,9 @@ def resolve_acceleration(setup: TrainingSetup, task: str, vocab_size: int, train
         return Choice(hparams.precision, hparams.jit_compile, "set in the config")
     sample = max((tf.nest.map_structure(lambda t: t.numpy(), b) for b in train_data.take(batches)),
                  key=lambda b: tf.nest.flatten(b)[-1].size)
-    gpus = tf.config.list_physical_devices("GPU")
-    capabilities = [tf.config.experimental.get_device_details(g).get("compute_capability", (0, 0)) for g in gpus]
     spec = TrialSpec(setup.family.name, task, dataclasses.asdict(hparams), vocab_size, num_classes)
     choice = choose(spec, sample, hparams.precision, hparams.jit_compile,
                     xla_compiles=registry.xla_compiles_on_cpu(setup.family.name, hparams, task),
-                    gpu_capabilities=[tuple(c) for c in capabilities])
+                    gpu_capabilities=gpu_capabilities())
     setup.hparams = dataclasses.replace(hparams, precision=choice.precision, jit_compile=choice.jit_compile)
     return choice

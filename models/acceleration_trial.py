@@ -35,6 +35,7 @@ import time
 from typing import Any, Callable, Iterator, Optional, Union
 
 CACHE_ENV = "TEXTFLOW_CACHE_DIR"
+LOGGER = "textflow.acceleration"  # the run's terminal shows these records (pipeline/console.py)
 CACHE_FILE = "acceleration.json"
 WARMUP_STEPS = 3  # the first call traces (and, with XLA, compiles) the step; untimed
 TRIAL_STEPS = 15
@@ -53,7 +54,7 @@ _NOT_SHAPE = ("precision", "jit_compile", "train_epochs", "min_train_steps", "tr
               "learning_rate", "min_learning_rate", "warmup_steps")
 
 Setting = Union[bool, str]
-_logger = logging.getLogger("textflow.acceleration")
+_logger = logging.getLogger(LOGGER)
 _logger.setLevel(logging.INFO)
 
 
@@ -115,6 +116,14 @@ def cpu_features() -> dict:
         pass
     return {"cpu": name, "flags": sorted(flags & {*BF16_FLAGS, *FP16_FLAGS, "avx512f", "amx_tile"}),
             "cores": os.cpu_count() or 1}
+
+
+def gpu_capabilities() -> list[tuple[int, int]]:
+    """The visible GPUs' compute capabilities (empty on a CPU machine)."""
+    import tensorflow as tf
+
+    return [tuple(tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0)))
+            for gpu in tf.config.list_physical_devices("GPU")]
 
 
 def candidates(spec: TrialSpec, precision: Setting, jit_compile: Setting, features: dict,
@@ -190,6 +199,8 @@ def choose(spec: TrialSpec, batch: Any, precision: Setting = "auto", jit_compile
         log(f"acceleration: {spec.family}: {cached['precision']}{' + XLA' if cached['jit_compile'] else ''} "
             f"(cached trial: {cached['reason']})")
         return Choice(**{**cached, "cached": True})
+    log(f"acceleration: timing {', '.join(c.label for c in todo)} for {spec.family} in a child process "
+        f"(once per machine and model shape; cached in {cache_path()})")
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="textflow-trial-") as work:
         batch_file = os.path.join(work, "batch.pkl")

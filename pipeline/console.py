@@ -18,6 +18,7 @@ import sys
 import time
 from typing import Any, Iterator, Optional, TextIO
 
+from models.acceleration_trial import LOGGER as ACCELERATION_LOGGER
 from models.progress import PROGRESS_LOGGER
 
 
@@ -42,6 +43,9 @@ class ProgressPrinter(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.name == PROGRESS_LOGGER and self.current:
             self._training(*record.args)
+        elif record.name == ACCELERATION_LOGGER and self.current:  # the timed trial of precision/jit_compile auto
+            self.console.write(f"  {self.current}: {record.getMessage()}\n")
+            self.console.flush()
         elif record.msg == "Component %s is running.":
             self.index += 1
             self.current, self.started, self.cached = record.args[0], time.monotonic(), False

@@ -331,7 +331,7 @@ def describe_training(training: dict) -> list[str]:
         if chosen.get("cached"):
             how = "from the cached trial"
         else:
-            how = f"trials took {chosen.get('trial_seconds', 0):.0f} s" if chosen.get("trials") else "no trial"
+            how = f"trials took {chosen['trial_seconds']:.0f} s" if chosen.get("trial_seconds") else "no trial"
         lines.append(f"    precision and XLA auto: {label} ({how}): {chosen['reason']}")
     return lines
 

@@ -6,8 +6,14 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"  # the same Keras the pipeline uses (DES
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pathlib  # noqa: E402
+import tempfile  # noqa: E402
 
 import pytest  # noqa: E402
+
+# precision/jit_compile auto: the timed trials' choices are cached for this test session only (a
+# developer's cache must not change what the tests run); the pipelines run in
+# subprocesses, which inherit it
+os.environ["TEXTFLOW_CACHE_DIR"] = tempfile.mkdtemp(prefix="textflow-test-cache-")
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
