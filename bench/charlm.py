@@ -31,10 +31,9 @@ import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
 from bench.op_budget import op_budget  # noqa: E402
-from bench.settings import preset_with  # noqa: E402
+from bench.settings import preset_with, settle_acceleration  # noqa: E402
 from models import registry  # noqa: E402
 from models.acceleration import PRECISIONS, for_precision, gpu_visible, precision_policy  # noqa: E402
-from models.acceleration_trial import TrialSpec, choose, gpu_capabilities  # noqa: E402
 from models.lm_loss import masked_token_cross_entropy  # noqa: E402
 from models.rnn import RNNConfig  # noqa: E402
 from models.tokens import NUM_RESERVED, model_vocab_size  # noqa: E402
@@ -128,14 +127,10 @@ def run(
     iterations = iterations or preset.iterations
     family = registry.get(family_name)
     train, val, distinct = encode(data_path)
-    choice = None
-    if "auto" in (precision, xla):  # the Trainer's timed trial, on one batch of this benchmark's windows
-        batch = tuple(t.numpy() for t in random_windows(tf.constant(train), preset.batch_size, preset.context,
-                                                        tf.constant([seed, -1], tf.int64)))
-        spec = TrialSpec(family_name, "language_model", dataclasses.asdict(preset.model), model_vocab_size(distinct))
-        choice = choose(spec, batch, precision, xla, xla_compiles=xla_compiles, gpu_capabilities=gpu_capabilities(),
-                        log=lambda message: print(message, file=sys.stderr, flush=True))
-        precision, xla = choice.precision, choice.jit_compile
+    batch = tuple(t.numpy() for t in random_windows(tf.constant(train), preset.batch_size, preset.context,
+                                                    tf.constant([seed, -1], tf.int64)))  # for `auto`'s trial
+    precision, xla, choice = settle_acceleration(family_name, preset.model, model_vocab_size(distinct), batch,
+                                                 precision, xla, xla_compiles)
     tf_keras.utils.set_random_seed(seed)
     with precision_policy(precision):
         model = family.build(preset.model, model_vocab_size(distinct))
@@ -174,7 +169,7 @@ def run(
         "preset": preset_name,
         "precision": precision,
         "xla": xla,
-        "acceleration": choice.as_dict() if choice else None,
+        "acceleration": choice,
         "changed": changed,
         "parameters": int(model.count_params()),
         "iterations": iterations,

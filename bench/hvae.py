@@ -28,13 +28,14 @@ import dataclasses  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from typing import Union  # noqa: E402
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
 from bench.charlm import encode, random_windows  # noqa: E402
-from bench.settings import preset_with  # noqa: E402
+from bench.settings import preset_with, settle_acceleration  # noqa: E402
 from components.edit_similarity import edit_similarities  # noqa: E402
 from components.vae_metrics import ACTIVE_UNIT_VARIANCE  # noqa: E402
 from models import registry  # noqa: E402
@@ -115,7 +116,7 @@ def reference_accuracies(windows: np.ndarray) -> dict[str, float]:
 
 def run(
     decoder: str, data_path: str, train_steps: int, eval_windows: int, seed: int, settings: list[str],
-    precision: str = "float32", xla: bool = False, eval_every: int = 0, preset: str = "short",
+    precision: str = "float32", xla: Union[bool, str] = False, eval_every: int = 0, preset: str = "short",
     window: int = 0, segment_length: int = 0, autoencoder: bool = False, train_minutes: float = 0.0,
 ) -> dict:
     train, val, distinct = encode(data_path)
@@ -128,8 +129,12 @@ def run(
     if length % config.segment_length:
         raise SystemExit(f"segment_length {config.segment_length} must divide the {length}-character windows")
     config = dataclasses.replace(config, decoder=decoder, train_steps=train_steps)
-    if xla and not gpu_visible() and not registry.xla_compiles_on_cpu("hvae", config):
+    xla_compiles = registry.xla_compiles_on_cpu("hvae", config)
+    if xla is True and not gpu_visible() and not xla_compiles:
         raise SystemExit(f"--xla on: {registry.XLA_CPU_CRASH}")
+    _, sample = random_windows(tf.constant(train), config.batch_size, length, tf.constant([seed, -1], tf.int64))
+    precision, xla, choice = settle_acceleration("hvae", config, model_vocab_size(distinct),
+                                                 (sample.numpy(), sample.numpy()), precision, xla, xla_compiles)
     tf_keras.utils.set_random_seed(seed)
     with precision_policy(precision):
         model = build_hvae(config, model_vocab_size(distinct))
@@ -180,6 +185,7 @@ def run(
         "autoencoder": autoencoder,
         "precision": precision,
         "xla": xla,
+        "acceleration": choice,
         "parameters": int(model.count_params()),
         "window": length,
         "segments": length // config.segment_length,
@@ -214,13 +220,14 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="change a preset setting")
     parser.add_argument("--eval-every", type=int, default=0, metavar="N",
                         help="also evaluate every N steps: the JSON line gets a learning curve")
-    parser.add_argument("--precision", choices=PRECISIONS, default="float32")
-    parser.add_argument("--xla", choices=["on", "off"], default="off", help="XLA-compile the train step")
+    parser.add_argument("--precision", choices=[*PRECISIONS, "auto"], default="float32",
+                        help="auto: the fastest that trains as well as float32, by the Trainer's timed trial")
+    parser.add_argument("--xla", choices=["on", "off", "auto"], default="off", help="XLA-compile the train step")
     args = parser.parse_args()
     for decoder in ["hierarchical", "flat"] if args.decoder == "both" else [args.decoder]:
         with contextlib.redirect_stdout(sys.stderr):  # stdout holds the JSON lines alone
             result = run(decoder, args.data, args.train_steps, args.eval_windows, args.seed, args.set, args.precision,
-                         args.xla == "on", args.eval_every, args.preset, args.window, args.segment_length,
+                         {"on": True, "off": False}.get(args.xla, args.xla), args.eval_every, args.preset, args.window, args.segment_length,
                          args.autoencoder, args.train_minutes)
         print(json.dumps(result), flush=True)
 

@@ -1,9 +1,11 @@
-"""`--set KEY=VALUE` for the benchmarks: a preset's model config with some settings changed."""
+"""The benchmarks' settings: `--set KEY=VALUE` on a preset's model config, and `--precision
+auto` / `--xla auto` settled as the Trainer settles them."""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import sys
+from typing import Any, Optional, Union
 
 
 def preset_with(preset: Any, settings: list[str]) -> tuple[Any, dict]:
@@ -18,3 +20,18 @@ def preset_with(preset: Any, settings: list[str]) -> tuple[Any, dict]:
         kind = type(getattr(preset, key))
         changed[key] = value.lower() in ("1", "true", "yes", "on") if kind is bool else kind(value)
     return dataclasses.replace(preset, **changed), changed
+
+
+def settle_acceleration(family: str, config: Any, vocab_size: int, batch: Any, precision: str,
+                        xla: Union[bool, str], xla_compiles: bool) -> tuple[str, bool, Optional[dict]]:
+    """(precision, xla, the choice for the JSON line): `auto` runs the Trainer's timed trial
+    (`models.acceleration_trial`) on `batch`, one numpy batch of the benchmark's own; fixed
+    settings are returned as they are, with no choice."""
+    if "auto" not in (precision, xla):
+        return precision, bool(xla), None
+    from models.acceleration_trial import TrialSpec, choose, gpu_capabilities
+
+    choice = choose(TrialSpec(family, "language_model", dataclasses.asdict(config), vocab_size), batch, precision, xla,
+                    xla_compiles=xla_compiles, gpu_capabilities=gpu_capabilities(),
+                    log=lambda message: print(message, file=sys.stderr, flush=True))
+    return choice.precision, choice.jit_compile, choice.as_dict()
