@@ -105,9 +105,12 @@ def test_defaults_in_code_match_the_shipped_file():
     from models.transformer import TransformerConfig
 
     config = load_config()
-    assert config.family_config("rnn") == RNNConfig(size="auto")  # code's default size is small, the file's auto
-    assert config.family_config("transformer") == TransformerConfig(size="auto")
-    assert config.family_config("rnn").sized(84) == RNNConfig()
+    # the code's defaults are what a model built outside the pipeline gets: size small, float32
+    # without XLA; the file's are auto (sized by the data; precision and XLA timed by the Trainer)
+    file_only = dict(size="auto", precision="auto", jit_compile="auto")
+    assert config.family_config("rnn") == RNNConfig(**file_only)
+    assert config.family_config("transformer") == TransformerConfig(**file_only)
+    assert config.family_config("rnn").sized(84) == RNNConfig(precision="auto", jit_compile="auto")
 
 
 def test_schema_names_resolve_under_schemas():
