@@ -36,8 +36,8 @@ import tf_keras  # noqa: E402
 
 from bench.charlm import encode, random_windows  # noqa: E402
 from bench.settings import preset_with, settle_acceleration  # noqa: E402
-from components.edit_similarity import edit_similarities  # noqa: E402
-from components.vae_metrics import ACTIVE_UNIT_VARIANCE  # noqa: E402
+from components.evaluation.edit_similarity import edit_similarities  # noqa: E402
+from components.evaluation.vae_metrics import ACTIVE_UNIT_VARIANCE  # noqa: E402
 from models import registry  # noqa: E402
 from models.acceleration import PRECISIONS, float32_copy, for_precision, gpu_visible, precision_policy  # noqa: E402
 from models.hvae import HVAEConfig, build_hvae, hvae_optimizer  # noqa: E402
@@ -66,7 +66,7 @@ def validation_windows(ids: np.ndarray, length: int, count: int) -> np.ndarray:
 
 
 def evaluate(model: tf_keras.Model, windows: np.ndarray, segment_length: int, batch_size: int = 64) -> dict:
-    """The Evaluator's VAE metrics (`components.vae_metrics`) over the validation windows, and
+    """The Evaluator's VAE metrics (`components.evaluation.vae_metrics`) over the validation windows, and
     the sampled (greedy from mu) accuracy of each segment: a decoder that keeps the text's
     long-term structure holds it in the later segments too."""
     step = tf.function(model.evaluate_texts)

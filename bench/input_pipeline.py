@@ -3,7 +3,7 @@
     python -m bench.input_pipeline --data ../shared/data/sst2_train.tsv [--family rnn] [--steps 300]
 
 The sentences are tokenized by words with the Transform's own functions and written as gzipped
-transformed examples (what Transform writes), then read by `components.training_data` under
+transformed examples (what Transform writes), then read by `components.training.training_data` under
 each batching (`fixed`, `trim`, `bucket`). One JSON line per batching: the share of padding
 in the batches (and at the full sequence length), the pipeline's own rate with no model
 attached, and the training rate of the family's pipeline-default model over `--steps` steps,
@@ -30,10 +30,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
-from components.training_data import (  # noqa: E402
+from components.training.training_data import (  # noqa: E402
     BATCHINGS, LM_LENGTH_MULTIPLE, TrainingDataConfig, bucket_edges, padding_share, training_batches,
 )
-from components.transform_module import language_model_ids, tokenize  # noqa: E402
+from components.training.transform_module import language_model_ids, tokenize  # noqa: E402
 from models import registry  # noqa: E402
 from models.tokens import NUM_RESERVED, model_vocab_size  # noqa: E402
 from models.training import compile_language_model  # noqa: E402

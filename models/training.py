@@ -113,7 +113,7 @@ def train_model(
 
     Each Keras epoch is one `plan.evaluation_interval` of steps, a multiple of the steps per graph
     call (so the input pipeline's runs of same-shape batches stay aligned with the calls; see
-    `components.training_data`), ended by a measurement of the eval loss on the same
+    `components.training.training_data`), ended by a measurement of the eval loss on the same
     `plan.eval_batches` batches each time. Training stops after `patience` measurements without
     a new best, and the weights of the best one are restored (also when training ran to the end);
     measurements before `monitor_from_step` (a warm-up) neither stop training nor are kept.

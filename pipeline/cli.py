@@ -184,8 +184,8 @@ def _paragraph(prefix: str, message: str) -> str:
 
 def _report_failure(err: Exception, log_path: str, stream: TextIO) -> int:
     """Prints a failed run's reason as one paragraph; returns the exit code for its kind."""
-    from components.data_gate import DataValidationError
-    from components.text_readers import InputDataError
+    from components.data.data_gate import DataValidationError
+    from components.data.text_readers import InputDataError
     from pipeline.config import ConfigError
 
     if isinstance(err, ConfigError):
@@ -363,7 +363,7 @@ def _answer(args: argparse.Namespace, config: Any, serving_dir: str) -> str:
     from pipeline.promotion import PromotionError
 
     if args.command == "promote":
-        from components.serving_audit import hash_folder
+        from components.serving.serving_audit import hash_folder
         from pipeline.metadata_connection import describe
         from pipeline.model_records import find_push
         from pipeline.promotion import promote
@@ -405,7 +405,7 @@ def _answer(args: argparse.Namespace, config: Any, serving_dir: str) -> str:
         from pipeline.model_commands import show_model
 
         return show_model(config, serving_dir, args.name, args.version)
-    from components.serving_audit import history
+    from components.serving.serving_audit import history
 
     entries = history(serving_dir, args.name)
     if not entries:

@@ -17,7 +17,7 @@ from typing import Any, Optional, Union
 
 import yaml
 
-from components.training_data import TrainingDataConfig
+from components.training.training_data import TrainingDataConfig
 from models import registry
 from models.acceleration import gpu_visible
 from models.subword import MIN_VOCAB_SIZE as MIN_SUBWORD_VOCAB_SIZE
@@ -72,7 +72,7 @@ class DataConfig:
 
 @dataclasses.dataclass
 class TransformConfig:
-    """In-graph tokenization and vocabulary (see components/transform_module.py)."""
+    """In-graph tokenization and vocabulary (see components/training/transform_module.py)."""
 
     tokenizer: Optional[str] = None  # char | word | subword; null: subword (seq2seq, denoise), word (classifier), char
     lowercase: bool = False
@@ -131,7 +131,7 @@ class EvaluationConfig:
 
 @dataclasses.dataclass
 class ServingCheckConfig:
-    """The check before a push (components/serving_check.py): requests from eval examples,
+    """The check before a push (components/serving/serving_check.py): requests from eval examples,
     replayed in a separate process the way TensorFlow Serving would load the model."""
 
     batch_size: int = 8  # eval examples per request
@@ -166,7 +166,7 @@ class GatePolicy:
 
 @dataclasses.dataclass
 class ValidationConfig:
-    """Text-aware checks after ExampleValidator (components/text_validator.py). The first two are
+    """Text-aware checks after ExampleValidator (components/data/text_validator.py). The first two are
     written into the inferred schema's natural_language_domain; an imported schema sets its own."""
 
     max_text_tokens: int = 10000  # a longer text is an anomaly (often fused records)

@@ -19,15 +19,15 @@ from typing import Optional
 
 import tensorflow_model_analysis as tfma
 
-from components.classifier_metrics import CHANCE_STANDARD_ERRORS, PROBABILITIES, chance_accuracy_floor
-from components.transform_module import LABEL_FEATURE, LENGTH_BUCKET_FEATURE
+from components.evaluation.classifier_metrics import CHANCE_STANDARD_ERRORS, PROBABILITIES, chance_accuracy_floor
+from components.training.transform_module import LABEL_FEATURE, LENGTH_BUCKET_FEATURE
 from pipeline.config import Config, branch_task
 
-LM_METRICS_MODULE = "components.lm_metrics"
-CLASSIFIER_METRICS_MODULE = "components.classifier_metrics"
-VAE_METRICS_MODULE = "components.vae_metrics"
-UNIGRAM_METRICS_MODULE = "components.unigram_metrics"
-SEQ2SEQ_METRICS_MODULE = "components.seq2seq_metrics"
+LM_METRICS_MODULE = "components.evaluation.lm_metrics"
+CLASSIFIER_METRICS_MODULE = "components.evaluation.classifier_metrics"
+VAE_METRICS_MODULE = "components.evaluation.vae_metrics"
+UNIGRAM_METRICS_MODULE = "components.evaluation.unigram_metrics"
+SEQ2SEQ_METRICS_MODULE = "components.evaluation.seq2seq_metrics"
 # The floor metric of each task and the trivial baseline's own number it is measured against.
 FLOOR_BASELINES = {
     "accuracy_above_chance": "majority_class_accuracy",

@@ -14,7 +14,7 @@ from typing import Optional
 
 from ml_metadata.proto import metadata_store_pb2
 
-from components.serving_check_report import read_serving_check
+from components.serving.serving_check_report import read_serving_check
 from pipeline.config import Config
 from pipeline.metadata_connection import open_store, store_exists
 
@@ -33,7 +33,7 @@ class ModelRecord:
     metrics: dict[str, float] = dataclasses.field(default_factory=dict)
     blessed: Optional[bool] = None  # None: not evaluated
     evaluation_uri: Optional[str] = None
-    serving_check: Optional[dict] = None  # the serving check's findings (components/serving_check.py)
+    serving_check: Optional[dict] = None  # the serving check's findings (components/serving/serving_check.py)
     destination: Optional[str] = None  # <serving_dir>/<name>/<version> when pushed
     pushed_at: Optional[float] = None
 

@@ -25,15 +25,15 @@ from typing import Optional
 from tfx import v1 as tfx
 from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import LatestArtifactStrategy
 
-from components.data_gate import DataGate
-from components.serving_check import ServingCheck
-from components.serving_pusher import ServingPusher
-from components.subword_transform import SubwordTransform
-from components.subword_vocabulary import SubwordVocabularyGen
-from components.text_example_gen import TextExampleGen
-from components.text_readers import ReaderOptions
-from components.text_schema_gen import TextSchemaGen
-from components.text_validator import LatestPerSpanStrategy, Settings, TextValidator
+from components.data.data_gate import DataGate
+from components.data.text_example_gen import TextExampleGen
+from components.data.text_readers import ReaderOptions
+from components.data.text_schema_gen import TextSchemaGen
+from components.data.text_validator import LatestPerSpanStrategy, Settings, TextValidator
+from components.serving.serving_check import ServingCheck
+from components.serving.serving_pusher import ServingPusher
+from components.training.subword_transform import SubwordTransform
+from components.training.subword_vocabulary import SubwordVocabularyGen
 from pipeline import kubeflow
 from pipeline.config import PAIR_TASKS, Config, branch_name, data_path, eval_data_path, model_name, schema_path
 from pipeline.evaluation import eval_config
@@ -111,7 +111,7 @@ def _validator_settings(config: Config) -> Settings:
 
 
 def _trainer_settings(config: Config, family: str) -> dict:
-    """What a family's Trainer reads (`components.trainer_module`); the encoder-decoders' settings
+    """What a family's Trainer reads (`components.training.trainer_module`); the encoder-decoders' settings
     only in their tasks, so that changing them leaves other runs' Trainers cached."""
     settings = {
         "family": family,
@@ -203,7 +203,7 @@ def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional
             examples=example_gen.outputs["examples"],
             schema=schema_gen.outputs["schema"],
             subword_vocabulary=vocabulary.outputs["vocabulary"],
-            preprocessing_fn="components.transform_module.preprocessing_fn",
+            preprocessing_fn="components.training.transform_module.preprocessing_fn",
             custom_config=_transform_settings(config),
         ).with_id("Transform")
         components.append(vocabulary)
@@ -211,7 +211,7 @@ def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional
         transform = tfx.components.Transform(
             examples=example_gen.outputs["examples"],
             schema=schema_gen.outputs["schema"],
-            preprocessing_fn="components.transform_module.preprocessing_fn",
+            preprocessing_fn="components.training.transform_module.preprocessing_fn",
             custom_config=_transform_settings(config),
             disable_statistics=True,
         )
@@ -222,7 +222,7 @@ def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional
         hparams = config.family_config(family)
         ids = node_ids(config, family)
         trainer = tfx.components.Trainer(
-            run_fn="components.trainer_module.run_fn",
+            run_fn="components.training.trainer_module.run_fn",
             examples=transform.outputs["transformed_examples"],
             transform_graph=transform.outputs["transform_graph"],
             schema=schema_gen.outputs["schema"],

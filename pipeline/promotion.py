@@ -26,7 +26,7 @@ import os
 import re
 from typing import Iterator, Optional
 
-from components.serving_audit import append_audit
+from components.serving.serving_audit import append_audit
 
 MODELS_CONFIG = "models.config"
 STATE_FILE = "labels.json"

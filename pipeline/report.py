@@ -17,7 +17,7 @@ import json
 import os
 from typing import Optional, Union
 
-from components.serving_audit import history
+from components.serving.serving_audit import history
 from pipeline.config import Config
 from pipeline.run_record import DECISION_FILE, RUNS_DIR
 from pipeline.summary import describe_training

@@ -18,10 +18,10 @@ import tensorflow_model_analysis as tfma
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from components.serving_check_report import read_serving_check
-from components.text_checks import Finding
-from components.text_validator import read_report
-from components.trainer_module import METRICS_FILE
+from components.data.text_checks import Finding
+from components.data.text_validator import read_report
+from components.serving.serving_check_report import read_serving_check
+from components.training.trainer_module import METRICS_FILE
 from pipeline.config import PAIR_TASKS, Config, branch_task, model_name
 from pipeline.evaluation import FLOOR_BASELINES, Threshold, blessing_thresholds, describe_trivial_baseline
 from pipeline.metadata_connection import open_store
@@ -82,7 +82,7 @@ class FamilyResult:
     blessed: bool
     pushed_to: Optional[str]
     training: dict[str, float]
-    serving_check: Optional[dict] = None  # what components/serving_check.py found
+    serving_check: Optional[dict] = None  # what components/serving/serving_check.py found
     slices: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)  # slice name -> metrics
     samples: list[dict] = dataclasses.field(default_factory=list)  # what the model does (pipeline.model_samples)
 

@@ -17,7 +17,7 @@ import tf_keras  # noqa: E402
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from components.transform_module import language_model_ids, tokenize  # noqa: E402
+from components.training.transform_module import language_model_ids, tokenize  # noqa: E402
 from models import registry  # noqa: E402
 from models.acceleration import distribution_strategy, float32_copy, precision_policy  # noqa: E402
 from models.export import TextCodec, export_language_model  # noqa: E402

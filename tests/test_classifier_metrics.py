@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 from tensorflow_model_analysis.metrics import metric_types
 
-from components.classifier_metrics import AUC, Accuracy, AccuracyAboveChance, MacroPrecision, MacroRecall, MajorityClassAccuracy
+from components.evaluation.classifier_metrics import (
+    AUC,
+    Accuracy,
+    AccuracyAboveChance,
+    MacroPrecision,
+    MacroRecall,
+    MajorityClassAccuracy,
+)
 
 
 def combine(metric, examples, model_name="", batches=2):

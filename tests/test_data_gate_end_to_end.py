@@ -29,7 +29,7 @@ def split_of(record, eval_percent=20):
     from tfx.components.example_gen.base_example_gen_executor import _PartitionFn
     from tfx.proto import example_gen_pb2
 
-    from components.text_example_gen import _to_example
+    from components.data.text_example_gen import _to_example
 
     index = _PartitionFn(_to_example(record), 2, [100 - eval_percent, 100], example_gen_pb2.SplitConfig())
     return ["train", "eval"][index]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.seq2seq_trainer import noising
+from components.training.seq2seq_trainer import noising
 from models.denoising import Noise, corrupt, corrupt_batch, text_seeds
 from models.tokens import EOS_ID
 

@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from components.edit_similarity import edit_similarity, levenshtein
-from components.vae_metrics import _Sums, _VAESums, active_units, shuffled_z_nll_gap
+from components.evaluation.edit_similarity import edit_similarity, levenshtein
+from components.evaluation.vae_metrics import _Sums, _VAESums, active_units, shuffled_z_nll_gap
 from models.hvae import HVAEConfig, build_hvae, decoder_parameters, hvae_optimizer, matched_flat_units
 from models.hvae_model import _segment_positions, kl_per_latent_unit, kl_to_standard_normal
 from models.tokens import EOS_ID

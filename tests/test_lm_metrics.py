@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from tensorflow_model_analysis.metrics import metric_types
 
-from components.lm_metrics import BitsPerToken, CrossEntropyPerToken, Perplexity, TokenAccuracy
+from components.evaluation.lm_metrics import BitsPerToken, CrossEntropyPerToken, Perplexity, TokenAccuracy
 
 
 def combine(metric, batches, model_name=""):

@@ -10,7 +10,7 @@ import pytest
 from google.protobuf import text_format
 
 from pipeline import promotion
-from components.serving_audit import history
+from components.serving.serving_audit import history
 from pipeline.promotion import MODELS_CONFIG, STATE_FILE, PromotionError, promote, read_state, rollback
 
 

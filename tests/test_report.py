@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from components.text_profile import SplitText, tokenize_texts
-from components.text_schema_gen import mark_free_text
-from components.text_validator import Settings, validate_text
+from components.data.text_profile import SplitText, tokenize_texts
+from components.data.text_schema_gen import mark_free_text
+from components.data.text_validator import Settings, validate_text
 from pipeline.config import load_config
 from pipeline.report import ReportError, build_report, find_run, render, write_report
 from tensorflow_metadata.proto.v0 import schema_pb2

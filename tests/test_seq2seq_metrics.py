@@ -5,7 +5,7 @@ import pytest
 import sacrebleu
 from tensorflow_model_analysis.metrics import metric_types
 
-from components.seq2seq_metrics import (
+from components.evaluation.seq2seq_metrics import (
     BleuAboveCopy,
     ChrfAboveCopy,
     CopyBleu,

@@ -8,8 +8,8 @@ import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 from tfx.types import artifact_utils, standard_artifacts
 
-from components.serving_check import Executor, REPORT_FILE, build_requests, judge, run_probe, signature_inputs
-from components.serving_pusher import Executor as PusherExecutor
+from components.serving.serving_check import Executor, REPORT_FILE, build_requests, judge, run_probe, signature_inputs
+from components.serving.serving_pusher import Executor as PusherExecutor
 
 TEXTS = ["a fine film", "dull", "I liked it a lot"]
 

@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from components import serving_pusher
-from components.serving_pusher import find_pushed_copy, push_atomically
+from components.serving import serving_pusher
+from components.serving.serving_pusher import find_pushed_copy, push_atomically
 
 
 def make_model(root, name, fingerprint: bytes):

@@ -1,6 +1,6 @@
 import pytest
 
-from components.text_readers import InputDataError, ReaderOptions, count_records, read_records
+from components.data.text_readers import InputDataError, ReaderOptions, count_records, read_records
 
 CSV = ReaderOptions(format="csv", text_column="text", label_column="label")
 

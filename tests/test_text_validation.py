@@ -5,11 +5,11 @@ import pytest
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
 from tfx.types import standard_artifacts
 
-from components import text_checks
-from components.data_gate import DataValidationError, enforce
-from components.text_profile import SplitText, nl_statistics, text_statistics, tokenize_texts, train_vocabulary
-from components.text_schema_gen import mark_free_text
-from components.text_validator import LatestPerSpanStrategy, Settings, comparator_schema, validate_text
+from components.data import text_checks
+from components.data.data_gate import DataValidationError, enforce
+from components.data.text_profile import SplitText, nl_statistics, text_statistics, tokenize_texts, train_vocabulary
+from components.data.text_schema_gen import mark_free_text
+from components.data.text_validator import LatestPerSpanStrategy, Settings, comparator_schema, validate_text
 from pipeline.config import ConfigError, load_config
 
 WORDS = "the a film story actor scene plot music ending camera light dark good bad long short".split()
@@ -180,7 +180,7 @@ def test_vocabulary_is_the_most_frequent_train_tokens():
 
 
 def test_a_target_column_is_checked_for_empty_long_and_unknown_texts_and_its_pairs():
-    from components.text_validator import other_column_findings, pair_findings
+    from components.data.text_validator import other_column_findings, pair_findings
 
     schema = schema_pb2.Schema()
     schema.feature.add(name="en", type=schema_pb2.BYTES)

@@ -1,4 +1,4 @@
-"""The Trainer's input pipeline (`components.training_data`) on gzipped TFRecords written as
+"""The Trainer's input pipeline (`components.training.training_data`) on gzipped TFRecords written as
 Transform writes them: batches keep every text whole and aligned with its label, buckets cut
 padding, and cutting padding off leaves every family's loss unchanged.
 
@@ -24,8 +24,13 @@ import tf_keras  # noqa: E402
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from components.training_data import TrainingDataConfig, bucket_edges, padding_share, training_batches  # noqa: E402
-from components.transform_module import language_model_ids  # noqa: E402
+from components.training.training_data import (  # noqa: E402
+    TrainingDataConfig,
+    bucket_edges,
+    padding_share,
+    training_batches,
+)
+from components.training.transform_module import language_model_ids  # noqa: E402
 from models import registry  # noqa: E402
 from models.acceleration import distribution_strategy  # noqa: E402
 from models.training_length import plan_training  # noqa: E402

@@ -7,7 +7,11 @@ import numpy as np
 import pytest
 from tensorflow_model_analysis.metrics import metric_types
 
-from components.unigram_metrics import CrossEntropyBelowUnigram, NegativeElboBelowUnigram, UnigramCrossEntropy
+from components.evaluation.unigram_metrics import (
+    CrossEntropyBelowUnigram,
+    NegativeElboBelowUnigram,
+    UnigramCrossEntropy,
+)
 
 
 def combine(metric, elements, model_name=""):

@@ -11,8 +11,8 @@ from tfx.dsl.component.experimental.annotations import InputArtifact
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 
-from components.text_checks import Finding
-from components.text_validator import read_report
+from components.data.text_checks import Finding
+from components.data.text_validator import read_report
 
 
 class DataValidationError(RuntimeError):

@@ -15,7 +15,7 @@ import numpy as np
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
-from components.text_profile import SplitText
+from components.data.text_profile import SplitText
 
 KINDS = ("schema", "empty_text", "text_too_long", "out_of_vocabulary", "unseen_label", "missing_class",
          "duplicate_across_splits", "drift", "skew")

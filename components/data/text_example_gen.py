@@ -26,7 +26,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
-from components.text_readers import ReaderOptions, count_records, read_records
+from components.data.text_readers import ReaderOptions, count_records, read_records
 
 READER_OPTIONS_KEY = "reader_options"
 

@@ -26,7 +26,7 @@ from tensorflow_metadata.proto.v0 import statistics_pb2
 from tfx import types
 from tfx.types import artifact_utils
 
-from components.transform_module import tokenize
+from components.training.transform_module import tokenize
 
 LENGTH_FEATURE = "tokens_per_text"
 TOKEN_FEATURE = "token"

@@ -2,7 +2,7 @@
 
 ExampleValidator checks each feature against the schema; for a free-text column that says
 little. This component reads the examples back, tokenized as Transform will tokenize them,
-and adds what a person reviewing text data looks for (`components/text_checks.py`):
+and adds what a person reviewing text data looks for (`components/data/text_checks.py`):
 empty texts, over-long texts, tokens outside the train vocabulary (TFDV's natural-language
 coverage check against the schema's `natural_language_domain`), unseen or missing labels,
 texts shared by train and eval, drift against the previous span and skew between train and
@@ -32,8 +32,8 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 from tfx.utils import io_utils
 
-from components import text_checks
-from components.text_profile import (LENGTH_FEATURE, TOKEN_FEATURE, SplitText, nl_statistics, read_split,
+from components.data import text_checks
+from components.data.text_profile import (LENGTH_FEATURE, TOKEN_FEATURE, SplitText, nl_statistics, read_split,
                                      split_profile, text_statistics, train_vocabulary)
 
 REPORT_FILE = "text_validation.json"

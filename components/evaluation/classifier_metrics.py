@@ -30,7 +30,7 @@ import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis import constants
 from tensorflow_model_analysis.metrics import metric_types
 
-from components.tfma_metrics import per_model_computations
+from components.evaluation.tfma_metrics import per_model_computations
 
 PROBABILITIES = "probabilities"
 CHANCE_STANDARD_ERRORS = 2.0  # how far above the majority class a classifier must score

@@ -22,7 +22,7 @@ import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis import constants
 from tensorflow_model_analysis.metrics import metric_types
 
-from components.tfma_metrics import per_model_computations
+from components.evaluation.tfma_metrics import per_model_computations
 
 LOG_LIKELIHOOD = "log_likelihood"
 TOKEN_COUNT = "token_count"

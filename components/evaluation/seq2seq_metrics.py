@@ -13,7 +13,7 @@ gathers the sample's texts over a slice and scores them as one corpus, exactly a
   bleu_above_copy, chrf_above_copy   the model's score minus the copy's (the blessing floor)
   decoded_examples             how many examples the scores cover
 
-The teacher-forced cross-entropy of the targets comes from `components.lm_metrics`, which reads
+The teacher-forced cross-entropy of the targets comes from `components.evaluation.lm_metrics`, which reads
 the same signature's `log_likelihood` and `token_count` over every eval example.
 """
 
@@ -28,7 +28,7 @@ import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis import constants
 from tensorflow_model_analysis.metrics import metric_types
 
-from components.tfma_metrics import per_model_computations
+from components.evaluation.tfma_metrics import per_model_computations
 
 _Texts = tuple[list[str], list[str], list[str]]  # outputs, sources, references of the decoded examples
 

@@ -23,8 +23,8 @@ import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis import constants
 from tensorflow_model_analysis.metrics import metric_types
 
-from components.tfma_metrics import per_model_computations
-from components.transform_module import UNIGRAM_FEATURE
+from components.evaluation.tfma_metrics import per_model_computations
+from components.training.transform_module import UNIGRAM_FEATURE
 
 _LENGTH_FEATURE = "length"  # the Transform's count of real target tokens
 # (output holding the model's per-text score, its sign: +1 for a log-likelihood, -1 for a loss)

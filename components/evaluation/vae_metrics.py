@@ -29,8 +29,8 @@ import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis import constants
 from tensorflow_model_analysis.metrics import metric_types
 
-from components.edit_similarity import edit_similarities
-from components.tfma_metrics import per_model_computations
+from components.evaluation.edit_similarity import edit_similarities
+from components.evaluation.tfma_metrics import per_model_computations
 
 _SUMS = ("negative_elbo", "kl", "token_count", "teacher_forced_hits", "sampled_hits")
 _IDS = ("target_ids", "sampled_ids", "shuffled_z_sampled_ids")

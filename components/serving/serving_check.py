@@ -5,7 +5,7 @@ neither. This component builds requests for every signature of the candidate fro
 examples (the signature contract of DESIGN.md section 6), writes them in TensorFlow Serving's
 warm-up format (PredictionLog records), and replays them in a separate Python process that loads
 the SavedModel with `tf.saved_model.load` and imports nothing of textflow
-(`components/serving_probe.py`). It checks shapes, finite values and probabilities, times
+(`components/serving/serving_probe.py`). It checks shapes, finite values and probabilities, times
 `serving_default` (p50/p99), and writes an `InfraBlessing`: `blessed` 1 or 0, the findings in
 `serving_check.json`, and, when blessed, the model with `assets.extra/tf_serving_warmup_requests`
 under `stamped_model/`, which the Pusher pushes (`has_model` = 1), as InfraValidator does.
@@ -30,8 +30,8 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils, path_utils
 
-from components.serving_check_report import REPORT_FILE
-from components.text_profile import bytes_feature, split_records
+from components.data.text_profile import bytes_feature, split_records
+from components.serving.serving_check_report import REPORT_FILE
 
 PROBE_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "serving_probe.py")
 EVAL_SPLIT = "eval"

@@ -1,6 +1,6 @@
 """Replays TensorFlow Serving warm-up requests against a SavedModel, in a process of its own.
 
-Run as a script by `components.serving_check` (never imported by it): it loads the model with
+Run as a script by `components.serving.serving_check` (never imported by it): it loads the model with
 `tf.saved_model.load`, as TensorFlow Serving would, with nothing of textflow imported, calls
 each signature with the requests of the warm-up file (PredictionLog records), checks what comes
 back, times `serving_default`, and writes its findings as JSON.

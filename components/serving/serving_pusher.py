@@ -1,7 +1,7 @@
 """ServingPusher: TFX's Pusher with an atomic, never-overwriting push and no duplicate versions.
 
 It pushes only a model with both blessings, the Evaluator's and the serving check's
-(`components.serving_check`), and pushes the serving check's copy, which carries TensorFlow
+(`components.serving.serving_check`), and pushes the serving check's copy, which carries TensorFlow
 Serving's warm-up requests.
 
 TensorFlow Serving watches `<base>/<version>/`; a half-copied version directory can be picked
@@ -28,7 +28,7 @@ from tfx.types import artifact_utils, standard_artifacts, standard_component_spe
 from tfx.types.component_spec import ChannelParameter
 from tfx.utils import io_utils, path_utils, proto_utils
 
-from components.serving_audit import append_audit, hash_folder
+from components.serving.serving_audit import append_audit, hash_folder
 
 FINGERPRINT_FILE = "fingerprint.pb"
 EVALUATION_KEY = "evaluation"

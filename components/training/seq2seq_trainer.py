@@ -19,9 +19,9 @@ import tensorflow_transform as tft
 import tf_keras
 from tfx import v1 as tfx
 
-from components.subword_transform import subword_model_in_graph
-from components.trainer_setup import resolve_acceleration, training_setup
-from components.training_data import (
+from components.training.subword_transform import subword_model_in_graph
+from components.training.trainer_setup import resolve_acceleration, training_setup
+from components.training.training_data import (
     LM_LENGTH_MULTIPLE,
     bucket_edges,
     padding_share,

@@ -4,7 +4,7 @@ Transform takes no artifact beyond its examples, schema and cache, and its `cust
 fixed when the pipeline is built, before the vocabulary exists. This component is Transform
 with a `subword_vocabulary` input channel (so the vocabulary is in Transform's lineage and
 caching); its executor writes the vocabulary's model path into `custom_config` and then runs
-TFX's own Transform executor unchanged. `components.transform_module` reads the model there
+TFX's own Transform executor unchanged. `components.training.transform_module` reads the model there
 and tokenizes in-graph with it.
 """
 
@@ -21,7 +21,7 @@ from tfx.types import artifact_utils, standard_artifacts, standard_component_spe
 from tfx.types.component_spec import ChannelParameter
 from tfx.utils import io_utils, json_utils
 
-from components.subword_vocabulary import MODEL_FILE, SubwordVocabulary, model_path
+from components.training.subword_vocabulary import MODEL_FILE, SubwordVocabulary, model_path
 
 SUBWORD_VOCABULARY_KEY = "subword_vocabulary"
 SUBWORD_MODEL_CONFIG_KEY = "subword_model_path"  # where preprocessing_fn finds the model

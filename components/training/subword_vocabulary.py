@@ -3,7 +3,7 @@ the train split, before Transform.
 
 A TFT analyzer cannot run the SentencePiece trainer, so the vocabulary is a component of its
 own: its artifact is cached with the run's inputs, in the lineage, and on Kubeflow like every
-other artifact. Transform (`components.subword_transform`) tokenizes with it in-graph and the
+other artifact. Transform (`components.training.subword_transform`) tokenizes with it in-graph and the
 Trainer reads its size and its model from the Transform graph. Source columns are joined with
 the separator piece as Transform joins them; the source and target texts train one joint
 vocabulary, which the encoder-decoders' shared embeddings need.
@@ -19,7 +19,7 @@ from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArti
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 
-from components.text_profile import bytes_feature, split_records
+from components.data.text_profile import bytes_feature, split_records
 from models.subword import PIPELINE_SYMBOLS, SEPARATOR, train_sentencepiece, vocab_size_of
 
 MODEL_FILE = "subword.model"

@@ -4,7 +4,7 @@ classifier mode, as a classifier of `label_id`.
 
 The family comes from `custom_config["family"]` and is looked up in `models.registry`, so
 this file knows nothing of a particular model. Batches come from the Transform output through
-`components.training_data` (parallel parsing, caching, shuffling, length buckets); the
+`components.training.training_data` (parallel parsing, caching, shuffling, length buckets); the
 exported SavedModel carries the Transform graph (see `models.export`) so that serving takes
 raw text.
 """
@@ -20,14 +20,14 @@ import tensorflow_transform as tft
 import tf_keras
 from tfx import v1 as tfx
 
-from components.trainer_setup import resolve_acceleration, training_setup
-from components.training_data import (
+from components.training.trainer_setup import resolve_acceleration, training_setup
+from components.training.training_data import (
     LM_LENGTH_MULTIPLE,
     bucket_edges,
     padding_share,
     training_batches,
 )
-from components.transform_module import LABEL_FEATURE, LABEL_VOCAB_NAME, VOCAB_NAME
+from components.training.transform_module import LABEL_FEATURE, LABEL_VOCAB_NAME, VOCAB_NAME
 from models.acceleration import float32_copy, precision_policy
 from models.export import TextCodec, export_classifier, export_language_model
 from models.training import compile_classifier, compile_language_model, train_model
@@ -41,7 +41,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """TFX Trainer entry point."""
     custom: dict[str, Any] = fn_args.custom_config
     if custom.get("task") in ("seq2seq", "denoise"):  # the encoder-decoders, on subword pairs
-        from components.seq2seq_trainer import run_seq2seq
+        from components.training.seq2seq_trainer import run_seq2seq
 
         return run_seq2seq(fn_args, METRICS_FILE)
     setup = training_setup(fn_args)

@@ -11,7 +11,7 @@ import tensorflow as tf
 import tf_keras
 from tfx import v1 as tfx
 
-from components.training_data import TrainingDataConfig, count_records
+from components.training.training_data import TrainingDataConfig, count_records
 from models import registry
 from models.acceleration import distribution_strategy, gpu_visible
 from models.acceleration_trial import Choice, TrialSpec, choose, gpu_capabilities

@@ -14,7 +14,7 @@ and, when a label column is configured (classifier mode),
   label_id   []                 the label's index in the TFT vocabulary "labels".
 
 A seq2seq or denoising run (a `subword_model_path` in the config, see
-`components.subword_transform`) tokenizes with its SentencePiece vocabulary instead and gives
+`components.training.subword_transform`) tokenizes with its SentencePiece vocabulary instead and gives
   source_ids [sequence_length]  the source's subword ids (its columns joined with the separator
                                 piece), then EOS, right-padded with 0
   target_ids [sequence_length]  the target's ids (denoise: the text itself), then EOS

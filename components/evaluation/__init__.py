@@ -1,0 +1,1 @@
+"""TFMA metric modules the Evaluator loads by name, and the scores they share."""
