@@ -130,7 +130,7 @@ def run(
     batch = tuple(t.numpy() for t in random_windows(tf.constant(train), preset.batch_size, preset.context,
                                                     tf.constant([seed, -1], tf.int64)))  # for `auto`'s trial
     precision, xla, choice = settle_acceleration(family_name, preset.model, model_vocab_size(distinct), batch,
-                                                 precision, xla, xla_compiles)
+                                                 precision, xla, xla_compiles, iterations)
     tf_keras.utils.set_random_seed(seed)
     with precision_policy(precision):
         model = family.build(preset.model, model_vocab_size(distinct))

@@ -134,7 +134,8 @@ def run(
         raise SystemExit(f"--xla on: {registry.XLA_CPU_CRASH}")
     _, sample = random_windows(tf.constant(train), config.batch_size, length, tf.constant([seed, -1], tf.int64))
     precision, xla, choice = settle_acceleration("hvae", config, model_vocab_size(distinct),
-                                                 (sample.numpy(), sample.numpy()), precision, xla, xla_compiles)
+                                                 (sample.numpy(), sample.numpy()), precision, xla, xla_compiles,
+                                                 train_steps)
     tf_keras.utils.set_random_seed(seed)
     with precision_policy(precision):
         model = build_hvae(config, model_vocab_size(distinct))

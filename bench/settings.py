@@ -23,15 +23,17 @@ def preset_with(preset: Any, settings: list[str]) -> tuple[Any, dict]:
 
 
 def settle_acceleration(family: str, config: Any, vocab_size: int, batch: Any, precision: str,
-                        xla: Union[bool, str], xla_compiles: bool) -> tuple[str, bool, Optional[dict]]:
+                        xla: Union[bool, str], xla_compiles: bool, train_steps: int) -> tuple[str, bool, Optional[dict]]:
     """(precision, xla, the choice for the JSON line): `auto` runs the Trainer's timed trial
-    (`models.acceleration_trial`) on `batch`, one numpy batch of the benchmark's own; fixed
-    settings are returned as they are, with no choice."""
+    (`models.acceleration_trial`) on `batch`, one numpy batch of the benchmark's own, for a
+    training of `train_steps` steps in one batch shape; fixed settings are returned as they are,
+    with no choice."""
     if "auto" not in (precision, xla):
         return precision, bool(xla), None
     from models.acceleration_trial import TrialSpec, choose, gpu_capabilities
 
-    choice = choose(TrialSpec(family, "language_model", dataclasses.asdict(config), vocab_size), batch, precision, xla,
+    spec = TrialSpec(family, "language_model", dataclasses.asdict(config), vocab_size, train_steps=train_steps)
+    choice = choose(spec, batch, precision, xla,
                     xla_compiles=xla_compiles, gpu_capabilities=gpu_capabilities(),
                     log=lambda message: print(message, file=sys.stderr, flush=True))
     return choice.precision, choice.jit_compile, choice.as_dict()

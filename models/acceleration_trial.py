@@ -8,11 +8,13 @@ mixed_float16 where it has `avx512_fp16`/`amx_fp16`, and each of those with XLA 
 compile the model (`models.registry.xla_compiles_on_cpu`). Each candidate trains the same
 model from the same seed on the same real batch, in a child process of its own (a crash, or a
 trial over `CANDIDATE_TIMEOUT_FACTOR` times as long as float32's, costs that candidate, not the
-run), for a few warm-up steps and then `TRIAL_STEPS` timed ones. The
-fastest candidate whose loss after those steps stays within `LOSS_TOLERANCE` of float32's wins,
-if it beats float32 by at least `MIN_GAIN` (a smaller gain is within the noise of a short
-trial). The choice is cached per machine and model shape in `$TEXTFLOW_CACHE_DIR` (default
-`~/.cache/textflow`), so a second run starts at once.
+run), for a few warm-up steps and then `TRIAL_STEPS` timed ones. Of
+the candidates whose loss after those steps stays within `LOSS_TOLERANCE` of float32's, the one
+that would finish the training first (its steady step over the planned steps, plus its start,
+tracing and with XLA compiling, once per batch shape) wins if it beats float32 by at least
+`MIN_GAIN` (a smaller gain is within the noise of a short trial). The measurements are cached
+per machine and model shape in `$TEXTFLOW_CACHE_DIR` (default `~/.cache/textflow`) and decided
+again for each training, so a second run starts at once.
 """
 
 from __future__ import annotations
@@ -79,6 +81,10 @@ class TrialSpec:
     hparams: dict
     vocab_size: int
     num_classes: int = 0
+    # the training the choice is for: its steps and how many batch shapes it compiles (bucketed
+    # batches: one per bucket); 0 steps: judge by the steady step alone
+    train_steps: int = 0
+    batch_shapes: int = 1
 
 
 @dataclasses.dataclass
@@ -158,24 +164,38 @@ def gpu_choice(precision: Setting, jit_compile: Setting, capabilities: list[tupl
                   f"{'mixed_float16 on tensor cores' if tensor_cores else 'float32 below compute capability 7.0'}, XLA off")
 
 
-def decide(trials: list[dict], reference: Candidate) -> tuple[Candidate, str]:
-    """The fastest candidate that trained as well as the reference (float32 without XLA, or the
-    fixed settings), if it is at least `MIN_GAIN` faster; else the reference."""
+def projected_seconds(trial: dict, train_steps: int, batch_shapes: int) -> float:
+    """A candidate's time for the whole training: a start per batch shape, then the steps."""
+    return batch_shapes * trial.get("start_seconds", 0.0) + train_steps * trial["step_ms"] / 1000
+
+
+def decide(trials: list[dict], reference: Candidate, train_steps: int = 0,
+           batch_shapes: int = 1) -> tuple[Candidate, str]:
+    """The candidate that trained as well as the reference (float32 without XLA, or the fixed
+    settings) and would finish the training first (with `train_steps`: its starts, one per batch
+    shape, included; without: the fastest step), if it is at least `MIN_GAIN` faster; else the
+    reference."""
     ran = [t for t in trials if t["status"] == "ok" and math.isfinite(t["loss"])]
     base = next((t for t in ran if t["candidate"] == reference.label), None)
     if base is None:
         return reference, f"the reference {reference.label} did not train in its trial; kept it"
     allowed = base["loss"] + LOSS_TOLERANCE + 0.02 * abs(base["loss"])
     good = [t for t in ran if t["loss"] <= allowed]
-    best = max(good, key=lambda t: t["tokens_per_second"])
-    gain = best["tokens_per_second"] / max(base["tokens_per_second"], 1e-9)
+
+    def cost(trial: dict) -> float:
+        return projected_seconds(trial, train_steps, batch_shapes) if train_steps else 1.0 / max(trial["tokens_per_second"], 1e-9)
+
+    over = f"; {train_steps:,} steps in {batch_shapes} batch shape(s), starts included" if train_steps else ""
+    best = min(good, key=cost)
+    gain = cost(base) / max(cost(best), 1e-12)
     if best is base or gain < MIN_GAIN:
         return reference, (f"{reference.label} was the fastest that trained as well "
-                           f"({base['tokens_per_second']:,.0f} tokens/s; no candidate {MIN_GAIN:.2f}x faster)")
+                           f"({base['tokens_per_second']:,.0f} tokens/s; no candidate {MIN_GAIN:.2f}x faster{over})")
     chosen = Candidate(best["precision"], best["jit_compile"])
+    projected = (f", {cost(best):.0f} s against {cost(base):.0f} s for the training" if train_steps else "")
     return chosen, (f"{chosen.label}: {best['tokens_per_second']:,.0f} tokens/s against {reference.label}'s "
-                    f"{base['tokens_per_second']:,.0f} ({gain:.2f}x), loss {best['loss']:.4f} against "
-                    f"{base['loss']:.4f} after {WARMUP_STEPS + TRIAL_STEPS} steps")
+                    f"{base['tokens_per_second']:,.0f}{projected} ({gain:.2f}x{over}), loss {best['loss']:.4f} "
+                    f"against {base['loss']:.4f} after {WARMUP_STEPS + TRIAL_STEPS} steps")
 
 
 def choose(spec: TrialSpec, batch: Any, precision: Setting = "auto", jit_compile: Setting = "auto",
@@ -195,10 +215,12 @@ def choose(spec: TrialSpec, batch: Any, precision: Setting = "auto", jit_compile
         return Choice(only.precision, only.jit_compile, "the only candidate on this machine", skipped)
     key = cache_key(spec, batch, precision, jit_compile, features)
     cached = read_cache().get(key)
-    if cached:
-        log(f"acceleration: {spec.family}: {cached['precision']}{' + XLA' if cached['jit_compile'] else ''} "
-            f"(cached trial: {cached['reason']})")
-        return Choice(**{**cached, "cached": True})
+    if cached:  # the measurements are the machine's; the decision is this training's
+        ran = [t for t in cached["trials"] if t["status"] != "skipped"]
+        chosen, reason = decide(ran, todo[0], spec.train_steps, spec.batch_shapes)
+        log(f"acceleration: {spec.family}: {chosen.label} (cached trial of {cached['measured']}: {reason})")
+        return Choice(chosen.precision, chosen.jit_compile, reason, cached["trials"], cached=True,
+                      trial_seconds=cached["trial_seconds"], measured=cached["measured"])
     log(f"acceleration: timing {', '.join(c.label for c in todo)} for {spec.family} in a child process "
         f"(once per machine and model shape; cached in {cache_path()})")
     started = time.monotonic()
@@ -212,7 +234,7 @@ def choose(spec: TrialSpec, batch: Any, precision: Setting = "auto", jit_compile
                 f"{result['tokens_per_second']:,.0f} tokens/s, loss {result['loss']:.4f}" if result["status"] == "ok"
                 else f"{result['status']} ({result.get('why', '')})"))
             trials.append(result)
-    chosen, reason = decide(trials, todo[0])
+    chosen, reason = decide(trials, todo[0], spec.train_steps, spec.batch_shapes)
     choice = Choice(chosen.precision, chosen.jit_compile, reason, skipped + trials,
                     trial_seconds=round(time.monotonic() - started, 1), measured=datetime.date.today().isoformat())
     log(f"acceleration: {spec.family}: {choice.label} ({reason}; trials took {choice.trial_seconds:.0f} s)")
@@ -229,16 +251,19 @@ def trials_in_children(spec: TrialSpec, todo: list[Candidate], batch_file: str) 
     compile is the same graph)."""
     remaining, reference_seconds = list(todo), []
 
-    def timeout_for(candidate: Candidate) -> float:
+    def timeout_for(candidate: Candidate, starts_child: bool) -> float:
+        """The reference (or any candidate, when the reference gave no time) gets the long budget;
+        the others a multiple of the reference's time, plus the child's start when they begin one."""
         if candidate == todo[0] or not reference_seconds:
             return REFERENCE_TIMEOUT_SECONDS
-        return max(CANDIDATE_TIMEOUT_FLOOR_SECONDS, CANDIDATE_TIMEOUT_FACTOR * reference_seconds[0])
+        budget = max(CANDIDATE_TIMEOUT_FLOOR_SECONDS, CANDIDATE_TIMEOUT_FACTOR * reference_seconds[0])
+        return budget + (reference_seconds[0] if starts_child else 0.0)
 
     while remaining:
         for candidate, result, seconds in _run_child(spec, remaining, batch_file, timeout_for):
             remaining.remove(candidate)
             yield result
-            if candidate == todo[0]:
+            if candidate == todo[0] and result["status"] == "ok":
                 reference_seconds.append(seconds)
             if candidate.jit_compile and result["status"] not in ("ok", "error"):  # the child is gone
                 for other in [c for c in remaining if c.jit_compile]:
@@ -252,7 +277,7 @@ def _describe(candidate: Candidate) -> dict:
 
 
 def _run_child(spec: TrialSpec, todo: list[Candidate], batch_file: str,
-               timeout_for: Callable[[Candidate], float]) -> Iterator[tuple[Candidate, dict, float]]:
+               timeout_for: Callable[[Candidate, bool], float]) -> Iterator[tuple[Candidate, dict, float]]:
     """One child process over `todo`: yields (candidate, result, seconds) as each finishes, and
     stops after the first that crashes the child or takes over its `timeout_for` seconds (the
     child is killed)."""
@@ -274,7 +299,7 @@ def _run_child(spec: TrialSpec, todo: list[Candidate], batch_file: str,
         threading.Thread(target=read_lines, daemon=True).start()
         try:
             for candidate in todo:
-                began, timeout = time.monotonic(), timeout_for(candidate)
+                began, timeout = time.monotonic(), timeout_for(candidate, candidate == todo[0])
                 line = ""
                 while not line.startswith("TRIAL "):
                     line = lines.get(timeout=max(0.0, timeout - (time.monotonic() - began)))
@@ -294,9 +319,12 @@ def _run_child(spec: TrialSpec, todo: list[Candidate], batch_file: str,
             child.wait()
 
 
-def run_trial(spec: TrialSpec, candidate: Candidate, batch: Any) -> dict:
+def run_trial(spec: TrialSpec, candidate: Candidate, batch: Any, timed: bool = True) -> dict:
     """In the child: builds and compiles the model as the Trainer does, trains it on `batch`
-    again and again, and measures tokens per second (the batch's target positions) and the loss."""
+    again and again, and measures tokens per second (the batch's target positions), the loss, and
+    the start: the first call's seconds (tracing, and with XLA compiling, the step) beyond its
+    steps' steady time. `timed` False only warms the process up (autograph converts the model's
+    code once per process; the first candidate would otherwise pay it in its start)."""
     import numpy as np
     import tensorflow as tf
     import tf_keras
@@ -323,13 +351,19 @@ def run_trial(spec: TrialSpec, candidate: Candidate, batch: Any) -> dict:
                       steps_per_execution=config.steps_per_execution)
     data = tf.data.Dataset.from_tensors(batch).repeat()
     per_call = config.steps_per_execution
-    model.fit(data, steps_per_epoch=per_call * math.ceil(WARMUP_STEPS / per_call), epochs=1, verbose=0)
+    warmup_steps = per_call * math.ceil(WARMUP_STEPS / per_call)
+    started = time.perf_counter()
+    model.fit(data, steps_per_epoch=warmup_steps if timed else per_call, epochs=1, verbose=0)
+    warmup_seconds = time.perf_counter() - started
+    if not timed:
+        return {}
     steps = per_call * math.ceil(TRIAL_STEPS / per_call)
     started = time.perf_counter()
     history = model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0).history
     seconds = time.perf_counter() - started
     tokens = float(np.size(batch[0] if spec.task == "classifier" else batch[1]))  # the texts' positions
     return {"tokens_per_second": round(steps * tokens / seconds, 1), "step_ms": round(1000 * seconds / steps, 2),
+            "start_seconds": round(max(0.0, warmup_seconds - warmup_steps * seconds / steps), 2),
             "loss": float(history["loss"][-1])}
 
 
@@ -339,10 +373,11 @@ def cache_key(spec: TrialSpec, batch: Any, precision: Setting, jit_compile: Sett
 
     shapes = [list(getattr(x, "shape", ())) for x in tf.nest.flatten(batch)]
     shape_fields = {k: v for k, v in spec.hparams.items() if k not in _NOT_SHAPE}
+    # not the training's steps and batch shapes: decide() runs again on the cached trials
     described = {"machine": features, "tensorflow": tf.__version__, "python": platform.python_version(),
                  "family": spec.family, "task": spec.task, "hparams": shape_fields, "vocab_size": spec.vocab_size,
                  "num_classes": spec.num_classes, "batch": shapes, "asked": [precision, jit_compile],
-                 "trial": [WARMUP_STEPS, TRIAL_STEPS, MIN_GAIN, LOSS_TOLERANCE, CANDIDATE_TIMEOUT_FACTOR]}
+                 "trial": [WARMUP_STEPS, TRIAL_STEPS, LOSS_TOLERANCE, CANDIDATE_TIMEOUT_FACTOR, "start"]}
     return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
@@ -382,6 +417,11 @@ def main(argv: list[str]) -> int:
     with open(request["batch_file"], "rb") as f:
         batch = pickle.load(f)
     spec = TrialSpec(**request["spec"])
+    first = Candidate(**request["candidates"][0])
+    try:
+        run_trial(spec, Candidate(first.precision, False), batch, timed=False)
+    except Exception:  # noqa: BLE001 - the first candidate's own trial reports what fails
+        pass
     for candidate in request["candidates"]:
         try:
             result = {"status": "ok", **run_trial(spec, Candidate(**candidate), batch)}

@@ -66,6 +66,18 @@ def test_a_gain_within_the_noise_keeps_float32():
     assert chosen == REFERENCE and "1.05x" in reason
 
 
+def test_a_short_training_does_not_pay_for_a_long_compile():
+    """XLA's step is 2x faster but each of 4 batch shapes compiles for 20 s: over 100 steps of
+    50 ms that loses, over 10,000 it wins."""
+    trials = [{**ran("float32", 1000, 2.0), "step_ms": 50.0, "start_seconds": 1.0},
+              {**ran("float32 + XLA", 2000, 2.0), "step_ms": 25.0, "start_seconds": 20.0}]
+    assert trial.decide(trials, REFERENCE, train_steps=100, batch_shapes=4)[0] == REFERENCE
+    chosen, reason = trial.decide(trials, REFERENCE, train_steps=10_000, batch_shapes=4)
+    assert chosen == Candidate("float32", True)
+    assert "330 s against 504 s" in reason and "4 batch shape(s)" in reason
+    assert trial.decide(trials, REFERENCE)[0] == Candidate("float32", True)  # no training given: the step decides
+
+
 def test_crashed_and_diverged_candidates_are_never_chosen():
     trials = [ran("float32", 1000, 2.0), ran("float32 + XLA", 0, float("nan"), status="crashed (signal 11)"),
               ran("mixed_bfloat16", 5000, float("nan"))]
@@ -103,7 +115,8 @@ def test_the_choice_is_cached_per_machine_and_shape(monkeypatch, tmp_path):
     def fake_children(spec, todo, batch_file):
         for candidate in todo:
             calls.append(candidate.label)
-            yield ran(candidate.label, {"float32": 1000, "mixed_bfloat16": 1500}.get(candidate.label, 500), 2.0)
+            speed = {"float32": 1000, "mixed_bfloat16": 1500}.get(candidate.label, 500)
+            yield {**ran(candidate.label, speed, 2.0), "step_ms": 64_000 / speed, "start_seconds": 1.0}
 
     monkeypatch.setattr(trial, "trials_in_children", fake_children)
     first = trial.choose(SPEC, BATCH, log=lambda message: None)
@@ -120,6 +133,9 @@ def test_the_choice_is_cached_per_machine_and_shape(monkeypatch, tmp_path):
     trial.choose(TrialSpec(SPEC.family, SPEC.task, {**SPEC.hparams, "learning_rate": 0.1}, SPEC.vocab_size), BATCH,
                  log=lambda message: None)
     assert len(calls) == 8  # the learning rate does not change the step's cost
+    short = trial.choose(TrialSpec(SPEC.family, SPEC.task, SPEC.hparams, SPEC.vocab_size, train_steps=10), BATCH,
+                         log=lambda message: None)
+    assert short.cached and len(calls) == 8  # the cached measurements, decided again for this training
 
 
 def test_a_corrupt_cache_is_a_cache_miss(monkeypatch, tmp_path):

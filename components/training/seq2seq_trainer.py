@@ -23,6 +23,7 @@ from components.training.subword_transform import subword_model_in_graph
 from components.training.trainer_setup import resolve_acceleration, training_setup
 from components.training.training_data import (
     LM_LENGTH_MULTIPLE,
+    batch_shapes,
     bucket_edges,
     padding_share,
     training_batches,
@@ -87,7 +88,8 @@ def run_seq2seq(fn_args: tfx.components.FnArgs, metrics_file: str) -> None:
                                   **batches)
     eval_data = training_batches(fn_args.eval_files, seed=2, shuffle=False,
                                  example_map=noising(noise, fresh=False) if noise else None, **batches)
-    acceleration = resolve_acceleration(setup, custom["task"], vocab_size, train_data.map(teacher_forcing))
+    acceleration = resolve_acceleration(setup, custom["task"], vocab_size, train_data.map(teacher_forcing),
+                                        batch_shapes=batch_shapes(batches))
     hparams = setup.hparams
 
     def build() -> tf_keras.Model:

@@ -23,6 +23,7 @@ from tfx import v1 as tfx
 from components.training.trainer_setup import resolve_acceleration, training_setup
 from components.training.training_data import (
     LM_LENGTH_MULTIPLE,
+    batch_shapes,
     bucket_edges,
     padding_share,
     training_batches,
@@ -72,7 +73,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     train_data = training_batches(fn_args.train_files, seed=1, **batches)
     eval_data = training_batches(fn_args.eval_files, seed=2, shuffle=False, **batches)  # the same batches each time
     acceleration = resolve_acceleration(setup, custom.get("task", "language_model"), vocab_size, train_data,
-                                        len(classes) if classifier else 0)
+                                        len(classes) if classifier else 0, batch_shapes=batch_shapes(batches))
     hparams = setup.hparams
 
     def build() -> tf_keras.Model:

@@ -51,16 +51,18 @@ def training_setup(fn_args: tfx.components.FnArgs) -> TrainingSetup:
 
 
 def resolve_acceleration(setup: TrainingSetup, task: str, vocab_size: int, train_data: tf.data.Dataset,
-                         num_classes: int = 0, batches: int = 8) -> Choice:
+                         num_classes: int = 0, batch_shapes: int = 1, batches: int = 8) -> Choice:
     """Settles `precision: auto` and `jit_compile: auto` in `setup.hparams` (`models.acceleration_trial`),
-    timing the candidates on the largest of the first `batches` training batches; returns the choice
-    and why, for `training_metrics.json` and the summary."""
+    timing the candidates on the largest of the first `batches` training batches, for a training of
+    the plan's steps in `batch_shapes` shapes (one per length bucket); returns the choice and why,
+    for `training_metrics.json` and the summary."""
     hparams = setup.hparams
     if hparams.precision != "auto" and hparams.jit_compile != "auto":
         return Choice(hparams.precision, hparams.jit_compile, "set in the config")
     sample = max((tf.nest.map_structure(lambda t: t.numpy(), b) for b in train_data.take(batches)),
                  key=lambda b: tf.nest.flatten(b)[-1].size)
-    spec = TrialSpec(setup.family.name, task, dataclasses.asdict(hparams), vocab_size, num_classes)
+    spec = TrialSpec(setup.family.name, task, dataclasses.asdict(hparams), vocab_size, num_classes,
+                     train_steps=setup.plan.steps, batch_shapes=batch_shapes)
     choice = choose(spec, sample, hparams.precision, hparams.jit_compile,
                     xla_compiles=registry.xla_compiles_on_cpu(setup.family.name, hparams, task),
                     gpu_capabilities=gpu_capabilities())

@@ -62,6 +62,12 @@ def bucket_edges(sequence_length: int, buckets: int, length_multiple: int) -> li
     return sorted(edges | {sequence_length})
 
 
+def batch_shapes(batches: dict) -> int:
+    """How many batch shapes `training_batches(**batches)` yields (each traced, and under XLA
+    compiled, once): one per edge, unless every batch keeps the full length."""
+    return 1 if batches["config"].batching == "fixed" else len(batches["edges"])
+
+
 def training_batches(
     file_patterns: list[str],
     feature_spec: dict,
