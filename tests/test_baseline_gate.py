@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from test_end_to_end import SMALL_MODEL, textflow, write_reviews
 from pipeline.config import data_path, load_config
+from pipeline_args import FIXED_ACCELERATION
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +44,7 @@ def shuffled_label_runs(tmp_path_factory):
         writer = csv.DictWriter(f, ["label", "text"])
         writer.writeheader()
         writer.writerows({"label": y, "text": r["text"]} for r, y in zip(rows, labels))
-    args = ["run", "--data", "shuffled.csv", "--label-column", "label", "--workspace", "ws", "--serving-dir", "serving",
+    args = ["run", *FIXED_ACCELERATION, "--data", "shuffled.csv", "--label-column", "label", "--workspace", "ws", "--serving-dir", "serving",
             *TINY_RNN, "--set", "evaluation.min_accuracy=0", "--set", "evaluation.min_auc=0"]
     floor_on = textflow(*args, cwd=root)
     floor_off = textflow(*args, *FLOOR_OFF, cwd=root)
@@ -98,7 +99,7 @@ def test_eval_data_is_the_eval_split_and_its_unseen_label_is_found(tmp_path):
     for name, rows in (("train.jsonl", train), ("dev.jsonl", held_out)):
         with open(tmp_path / name, "w", encoding="utf-8") as f:
             f.writelines(json.dumps(row) + "\n" for row in rows)
-    result = textflow("run", "--data", "train.jsonl", "--eval-data", "dev.jsonl", "--format", "jsonl",
+    result = textflow("run", *FIXED_ACCELERATION, "--data", "train.jsonl", "--eval-data", "dev.jsonl", "--format", "jsonl",
                       "--text-column", "review", "--label-column", "sentiment", "--workspace", "ws",
                       "--serving-dir", "serving", *SMALL_MODEL, cwd=tmp_path)
     assert result.returncode == 4, result.stdout + result.stderr  # the unseen label blocks the run

@@ -7,6 +7,7 @@ import pytest
 
 from test_baseline_gate import FLOOR_OFF, TINY_RNN, decision_of
 from test_end_to_end import textflow, write_reviews
+from pipeline_args import FIXED_ACCELERATION
 
 pytestmark = pytest.mark.slow
 
@@ -17,7 +18,7 @@ def untrained_lm_runs(tmp_path_factory):
     initial weights, far above the unigram model of the text."""
     root = tmp_path_factory.mktemp("uniform")
     data = write_reviews(root / "reviews.jsonl")
-    args = ["run", "--data", data, "--format", "jsonl", "--text-column", "review", "--workspace", "ws",
+    args = ["run", *FIXED_ACCELERATION, "--data", data, "--format", "jsonl", "--text-column", "review", "--workspace", "ws",
             "--serving-dir", "serving", *TINY_RNN, "--set", "rnn.learning_rate=0", "--set", "evaluation.max_cross_entropy=6"]
     return root, textflow(*args, cwd=root), textflow(*args, *FLOOR_OFF, cwd=root)
 

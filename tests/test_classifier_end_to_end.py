@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from test_end_to_end import only, run_in_fresh_process, textflow
+from pipeline_args import FIXED_ACCELERATION
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +49,7 @@ def test_classifier_mode_end_to_end(tmp_path):
     assert SST2_TRAIN.exists(), f"the shared data set is missing: {SST2_TRAIN}"
     with open(SST2_TRAIN, encoding="utf-8") as f:
         (tmp_path / "sst2.tsv").write_text("".join(f.readline() for _ in range(1001)), encoding="utf-8")
-    result = textflow("run", "--data", "sst2.tsv", "--format", "tsv", "--text-column", "sentence",
+    result = textflow("run", *FIXED_ACCELERATION, "--data", "sst2.tsv", "--format", "tsv", "--text-column", "sentence",
                       "--label-column", "label", "--workspace", "ws", "--serving-dir", "serving",
                       *SMALL_CLASSIFIERS, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr

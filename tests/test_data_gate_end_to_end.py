@@ -9,13 +9,14 @@ import re
 import pytest
 
 from test_end_to_end import SMALL_MODEL, textflow, write_reviews
+from pipeline_args import FIXED_ACCELERATION
 
 pytestmark = pytest.mark.slow
 
 
 def test_anomalies_stop_the_run_before_training(tmp_path):
     # The shipped IMDB schema requires a 'label' column; without --label-column the data lacks it.
-    result = textflow("run", "--set", "data.schema=imdb", "--workspace", "ws", "--serving-dir", "serving",
+    result = textflow("run", *FIXED_ACCELERATION, "--set", "data.schema=imdb", "--workspace", "ws", "--serving-dir", "serving",
                       *SMALL_MODEL, cwd=tmp_path)
     assert result.returncode == 4, result.stdout + result.stderr
     assert "data validation failed" in result.stderr
@@ -56,7 +57,7 @@ def test_planted_data_problems_block_or_warn_by_policy(tmp_path):
     the unseen label, which always blocks, removed from the data) it goes on and the summary lists them. ExampleGen reads the newest span ({SPAN}) each time."""
     (tmp_path / "span-1").mkdir()
     write_reviews(tmp_path / "span-1" / "part.jsonl", rows=60)
-    args = ["run", "--data", str(tmp_path / "span-{SPAN}" / "*.jsonl"), "--format", "jsonl", "--text-column", "review",
+    args = ["run", *FIXED_ACCELERATION, "--data", str(tmp_path / "span-{SPAN}" / "*.jsonl"), "--format", "jsonl", "--text-column", "review",
             "--label-column", "sentiment", "--workspace", "ws", "--serving-dir", "serving", "--models", "rnn",
             "--tokenizer", "char",  # 50 reviews' words would be findings of their own (vocabulary coverage, token skew)
             "--set", "rnn.train_steps=10", *SMALL_MODEL,

@@ -10,6 +10,7 @@ from test_end_to_end import only, textflow
 from test_seq2seq_pipeline import TINY_SEQ2SEQ
 
 from pipeline.summary import overall_metrics
+from pipeline_args import FIXED_ACCELERATION
 
 pytestmark = pytest.mark.slow
 
@@ -19,7 +20,7 @@ def denoising_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("denoise")
     with open(SHARED_DATA / "tinyshakespeare.txt", encoding="utf-8") as f:
         (root / "shakespeare.txt").write_text(f.read(30_000), encoding="utf-8")
-    args = ["run", "--data", "shakespeare.txt", "--format", "txt", "--set", "data.txt_mode=windows",
+    args = ["run", *FIXED_ACCELERATION, "--data", "shakespeare.txt", "--format", "txt", "--set", "data.txt_mode=windows",
             "--set", "data.window_chars=96", "--task", "denoise", "--models", "rnn",
             "--workspace", "ws", "--serving-dir", "serving", *TINY_SEQ2SEQ, "--set", "evaluation.min_chrf=0"]
     result = textflow(*args, cwd=root)

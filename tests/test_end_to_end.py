@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import data_path, load_config
+from pipeline_args import FIXED_ACCELERATION
 
 pytestmark = pytest.mark.slow
 
@@ -86,13 +87,30 @@ def test_cli_prints_progress_and_summary_but_no_library_noise(first_run):
     assert out.count("pushed to") == 3
     for trainer in ("Trainer_rnn", "Trainer_transformer", "Trainer_hvae"):  # not a terminal: a line each 10%
         assert re.search(rf"\n  {trainer} step \d+/\d+ \(10%\): loss \d+\.\d+, [\d,]+ tokens/s, about \S+ left\n", out), out
-    assert len(re.findall(r"trained on 1 replica\(s\) in float32, bucket batches: [\d.]+% padding "
+    assert len(re.findall(r"trained on 1 replica\(s\) in (float32|mixed_bfloat16|mixed_float16), bucket batches: [\d.]+% padding "
                           r"\([\d.]+% at the full sequence length\)", out)) == 3, out
     assert len(re.findall(r"serving check passed: \d signatures called in a separate process; "
                           r"serving_default p50 [\d.]+ ms, p99 [\d.]+ ms \(100 requests of 8\)", out)) == 3, out
     assert all(f"textflow-{family}/" in out for family in ["rnn", "transformer", "hvae"])
     noise = [line for line in (out + result.stderr).splitlines() if any(word in line for word in NOISE)]
     assert not noise and "tensorflow/" not in out + result.stderr and "WARNING" not in out + result.stderr, noise
+
+
+def test_precision_and_xla_auto_are_timed_at_the_trainers_start_and_explained(first_run):
+    """The shipped defaults (`precision: auto`, `jit_compile: auto`): each Trainer chose, said why
+    in the summary and in training_metrics.json, and trained in what it chose."""
+    root, _, result = first_run
+    assert len(re.findall(r"\n    precision and XLA auto: \S+( \+ XLA)? \(", result.stdout)) == 3, result.stdout
+    for family in ("rnn", "transformer", "hvae"):
+        metrics = json.load(open(only(f"{root}/ws/artifacts/Trainer_{family}/model_run/*/training_metrics.json")))
+        chosen = metrics["acceleration"]
+        assert (metrics["precision"], metrics["jit_compile"]) == (chosen["precision"], chosen["jit_compile"])
+        assert chosen["reason"] and chosen["reason"] != "set in the config"
+    transformer = json.load(open(only(f"{root}/ws/artifacts/Trainer_transformer/model_run/*/training_metrics.json")))
+    timed = {t["candidate"]: t for t in transformer["acceleration"]["trials"] if t["status"] != "skipped"}
+    assert {"float32", "float32 + XLA"} <= set(timed), timed  # XLA compiles the Transformer: both are timed
+    assert timed["float32"]["status"] == "ok" and timed["float32"]["tokens_per_second"] > 0, timed
+    assert transformer["acceleration"]["trial_seconds"] > 0
 
 
 def test_the_run_keeps_its_blessing_decisions(first_run):
@@ -294,7 +312,7 @@ def test_missing_text_column_is_a_clear_error_and_pushes_nothing(first_run):
     root, _, _ = first_run
     pushed_before = sorted(os.listdir(root / "serving" / "textflow-rnn"))
     data = write_reviews(root / "reviews2.jsonl", rows=10)
-    result = textflow("run", "--data", data, "--format", "jsonl", "--text-column", "body",
+    result = textflow("run", *FIXED_ACCELERATION, "--data", data, "--format", "jsonl", "--text-column", "body",
                       "--workspace", "ws", "--serving-dir", "serving", *SMALL_MODEL, cwd=root)
     assert result.returncode == 3, result.stdout + result.stderr
     message = " ".join(result.stderr.split())  # the CLI wraps long lines
@@ -391,7 +409,7 @@ def test_multi_processing_direct_runner_gives_the_default_modes_results(first_ru
     from tensorflow_metadata.proto.v0 import statistics_pb2
 
     root, _, _ = first_run
-    args = ["run", "--data", str(root / "reviews.jsonl"), "--format", "jsonl", "--text-column", "review",
+    args = ["run", *FIXED_ACCELERATION, "--data", str(root / "reviews.jsonl"), "--format", "jsonl", "--text-column", "review",
             "--workspace", "ws-mp", "--serving-dir", "serving-mp", "--models", "rnn", *SMALL_MODEL,
             "--set", "beam_args=[--direct_running_mode=multi_processing, --direct_num_workers=2]"]
     result = textflow(*args, cwd=root)

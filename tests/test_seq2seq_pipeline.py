@@ -9,6 +9,7 @@ import os
 import pytest
 
 from conftest import SHARED_DATA
+from pipeline_args import FIXED_ACCELERATION
 from test_end_to_end import only, run_in_fresh_process, textflow
 
 from pipeline.summary import overall_metrics, slice_metrics
@@ -42,7 +43,7 @@ def write_pairs(path, rows=300, mutate=None):
 def translation_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("seq2seq")
     data = write_pairs(root / "pairs.jsonl")
-    args = ["run", "--data", data, "--format", "jsonl", "--text-column", "de", "--target-column", "en",
+    args = ["run", *FIXED_ACCELERATION, "--data", data, "--format", "jsonl", "--text-column", "de", "--target-column", "en",
             "--workspace", "ws", "--serving-dir", "serving", *TINY_SEQ2SEQ]
     result = textflow(*args, cwd=root)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -143,7 +144,7 @@ def test_predict_prints_a_translation(translation_run):
 ])
 def test_bad_pairs_stop_the_run_with_the_line_and_push_nothing(tmp_path, mutate, expected):
     data = write_pairs(tmp_path / "pairs.jsonl", rows=40, mutate=mutate)
-    result = textflow("run", "--data", data, "--format", "jsonl", "--text-column", "de", "--target-column", "en",
+    result = textflow("run", *FIXED_ACCELERATION, "--data", data, "--format", "jsonl", "--text-column", "de", "--target-column", "en",
                       "--workspace", "ws", "--serving-dir", "serving", *TINY_SEQ2SEQ, cwd=tmp_path)
     assert result.returncode == 3, result.stdout + result.stderr
     message = " ".join(result.stderr.split())  # the CLI wraps its paragraph
@@ -153,7 +154,7 @@ def test_bad_pairs_stop_the_run_with_the_line_and_push_nothing(tmp_path, mutate,
 
 def test_an_empty_target_is_a_blocking_finding(tmp_path):
     data = write_pairs(tmp_path / "pairs.jsonl", rows=60, mutate=lambda i, pair: {**pair, "en": " "} if i == 5 else pair)
-    result = textflow("run", "--data", data, "--format", "jsonl", "--text-column", "de", "--target-column", "en",
+    result = textflow("run", *FIXED_ACCELERATION, "--data", data, "--format", "jsonl", "--text-column", "de", "--target-column", "en",
                       "--workspace", "ws", "--serving-dir", "serving", *TINY_SEQ2SEQ, cwd=tmp_path)
     assert result.returncode == 4, result.stdout + result.stderr
     message = " ".join(result.stderr.split())
