@@ -22,6 +22,7 @@ from components.data.text_checks import Finding
 from components.data.text_validator import read_report
 from components.serving.serving_check_report import read_serving_check
 from components.training.trainer_module import METRICS_FILE
+from models.acceleration_trial import Candidate
 from pipeline.config import PAIR_TASKS, Config, branch_task, model_name
 from pipeline.evaluation import FLOOR_BASELINES, Threshold, blessing_thresholds, describe_trivial_baseline
 from pipeline.metadata_connection import open_store
@@ -327,7 +328,7 @@ def describe_training(training: dict) -> list[str]:
         )
     chosen = training.get("acceleration")
     if chosen and chosen.get("reason") != "set in the config":
-        label = chosen["precision"] + (" + XLA" if chosen.get("jit_compile") else "")
+        label = Candidate(chosen["precision"], bool(chosen.get("jit_compile"))).label
         if chosen.get("cached"):
             how = "from the cached trial"
         else:
