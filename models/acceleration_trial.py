@@ -260,7 +260,8 @@ def trials_in_children(spec: TrialSpec, todo: list[Candidate], batch_file: str) 
         return budget + (reference_seconds[0] if starts_child else 0.0)
 
     while remaining:
-        for candidate, result, seconds in _run_child(spec, remaining, batch_file, timeout_for):
+        # a copy: the child's results are matched to its own request while `remaining` shrinks
+        for candidate, result, seconds in _run_child(spec, list(remaining), batch_file, timeout_for):
             remaining.remove(candidate)
             yield result
             if candidate == todo[0] and result["status"] == "ok":

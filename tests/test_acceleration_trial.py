@@ -104,6 +104,21 @@ def test_a_hanging_child_is_killed_and_the_other_xla_candidates_skipped(monkeypa
                                                                 ("mixed_bfloat16 + XLA", "skipped")]
 
 
+def test_each_result_is_the_candidate_that_ran_it(monkeypatch):
+    """The child's results, read one by one while the candidates left are crossed off, keep their
+    own candidate's label (a shrinking list once shifted them: bfloat16's speed was reported as
+    float16's and the choice was the slowest precision)."""
+    def fake_child(spec, todo, batch_file, timeout_for):
+        for candidate in todo:  # as the real child: one result per requested candidate, in order
+            yield candidate, {**trial._describe(candidate), "status": "ok", "ran": candidate.label}, 1.0
+
+    monkeypatch.setattr(trial, "_run_child", fake_child)
+    todo = [Candidate(p, j) for j in (False, True) for p in ("float32", "mixed_bfloat16", "mixed_float16")]
+    results = list(trial.trials_in_children(SPEC, todo, "unused"))
+    assert [r["candidate"] for r in results] == labels(todo)
+    assert all(r["candidate"] == r["ran"] for r in results), results
+
+
 BATCH = (np.ones((4, 16), np.int64), np.ones((4, 16), np.int64))
 
 
