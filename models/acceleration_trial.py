@@ -48,6 +48,9 @@ REFERENCE_TIMEOUT_SECONDS = 600  # the reference's whole child process
 # slower than that would need more steps than a trial has to pay back its start (measured: XLA's
 # compile of a 128-step unrolled LSTM took about 9 minutes, for a step 16x slower than float32's)
 CANDIDATE_TIMEOUT_FACTOR = 3.0
+# in the cache key: a change to how trials are measured or labelled makes earlier entries misses
+# (2: before it, results of three or more candidates in one child could carry another's label)
+TRIAL_VERSION = 2
 CANDIDATE_TIMEOUT_FLOOR_SECONDS = 60
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 FP16_FLAGS = ("avx512_fp16", "amx_fp16")
@@ -378,7 +381,7 @@ def cache_key(spec: TrialSpec, batch: Any, precision: Setting, jit_compile: Sett
     described = {"machine": features, "tensorflow": tf.__version__, "python": platform.python_version(),
                  "family": spec.family, "task": spec.task, "hparams": shape_fields, "vocab_size": spec.vocab_size,
                  "num_classes": spec.num_classes, "batch": shapes, "asked": [precision, jit_compile],
-                 "trial": [WARMUP_STEPS, TRIAL_STEPS, LOSS_TOLERANCE, CANDIDATE_TIMEOUT_FACTOR, "start"]}
+                 "trial": [WARMUP_STEPS, TRIAL_STEPS, LOSS_TOLERANCE, CANDIDATE_TIMEOUT_FACTOR, "start", TRIAL_VERSION]}
     return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
