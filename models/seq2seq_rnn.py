@@ -145,9 +145,10 @@ def build_rnn_seq2seq(config: RNNConfig, vocab_size: int) -> RNNSeq2Seq:
 
 
 def rnn_seq2seq_optimizer(config: RNNConfig, total_steps: int) -> tf_keras.optimizers.Optimizer:
-    """Adam with a short linear warm-up and cosine decay to a tenth of `learning_rate`,
+    """Adam (fused update, `models.fused_adam`) with a short linear warm-up and cosine decay to a tenth of `learning_rate`,
     gradients clipped to global norm 1 (recurrences can explode)."""
+    from models.fused_adam import FusedAdam
     from models.training import WarmupCosine
 
     schedule = WarmupCosine(config.learning_rate, config.learning_rate / 10, min(200, total_steps // 10), total_steps)
-    return tf_keras.optimizers.Adam(schedule, global_clipnorm=1.0)
+    return FusedAdam(schedule, global_clipnorm=1.0)

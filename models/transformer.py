@@ -125,14 +125,14 @@ def _padding_mask_layer() -> "tf_keras.layers.Layer":
 
 
 def transformer_optimizer(config: TransformerConfig, total_steps: int) -> "tf_keras.optimizers.Optimizer":
-    """AdamW with linear warm-up and cosine decay, gradients clipped to global norm 1."""
-    import tf_keras
-
+    """AdamW (fused update, `models.fused_adam`) with linear warm-up and cosine decay,
+    gradients clipped to global norm 1."""
+    from models.fused_adam import FusedAdamW
     from models.training import WarmupCosine
 
     config = config.sized()
     schedule = WarmupCosine(config.learning_rate, config.min_learning_rate, config.warmup_steps, total_steps)
-    optimizer = tf_keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, beta_2=0.99, global_clipnorm=1.0)
+    optimizer = FusedAdamW(schedule, weight_decay=config.weight_decay, beta_2=0.99, global_clipnorm=1.0)
     # Decay the weight matrices only, as GPT training does: not biases, norms or embeddings.
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "embedding"])
     return optimizer
