@@ -25,8 +25,9 @@ class _FusedUpdate:
     """The fused update; mixed into Keras' Adam and AdamW, whose slots and config it keeps."""
 
     def __init__(self, *args, **kwargs):
-        if kwargs.get("amsgrad") or kwargs.get("adaptive_epsilon"):
-            raise ValueError("the fused Adam update has no amsgrad or adaptive epsilon: use tf_keras.optimizers.Adam")
+        if kwargs.get("amsgrad") or kwargs.get("adaptive_epsilon") or kwargs.get("use_ema"):
+            raise ValueError("the fused Adam update has no amsgrad, adaptive epsilon or moving average (use_ema): "
+                             "use tf_keras.optimizers.Adam")
         kwargs["jit_compile"] = False  # one kernel per variable already: no per-variable XLA function
         super().__init__(*args, **kwargs)
 
@@ -53,8 +54,6 @@ class _FusedUpdate:
         tf.__internal__.distribute.interim.maybe_merge_call(decay_variables, self._distribution_strategy, variables)
 
     def _distributed_apply_gradients_fn(self, distribution, grads_and_vars, **kwargs):
-        if self.use_ema:
-            raise ValueError("the fused Adam update keeps no moving average (use_ema): use tf_keras.optimizers.Adam")
         scalars = {}
         for grad, var in grads_and_vars:
             if var.dtype not in scalars:
@@ -75,9 +74,9 @@ class _FusedUpdate:
 
 def _decay(variable, decay: tf.Tensor):
     """var -= decay * var, in one kernel."""
-    value = variable.read_value() if hasattr(variable, "read_value") else tf.convert_to_tensor(variable)
     return tf.raw_ops.ResourceApplyGradientDescent(
-        var=variable.handle, alpha=tf.cast(decay, variable.dtype), delta=value, use_locking=False)
+        var=variable.handle, alpha=tf.cast(decay, variable.dtype), delta=tf.convert_to_tensor(variable),
+        use_locking=False)
 
 
 @tf_keras.saving.register_keras_serializable(package="textflow")

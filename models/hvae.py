@@ -140,7 +140,8 @@ def build_hvae(config: HVAEConfig, vocab_size: int) -> "tf_keras.Model":
 
 
 def hvae_optimizer(config: HVAEConfig, total_steps: int) -> "tf_keras.optimizers.Optimizer":
-    """Adam (fused update, `models.fused_adam`) at a constant rate with global-norm clipping, as MusicVAE trains."""
+    """Adam (fused update, `models.fused_adam`) at a constant rate with global-norm clipping,
+    as MusicVAE trains."""
     from models.fused_adam import FusedAdam
 
     return FusedAdam(config.learning_rate, global_clipnorm=1.0)

@@ -145,8 +145,8 @@ def build_rnn_seq2seq(config: RNNConfig, vocab_size: int) -> RNNSeq2Seq:
 
 
 def rnn_seq2seq_optimizer(config: RNNConfig, total_steps: int) -> tf_keras.optimizers.Optimizer:
-    """Adam (fused update, `models.fused_adam`) with a short linear warm-up and cosine decay to a tenth of `learning_rate`,
-    gradients clipped to global norm 1 (recurrences can explode)."""
+    """Adam (fused update, `models.fused_adam`) with a short linear warm-up and cosine decay to
+    a tenth of `learning_rate`, gradients clipped to global norm 1 (recurrences can explode)."""
     from models.fused_adam import FusedAdam
     from models.training import WarmupCosine
 
