@@ -53,6 +53,11 @@ class _FusedUpdate:
 
         tf.__internal__.distribute.interim.maybe_merge_call(decay_variables, self._distribution_strategy, variables)
 
+    def _deduplicate_sparse_grad(self, grads):
+        """Embedding gradients made dense at once (`_fused_step` would densify them anyway):
+        Keras' deduplication first (a Unique, sorts, a segment sum) only adds ops."""
+        return [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+
     def _distributed_apply_gradients_fn(self, distribution, grads_and_vars, **kwargs):
         scalars = {}
         for grad, var in grads_and_vars:

@@ -19,6 +19,7 @@ import math
 import tensorflow as tf
 import tf_keras
 
+from models.column_sums import LayerNormalization
 from models.decoding import repeat_for_beams
 from models.seq2seq import built, source_mask
 from models.transformer import TransformerConfig
@@ -54,12 +55,12 @@ class TransformerSeq2Seq(tf_keras.Model):
             DecoderBlock(config.width, config.heads, config.ff_width, config.dropout, causal=False, name=f"encoder_{i}")
             for i in range(config.encoder_layers or config.layers)
         ]
-        self.encoder_norm = tf_keras.layers.LayerNormalization(epsilon=1e-5, name="encoder_norm")
+        self.encoder_norm = LayerNormalization(epsilon=1e-5, name="encoder_norm")
         self.decoder_blocks = [
             CrossDecoderBlock(config.width, config.heads, config.ff_width, config.dropout, name=f"decoder_{i}")
             for i in range(config.layers)
         ]
-        self.decoder_norm = tf_keras.layers.LayerNormalization(epsilon=1e-5, name="decoder_norm")
+        self.decoder_norm = LayerNormalization(epsilon=1e-5, name="decoder_norm")
 
     def _embed(self, embedding: tf_keras.layers.Embedding, ids: tf.Tensor, start: tf.Tensor | int,
                training: bool) -> tf.Tensor:

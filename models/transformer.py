@@ -69,6 +69,7 @@ def build_transformer_lm(config: TransformerConfig, vocab_size: int) -> "tf_kera
     import tf_keras
     from keras_nlp.layers import TokenAndPositionEmbedding
 
+    from models.column_sums import LayerNormalization
     from models.transformer_block import DecoderBlock
 
     config = config.sized()
@@ -76,7 +77,7 @@ def build_transformer_lm(config: TransformerConfig, vocab_size: int) -> "tf_kera
     x = TokenAndPositionEmbedding(vocab_size, config.context, config.width, name="embedding")(token_ids)
     for i in range(config.layers):
         x = DecoderBlock(config.width, config.heads, config.ff_width, config.dropout, name=f"block_{i}")(x)
-    x = tf_keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm")(x)
+    x = LayerNormalization(epsilon=1e-5, name="final_norm")(x)
     logits = tf_keras.layers.Dense(vocab_size, dtype="float32", name="logits")(x)
     model = tf_keras.Model(token_ids, logits, name="transformer_lm")
     model.lm_config = config  # what the cached decoder needs to size its cache

@@ -19,6 +19,8 @@ from typing import Any
 import tensorflow as tf
 import tf_keras
 
+from models.column_sums import Dense, LayerNormalization
+
 _MASKED = -1e9  # the score of a position a query may not attend to (float32)
 
 
@@ -53,8 +55,8 @@ class CausalSelfAttention(tf_keras.layers.Layer):
         super().__init__(**kwargs)
         self.width, self.heads, self.dropout_rate, self.causal = width, heads, dropout, causal
         self.head_dim = width // heads
-        self.qkv = tf_keras.layers.Dense(3 * width, name="qkv")
-        self.output_projection = tf_keras.layers.Dense(width, name="output")
+        self.qkv = Dense(3 * width, name="qkv")
+        self.output_projection = Dense(width, name="output")
         self.dropout = tf_keras.layers.Dropout(dropout)
 
     def _merge(self, attended: tf.Tensor) -> tf.Tensor:
@@ -100,9 +102,9 @@ class CrossAttention(tf_keras.layers.Layer):
         super().__init__(**kwargs)
         self.width, self.heads, self.dropout_rate = width, heads, dropout
         self.head_dim = width // heads
-        self.query = tf_keras.layers.Dense(width, name="query")
-        self.key_value = tf_keras.layers.Dense(2 * width, name="key_value")
-        self.output_projection = tf_keras.layers.Dense(width, name="output")
+        self.query = Dense(width, name="query")
+        self.key_value = Dense(2 * width, name="key_value")
+        self.output_projection = Dense(width, name="output")
         self.dropout = tf_keras.layers.Dropout(dropout)
 
     def memory_keys_values(self, memory: tf.Tensor) -> tf.Tensor:
@@ -130,11 +132,11 @@ class DecoderBlock(tf_keras.layers.Layer):
     def __init__(self, width: int, heads: int, ff_width: int, dropout: float = 0.0, causal: bool = True, **kwargs: Any):
         super().__init__(**kwargs)
         self.width, self.heads, self.ff_width, self.dropout_rate, self.causal = width, heads, ff_width, dropout, causal
-        self.attention_norm = tf_keras.layers.LayerNormalization(epsilon=1e-5, name="attention_norm")
+        self.attention_norm = LayerNormalization(epsilon=1e-5, name="attention_norm")
         self.attention = CausalSelfAttention(width, heads, dropout, causal=causal, name="attention")
-        self.feed_forward_norm = tf_keras.layers.LayerNormalization(epsilon=1e-5, name="feed_forward_norm")
-        self.feed_forward_in = tf_keras.layers.Dense(ff_width, activation="gelu", name="feed_forward_in")
-        self.feed_forward_out = tf_keras.layers.Dense(width, name="feed_forward_out")
+        self.feed_forward_norm = LayerNormalization(epsilon=1e-5, name="feed_forward_norm")
+        self.feed_forward_in = Dense(ff_width, activation="gelu", name="feed_forward_in")
+        self.feed_forward_out = Dense(width, name="feed_forward_out")
         self.dropout = tf_keras.layers.Dropout(dropout)
 
     def _feed_forward(self, x: tf.Tensor, training: bool) -> tf.Tensor:
@@ -164,7 +166,7 @@ class CrossDecoderBlock(DecoderBlock):
     def __init__(self, width: int, heads: int, ff_width: int, dropout: float = 0.0, **kwargs: Any):
         kwargs.pop("causal", None)
         super().__init__(width, heads, ff_width, dropout, causal=True, **kwargs)
-        self.cross_attention_norm = tf_keras.layers.LayerNormalization(epsilon=1e-5, name="cross_attention_norm")
+        self.cross_attention_norm = LayerNormalization(epsilon=1e-5, name="cross_attention_norm")
         self.cross_attention = CrossAttention(width, heads, dropout, name="cross_attention")
 
     def _cross(self, x: tf.Tensor, keys_values: tf.Tensor, memory_mask: tf.Tensor,
