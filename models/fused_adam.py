@@ -54,8 +54,9 @@ class _FusedUpdate:
         tf.__internal__.distribute.interim.maybe_merge_call(decay_variables, self._distribution_strategy, variables)
 
     def _deduplicate_sparse_grad(self, grads):
-        """Embedding gradients made dense at once (`_fused_step` would densify them anyway):
-        Keras' deduplication first (a Unique, sorts, a segment sum) only adds ops."""
+        """Embedding gradients made dense (repeated rows summed, as Keras' scatter-add does) in
+        place of Keras' deduplication (a Unique, sorts, a segment sum): the fused kernel takes
+        dense gradients only."""
         return [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
 
     def _distributed_apply_gradients_fn(self, distribution, grads_and_vars, **kwargs):
@@ -70,8 +71,6 @@ class _FusedUpdate:
         if getattr(variable, "_unique_id", None) is None:
             return None  # Keras' own guard: a variable seen only while saving is not updated
         index = self._index_dict[self._var_key(variable)]
-        if isinstance(gradient, tf.IndexedSlices):
-            gradient = tf.convert_to_tensor(gradient)  # sums repeated rows, as Keras' scatter_add does
         return tf.raw_ops.ResourceApplyAdam(
             var=variable.handle, m=self._momentums[index].handle, v=self._velocities[index].handle,
             grad=tf.cast(gradient, variable.dtype), use_locking=False, **scalars)

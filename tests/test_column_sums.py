@@ -1,4 +1,4 @@
-"""`models.column_sums`: the halving sum, and its Dense and LayerNormalization against Keras' own
+"""`models.column_sums`: the block sum, and its Dense and LayerNormalization against Keras' own
 on the same weights (outputs and every gradient), eagerly, in a graph and under XLA."""
 
 import os
