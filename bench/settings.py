@@ -17,9 +17,23 @@ def preset_with(preset: Any, settings: list[str]) -> tuple[Any, dict]:
         key, _, value = setting.partition("=")
         if key not in fields:
             raise SystemExit(f"--set {setting}: {type(preset).__name__} has no setting '{key}' (it has {', '.join(sorted(fields))})")
-        kind = type(getattr(preset, key))
-        changed[key] = value.lower() in ("1", "true", "yes", "on") if kind is bool else kind(value)
+        changed[key] = _typed(value, getattr(preset, key))
     return dataclasses.replace(preset, **changed), changed
+
+
+def _typed(value: str, like: Any) -> Any:
+    """`value` as the type of the preset's `like`; `none` is None (a size's value, or off), and
+    a setting the preset leaves None takes a number."""
+    if value.lower() in ("none", "null"):
+        return None
+    if like is None:
+        try:
+            return int(value)
+        except ValueError:
+            return float(value)
+    if isinstance(like, bool):
+        return value.lower() in ("1", "true", "yes", "on")
+    return type(like)(value)
 
 
 def settle_acceleration(family: str, config: Any, vocab_size: int, batch: Any, precision: str,

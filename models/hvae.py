@@ -69,6 +69,9 @@ class HVAEConfig(SizedConfig):
     scheduled_sampling: float = 0.0  # share of decoder inputs replaced by its own greedy predictions in training
     batch_size: Optional[int] = None
     learning_rate: float = 2e-3
+    # None: a constant rate (MusicVAE decays slowly, 0.9999 a step); a value: cosine decay from
+    # learning_rate to it over the training's steps (more settled weights at the end of a short run)
+    min_learning_rate: Optional[float] = None
     min_train_steps: int = 200
 
     def __post_init__(self) -> None:
@@ -94,6 +97,9 @@ class HVAEConfig(SizedConfig):
                 or self.embedding_scale <= 0):
             raise ValueError("hvae: warmup_steps, bag_of_tokens, segment_readout and free_bits_per_unit must be "
                              "non-negative, embedding_scale positive")
+        if self.min_learning_rate is not None and not 0.0 <= self.min_learning_rate <= self.learning_rate:
+            raise ValueError(f"hvae.min_learning_rate must be in [0, learning_rate ({self.learning_rate})], "
+                             f"got {self.min_learning_rate}")
         if not 0.0 < self.beta_rate < 1.0 or self.beta_max < 0 or self.free_bits < 0 or self.beta_width <= 0:
             raise ValueError("hvae: beta_rate must be in (0, 1); beta_max, free_bits and beta_width non-negative")
 
@@ -140,8 +146,12 @@ def build_hvae(config: HVAEConfig, vocab_size: int) -> "tf_keras.Model":
 
 
 def hvae_optimizer(config: HVAEConfig, total_steps: int) -> "tf_keras.optimizers.Optimizer":
-    """Adam (fused update, `models.fused_adam`) at a constant rate with global-norm clipping,
-    as MusicVAE trains."""
+    """Adam (fused update, `models.fused_adam`) with global-norm clipping, as MusicVAE trains: at
+    a constant rate, or with `min_learning_rate` set, cosine-decayed to it over `total_steps`."""
     from models.fused_adam import FusedAdam
+    from models.training import WarmupCosine
 
-    return FusedAdam(config.learning_rate, global_clipnorm=1.0)
+    rate = config.learning_rate
+    if config.min_learning_rate is not None:
+        rate = WarmupCosine(config.learning_rate, config.min_learning_rate, 0, total_steps)
+    return FusedAdam(rate, global_clipnorm=1.0)

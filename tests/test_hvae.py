@@ -240,6 +240,27 @@ def test_warmup_keeps_beta_at_zero_then_anneals():
     assert values[60] == pytest.approx(0.5 * (1 - 0.9**10), rel=1e-5) and values[500] == pytest.approx(0.5, abs=1e-4)
 
 
+def test_learning_rate_is_constant_unless_a_minimum_asks_for_the_cosine_decay():
+    constant = hvae_optimizer(HVAEConfig(learning_rate=2e-3, **TINY), 100)
+    assert float(constant.learning_rate) == pytest.approx(2e-3)
+    decayed = hvae_optimizer(HVAEConfig(learning_rate=2e-3, min_learning_rate=1e-4, **TINY), 100)
+    schedule = decayed._learning_rate  # the schedule itself (`learning_rate` holds its last value)
+    rates = [float(schedule(step)) for step in (0, 50, 100, 400)]
+    assert rates[0] == pytest.approx(2e-3) and rates[1] == pytest.approx(1.05e-3, rel=1e-5)
+    assert rates[2] == pytest.approx(1e-4) == rates[3]
+    with pytest.raises(ValueError, match="min_learning_rate"):
+        HVAEConfig(learning_rate=1e-3, min_learning_rate=2e-3)
+
+
+def test_benchmark_settings_type_values_the_preset_leaves_unset():
+    from bench.settings import preset_with
+
+    config, changed = preset_with(HVAEConfig(**TINY), ["min_learning_rate=0.0001", "batch_size=64",
+                                                      "decoder_reads_z=true", "word_dropout=0.3"])
+    assert changed == {"min_learning_rate": 1e-4, "batch_size": 64, "decoder_reads_z": True, "word_dropout": 0.3}
+    assert isinstance(config.batch_size, int) and preset_with(config, ["min_learning_rate=none"])[0].min_learning_rate is None
+
+
 def test_free_bits_per_unit_floors_each_units_batch_mean_kl():
     mu = tf.constant([[2.0, 0.1, 0.0], [0.0, 0.1, 0.0]])
     sigma = tf.ones([2, 3])
