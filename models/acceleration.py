@@ -37,8 +37,8 @@ class AccelerationConfig:
     jit_compile: Union[bool, str] = False  # XLA-compile the train step | auto: as precision
     strategy: str = "auto"  # auto | default | one_device | mirrored
     steps_per_execution: int = 1  # train steps per call into the graph (fewer host round trips)
-    # LSTMs that read no mask (rnn's language model; hvae's conductor and decoder): auto runs
-    # `models.fast_lstm` on CPU (same weights, far fewer ops per step) and cuDNN on a GPU | keras
+    # the LSTMs of rnn's language model and of every hvae layer: auto runs `models.fast_lstm` on
+    # CPU (same weights, far fewer ops per step) and cuDNN on a GPU | keras
     recurrence: str = "auto"
 
     def __post_init__(self) -> None:

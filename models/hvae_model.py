@@ -46,16 +46,18 @@ class TextVAE(tf_keras.Model):
             vocab_size, c.embedding_dim, name="embedding",
             embeddings_initializer=tf_keras.initializers.RandomUniform(-c.embedding_scale, c.embedding_scale),
         )
+        # `recurrence: auto` runs every LSTM as models.fast_lstm on CPU (masks and go_backwards included)
+        lstm = lstm_class(c.recurrence)
         self.encoder_lower = tf_keras.layers.Bidirectional(
-            tf_keras.layers.LSTM(c.encoder_units, return_sequences=True), name="encoder_0"
+            lstm(c.encoder_units, return_sequences=True), name="encoder_0"
         )
         self.encoder_upper = tf_keras.layers.Bidirectional(
-            tf_keras.layers.LSTM(c.encoder_units, return_state=True,
+            lstm(c.encoder_units, return_state=True,
                                  return_sequences=c.encoder_summary in ("mean", "segments")),
             name="encoder_1",
         )
         self.segment_encoder = tf_keras.layers.Bidirectional(
-            tf_keras.layers.LSTM(c.encoder_units, return_state=True), name="segment_encoder"
+            lstm(c.encoder_units, return_state=True), name="segment_encoder"
         ) if c.encoder_summary in ("segments", "local") else None
         # fixed scale, learned shift (Zhu et al. 2020, BN-VAE): mu has unit variance across texts;
         # synchronized: over several replicas the statistics are the global batch's, as on one device
@@ -72,8 +74,6 @@ class TextVAE(tf_keras.Model):
         # mu and sigma feed the KL term: float32 under a mixed policy, like the logits
         self.to_mu = tf_keras.layers.Dense(c.latent_dim, dtype="float32", name="mu")
         self.to_sigma = tf_keras.layers.Dense(c.latent_dim, activation="softplus", dtype="float32", name="sigma")
-        # the conductor and the decoder read no mask: `recurrence: auto` runs them as models.fast_lstm on CPU
-        lstm = lstm_class(c.recurrence)
         if self.hierarchical:
             units = c.decoder_units
             self.conductor_init = tf_keras.layers.Dense(4 * c.conductor_units, activation="tanh", name="conductor_init")

@@ -91,7 +91,8 @@ _FAMILIES = {
         Family(
             "hvae", HVAEConfig, build_hvae, hvae_optimizer, None,
             "hierarchical (MusicVAE-style) variational autoencoder; no classifier mode", objective="vae",
-            xla_on_cpu=lambda config, task: False,  # Keras' LSTMs throughout
+            # recurrence auto: every LSTM (the masked, bidirectional encoders too) is models.fast_lstm
+            xla_on_cpu=lambda config, task: config.recurrence == "auto",
         ),
     )
 }

@@ -78,15 +78,56 @@ def test_a_long_static_sequence_takes_the_loop_and_still_equals_keras(monkeypatc
         np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5)
 
 
-def test_masked_or_reversed_input_is_keras_own_path():
+MASKED_SETTINGS = [
+    dict(return_sequences=True),
+    dict(return_sequences=True, zero_output_for_mask=True),
+    dict(return_sequences=False, return_state=True),
+    dict(return_sequences=False, zero_output_for_mask=True),
+    dict(return_sequences=True, return_state=True, go_backwards=True),
+    dict(return_sequences=False, go_backwards=True),
+]
+
+
+@pytest.mark.parametrize("length_known", [True, False], ids=["unrolled", "while_loop"])
+@pytest.mark.parametrize("settings", MASKED_SETTINGS)
+def test_masked_or_reversed_input_equals_keras_in_outputs_and_gradients(length_known, settings):
+    """Right padding (as the encoders read it), a row of padding, and a mask with holes."""
     tf_keras.utils.set_random_seed(2)
+    x = tf.random.normal([4, 7, FEATURES])
+    mask = tf.constant([[1] * 7, [1, 1, 1, 0, 0, 0, 0], [0] * 7, [1, 0, 1, 1, 0, 1, 0]]) > 0
+    reference, fast = _pair(**settings)
+    assert fast._takes_fast_path(mask, None)
+    expected = _outputs_and_gradients(reference, x, length_known, mask=mask)
+    got = _outputs_and_gradients(fast, x, length_known, mask=mask)
+    assert len(got) == len(expected)
+    for e, g in zip(expected, got):
+        np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("settings", [dict(return_sequences=True), dict(return_state=True)])
+def test_a_bidirectional_fast_lstm_equals_keras_bidirectional_on_padded_text(settings):
+    tf_keras.utils.set_random_seed(3)
+    reference = tf_keras.layers.Bidirectional(tf_keras.layers.LSTM(UNITS, **settings))
+    fast = tf_keras.layers.Bidirectional(FastLSTM(UNITS, **settings))
+    x = tf.random.normal([BATCH, 6, FEATURES])
+    reference(x), fast(x)
+    fast.set_weights(reference.get_weights())
+    mask = tf.sequence_mask([6, 3, 1], 6)
+    for e, g in zip(_outputs_and_gradients(reference, x, True, mask=mask),
+                    _outputs_and_gradients(fast, x, True, mask=mask)):
+        np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5)
+
+
+def test_a_mask_beside_an_initial_state_is_keras_own_path():
+    tf_keras.utils.set_random_seed(4)
     x = tf.random.normal([BATCH, 6, FEATURES])
     mask = tf.sequence_mask([6, 3, 1], 6)
+    state = [tf.random.normal([BATCH, UNITS]), tf.random.normal([BATCH, UNITS])]
     reference, fast = _pair(return_sequences=True)
-    assert not fast._takes_fast_path(mask, None) and fast._takes_fast_path(None, None)
-    for e, g in zip(_outputs_and_gradients(reference, x, True, mask=mask), _outputs_and_gradients(fast, x, True, mask=mask)):
+    assert not fast._takes_fast_path(mask, None, state) and fast._takes_fast_path(None, None, state)
+    for e, g in zip(_outputs_and_gradients(reference, x, True, state, mask),
+                    _outputs_and_gradients(fast, x, True, state, mask)):
         np.testing.assert_array_equal(g, e)
-    assert not _pair(return_sequences=True, go_backwards=True)[1]._takes_fast_path(None, None)
 
 
 def _train_step_ops(model: tf_keras.Model, ids: np.ndarray) -> set[str]:
