@@ -102,8 +102,8 @@ def _unrolled(xw: tf.Tensor, recurrent_kernel: tf.Tensor, h0: tf.Tensor, c0: tf.
 
         def gradient(d_outputs, d_h, d_c):
             d_outputs, d_h, d_c = _zeros_if_none(d_outputs, outputs), _zeros_if_none(d_h, h0), _zeros_if_none(d_c, c0)
-            c_written = tf.stack(written, 1) if mask is not None else tf.stack(cs[1:], 1)
-            factors = _backward_factors(tf.stack(all_sigmoids, 1), tf.stack(gs, 1), tf.stack(cs[:-1], 1), c_written)
+            factors = _backward_factors(tf.stack(all_sigmoids, 1), tf.stack(gs, 1), tf.stack(cs[:-1], 1),
+                                        tf.stack(written, 1))
             through_c, slopes, f = (tf.unstack(x, axis=1) for x in factors)
             per_step = tf.unstack(d_outputs, axis=1)
             dzs = []

@@ -52,8 +52,7 @@ class TextVAE(tf_keras.Model):
             lstm(c.encoder_units, return_sequences=True), name="encoder_0"
         )
         self.encoder_upper = tf_keras.layers.Bidirectional(
-            lstm(c.encoder_units, return_state=True,
-                                 return_sequences=c.encoder_summary in ("mean", "segments")),
+            lstm(c.encoder_units, return_state=True, return_sequences=c.encoder_summary in ("mean", "segments")),
             name="encoder_1",
         )
         self.segment_encoder = tf_keras.layers.Bidirectional(
