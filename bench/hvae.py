@@ -192,6 +192,7 @@ def run(
         "segments": length // config.segment_length,
         "segment_length": config.segment_length,
         "latent_dim": config.latent_dim,
+        "latent_size": model.latent_size(length),  # latent_dim, or latent_dim per segment
         "train_steps": steps,
         "batch_size": config.batch_size,
         "changed": changed,

@@ -63,6 +63,10 @@ class HVAEConfig(SizedConfig):
     # local: the BiLSTM reads each segment on its own, and its final states there are read by the BiLSTM over segments
     conductor_input: str = "zeros"  # zeros: started from z only (MusicVAE) | z: z is also every conductor step's input
     decoder_reads_z: bool = False  # the bottom decoder reads z beside its segment embedding (and starts from both)
+    # z is one code of latent_dim per segment (the local encoder's segment BiLSTM outputs; the prior is
+    # N(0, I) over all of them): the conductor reads segment s's code at step s, and `decoder_reads_z`
+    # gives the bottom decoder its own segment's code; needs encoder_summary: local
+    latent_per_segment: bool = False
     latent_batch_norm: bool = True  # batch-normalise mu (fixed scale): mu varies across texts from step 0
     embedding_scale: float = 1.0  # the token embeddings start uniform in [-scale, scale] (Keras: 0.05)
     word_dropout: float = 0.0  # share of decoder input tokens replaced by the unknown-token id (1.0: input-less)
@@ -90,6 +94,9 @@ class HVAEConfig(SizedConfig):
             raise ValueError(f"hvae.conductor_input must be one of {', '.join(CONDUCTOR_INPUTS)}, got {self.conductor_input!r}")
         if self.encoder_summary not in ENCODER_SUMMARIES:
             raise ValueError(f"hvae.encoder_summary must be one of {', '.join(ENCODER_SUMMARIES)}, got {self.encoder_summary!r}")
+        if self.latent_per_segment and (self.encoder_summary != "local" or self.bag_of_tokens or self.segment_readout):
+            raise ValueError("hvae.latent_per_segment needs encoder_summary: local (one summary per segment) and "
+                             "does not combine with bag_of_tokens or segment_readout (both read one z per text)")
         for name in ("word_dropout", "scheduled_sampling"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"hvae.{name} must be in [0, 1], got {getattr(self, name)}")
@@ -117,7 +124,7 @@ def decoder_parameters(config: HVAEConfig, vocab_size: int, flat_units: int = 0)
         stack = _lstm_parameters(e + config.latent_dim, u) + (layers - 1) * _lstm_parameters(u, u)
         return (config.latent_dim + 1) * 2 * layers * u + stack + (u + 1) * vocab_size
     c, u = config.conductor_units, config.decoder_units
-    steps_in = config.latent_dim if config.conductor_input == "z" else 1
+    steps_in = config.latent_dim if config.conductor_input == "z" or config.latent_per_segment else 1
     conductor = (config.latent_dim + 1) * 4 * c + _lstm_parameters(steps_in, c) + _lstm_parameters(c, c)
     s = c + config.latent_dim if config.decoder_reads_z else c  # what conditions a segment's decoder
     stack = _lstm_parameters(e + s, u) + (layers - 1) * _lstm_parameters(u, u)

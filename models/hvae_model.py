@@ -56,7 +56,7 @@ class TextVAE(tf_keras.Model):
             name="encoder_1",
         )
         self.segment_encoder = tf_keras.layers.Bidirectional(
-            lstm(c.encoder_units, return_state=True), name="segment_encoder"
+            lstm(c.encoder_units, return_state=True, return_sequences=c.latent_per_segment), name="segment_encoder"
         ) if c.encoder_summary in ("segments", "local") else None
         # fixed scale, learned shift (Zhu et al. 2020, BN-VAE): mu has unit variance across texts;
         # synchronized: over several replicas the statistics are the global batch's, as on one device
@@ -99,10 +99,19 @@ class TextVAE(tf_keras.Model):
     def encode(self, target_ids: tf.Tensor, training: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
         """(mu, sigma) [batch, latent] of q(z | text), from the encoder's summary of the text."""
         summary = self._summary(target_ids)
-        mu = self.to_mu(summary)
+        mu, sigma = self.to_mu(summary), self.to_sigma(summary) + 1e-6
         if self.mu_norm is not None:
             mu = self.mu_norm(mu, training=training)
-        return mu, self.to_sigma(summary) + 1e-6
+        if self.config.latent_per_segment:  # [batch, U, latent_dim] -> one z [batch, U * latent_dim]
+            batch = tf.shape(mu)[0]
+            mu, sigma = tf.reshape(mu, [batch, -1]), tf.reshape(sigma, [batch, -1])
+        return mu, sigma
+
+    def latent_size(self, length: int) -> int:
+        """The size of z for texts of `length` tokens: latent_dim, or one latent_dim per segment."""
+        if self.config.latent_per_segment:
+            return self.config.latent_dim * (length // self.config.segment_length)
+        return self.config.latent_dim
 
     def _summary(self, target_ids: tf.Tensor) -> tf.Tensor:
         """The text as one vector; padding is masked out of both directions. The final states,
@@ -146,7 +155,8 @@ class TextVAE(tf_keras.Model):
         """A hierarchical encoder that mirrors the decoder: the two BiLSTM layers read each
         segment alone ([batch * U, T], as the bottom decoder writes it), their final states
         summarise it, and the BiLSTM over the segments (those without a real token masked)
-        reads the summaries. Every token is at most T steps from its segment's summary."""
+        reads the summaries. Every token is at most T steps from its segment's summary. With
+        `latent_per_segment` that BiLSTM's outputs [batch, U, 2 * units] are the summaries, one per segment."""
         t = self.config.segment_length
         batch, length = tf.shape(target_ids)[0], tf.shape(target_ids)[1]
         self._check_whole_segments(length)
@@ -159,7 +169,9 @@ class TextVAE(tf_keras.Model):
         _, forward_h, _, backward_h, _ = self.encoder_upper(x, mask=mask)
         per_segment = tf.reshape(tf.concat([forward_h, backward_h], -1), [batch, length // t, -1])
         has_tokens = tf.reshape(tf.reduce_any(real, -1), [batch, length // t])
-        _, forward_h, _, backward_h, _ = self.segment_encoder(per_segment, mask=has_tokens)
+        outputs, forward_h, _, backward_h, _ = self.segment_encoder(per_segment, mask=has_tokens)
+        if self.config.latent_per_segment:
+            return outputs
         return tf.concat([forward_h, backward_h], axis=-1)
 
     # -- decoder ---------------------------------------------------------------------------
@@ -169,23 +181,37 @@ class TextVAE(tf_keras.Model):
         parts = tf.split(self.decoder_init(source), 2 * self.config.decoder_layers, axis=-1)
         return [parts[2 * i : 2 * i + 2] for i in range(self.config.decoder_layers)]
 
+    def segment_codes(self, z: tf.Tensor, segments: tf.Tensor) -> tf.Tensor:
+        """What of z each segment reads [batch, segments, latent_dim]: its own code
+        (`latent_per_segment`, z holding exactly `segments` of them) or the whole z."""
+        if self.config.latent_per_segment:
+            return tf.reshape(z, [tf.shape(z)[0], -1, self.config.latent_dim])
+        return tf.tile(z[:, None], tf.stack([1, segments, 1]))
+
+    def text_code(self, z: tf.Tensor) -> tf.Tensor:
+        """The one vector [batch, latent_dim] that starts the conductor (flat: the decoder): z,
+        or with `latent_per_segment` its segments' codes averaged."""
+        if self.config.latent_per_segment:
+            return tf.reduce_mean(tf.reshape(z, [tf.shape(z)[0], -1, self.config.latent_dim]), 1)
+        return z
+
     def segment_embeddings(self, z: tf.Tensor, segments: tf.Tensor) -> tf.Tensor:
         """The conductor's output, one embedding per segment: [batch, segments, conductor_units
         (+ latent_dim with `decoder_reads_z`)].
         Its steps read zeros (MusicVAE: z reaches later segments only through the recurrence) or
-        (`conductor_input: z`) z itself. With `decoder_reads_z` z is also appended to every
+        (`conductor_input: z`) z itself, or (`latent_per_segment`) step s segment s's code. With `decoder_reads_z` z is also appended to every
         embedding: measured on one segment, z's only way through the conductor's squashing gates
         (a tanh layer, two LSTM steps, another tanh layer) learnt far slower than the flat
         decoder's direct one."""
-        h0, c0, h1, c1 = tf.split(self.conductor_init(z), 4, axis=-1)
-        if self.config.conductor_input == "z":
-            steps = tf.tile(z[:, None], tf.stack([1, segments, 1]))
+        h0, c0, h1, c1 = tf.split(self.conductor_init(self.text_code(z)), 4, axis=-1)
+        if self.config.conductor_input == "z" or self.config.latent_per_segment:
+            steps = self.segment_codes(z, segments)
         else:
             steps = tf.zeros(tf.stack([tf.shape(z)[0], segments, 1]), z.dtype)
         x = self.conductor[0](steps, initial_state=[h0, c0])
         embeddings = self.conductor[1](x, initial_state=[h1, c1])
         if self.config.decoder_reads_z:  # MusicVAE's option: z itself beside every segment's embedding
-            embeddings = tf.concat([embeddings, tf.tile(z[:, None], tf.stack([1, segments, 1]))], -1)
+            embeddings = tf.concat([embeddings, self.segment_codes(z, segments)], -1)
         return embeddings
 
     def _run_decoder(self, x: tf.Tensor, states: list[list[tf.Tensor]], training: bool) -> tf.Tensor:
@@ -216,10 +242,11 @@ class TextVAE(tf_keras.Model):
         """Logits [batch, L, vocab] of the decoder reading `decoder_inputs` (BOS, then the text shifted right)."""
         batch, length = tf.shape(decoder_inputs)[0], tf.shape(decoder_inputs)[1]
         tokens = self.embedding(decoder_inputs)
-        if not self.hierarchical:
-            conditioned = tf.concat([tokens, tf.tile(tf.cast(z, tokens.dtype)[:, None], [1, length, 1])], axis=-1)
-            return self.to_logits(self._run_decoder(conditioned, self._initial_states(z), training))
         t = self.config.segment_length
+        if not self.hierarchical:  # every position reads z (`latent_per_segment`: its segment's code)
+            codes = tf.repeat(self.segment_codes(z, (length + t - 1) // t), t, axis=1)[:, :length]
+            conditioned = tf.concat([tokens, tf.cast(codes, tokens.dtype)], axis=-1)
+            return self.to_logits(self._run_decoder(conditioned, self._initial_states(self.text_code(z)), training))
         self._check_whole_segments(length)
         segments = length // t
         embeddings = self.segment_embeddings(z, segments)
@@ -255,11 +282,11 @@ class TextVAE(tf_keras.Model):
 
         if not self.hierarchical:
             def flat_step(token, state, position):
-                states, z_ = state
-                logits, states = run_cells(tf.concat([embed(token), z_], -1), states)
-                return logits, (states, z_)
+                states, codes = state
+                logits, states = run_cells(tf.concat([embed(token), tf.gather(codes, position // t, axis=1)], -1), states)
+                return logits, (states, codes)
 
-            return flat_step, (self._initial_states(z), z)
+            return flat_step, (self._initial_states(self.text_code(z)), self.segment_codes(z, (length + t - 1) // t))
 
         segments = self.segment_embeddings(z, (length + t - 1) // t)
 

@@ -40,7 +40,7 @@ def export_vae(
     spec = dict(raw_feature_spec)
     text_shape = list(spec[codec.text_feature].shape)
     length = codec.sequence_length
-    latent = model.config.latent_dim
+    latent = model.latent_size(length)
 
     def target_ids_of_examples(serialized: tf.Tensor) -> tf.Tensor:
         return model.transform_layer(tf.io.parse_example(serialized, spec))["target_ids"]

@@ -167,3 +167,23 @@ def test_a_train_step_with_xla_gives_the_same_loss_as_without(family, monkeypatc
         runs.append(train(family, hparams(family), steps=3, jit_compile=jit_compile)[1])
     np.testing.assert_allclose(runs[1], runs[0], rtol=1e-4)
     assert runs[0][-1] < runs[0][0]
+
+
+def test_a_vae_with_a_code_per_segment_serves_its_whole_z(tmp_path):
+    """`latent_per_segment`: the exported encode, decode, interpolate and generate signatures
+    take z as latent_dim units for each of the text's segments."""
+    config = hparams("hvae", encoder_summary="local", latent_per_segment=True)
+    tf_keras.utils.set_random_seed(0)
+    model, _ = train("hvae", config, steps=2)
+    served = tf.saved_model.load(export("hvae", model, config, tmp_path))
+    size = SMALL["hvae"]["latent_dim"] * LENGTH // SMALL["hvae"]["segment_length"]
+    mu = served.signatures["encode"](text=tf.constant(TEXTS[:2]))["mu"]
+    assert mu.shape == (2, size)
+    decoded = served.signatures["decode"](z=mu, temperature=tf.constant(0.0), seed=tf.constant(0, tf.int64))["text"]
+    assert decoded.shape == (2,)
+    between = served.signatures["interpolate"](first=tf.constant(TEXTS[:1]), second=tf.constant(TEXTS[1:2]),
+                                               steps=tf.constant(3))["texts"]
+    assert between.shape == (1, 3)
+    drawn = served.signatures["generate"](num_samples=tf.constant(2), temperature=tf.constant(1.0),
+                                          seed=tf.constant(1, tf.int64))["text"]
+    assert drawn.shape == (2,)

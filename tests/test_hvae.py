@@ -34,6 +34,8 @@ VARIANTS = {
     "flat": {"decoder": "flat"},
     "hierarchical, conductor reads z": {"conductor_input": "z"},
     "hierarchical, decoder reads z": {"decoder_reads_z": True},
+    "hierarchical, a code per segment": {"encoder_summary": "local", "latent_per_segment": True, "decoder_reads_z": True},
+    "flat, a code per segment": {"decoder": "flat", "encoder_summary": "local", "latent_per_segment": True},
 }
 
 
@@ -44,7 +46,8 @@ def model(request):
 
 
 @pytest.mark.parametrize("settings", [TINY, {}, dict(segment_length=16, decoder_layers=2),
-                                      dict(conductor_input="z", decoder_reads_z=True, **TINY)])
+                                      dict(conductor_input="z", decoder_reads_z=True, **TINY),
+                                      dict(encoder_summary="local", latent_per_segment=True, decoder_reads_z=True, **TINY)])
 def test_flat_ablation_matches_the_hierarchical_parameter_budget(settings):
     hierarchical = build_hvae(HVAEConfig(**settings), VOCAB)
     flat = build_hvae(HVAEConfig(decoder="flat", **settings), VOCAB)
@@ -59,7 +62,7 @@ def test_segments_are_decoded_from_their_own_embedding_and_the_previous_token(mo
     """Hierarchical: given z, segment 2's logits depend on the tokens before it only through
     the last token of segment 1; flat: they depend on every earlier token."""
     ids = texts(real=(16, 16, 16))
-    z = tf.random.normal([3, model.config.latent_dim], seed=3)
+    z = tf.random.normal([3, model.latent_size(16)], seed=3)
     changed = ids.numpy().copy()
     changed[:, :3] = (changed[:, :3] + 1 - 3) % (VOCAB - 4) + 3  # segment 0's first three tokens
     before = model.reconstruction_logits(z, ids).numpy()
@@ -73,7 +76,7 @@ def test_segments_are_decoded_from_their_own_embedding_and_the_previous_token(mo
 
 def test_step_decoder_reproduces_teacher_forced_logits(model):
     ids = texts(real=(16, 11, 6))
-    z = tf.random.normal([3, model.config.latent_dim], seed=4)
+    z = tf.random.normal([3, model.latent_size(16)], seed=4)
     expected = model.reconstruction_logits(z, ids).numpy()
     step, state = model.decoder_step(z, 16)
     token = tf.fill([3], tf.constant(1, tf.int64))  # BOS
@@ -84,7 +87,7 @@ def test_step_decoder_reproduces_teacher_forced_logits(model):
 
 
 def test_decode_is_greedy_at_temperature_zero_and_repeatable_with_a_seed(model):
-    z = tf.random.normal([2, model.config.latent_dim], seed=5)
+    z = tf.random.normal([2, model.latent_size(16)], seed=5)
     greedy = model.decode(z, 16).numpy()
     step, state = model.decoder_step(z, 16)
     token = tf.fill([2], tf.constant(1, tf.int64))
@@ -142,8 +145,8 @@ def test_elbo_terms_bound_the_reconstruction_and_count_real_tokens(model):
     assert (terms["sampled_hits"] <= terms["token_count"]).all()
     own = model.reconstruction_logits(tf.constant(terms["mu"]), ids).numpy().argmax(-1)  # teacher-forced from mu
     np.testing.assert_array_equal(terms["own_z_teacher_forced_hits"], ((own == ids.numpy()) & (ids.numpy() != 0)).sum(1))
-    assert terms["mu"].shape == (3, model.config.latent_dim)
-    assert terms["kl_per_unit"].shape == (3, model.config.latent_dim)
+    assert terms["mu"].shape == (3, model.latent_size(16))
+    assert terms["kl_per_unit"].shape == (3, model.latent_size(16))
     np.testing.assert_allclose(terms["kl_per_unit"].sum(-1), terms["kl"], rtol=1e-5)
     np.testing.assert_array_equal(terms["target_ids"], ids.numpy())
     np.testing.assert_array_equal(terms["shuffled_z_texts"], [1, 1, 1])
@@ -373,3 +376,29 @@ def test_segment_summaries_ignore_padding_and_see_every_segment(summary):
     changed[0, 5] = (changed[0, 5] + 1 - 3) % (VOCAB - 4) + 3  # segment 1 of 3
     moved = np.abs(model.encode(tf.constant(changed))[0].numpy() - model.encode(ids)[0].numpy())
     assert moved[0].max() > 1e-4 and moved[1].max() < 1e-6
+
+
+@pytest.mark.parametrize("decoder", ["hierarchical", "flat"])
+def test_a_code_per_segment_gives_each_segment_its_own_part_of_z(decoder):
+    """`latent_per_segment`: z holds latent_dim units per segment. Segment 0 reads its own code
+    and the codes' average (which starts the conductor or the flat decoder): a change of the
+    later codes that keeps the average leaves its logits as they were, and moves segment 3's."""
+    tf_keras.utils.set_random_seed(4)
+    config = HVAEConfig(decoder=decoder, encoder_summary="local", latent_per_segment=True, decoder_reads_z=True, **TINY)
+    model = build_hvae(config, VOCAB)
+    ids = texts(real=(16, 16, 16))
+    mu, sigma = model.encode(ids)
+    assert mu.shape == sigma.shape == (3, 4 * TINY["latent_dim"]) == (3, model.latent_size(16))
+    codes = model.segment_codes(mu, 4).numpy()
+    d = TINY["latent_dim"]
+    np.testing.assert_array_equal(codes[:, 2], mu.numpy()[:, 2 * d : 3 * d])
+    moved = mu.numpy().copy()
+    moved[:, 3 * d :] += 1.0  # segment 3's code up
+    moved[:, d : 2 * d] -= 1.0  # segment 1's down by as much: the average is kept
+    np.testing.assert_allclose(model.text_code(tf.constant(moved)).numpy(), model.text_code(mu).numpy(), atol=1e-5)
+    before = model.reconstruction_logits(mu, ids).numpy()
+    after = model.reconstruction_logits(tf.constant(moved), ids).numpy()
+    np.testing.assert_allclose(after[:, :4], before[:, :4], atol=1e-5)  # segment 0: its code and the average kept
+    assert not np.allclose(after[:, 12:], before[:, 12:], atol=1e-3)
+    with pytest.raises(ValueError, match="latent_per_segment needs encoder_summary: local"):
+        HVAEConfig(latent_per_segment=True)
