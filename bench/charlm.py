@@ -121,8 +121,7 @@ def run(
     preset = PRESETS[(family_name, preset_name)]
     model_config, changed = preset_with(preset.model, settings or [])
     preset = dataclasses.replace(preset, model=model_config)
-    xla_compiles = registry.xla_compiles_on_cpu(family_name, preset.model)
-    if xla is True and not gpu_visible() and not xla_compiles:
+    if xla is True and not gpu_visible() and not registry.xla_compiles_on_cpu(family_name, preset.model):
         raise SystemExit(f"--xla on: {registry.XLA_CPU_CRASH}; keep --set recurrence=auto (the default) or --xla off")
     iterations = iterations or preset.iterations
     family = registry.get(family_name)
@@ -130,7 +129,7 @@ def run(
     batch = tuple(t.numpy() for t in random_windows(tf.constant(train), preset.batch_size, preset.context,
                                                     tf.constant([seed, -1], tf.int64)))  # for `auto`'s trial
     precision, xla, choice = settle_acceleration(family_name, preset.model, model_vocab_size(distinct), batch,
-                                                 precision, xla, xla_compiles, iterations)
+                                                 precision, xla, registry.xla_left_out_on_cpu(family_name, preset.model), iterations)
     tf_keras.utils.set_random_seed(seed)
     with precision_policy(precision):
         model = family.build(preset.model, model_vocab_size(distinct))

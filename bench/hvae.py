@@ -129,12 +129,11 @@ def run(
     if length % config.segment_length:
         raise SystemExit(f"segment_length {config.segment_length} must divide the {length}-character windows")
     config = dataclasses.replace(config, decoder=decoder, train_steps=train_steps)
-    xla_compiles = registry.xla_compiles_on_cpu("hvae", config)
-    if xla is True and not gpu_visible() and not xla_compiles:
+    if xla is True and not gpu_visible() and not registry.xla_compiles_on_cpu("hvae", config):
         raise SystemExit(f"--xla on: {registry.XLA_CPU_CRASH}")
     _, sample = random_windows(tf.constant(train), config.batch_size, length, tf.constant([seed, -1], tf.int64))
     precision, xla, choice = settle_acceleration("hvae", config, model_vocab_size(distinct),
-                                                 (sample.numpy(), sample.numpy()), precision, xla, xla_compiles,
+                                                 (sample.numpy(), sample.numpy()), precision, xla, registry.xla_left_out_on_cpu("hvae", config),
                                                  train_steps)
     tf_keras.utils.set_random_seed(seed)
     with precision_policy(precision):

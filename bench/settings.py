@@ -37,7 +37,7 @@ def _typed(value: str, like: Any) -> Any:
 
 
 def settle_acceleration(family: str, config: Any, vocab_size: int, batch: Any, precision: str,
-                        xla: Union[bool, str], xla_compiles: bool, train_steps: int) -> tuple[str, bool, Optional[dict]]:
+                        xla: Union[bool, str], xla_left_out: Optional[str], train_steps: int) -> tuple[str, bool, Optional[dict]]:
     """(precision, xla, the choice for the JSON line): `auto` runs the Trainer's timed trial
     (`models.acceleration_trial`) on `batch`, one numpy batch of the benchmark's own, for a
     training of `train_steps` steps in one batch shape; fixed settings are returned as they are,
@@ -48,6 +48,6 @@ def settle_acceleration(family: str, config: Any, vocab_size: int, batch: Any, p
 
     spec = TrialSpec(family, "language_model", dataclasses.asdict(config), vocab_size, train_steps=train_steps)
     choice = choose(spec, batch, precision, xla,
-                    xla_compiles=xla_compiles, gpu_capabilities=gpu_capabilities(),
+                    xla_left_out=xla_left_out, gpu_capabilities=gpu_capabilities(),
                     log=lambda message: print(message, file=sys.stderr, flush=True))
     return choice.precision, choice.jit_compile, choice.as_dict()

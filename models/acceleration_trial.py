@@ -4,8 +4,9 @@ measured rather than guessed.
 On a GPU the documented rules decide (mixed_float16 on compute capability 7.0 and newer, XLA
 off), with no trial. On CPU the candidates are float32, plus mixed_bfloat16 where the CPU has
 bfloat16 instructions (`avx512_bf16`/`amx_bf16`; elsewhere it is emulated and slower),
-mixed_float16 where it has `avx512_fp16`/`amx_fp16`, and each of those with XLA where XLA can
-compile the model (`models.registry.xla_compiles_on_cpu`). Each candidate trains the same
+mixed_float16 where it has `avx512_fp16`/`amx_fp16`, and each of those with XLA unless the
+family leaves it out (`models.registry.xla_left_out_on_cpu`: XLA cannot compile the model, or
+compiles it too slowly to be worth a trial). Each candidate trains the same
 model from the same seed on the same real batch, in a child process of its own (a crash, or a
 trial over `CANDIDATE_TIMEOUT_FACTOR` times as long as float32's, costs that candidate, not the
 run), for a few warm-up steps and then `TRIAL_STEPS` timed ones. Of
@@ -136,9 +137,9 @@ def gpu_capabilities() -> list[tuple[int, int]]:
 
 
 def candidates(spec: TrialSpec, precision: Setting, jit_compile: Setting, features: dict,
-               xla_compiles: bool) -> tuple[list[Candidate], list[dict]]:
+               xla_left_out: Optional[str] = None) -> tuple[list[Candidate], list[dict]]:
     """The candidates for a CPU (float32 without XLA first, the reference), and the ones left
-    out, each with why. A setting that is not `auto` is kept as it is."""
+    out, each with why (`xla_left_out`: why XLA is not tried). A setting that is not `auto` is kept as it is."""
     flags = set(features["flags"])
     precisions, skipped = [], []
     for name in ("float32", "mixed_bfloat16", "mixed_float16") if precision == "auto" else (precision,):
@@ -149,10 +150,9 @@ def candidates(spec: TrialSpec, precision: Setting, jit_compile: Setting, featur
         else:
             precisions.append(name)
     jits = [False, True] if jit_compile == "auto" else [bool(jit_compile)]
-    if jit_compile == "auto" and not xla_compiles:
+    if jit_compile == "auto" and xla_left_out:
         jits = [False]
-        skipped.append({"candidate": "XLA", "status": "skipped",
-                        "why": f"XLA cannot compile this {spec.family} model on CPU (its recurrent layers run Keras' loop)"})
+        skipped.append({"candidate": "XLA", "status": "skipped", "why": xla_left_out})
     return [Candidate(p, j) for j in jits for p in precisions], skipped
 
 
@@ -202,7 +202,7 @@ def decide(trials: list[dict], reference: Candidate, train_steps: int = 0,
 
 
 def choose(spec: TrialSpec, batch: Any, precision: Setting = "auto", jit_compile: Setting = "auto",
-           xla_compiles: bool = True, gpu_capabilities: Optional[list[tuple[int, int]]] = None,
+           xla_left_out: Optional[str] = None, gpu_capabilities: Optional[list[tuple[int, int]]] = None,
            log=_logger.info) -> Choice:
     """The precision and jit_compile to train `spec`'s model with on this machine; `batch` is one
     real training batch (numpy, as the model's `fit` takes it). `gpu_capabilities` lists the
@@ -212,7 +212,7 @@ def choose(spec: TrialSpec, batch: Any, precision: Setting = "auto", jit_compile
     if gpu_capabilities:
         return gpu_choice(precision, jit_compile, gpu_capabilities)
     features = cpu_features()
-    todo, skipped = candidates(spec, precision, jit_compile, features, xla_compiles)
+    todo, skipped = candidates(spec, precision, jit_compile, features, xla_left_out)
     if len(todo) == 1:
         only = todo[0]
         return Choice(only.precision, only.jit_compile, "the only candidate on this machine", skipped)

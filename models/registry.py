@@ -47,6 +47,8 @@ class Family:
     # (config, task) -> whether XLA on CPU compiles its train step: it crashes on the while loop
     # of Keras' recurrent layers (`xla_compiles_on_cpu`)
     xla_on_cpu: Callable[[Any, str], bool] = lambda config, task: True
+    # why `jit_compile: auto` does not try XLA on CPU although it compiles (None: it is tried)
+    xla_untried_on_cpu: Optional[str] = None
 
 
 def _rnn_xla_on_cpu(config: RNNConfig, task: str) -> bool:
@@ -93,6 +95,8 @@ _FAMILIES = {
             "hierarchical (MusicVAE-style) variational autoencoder; no classifier mode", objective="vae",
             # recurrence auto: every LSTM (the masked, bidirectional encoders too) is models.fast_lstm
             xla_on_cpu=lambda config, task: config.recurrence == "auto",
+            xla_untried_on_cpu=("XLA compiles the VAE's train step for minutes on CPU and ran it 2.8x slower than "
+                                "without (README, 'Benchmarks'); jit_compile: true still uses it"),
         ),
     )
 }
@@ -118,3 +122,10 @@ XLA_CPU_CRASH = (
 def xla_compiles_on_cpu(name: str, config: Any, task: str = "language_model") -> bool:
     """Whether `jit_compile` can train this family's model for `task` on a machine without a GPU."""
     return get(name).xla_on_cpu(config, task)
+
+
+def xla_left_out_on_cpu(name: str, config: Any, task: str = "language_model") -> Optional[str]:
+    """Why `jit_compile: auto` leaves XLA out of this model's CPU candidates; None: it is tried."""
+    if not xla_compiles_on_cpu(name, config, task):
+        return f"XLA cannot compile this {name} model on CPU (its recurrent layers run Keras' loop)"
+    return get(name).xla_untried_on_cpu

@@ -22,22 +22,35 @@ def labels(found: list[Candidate]) -> list[str]:
 
 
 def test_candidates_follow_the_cpu_flags_and_what_xla_compiles():
-    plain, skipped = trial.candidates(SPEC, "auto", "auto", NO_16_BIT, xla_compiles=True)
+    plain, skipped = trial.candidates(SPEC, "auto", "auto", NO_16_BIT)
     assert labels(plain) == ["float32", "float32 + XLA"]
     assert {s["candidate"] for s in skipped} == {"mixed_bfloat16", "mixed_float16"}
     assert "avx512_bf16" in next(s["why"] for s in skipped if s["candidate"] == "mixed_bfloat16")
 
-    with_bf16, _ = trial.candidates(SPEC, "auto", "auto", BF16, xla_compiles=True)
+    with_bf16, _ = trial.candidates(SPEC, "auto", "auto", BF16)
     assert labels(with_bf16) == ["float32", "mixed_bfloat16", "float32 + XLA", "mixed_bfloat16 + XLA"]
 
-    no_xla, skipped = trial.candidates(SPEC, "auto", "auto", BF16, xla_compiles=False)
+    no_xla, skipped = trial.candidates(SPEC, "auto", "auto", BF16, xla_left_out="it runs Keras' loop")
     assert labels(no_xla) == ["float32", "mixed_bfloat16"]
-    assert any(s["candidate"] == "XLA" for s in skipped)
+    assert [s["why"] for s in skipped if s["candidate"] == "XLA"] == ["it runs Keras' loop"]
 
-    fixed_precision, _ = trial.candidates(SPEC, "mixed_bfloat16", "auto", NO_16_BIT, xla_compiles=True)
+    fixed_precision, _ = trial.candidates(SPEC, "mixed_bfloat16", "auto", NO_16_BIT)
     assert labels(fixed_precision) == ["mixed_bfloat16", "mixed_bfloat16 + XLA"]  # a set value is kept
-    fixed_jit, _ = trial.candidates(SPEC, "auto", False, BF16, xla_compiles=True)
+    fixed_jit, _ = trial.candidates(SPEC, "auto", False, BF16)
     assert labels(fixed_jit) == ["float32", "mixed_bfloat16"]
+
+
+def test_each_family_says_why_auto_leaves_xla_out_on_cpu():
+    from models import registry
+    from models.hvae import HVAEConfig
+    from models.rnn import RNNConfig
+    from models.transformer import TransformerConfig
+
+    assert registry.xla_left_out_on_cpu("transformer", TransformerConfig()) is None
+    assert registry.xla_left_out_on_cpu("rnn", RNNConfig()) is None  # FastLSTM compiles, and is fast
+    assert "Keras' loop" in registry.xla_left_out_on_cpu("rnn", RNNConfig(recurrence="keras"))
+    assert "minutes" in registry.xla_left_out_on_cpu("hvae", HVAEConfig())  # compiles, but too slowly to try
+    assert registry.xla_compiles_on_cpu("hvae", HVAEConfig())  # so `jit_compile: true` is allowed
 
 
 def ran(label: str, tokens_per_second: float, loss: float, status: str = "ok") -> dict:

@@ -64,7 +64,7 @@ def resolve_acceleration(setup: TrainingSetup, task: str, vocab_size: int, train
     spec = TrialSpec(setup.family.name, task, dataclasses.asdict(hparams), vocab_size, num_classes,
                      train_steps=setup.plan.steps, batch_shapes=batch_shapes)
     choice = choose(spec, sample, hparams.precision, hparams.jit_compile,
-                    xla_compiles=registry.xla_compiles_on_cpu(setup.family.name, hparams, task),
+                    xla_left_out=registry.xla_left_out_on_cpu(setup.family.name, hparams, task),
                     gpu_capabilities=gpu_capabilities())
     setup.hparams = dataclasses.replace(hparams, precision=choice.precision, jit_compile=choice.jit_compile)
     return choice
