@@ -50,9 +50,13 @@ REFERENCE_TIMEOUT_SECONDS = 600  # the reference's whole child process
 # compile of a 128-step unrolled LSTM took about 9 minutes, for a step 16x slower than float32's)
 CANDIDATE_TIMEOUT_FACTOR = 3.0
 # in the cache key: a change to how trials are measured or labelled makes earlier entries misses
-# (2: before it, results of three or more candidates in one child could carry another's label)
-TRIAL_VERSION = 2
+# (2: before it, results of three or more candidates in one child could carry another's label;
+# 3: steps timed between graph calls, no longer across `fit`'s own start and end)
+TRIAL_VERSION = 3
 CANDIDATE_TIMEOUT_FLOOR_SECONDS = 60
+# the other XLA candidates are skipped when XLA's measured ratio, applied to their precisions'
+# speeds without it, leaves them this far below the fastest candidate (trial noise is ~20%)
+XLA_HOPELESS_FACTOR = 2.0
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 FP16_FLAGS = ("avx512_fp16", "amx_fp16")
 # hyper-parameters that change neither the model's shape nor its step's cost
@@ -251,7 +255,7 @@ def trials_in_children(spec: TrialSpec, todo: list[Candidate], batch_file: str) 
     of the model's code, most of a trial's time, are paid once). A candidate that crashes the
     child, or gives no result in its time, is that candidate's result, and a new child goes on
     with the rest; once XLA has crashed or timed out, the other XLA candidates are skipped (the
-    compile is the same graph)."""
+    compile is the same graph), and so they are when XLA was far slower (`_xla_hopeless`)."""
     remaining, reference_seconds = list(todo), []
 
     def timeout_for(candidate: Candidate, starts_child: bool) -> float:
@@ -262,18 +266,48 @@ def trials_in_children(spec: TrialSpec, todo: list[Candidate], batch_file: str) 
         budget = max(CANDIDATE_TIMEOUT_FLOOR_SECONDS, CANDIDATE_TIMEOUT_FACTOR * reference_seconds[0])
         return budget + (reference_seconds[0] if starts_child else 0.0)
 
+    done: dict[Candidate, dict] = {}
     while remaining:
         # a copy: the child's results are matched to its own request while `remaining` shrinks
         for candidate, result, seconds in _run_child(spec, list(remaining), batch_file, timeout_for):
             remaining.remove(candidate)
+            done[candidate] = result
             yield result
             if candidate == todo[0] and result["status"] == "ok":
                 reference_seconds.append(seconds)
-            if candidate.jit_compile and result["status"] not in ("ok", "error"):  # the child is gone
-                for other in [c for c in remaining if c.jit_compile]:
-                    remaining.remove(other)
-                    yield {**_describe(other), "status": "skipped",
-                           "why": f"{candidate.label} {result['status']}; the same XLA compile would too"}
+            if not candidate.jit_compile:
+                continue
+            if result["status"] not in ("ok", "error"):  # the child is gone
+                why = f"{candidate.label} {result['status']}; the same XLA compile would too"
+            else:
+                why = _xla_hopeless(candidate, done)
+            dropped = [c for c in remaining if c.jit_compile] if why else []
+            for other in dropped:
+                remaining.remove(other)
+                yield {**_describe(other), "status": "skipped", "why": why}
+            if dropped:
+                break  # the child would run a dropped candidate next; a new one takes any left
+
+
+def _xla_hopeless(measured: Candidate, done: dict[Candidate, dict]) -> Optional[str]:
+    """Why the other XLA candidates need no trial, or None: XLA made `measured`'s precision so
+    much slower that, at the same ratio, no other precision with XLA comes within
+    `XLA_HOPELESS_FACTOR` of the fastest candidate measured so far (the recurrent language
+    model's unrolled loop: XLA ran it 7x slower, and its compile with bfloat16 took over a minute)."""
+    def speed(result: Optional[dict]) -> float:
+        return result.get("tokens_per_second", 0.0) if result and result["status"] == "ok" else 0.0
+
+    with_xla, without = speed(done.get(measured)), speed(done.get(Candidate(measured.precision, False)))
+    if not (with_xla and without):
+        return None
+    ratio = with_xla / without
+    fastest = max(speed(t) for t in done.values())
+    best_hope = max((speed(t) * ratio for c, t in done.items()
+                     if not c.jit_compile and Candidate(c.precision, True) not in done), default=0.0)
+    if best_hope * XLA_HOPELESS_FACTOR >= fastest:
+        return None
+    return (f"XLA ran {measured.precision} at {ratio:.2f}x its speed without; at that ratio no other precision "
+            f"with XLA comes within {XLA_HOPELESS_FACTOR:g}x of the fastest ({fastest:,.0f} tokens/s)")
 
 
 def _describe(candidate: Candidate) -> dict:
@@ -355,20 +389,34 @@ def run_trial(spec: TrialSpec, candidate: Candidate, batch: Any, timed: bool = T
                       steps_per_execution=config.steps_per_execution)
     data = tf.data.Dataset.from_tensors(batch).repeat()
     per_call = config.steps_per_execution
-    warmup_steps = per_call * math.ceil(WARMUP_STEPS / per_call)
-    started = time.perf_counter()
-    model.fit(data, steps_per_epoch=warmup_steps if timed else per_call, epochs=1, verbose=0)
-    warmup_seconds = time.perf_counter() - started
     if not timed:
+        model.fit(data, steps_per_epoch=per_call, epochs=1, verbose=0)
         return {}
-    steps = per_call * math.ceil(TRIAL_STEPS / per_call)
-    started = time.perf_counter()
-    history = model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0).history
-    seconds = time.perf_counter() - started
+
+    class CallClock(tf_keras.callbacks.Callback):
+        """When the fit began and each graph call ended, and the epoch's mean loss then: the steps
+        are timed between calls, not across `fit`'s own start and end (measured: its return took up
+        to 0.6 s of a 15-step trial, and float32's steps had looked 1.9x their length)."""
+
+        def on_train_begin(self, logs: Optional[dict] = None) -> None:
+            self.began, self.ends, self.losses = time.perf_counter(), [], []
+
+        def on_train_batch_end(self, batch: int, logs: Optional[dict] = None) -> None:
+            self.ends.append(time.perf_counter())
+            self.losses.append(float((logs or {}).get("loss", math.nan)))
+
+    warmup_calls, timed_calls = math.ceil(WARMUP_STEPS / per_call), math.ceil(TRIAL_STEPS / per_call)
+    clock = CallClock()
+    history = model.fit(data, steps_per_epoch=(warmup_calls + timed_calls) * per_call, epochs=1, verbose=0,
+                        callbacks=[clock]).history
+    steps, warmed = timed_calls * per_call, clock.ends[warmup_calls - 1]
+    seconds = clock.ends[-1] - warmed
+    # Keras logs the mean loss over the epoch so far: the timed steps' own mean, from the two
+    loss = (history["loss"][-1] * (warmup_calls + timed_calls) - clock.losses[warmup_calls - 1] * warmup_calls) / timed_calls
     tokens = float(np.size(batch[0] if spec.task == "classifier" else batch[1]))  # the texts' positions
     return {"tokens_per_second": round(steps * tokens / seconds, 1), "step_ms": round(1000 * seconds / steps, 2),
-            "start_seconds": round(max(0.0, warmup_seconds - warmup_steps * seconds / steps), 2),
-            "loss": float(history["loss"][-1])}
+            "start_seconds": round(max(0.0, warmed - clock.began - warmup_calls * per_call * seconds / steps), 2),
+            "loss": float(loss)}
 
 
 def cache_key(spec: TrialSpec, batch: Any, precision: Setting, jit_compile: Setting, features: dict) -> str:

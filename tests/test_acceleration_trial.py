@@ -132,6 +132,41 @@ def test_each_result_is_the_candidate_that_ran_it(monkeypatch):
     assert all(r["candidate"] == r["ran"] for r in results), results
 
 
+def _child_at(speeds: dict[str, float], started: list):
+    """A fake child whose candidates train at `speeds` (tokens/s by label); `started` records
+    what each child was asked to run."""
+    def fake_child(spec, todo, batch_file, timeout_for):
+        started.append(labels(todo))
+        for candidate in todo:
+            yield candidate, {**trial._describe(candidate), "status": "ok", "loss": 1.0,
+                              "tokens_per_second": speeds[candidate.label]}, 1.0
+    return fake_child
+
+
+TODO_BF16 = [Candidate(p, j) for j in (False, True) for p in ("float32", "mixed_bfloat16")]
+
+
+def test_the_other_xla_candidates_are_skipped_when_xla_is_far_slower(monkeypatch):
+    """The recurrent LM's case (measured: XLA at 0.13x float32's speed, its bfloat16 compile
+    timed out after 83 s): bfloat16 + XLA, projected at XLA's ratio, cannot come near bfloat16."""
+    started = []
+    monkeypatch.setattr(trial, "_run_child", _child_at(
+        {"float32": 11205, "mixed_bfloat16": 20456, "float32 + XLA": 1501, "mixed_bfloat16 + XLA": 99999}, started))
+    results = list(trial.trials_in_children(SPEC, TODO_BF16, "unused"))
+    assert [(r["candidate"], r["status"]) for r in results] == [
+        ("float32", "ok"), ("mixed_bfloat16", "ok"), ("float32 + XLA", "ok"), ("mixed_bfloat16 + XLA", "skipped")]
+    assert "0.13x" in results[-1]["why"] and started == [labels(TODO_BF16)]  # no second child
+
+
+def test_xla_that_is_slower_but_not_hopeless_is_still_tried(monkeypatch):
+    """The Transformer on a CPU where XLA loses a little: bfloat16 + XLA may still be fastest."""
+    started = []
+    monkeypatch.setattr(trial, "_run_child", _child_at(
+        {"float32": 9000, "mixed_bfloat16": 14000, "float32 + XLA": 7000, "mixed_bfloat16 + XLA": 16000}, started))
+    results = list(trial.trials_in_children(SPEC, TODO_BF16, "unused"))
+    assert [r["status"] for r in results] == ["ok"] * 4
+
+
 BATCH = (np.ones((4, 16), np.int64), np.ones((4, 16), np.int64))
 
 
