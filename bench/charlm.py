@@ -18,6 +18,9 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # Keras 2: before TensorFlow is imported
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from bench.op_budget import XLA_TRACE_FLAG, op_budget  # noqa: E402 - XLA reads its flags when TensorFlow first uses it
+
+os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {XLA_TRACE_FLAG}".strip()  # the op budget of an XLA step
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
@@ -30,7 +33,6 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
-from bench.op_budget import op_budget  # noqa: E402
 from bench.settings import preset_with, settle_acceleration  # noqa: E402
 from models import registry  # noqa: E402
 from models.acceleration import PRECISIONS, for_precision, gpu_visible, precision_policy  # noqa: E402

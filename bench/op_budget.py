@@ -13,10 +13,20 @@ from __future__ import annotations
 import collections
 import glob
 import os
+import re
 import tempfile
 from typing import Callable
 
 MATMUL_TYPES = ("MatMul", "BatchMatMul", "Einsum", "Conv")  # substrings: _MklMatMul, _FusedMatMul, BatchMatMulV2, ...
+# An XLA-compiled step is one TensorFlow op; with `XLA_TRACE_FLAG` in XLA_FLAGS (set before
+# TensorFlow starts) its CPU executable records each HLO instruction it runs, named like
+# `fusion.12` or `custom-call.3`: those are counted instead. On CPU the matrix products are dots,
+# convolutions and custom calls (oneDNN's matmul, which XLA's CPU backend rewrites them into);
+# calls and loops only hold other instructions, which are counted themselves.
+XLA_TRACE_FLAG = "--xla_cpu_enable_xprof_traceme"
+HLO_NAME = re.compile(r"^[a-z][a-z0-9-]*(\.[0-9]+)?$")
+HLO_MATMUL_TYPES = ("dot", "convolution", "custom-call")
+HLO_HOLDERS = ("call", "while", "conditional")
 
 
 def _op_events(log_dir: str) -> list[tuple[str, str, int]]:
@@ -39,6 +49,10 @@ def _op_events(log_dir: str) -> list[tuple[str, str, int]]:
                     if ":" in name and "::" not in name and ": " not in name:
                         op_name, _, op_type = name.rpartition(":")
                         events.append((op_name, op_type, event.duration_ps))
+                    elif line.name != "python" and HLO_NAME.match(name):  # an XLA instruction
+                        hlo_type = name.partition(".")[0]
+                        if hlo_type not in HLO_HOLDERS:
+                            events.append((name, "hlo:" + hlo_type, event.duration_ps))
     return events
 
 
@@ -56,16 +70,29 @@ def _trace(step: Callable[[], object], steps: int, level: int) -> list[tuple[str
 
 
 def is_matmul(op_type: str) -> bool:
+    if op_type.startswith("hlo:"):
+        return op_type[4:] in HLO_MATMUL_TYPES
     return any(kind in op_type for kind in MATMUL_TYPES)
+
+
+def _without_compiled_clusters(events: list[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
+    """With XLA's instructions traced, the op that runs a compiled cluster (`__inference_...` or
+    `_XlaRun`) is their sum, not an op of its own: left out, so its time is not counted twice."""
+    if not any(t.startswith("hlo:") for _, t, _ in events):
+        return events
+    return [e for e in events if not (e[1].startswith("__inference_") or e[1] in ("_XlaRun", "XlaLaunch"))]
 
 
 def op_budget(step: Callable[[], object], steps: int = 5) -> dict:
     """Profiles `steps` calls of `step` (already traced, so no tracing is counted; each call
-    must wait for its result): ops executed per step, the most frequent op types, and the
-    share of op time in matrix products."""
-    counted = _trace(step, steps, level=3)
-    timed = _trace(step, steps, level=2)
+    must wait for its result): ops executed per step, the most frequent op types, the op types
+    that take the most time, and the share of op time in matrix products."""
+    counted = _without_compiled_clusters(_trace(step, steps, level=3))
+    timed = _without_compiled_clusters(_trace(step, steps, level=2))
     by_type = collections.Counter(op_type for _, op_type, _ in counted)
+    time_by_type = collections.Counter()
+    for _, op_type, duration in timed:
+        time_by_type[op_type] += duration
     total_ps = sum(d for _, _, d in timed)
     matmul_ps = sum(d for _, t, d in timed if is_matmul(t))
     return {
@@ -73,5 +100,6 @@ def op_budget(step: Callable[[], object], steps: int = 5) -> dict:
         "matmul_ops_per_step": round(sum(n for t, n in by_type.items() if is_matmul(t)) / steps),
         "top_op_types": {t: round(n / steps) for t, n in by_type.most_common(8)},
         "op_milliseconds_per_step": round(total_ps / steps / 1e9, 2),
+        "top_op_milliseconds": {t: round(ps / steps / 1e9, 2) for t, ps in time_by_type.most_common(8)},
         "matmul_share_of_op_time": round(matmul_ps / total_ps, 4) if total_ps else 0.0,
     }
