@@ -20,6 +20,7 @@ again for each training, so a second run starts at once.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -270,25 +271,27 @@ def trials_in_children(spec: TrialSpec, todo: list[Candidate], batch_file: str) 
 
     done: dict[Candidate, dict] = {}
     while remaining:
-        # a copy: the child's results are matched to its own request while `remaining` shrinks
-        for candidate, result, seconds in _run_child(spec, list(remaining), batch_file, timeout_for):
-            remaining.remove(candidate)
-            done[candidate] = result
-            yield result
-            if candidate == todo[0] and result["status"] == "ok":
-                reference_seconds.append(seconds)
-            if not candidate.jit_compile:
-                continue
-            if result["status"] not in ("ok", "error"):  # the child is gone
-                why = f"{candidate.label} {result['status']}; the same XLA compile would too"
-            else:
-                why = _xla_hopeless(candidate, done)
-            dropped = [c for c in remaining if c.jit_compile] if why else []
-            for other in dropped:
-                remaining.remove(other)
-                yield {**_describe(other), "status": "skipped", "why": why}
-            if dropped:
-                break  # the child would run a dropped candidate next; a new one takes any left
+        # a copy: the child's results are matched to its own request while `remaining` shrinks;
+        # closed on leaving, which kills the child
+        with contextlib.closing(_run_child(spec, list(remaining), batch_file, timeout_for)) as results:
+            for candidate, result, seconds in results:
+                remaining.remove(candidate)
+                done[candidate] = result
+                yield result
+                if candidate == todo[0] and result["status"] == "ok":
+                    reference_seconds.append(seconds)
+                if not candidate.jit_compile:
+                    continue
+                if result["status"] not in ("ok", "error"):  # the child is gone
+                    why = f"{candidate.label} {result['status']}; the same XLA compile would too"
+                else:
+                    why = _xla_hopeless(candidate, done)
+                dropped = [c for c in remaining if c.jit_compile] if why else []
+                for other in dropped:
+                    remaining.remove(other)
+                    yield {**_describe(other), "status": "skipped", "why": why}
+                if dropped:
+                    break  # the child would run a dropped candidate next; a new one takes any left
 
 
 def _xla_hopeless(measured: Candidate, done: dict[Candidate, dict]) -> Optional[str]:
