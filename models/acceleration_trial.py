@@ -298,7 +298,7 @@ def _xla_hopeless(measured: Candidate, done: dict[Candidate, dict]) -> Optional[
     """Why the other XLA candidates need no trial, or None: XLA made `measured`'s precision so
     much slower that, at the same ratio, no other precision with XLA comes within
     `XLA_HOPELESS_FACTOR` of the fastest candidate measured so far (the recurrent language
-    model's unrolled loop: XLA ran it 7x slower, and its compile with bfloat16 took over a minute)."""
+    model's unrolled loop: XLA ran it 5-7x slower, and its compile with bfloat16 took over a minute)."""
     def speed(result: Optional[dict]) -> float:
         return result.get("tokens_per_second", 0.0) if result and result["status"] == "ok" else 0.0
 
@@ -416,8 +416,10 @@ def run_trial(spec: TrialSpec, candidate: Candidate, batch: Any, timed: bool = T
                         callbacks=[clock]).history
     steps, warmed = timed_calls * per_call, clock.ends[warmup_calls - 1]
     seconds = clock.ends[-1] - warmed
-    # Keras logs the mean loss over the epoch so far: the timed steps' own mean, from the two
-    loss = (history["loss"][-1] * (warmup_calls + timed_calls) - clock.losses[warmup_calls - 1] * warmup_calls) / timed_calls
+    # Keras logs the epoch's running mean loss: the timed steps' own mean, from the means after
+    # the warm-up and at the end
+    total_mean, warmup_mean = history["loss"][-1], clock.losses[warmup_calls - 1]
+    loss = (total_mean * (warmup_calls + timed_calls) - warmup_mean * warmup_calls) / timed_calls
     tokens = float(np.size(batch[0] if spec.task == "classifier" else batch[1]))  # the texts' positions
     return {"tokens_per_second": round(steps * tokens / seconds, 1), "step_ms": round(1000 * seconds / steps, 2),
             "start_seconds": round(max(0.0, warmed - clock.began - warmup_calls * per_call * seconds / steps), 2),

@@ -21,8 +21,8 @@ def leave_tf_keras_unconverted() -> None:
     function calls, except modules on its do-not-convert list, which names `tensorflow` and `keras`
     but not `tf_keras` in TensorFlow 2.16: each new process converted about 150 tf_keras functions
     (measured: 8.8 s of the 17.5 s a Transformer's first build and train step took; the same loss
-    without). The top-level train and predict functions and the layers of models/ are converted
-    as before (AutoGraph converts what `tf.function` is given and user code whatever the list says)."""
+    without). AutoGraph still converts the function `tf.function` is given (Keras' train and
+    predict functions) and the layers of models/, which the list does not name."""
     from tensorflow.python.autograph.core import config  # the list has no public setter
 
     rule = config.DoNotConvert("tf_keras")
