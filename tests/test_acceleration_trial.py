@@ -160,9 +160,8 @@ def test_the_other_xla_candidates_are_skipped_when_xla_is_far_slower(monkeypatch
 
 def test_xla_that_is_slower_but_not_hopeless_is_still_tried(monkeypatch):
     """The Transformer on a CPU where XLA loses a little: bfloat16 + XLA may still be fastest."""
-    started = []
     monkeypatch.setattr(trial, "_run_child", _child_at(
-        {"float32": 9000, "mixed_bfloat16": 14000, "float32 + XLA": 7000, "mixed_bfloat16 + XLA": 16000}, started))
+        {"float32": 9000, "mixed_bfloat16": 14000, "float32 + XLA": 7000, "mixed_bfloat16 + XLA": 16000}, []))
     results = list(trial.trials_in_children(SPEC, TODO_BF16, "unused"))
     assert [r["status"] for r in results] == ["ok"] * 4
 
