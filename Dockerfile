@@ -24,6 +24,8 @@ RUN apt-get update \
 WORKDIR /opt/textflow
 COPY pyproject.toml constraints.txt README.md ./
 COPY pipeline ./pipeline
+COPY operations ./operations
+COPY tasks ./tasks
 COPY components ./components
 COPY models ./models
 COPY schemas ./schemas

@@ -8,7 +8,7 @@ loss (nats per character), training tokens per second, wall seconds, the machine
 fp32 matmul rate and the model's share of it (`matmul_share`: model FLOPs at that rate), and the
 op budget of a training step from a profiler trace (`bench.op_budget`: ops executed per step,
 the most frequent op types, the share of op time in matrix products), and with `auto`, the
-choice and its timed trials (`acceleration`, `models.acceleration_trial`). The split is nanoGPT's: first 90% train, last 10% validation.
+choice and its timed trials (`acceleration`, `models.runtime.acceleration_trial`). The split is nanoGPT's: first 90% train, last 10% validation.
 Batches are random windows drawn inside the training graph, as nanoGPT's `get_batch` does.
 """
 
@@ -35,11 +35,11 @@ import tf_keras  # noqa: E402
 
 from bench.settings import preset_with, settle_acceleration  # noqa: E402
 from models import registry  # noqa: E402
-from models.acceleration import PRECISIONS, for_precision, gpu_visible, precision_policy  # noqa: E402
-from models.lm_loss import masked_token_cross_entropy  # noqa: E402
-from models.rnn import RNNConfig  # noqa: E402
-from models.tokens import NUM_RESERVED, model_vocab_size  # noqa: E402
-from models.transformer import TransformerConfig  # noqa: E402
+from models.runtime.acceleration import PRECISIONS, for_precision, gpu_visible, precision_policy  # noqa: E402
+from models.layers.lm_loss import masked_token_cross_entropy  # noqa: E402
+from models.families.rnn import RNNConfig  # noqa: E402
+from models.layers.tokens import NUM_RESERVED, model_vocab_size  # noqa: E402
+from models.families.transformer import TransformerConfig  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)

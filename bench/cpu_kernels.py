@@ -3,7 +3,7 @@
     python -m bench.cpu_kernels [--steps 300] [--repeats 30]
 
 This benchmark measures a stock Keras model and the usual levers for a faster LSTM (a fused
-kernel; textflow's `models.fast_lstm`, the input projection out of the loop), so that
+kernel; textflow's `models.layers.fast_lstm`, the input projection out of the loop), so that
 bench.charlm's numbers can be compared with what TensorFlow itself reaches here.
 It prints one JSON line per case:
 
@@ -12,7 +12,7 @@ It prints one JSON line per case:
   `tf.function` step on random windows of 12 x 64 ids. It reports training tokens per second.
 - `lstm_layer`, four implementations of one 256-unit LSTM layer (the RNN preset's width), forward
   and backward over 32 x 64 tokens: Keras' `LSTM` (its CPU path is a generic loop), TensorFlow's
-  fused `BlockLSTM` op, and `models.fast_lstm`'s recurrence as a while_loop and unrolled. It
+  fused `BlockLSTM` op, and `models.layers.fast_lstm`'s recurrence as a while_loop and unrolled. It
   computes the input projection for all steps in one matmul outside the loop and writes its
   backward pass out, so each step costs one small matmul in each direction. Before it is timed, each implementation's
   outputs and gradients are compared with Keras' (`max_abs_diff`).
@@ -39,8 +39,8 @@ import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
 from bench.charlm import PRESETS, matmul_gflops, random_windows  # noqa: E402
-from models.fast_lstm import lstm_sequence  # noqa: E402
-from models.tokens import model_vocab_size  # noqa: E402
+from models.layers.fast_lstm import lstm_sequence  # noqa: E402
+from models.layers.tokens import model_vocab_size  # noqa: E402
 
 _GPT, _RNN = PRESETS[("transformer", "cpu-small")], PRESETS[("rnn", "cpu-small")]
 VOCAB = model_vocab_size(65)  # Tiny Shakespeare's characters
@@ -108,7 +108,7 @@ def block_lstm(x: tf.Tensor, kernel: tf.Tensor, recurrent_kernel: tf.Tensor, bia
 
 
 def fast_lstm(x: tf.Tensor, kernel: tf.Tensor, recurrent_kernel: tf.Tensor, bias: tf.Tensor, unroll: bool) -> tf.Tensor:
-    """textflow's CPU recurrence (`models.fast_lstm`), unrolled or as a while_loop."""
+    """textflow's CPU recurrence (`models.layers.fast_lstm`), unrolled or as a while_loop."""
     zeros = tf.zeros([tf.shape(x)[0], UNITS])
     return lstm_sequence(x, kernel, recurrent_kernel, bias, zeros, zeros, unroll=unroll)[0]
 

@@ -39,10 +39,11 @@ from bench.settings import preset_with, settle_acceleration  # noqa: E402
 from components.evaluation.edit_similarity import edit_similarities  # noqa: E402
 from components.evaluation.vae_metrics import ACTIVE_UNIT_VARIANCE  # noqa: E402
 from models import registry  # noqa: E402
-from models.acceleration import PRECISIONS, float32_copy, for_precision, gpu_visible, precision_policy  # noqa: E402
-from models.hvae import HVAEConfig, build_hvae, hvae_optimizer  # noqa: E402
-from models.lm_loss import masked_token_cross_entropy  # noqa: E402
-from models.tokens import model_vocab_size  # noqa: E402
+from models.runtime.acceleration import PRECISIONS, float32_copy, for_precision, gpu_visible, precision_policy  # noqa: E402
+from models.families.hvae import HVAEConfig, hvae_optimizer  # noqa: E402
+from models.families.hvae_model import build_hvae  # noqa: E402
+from models.layers.lm_loss import masked_token_cross_entropy  # noqa: E402
+from models.layers.tokens import model_vocab_size  # noqa: E402
 
 PRESETS = {
     "short": (64, HVAEConfig(

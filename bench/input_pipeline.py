@@ -35,8 +35,8 @@ from components.training.training_data import (  # noqa: E402
 )
 from components.training.transform_module import language_model_ids, tokenize  # noqa: E402
 from models import registry  # noqa: E402
-from models.tokens import NUM_RESERVED, model_vocab_size  # noqa: E402
-from models.training import compile_language_model  # noqa: E402
+from models.layers.tokens import NUM_RESERVED, model_vocab_size  # noqa: E402
+from models.runtime.training import compile_language_model  # noqa: E402
 
 SPEC_COLUMNS = ("input_ids", "target_ids")
 

@@ -36,15 +36,15 @@ import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
 from models import registry  # noqa: E402
-from models.acceleration import PRECISIONS, float32_copy, for_precision, precision_policy  # noqa: E402
-from models.decoding import decode_seq2seq  # noqa: E402
-from models.lm_loss import label_smoothed_cross_entropy, token_log_likelihoods  # noqa: E402
-from models.rnn import RNNConfig  # noqa: E402
-from models.seq2seq import decoder_inputs, with_end  # noqa: E402
-from models.seq2seq_export import export_translator, source_ids_of  # noqa: E402
-from models.subword import SubwordTokenizer, train_sentencepiece  # noqa: E402
-from models.tokens import PAD_ID  # noqa: E402
-from models.transformer import TransformerConfig  # noqa: E402
+from models.runtime.acceleration import PRECISIONS, float32_copy, for_precision, precision_policy  # noqa: E402
+from models.serving.decoding import decode_seq2seq  # noqa: E402
+from models.layers.lm_loss import label_smoothed_cross_entropy, token_log_likelihoods  # noqa: E402
+from models.families.rnn import RNNConfig  # noqa: E402
+from models.layers.seq2seq import decoder_inputs, with_end  # noqa: E402
+from models.serving.seq2seq_export import export_translator, source_ids_of  # noqa: E402
+from models.layers.subword import SubwordTokenizer, train_sentencepiece  # noqa: E402
+from models.layers.tokens import PAD_ID  # noqa: E402
+from models.families.transformer import TransformerConfig  # noqa: E402
 
 SOURCE, TARGET = "de", "en"
 

@@ -39,14 +39,16 @@ def _typed(value: str, like: Any) -> Any:
 def settle_acceleration(family: str, config: Any, vocab_size: int, batch: Any, precision: str,
                         xla: Union[bool, str], xla_left_out: Optional[str], train_steps: int) -> tuple[str, bool, Optional[dict]]:
     """(precision, xla, the choice for the JSON line): `auto` runs the Trainer's timed trial
-    (`models.acceleration_trial`) on `batch`, one numpy batch of the benchmark's own, for a
+    (`models.runtime.acceleration_trial`) on `batch`, one numpy batch of the benchmark's own, for a
     training of `train_steps` steps in one batch shape; fixed settings are returned as they are,
     with no choice."""
     if "auto" not in (precision, xla):
         return precision, bool(xla), None
-    from models.acceleration_trial import TrialSpec, choose, gpu_capabilities
+    from models import registry
+    from models.runtime.acceleration_trial import TrialSpec, choose, gpu_capabilities
 
-    spec = TrialSpec(family, "language_model", dataclasses.asdict(config), vocab_size, train_steps=train_steps)
+    kind = registry.get(family).objective  # the benchmarks train each family's own objective
+    spec = TrialSpec(family, kind, dataclasses.asdict(config), vocab_size, train_steps=train_steps)
     choice = choose(spec, batch, precision, xla,
                     xla_left_out=xla_left_out, gpu_capabilities=gpu_capabilities(),
                     log=lambda message: print(message, file=sys.stderr, flush=True))

@@ -2,5 +2,5 @@
 
 import os
 
-# Keras 2 everywhere (DESIGN.md section 2): decided before anything imports TensorFlow.
+# Keras 2 everywhere (docs/architecture.md): decided before anything imports TensorFlow.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")

@@ -1,6 +1,6 @@
-"""textflow pipeline: configuration, pipeline definition, local runner and CLI."""
+"""textflow pipeline: the configuration, the pipeline definition, the runners, the Kubeflow build and the CLI."""
 
 import os
 
-# Keras 2 everywhere (DESIGN.md section 2): decided before anything imports TensorFlow.
+# Keras 2 everywhere (docs/architecture.md): decided before anything imports TensorFlow.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")

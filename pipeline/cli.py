@@ -125,6 +125,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_config_options(command: argparse.ArgumentParser) -> None:
     """The options that make up a run's config (shared by run and compile)."""
+    from tasks.registry import names as task_names
+
     command.add_argument("--config", metavar="FILE", help="YAML config; only the keys it changes are needed")
     command.add_argument("--data", metavar="PATH", help="input file (or glob); default: the embedded IMDB sample")
     command.add_argument("--eval-data", metavar="PATH", help="a separate eval file (same format and columns); "
@@ -135,7 +137,7 @@ def _add_config_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--label-column", metavar="NAME", help="label column: train classifiers of it instead of language models")
     command.add_argument("--target-column", metavar="NAME", help="target column: train encoder-decoders from the text "
                          "column(s) to it (seq2seq: translation, summarisation, question answering)")
-    command.add_argument("--task", choices=["language_model", "classifier", "seq2seq", "denoise"],
+    command.add_argument("--task", choices=task_names(),
                          help="what to train (default: from the columns); denoise: encoder-decoders restoring "
                          "corrupted text (BART's pre-training)")
     command.add_argument("--tokenizer", choices=["char", "word", "subword"], help="token unit")
@@ -239,19 +241,22 @@ def _run(args: argparse.Namespace) -> int:
     with output_to_log(log_path, args.verbose) as terminal:
         try:
             # TensorFlow and TFX start here, inside the redirect, so their start-up noise is logged.
+            from operations.commands import write_run_report
+            from operations.results import read_run
+            from operations.run_record import keep_run_record
+            from operations.summary import format_summary
             from pipeline.run_local import run_pipeline
-            from pipeline.run_record import keep_run_record
-            from pipeline.summary import data_validation, family_results, format_summary
 
             run_pipeline(config, terminal.out)
-            results = family_results(config)
-            validation = data_validation(config)
-            summary = format_summary(results, validation)
-            record = keep_run_record(config, results, summary, validation)
-            report = _write_run_report(config, record)
+            results = read_run(config)
+            summary = format_summary(results.families, results.data_validation)
+            record = keep_run_record(config, results.families, summary, results.data_validation)
+            report = write_run_report(config, record)
         except Exception as err:
+            from operations.commands import keep_blocked_run
+
             # By name: importing components here could fail again if an import was what failed.
-            blocked_report = _keep_blocked_run(config) if type(err).__name__ == "DataValidationError" else None
+            blocked_report = keep_blocked_run(config) if type(err).__name__ == "DataValidationError" else None
             code = _report_failure(err, log_path, terminal.err)
             if blocked_report:
                 print(f"The report of this run (data, findings, why it stopped): {blocked_report}", file=terminal.err, flush=True)
@@ -263,26 +268,6 @@ def _run(args: argparse.Namespace) -> int:
         print(f"Report: {report}")
     print(f"\nFinished in {time.monotonic() - started:.0f}s. Artifacts: {os.path.abspath(config.pipeline_root)}")
     return 0
-
-
-def _write_run_report(config: Any, record_folder: Optional[str]) -> Optional[str]:
-    """The HTML report of the run just kept, in its folder; its path."""
-    from pipeline.report import write_report
-
-    return write_report(config, os.path.basename(record_folder))[1] if record_folder else None
-
-
-def _keep_blocked_run(config: Any) -> Optional[str]:
-    """A run the data gate stopped still gets its record and report (they say why); their path."""
-    try:
-        from pipeline.run_record import keep_run_record
-        from pipeline.summary import data_validation, format_summary
-
-        validation = data_validation(config)
-        return _write_run_report(config, keep_run_record(config, [], format_summary([], validation), validation))
-    except Exception as err:  # the gate's own message matters more than a missing report
-        print(f"textflow: the report of the stopped run could not be written ({type(err).__name__}: {err})", file=sys.stderr)
-        return None
 
 
 def _compile(args: argparse.Namespace) -> int:
@@ -323,9 +308,10 @@ def _promotion_command(args: argparse.Namespace) -> int:
     in the workspace's `logs/` (or nowhere, when there is no workspace) and only the command's
     own lines reach the terminal. Each command imports only what it needs, so one that needs no
     TensorFlow (models history, rollback) does not start it."""
+    from operations.commands import answer
+    from operations.promotion import PromotionError, check_model_name, check_version
     from pipeline.config import ConfigError, load_config
     from pipeline.console import new_log_path, output_to_log
-    from pipeline.promotion import PromotionError, check_model_name, check_version
 
     overrides = {key: value for key, value in {"workspace": args.workspace, "serving_dir": args.serving_dir}.items() if value}
     try:
@@ -342,7 +328,7 @@ def _promotion_command(args: argparse.Namespace) -> int:
                 check_model_name(serving_dir, args.name)
                 if getattr(args, "version", None) is not None:
                     check_version(serving_dir, args.name, args.version)
-            print(_answer(args, config, serving_dir), file=terminal.out, flush=True)
+            print(answer(args, config, serving_dir), file=terminal.out, flush=True)
         except PromotionError as err:
             print(_paragraph("textflow: ", str(err)), file=terminal.err, flush=True)
             return EXIT_CONFIG
@@ -356,65 +342,6 @@ def _promotion_command(args: argparse.Namespace) -> int:
             terminal.err.flush()
             return EXIT_FAILED
     return 0
-
-
-def _answer(args: argparse.Namespace, config: Any, serving_dir: str) -> str:
-    """What a command that starts no pipeline prints; PromotionError for what the user can fix."""
-    from pipeline.promotion import PromotionError
-
-    if args.command == "promote":
-        from components.serving.serving_audit import hash_folder
-        from pipeline.metadata_connection import describe
-        from pipeline.model_records import find_push
-        from pipeline.promotion import promote
-
-        record = find_push(config, args.name, args.version)
-        blessed = record is not None and record.blessed
-        if not blessed and not (args.force and args.reason):
-            raise PromotionError(
-                f"{args.name} version {args.version} has no blessing in {describe(config)} (no run of this "
-                f"workspace pushed it as blessed); to promote it anyway, give --force and --reason"
-            )
-        evaluation = hash_folder(record.evaluation_uri) if record and record.evaluation_uri else None
-        reason = args.reason if blessed else f"forced, not blessed: {args.reason}"
-        entry = promote(serving_dir, args.name, args.version, args.label, reason, evaluation)
-        return f"{args.name}: {args.label} -> version {entry['version']} ({os.path.join(serving_dir, 'models.config')})"
-    if args.command == "rollback":
-        from pipeline.promotion import rollback
-
-        entry = rollback(serving_dir, args.name, args.reason)
-        return f"{args.name}: stable -> version {entry['version']} ({os.path.join(serving_dir, 'models.config')})"
-    if args.command == "report":
-        from pipeline.report import ReportError, write_report
-
-        try:
-            text, path = write_report(config, args.run, args.format, args.output)
-        except ReportError as err:
-            raise PromotionError(str(err)) from None
-        return f"Report: {path}" if path else text
-    if args.command == "predict":
-        from pipeline.model_commands import predict
-
-        return predict(config, serving_dir, args.name, args.version, args.label, args.text, args.text_column,
-                       args.signature, args.signature_options)
-    if args.models_command == "list":
-        from pipeline.model_commands import list_models
-
-        return list_models(config, serving_dir)
-    if args.models_command == "show":
-        from pipeline.model_commands import show_model
-
-        return show_model(config, serving_dir, args.name, args.version)
-    from components.serving.serving_audit import history
-
-    entries = history(serving_dir, args.name)
-    if not entries:
-        return f"{args.name}: no pushes or promotions recorded in {serving_dir}"
-    return "\n".join(
-        f"{e['time']}  {e['user']}  {e['action']}{' ' + e['label'] if e['label'] else ''}  version {e['version']}"
-        f"{'  (' + e['reason'] + ')' if e['reason'] else ''}"
-        for e in entries
-    )
 
 
 def _signature_options(parser: argparse.ArgumentParser, extra: list[str]) -> dict[str, str]:

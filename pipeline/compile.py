@@ -10,13 +10,13 @@ compile time (Trainer and Transform name their functions, not module files).
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Any
 
 import yaml
 from tfx import v1 as tfx
 from tfx.orchestration import data_types
 
+from models.runtime.atomic_file import write_atomically
 from pipeline.config import Config
 from pipeline.pipeline import KUBEFLOW, create_pipeline
 
@@ -34,11 +34,9 @@ def compile_kubeflow(config: Config, image: str, pipeline_root: str, output: str
     add_defaults(spec, pipeline)
     output = os.path.abspath(output)
     os.makedirs(os.path.dirname(output), exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(output), prefix=".compile-", delete=False) as staging:
-        staging.write(f"# textflow pipeline '{pipeline.pipeline_info.pipeline_name}' for Kubeflow Pipelines v2, "
-                      f"compiled by `textflow compile` ({spec['sdkVersion']}).\n")
-        yaml.safe_dump(spec, staging, sort_keys=True)
-    os.replace(staging.name, output)
+    header = (f"# textflow pipeline '{pipeline.pipeline_info.pipeline_name}' for Kubeflow Pipelines v2, "
+              f"compiled by `textflow compile` ({spec['sdkVersion']}).\n")
+    write_atomically(output, header + yaml.safe_dump(spec, sort_keys=True))
     return pipeline
 
 

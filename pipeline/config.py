@@ -1,17 +1,17 @@
 """Project configuration: one YAML file, typed sections, CLI overrides, strict checking.
 
-Every section is a dataclass; `load_config` walks the YAML against the dataclass fields, so an
-unknown key or a value of the wrong type is refused with a message that names the key
-(`data.text_colum`, `rnn.units`). Model families own their hyper-parameter dataclasses
-(`models.registry`); this module only places them under the family's name.
+Every section is a dataclass; `load_config` walks the YAML against the dataclass fields
+(`pipeline.config_schema`), so an unknown key or a value of the wrong type is refused with a
+message that names the key (`data.text_colum`, `rnn.units`), and then checks what one field's
+type cannot say (`pipeline.config_checks`). Model families own their hyper-parameter dataclasses
+(`models.registry`); this module only places them under the family's name. The task's own
+defaults and checks come from the task (`tasks/`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import types
-import typing
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -19,22 +19,12 @@ import yaml
 
 from components.training.training_data import TrainingDataConfig
 from models import registry
-from models.acceleration import gpu_visible
-from models.subword import MIN_VOCAB_SIZE as MIN_SUBWORD_VOCAB_SIZE
+from pipeline.config_checks import validate
+from pipeline.config_schema import ConfigError, build, coerce
+from tasks import registry as tasks
+from tasks.base import Task
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.yaml")
-INPUT_FORMATS = ("csv", "tsv", "jsonl", "txt")
-TXT_MODES = ("lines", "windows")
-TOKENIZERS = ("char", "word", "subword")
-TASKS = ("language_model", "classifier", "seq2seq", "denoise")
-TEXT_LENGTH_BUCKETS = [64, 256, 1024]  # tokens of a text (characters or words)
-SOURCE_LENGTH_BUCKETS = [16, 32, 64]  # subwords of an encoder-decoder's source
-PAIR_TASKS = ("seq2seq", "denoise")  # the encoder-decoders' tasks
-METADATA_KINDS = ("sqlite", "mysql", "grpc")
-
-
-class ConfigError(ValueError):
-    """A configuration file or override that cannot be used; the message names the key."""
 
 
 @dataclasses.dataclass
@@ -74,7 +64,7 @@ class DataConfig:
 class TransformConfig:
     """In-graph tokenization and vocabulary (see components/training/transform_module.py)."""
 
-    tokenizer: Optional[str] = None  # char | word | subword; null: subword (seq2seq, denoise), word (classifier), char
+    tokenizer: Optional[str] = None  # char | word | subword; null: the task's (tasks/: Task.default_tokenizer)
     lowercase: bool = False
     sequence_length: int = 192  # model positions per example (seq2seq: per source and per target); longer texts are truncated
     max_vocab_size: int = 20000  # most frequent tokens kept; the rest map to one OOV id
@@ -125,7 +115,7 @@ class EvaluationConfig:
     report_examples: int = 3  # eval examples whose model output (seq2seq: with attention) the report shows
     # Metrics are also reported per text-length bucket (tokens before truncation), split at
     # these boundaries; the thresholds judge the whole eval split.
-    # null: TEXT_LENGTH_BUCKETS, or for seq2seq and denoise SOURCE_LENGTH_BUCKETS (subwords of a sentence)
+    # null: the task's (tasks/: Task.length_buckets; an encoder-decoder's count the subwords of a source)
     length_buckets: Optional[list[int]] = None
 
 
@@ -243,21 +233,20 @@ class Config:
 
     def __post_init__(self) -> None:
         if self.task is None:  # follows the columns
-            self.task = ("classifier" if self.data.label_column else
-                         "seq2seq" if self.data.target_column else "language_model")
-        if self.evaluation.length_buckets is None:
-            pair = self.task in PAIR_TASKS
-            self.evaluation.length_buckets = list(SOURCE_LENGTH_BUCKETS if pair else TEXT_LENGTH_BUCKETS)
+            self.task = tasks.from_columns(self.data)
+        if self.evaluation.length_buckets is None and tasks.known(self.task):  # an unknown task is refused later
+            self.evaluation.length_buckets = list(tasks.get(self.task).length_buckets)
+
+    @property
+    def task_mode(self) -> Task:
+        """The run's task (`tasks/`), which the shared code asks what differs between tasks."""
+        return tasks.get(self.task)
 
     @property
     def trained_families(self) -> list[str]:
-        """The families this run trains: `models`, less those without a mode for the task
+        """The families this run trains: `models`, less those without a model for the task
         (no classifier or encoder-decoder: the VAE)."""
-        if self.task == "language_model":
-            return list(self.models)
-        if self.task == "classifier":
-            return [f for f in self.models if registry.get(f).build_classifier is not None]
-        return [f for f in self.models if registry.get(f).build_seq2seq is not None]
+        return [f for f in self.models if f in registry.names() and self.task_mode.model_kind(f) is not None]
 
     def family_config(self, family: str) -> Any:
         """The hyper-parameters of one family (its defaults when the file has no section)."""
@@ -272,263 +261,21 @@ class Config:
         return os.path.join(self.workspace, "metadata.sqlite")
 
 
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(tp) if a is not type(None))
-    if origin is list:
-        return f"a list of {_type_name(typing.get_args(tp)[0])}"
-    if origin is dict:
-        return f"a mapping of names to {_type_name(typing.get_args(tp)[1])}"
-    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
-        tp, getattr(tp, "__name__", str(tp))
-    )
-
-
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """Checks `value` against the annotation `tp`; returns it (ints widen to floats)."""
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        for option in inner[:-1]:  # the first type the value fits
-            try:
-                return _coerce(value, option, key)
-            except ConfigError:
-                pass
-        if len(inner) > 1:
-            try:
-                return _coerce(value, inner[-1], key)
-            except ConfigError:
-                raise ConfigError(f"config key '{key}' must be {_type_name(tp)}, got {value!r}") from None
-        return _coerce(value, inner[0], key)
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"config key '{key}' must be {_type_name(tp)}, got {value!r}")
-        (item_type,) = typing.get_args(tp)
-        return [_coerce(v, item_type, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"config key '{key}' must be {_type_name(tp)}, got {value!r}")
-        _, item_type = typing.get_args(tp)
-        return {str(k): _coerce(v, item_type, f"{key}.{k}") for k, v in value.items()}
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"config key '{key}' must be a mapping of settings, got {value!r}")
-        return _build(tp, value, key + ".")
-    ok = {
-        bool: isinstance(value, bool),
-        int: isinstance(value, int) and not isinstance(value, bool),
-        float: isinstance(value, (int, float)) and not isinstance(value, bool),
-        str: isinstance(value, str),
-    }.get(tp, True)
-    if not ok:
-        raise ConfigError(f"config key '{key}' must be {_type_name(tp)}, got {value!r}")
-    return float(value) if tp is float else value
-
-
-def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
-    """Builds dataclass `cls` from a mapping, refusing unknown keys and wrong types."""
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls) if f.init and f.name != "families"}
-    kwargs = {}
-    for key, value in values.items():
-        if key not in known:
-            raise ConfigError(
-                f"unknown config key '{prefix}{key}' (known keys here: {', '.join(sorted(known))})"
-            )
-        kwargs[key] = _coerce(value, hints[key], prefix + key)
-    try:
-        return cls(**kwargs)
-    except ValueError as err:  # a dataclass's own range checks
-        raise ConfigError(f"config section '{prefix.rstrip('.') or 'top level'}': {err}") from err
-
-
 def config_from_dict(raw: dict[str, Any]) -> Config:
     """Builds and checks a Config from plain data (a parsed YAML file)."""
     if not isinstance(raw, dict):
         raise ConfigError("a config file must be a mapping of settings at its top level")
     raw = dict(raw)
     family_sections = {name: raw.pop(name) for name in registry.names() if name in raw}
-    config = _build(Config, raw)
+    config = build(Config, raw)
     for name, section in family_sections.items():
-        config.families[name] = _coerce(section or {}, registry.get(name).config_class, name)
+        config.families[name] = coerce(section or {}, registry.get(name).config_class, name)
     if isinstance(config.data.text_column, str) and "," in config.data.text_column:  # --text-column a,b
         config.data.text_column = [c.strip() for c in config.data.text_column.split(",")]
-    if config.transform.tokenizer is None:  # an encoder-decoder reads subwords; a classifier, words; an LM, characters
-        config.transform.tokenizer = ("subword" if config.task in PAIR_TASKS else
-                                      "word" if config.task == "classifier" else "char")
+    if config.transform.tokenizer is None and tasks.known(config.task):
+        config.transform.tokenizer = config.task_mode.default_tokenizer
     validate(config)
     return config
-
-
-def validate(config: Config) -> None:
-    """Cross-field checks that a single type annotation cannot express."""
-    data = config.data
-    if data.format not in INPUT_FORMATS:
-        raise ConfigError(f"config key 'data.format' must be one of {', '.join(INPUT_FORMATS)}, got {data.format!r}")
-    if data.txt_mode not in TXT_MODES:
-        raise ConfigError(f"config key 'data.txt_mode' must be 'lines' or 'windows', got {data.txt_mode!r}")
-    if data.format == "txt" and data.label_column:
-        raise ConfigError("config key 'data.label_column' cannot be used with format txt (plain text has no columns)")
-    if not 1 <= data.eval_percent <= 99:
-        raise ConfigError(f"config key 'data.eval_percent' must be between 1 and 99, got {data.eval_percent}")
-    if data.eval_path is not None and ("{SPAN}" in data.eval_path) != ("{SPAN}" in (data.path or "")):
-        raise ConfigError("config keys 'data.path' and 'data.eval_path' must both hold a {SPAN} placeholder or neither: "
-                          "ExampleGen reads the same span of both")
-    if data.window_chars < 1:
-        raise ConfigError(f"config key 'data.window_chars' must be at least 1, got {data.window_chars}")
-    if not data.text_columns or not all(data.text_columns):
-        raise ConfigError("config key 'data.text_column' must name a column")
-    _validate_task(config)
-    if config.transform.tokenizer not in TOKENIZERS:
-        raise ConfigError(f"config key 'transform.tokenizer' must be one of {', '.join(TOKENIZERS)}, "
-                          f"got {config.transform.tokenizer!r}")
-    if config.transform.sequence_length < 2:
-        raise ConfigError("config key 'transform.sequence_length' must be at least 2")
-    if config.transform.max_vocab_size < 1:
-        raise ConfigError("config key 'transform.max_vocab_size' must be at least 1")
-    if not config.models:
-        raise ConfigError("config key 'models' must name at least one model family")
-    for family in config.models:
-        if family not in registry.names():
-            raise ConfigError(
-                f"config key 'models' names an unknown family {family!r} (known: {', '.join(registry.names())})"
-            )
-    if ("transformer" in config.trained_families and config.task not in PAIR_TASKS  # the encoder-decoder's positions are sinusoidal
-            and config.family_config("transformer").context < config.transform.sequence_length):
-        raise ConfigError(
-            f"config key 'transformer.context' ({config.family_config('transformer').context}) must be at least "
-            f"'transform.sequence_length' ({config.transform.sequence_length})"
-        )
-    if len(set(config.models)) != len(config.models):
-        raise ConfigError("config key 'models' names a family twice")
-    if not config.trained_families:
-        raise ConfigError(
-            f"config key 'models' ({', '.join(config.models)}) names no family with a {config.task} mode; "
-            f"add rnn or transformer"
-        )
-    if "hvae" in config.trained_families:
-        hvae = config.family_config("hvae")
-        if hvae.decoder == "hierarchical" and config.transform.sequence_length % hvae.segment_length:
-            raise ConfigError(
-                f"config key 'transform.sequence_length' ({config.transform.sequence_length}) must be a multiple of "
-                f"'hvae.segment_length' ({hvae.segment_length}): the hierarchical VAE reads a text as whole segments"
-            )
-    _validate_xla_on_cpu(config)
-    _validate_validation(config.validation)
-    limits = config.evaluation
-    if limits.max_cross_entropy <= 0 or limits.max_increase < 0 or limits.max_accuracy_drop < 0:
-        raise ConfigError("config section 'evaluation': thresholds must be positive")
-    if not (0 <= limits.min_accuracy <= 1 and 0 <= limits.min_auc <= 1 and 0 <= limits.baseline_min_auc <= 1):
-        raise ConfigError("config section 'evaluation': min_accuracy, min_auc and baseline_min_auc must be between 0 and 1")
-    if limits.baseline_margin < 0:
-        raise ConfigError(f"config key 'evaluation.baseline_margin' must be 0 or more, got {limits.baseline_margin}")
-    if limits.report_examples < 0:
-        raise ConfigError(f"config key 'evaluation.report_examples' must be 0 or more, got {limits.report_examples}")
-    if limits.beam_width < 1 or limits.decode_examples < 1:
-        raise ConfigError("config keys 'evaluation.beam_width' and 'evaluation.decode_examples' must be at least 1")
-    for key in ("min_bleu", "max_bleu_drop", "min_chrf", "max_chrf_drop"):
-        if not 0 <= getattr(limits, key) <= 100:
-            raise ConfigError(f"config key 'evaluation.{key}' must be between 0 and 100 (BLEU and chrF points), "
-                              f"got {getattr(limits, key)}")
-    buckets = limits.length_buckets
-    if any(b <= 0 for b in buckets) or buckets != sorted(set(buckets)):
-        raise ConfigError(f"config key 'evaluation.length_buckets' must be increasing positive token counts, got {buckets}")
-    check = config.serving_check
-    if check.batch_size < 1 or check.latency_requests < 1 or check.max_p99_ms < 0:
-        raise ConfigError(
-            "config section 'serving_check': batch_size and latency_requests must be at least 1, max_p99_ms 0 or more"
-        )
-    if config.metadata.kind not in METADATA_KINDS:
-        raise ConfigError(f"config key 'metadata.kind' must be one of {', '.join(METADATA_KINDS)}, got {config.metadata.kind!r}")
-    _validate_kubeflow(config)
-    if not config.name.replace("-", "").replace("_", "").isalnum():
-        raise ConfigError(f"config key 'name' may hold only letters, digits, '-' and '_', got {config.name!r}")
-
-
-def _validate_xla_on_cpu(config: Config) -> None:
-    """`jit_compile: true` for a model XLA cannot compile on CPU is refused on a machine without a
-    GPU, before anything runs, rather than crashing the Trainer (the check runs again where the
-    Trainer runs, so a config compiled for a GPU cluster is not refused on a laptop)."""
-    if gpu_visible():
-        return
-    for family in config.trained_families:
-        family_config = config.family_config(family)
-        if family_config.jit_compile is True and not registry.xla_compiles_on_cpu(family, family_config, config.task):
-            hint = " (or, for a language model, rnn.cell: lstm with rnn.recurrence: auto)" if family == "rnn" else ""
-            raise ConfigError(
-                f"config key '{family}.jit_compile' is true, but this machine has no GPU and {registry.XLA_CPU_CRASH}; "
-                f"set it to false{hint}"
-            )
-
-
-def _validate_task(config: Config) -> None:
-    """The task and the columns it reads must agree."""
-    data, task = config.data, config.task
-    if task not in TASKS:
-        raise ConfigError(f"config key 'task' must be one of {', '.join(TASKS)}, got {task!r}")
-    if data.label_column and data.target_column:
-        raise ConfigError("config keys 'data.label_column' and 'data.target_column' cannot both be set: a run trains "
-                          "classifiers of a label or encoder-decoders to a target, not both")
-    needs = {"classifier": "label_column", "seq2seq": "target_column"}
-    if task in needs and not getattr(data, needs[task]):
-        flag = needs[task].replace("_", "-")
-        raise ConfigError(f"task '{task}' needs config key 'data.{needs[task]}' (--{flag})")
-    for column in ("label_column", "target_column"):
-        if getattr(data, column) and needs.get(task) != column:
-            raise ConfigError(f"config key 'data.{column}' is set, but task '{task}' does not read it: unset one of them")
-    if data.format == "txt" and data.target_column:
-        raise ConfigError("config key 'data.target_column' cannot be used with format txt (plain text has no columns)")
-    columns = data.text_columns
-    if len(columns) > 1 and task != "seq2seq":
-        raise ConfigError(f"config key 'data.text_column' names {len(columns)} columns; several source columns are "
-                          f"joined into one source for task seq2seq only (this run's task is {task})")
-    if len(set(columns)) != len(columns) or data.target_column in columns:
-        raise ConfigError("config keys 'data.text_column' and 'data.target_column' must name different columns")
-    pair_task = task in PAIR_TASKS
-    if (config.transform.tokenizer == "subword") != pair_task:
-        raise ConfigError(
-            f"config key 'transform.tokenizer': task '{task}' reads "
-            + ("subword tokens (the encoder-decoders share one SentencePiece vocabulary); set it to subword or null"
-               if pair_task else f"char or word tokens, got {config.transform.tokenizer!r}")
-        )
-    if config.transform.subword_vocab_size < MIN_SUBWORD_VOCAB_SIZE:
-        raise ConfigError(f"config key 'transform.subword_vocab_size' must be at least {MIN_SUBWORD_VOCAB_SIZE} "
-                          f"(256 byte pieces are reserved), got {config.transform.subword_vocab_size}")
-
-
-def _validate_kubeflow(config: Config) -> None:
-    kubeflow = config.kubeflow
-    for family in kubeflow.trainers:
-        if family not in registry.names():
-            raise ConfigError(f"config key 'kubeflow.trainers.{family}' names an unknown family (known: "
-                              f"{', '.join(registry.names())})")
-    for key, resources in [("kubeflow.trainer", kubeflow.trainer)] + [
-            (f"kubeflow.trainers.{f}", r) for f, r in kubeflow.trainers.items()]:
-        if resources.cpu <= 0 or resources.memory_gb <= 0 or resources.accelerator_count < 0:
-            raise ConfigError(f"config section '{key}': cpu and memory_gb must be positive, accelerator_count 0 or more")
-        if resources.accelerator is not None and not resources.accelerator:
-            raise ConfigError(f"config key '{key}.accelerator' must name an accelerator type, or be null for none")
-
-
-def _validate_validation(validation: ValidationConfig) -> None:
-    for kind, action in dataclasses.asdict(validation.policy).items():
-        if action not in ("block", "warn"):
-            raise ConfigError(f"config key 'validation.policy.{kind}' must be 'block' or 'warn', got {action!r}")
-    if validation.policy.unseen_label != "block":
-        raise ConfigError("config key 'validation.policy.unseen_label' must be 'block': a classifier has no class for a "
-                          "label the train split never shows, so neither training nor evaluation can go on with it")
-    if validation.max_text_tokens < 1:
-        raise ConfigError("config key 'validation.max_text_tokens' must be at least 1")
-    if not 0 <= validation.min_vocabulary_coverage <= 1:
-        raise ConfigError("config key 'validation.min_vocabulary_coverage' must be between 0 and 1")
-    for section in ("drift", "skew"):
-        for key, limit in dataclasses.asdict(getattr(validation, section)).items():
-            if not 0 < limit <= 1:
-                raise ConfigError(f"config key 'validation.{section}.{key}' must be above 0 and at most 1, got {limit}")
 
 
 def load_config(path: Optional[str] = None, overrides: Optional[dict[str, Any]] = None) -> Config:
@@ -613,17 +360,27 @@ def schema_path(config: Config) -> Optional[str]:
     )
 
 
-def branch_task(config: Config, family: str) -> str:
-    """What a family's branch trains and is evaluated as: "classifier", "seq2seq", "denoise",
-    "language_model" or "vae"."""
-    return config.task if config.task != "language_model" else registry.get(family).objective
+def branch_task(config: Config, family: str) -> Task:
+    """What a family's branch trains and is evaluated as (the VAE family's language model is a VAE)."""
+    return tasks.branch_task(config.task, family)
 
 
 def branch_name(config: Config, family: str) -> str:
-    """A family's branch of the pipeline: `rnn`, or `rnn_classifier`, `rnn_seq2seq`,
-    `rnn_denoise` for the other tasks, so a model is never compared with (or served as) the
-    same family's model of another task."""
-    return family if config.task == "language_model" else f"{family}_{config.task}"
+    """A family's branch of the pipeline: `rnn`, or `rnn_classifier`, `rnn_seq2seq`, ... for the
+    other tasks (`Task.branch_name`)."""
+    return config.task_mode.branch_name(family)
+
+
+def node_ids(config: Config, family: str) -> dict[str, str]:
+    """Component ids of one family's branch (what the DAG names and the after-run commands look up)."""
+    branch = branch_name(config, family)
+    return {
+        "trainer": f"Trainer_{branch}",
+        "resolver": f"LatestBlessedModel_{branch}",
+        "evaluator": f"Evaluator_{branch}",
+        "serving_check": f"ServingCheck_{branch}",
+        "pusher": f"Pusher_{branch}",
+    }
 
 
 def model_name(config: Config, family: str) -> str:

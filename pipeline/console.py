@@ -18,13 +18,13 @@ import sys
 import time
 from typing import Any, Iterator, Optional, TextIO
 
-from models.acceleration_trial import LOGGER as ACCELERATION_LOGGER
-from models.progress import PROGRESS_LOGGER
+from models.runtime.acceleration_trial import LOGGER as ACCELERATION_LOGGER
+from models.runtime.progress import PROGRESS_LOGGER
 
 
 class ProgressPrinter(logging.Handler):
     """Turns LocalDagRunner's log records into start/finish lines with durations, and a
-    Trainer's progress records (`models.progress`) into a live line: a tqdm bar updated in place
+    Trainer's progress records (`models.runtime.progress`) into a live line: a tqdm bar updated in place
     on a terminal, a plain line at every 10% of the steps elsewhere (CI logs, `| tee`)."""
 
     def __init__(self, console: TextIO, total: int):

@@ -35,24 +35,12 @@ from components.serving.serving_pusher import ServingPusher
 from components.training.subword_transform import SubwordTransform
 from components.training.subword_vocabulary import SubwordVocabularyGen
 from pipeline import kubeflow
-from pipeline.config import PAIR_TASKS, Config, branch_name, data_path, eval_data_path, model_name, schema_path
+from pipeline.config import Config, data_path, eval_data_path, model_name, node_ids, schema_path
 from pipeline.evaluation import eval_config
 from pipeline.metadata_connection import pipeline_connection_config
 
 LOCAL, KUBEFLOW = "local", "kubeflow"
 TARGETS = (LOCAL, KUBEFLOW)
-
-
-def node_ids(config: Config, family: str) -> dict[str, str]:
-    """Component ids of one family's branch (what the CLI and the summary look up)."""
-    branch = branch_name(config, family)
-    return {
-        "trainer": f"Trainer_{branch}",
-        "resolver": f"LatestBlessedModel_{branch}",
-        "evaluator": f"Evaluator_{branch}",
-        "serving_check": f"ServingCheck_{branch}",
-        "pusher": f"Pusher_{branch}",
-    }
 
 
 def split_input_path(path: str) -> tuple[str, str]:
@@ -85,11 +73,9 @@ def input_patterns(path: str, eval_path: Optional[str]) -> tuple[str, str, Optio
 
 def _transform_settings(config: Config) -> dict:
     data = config.data
-    settings = {"text_column": data.first_text_column, "label_column": data.label_column,
-                **dataclasses.asdict(config.transform), "length_buckets": list(config.evaluation.length_buckets)}
-    if config.task in PAIR_TASKS:
-        settings.update(text_columns=data.text_columns, target_column=data.target_column)
-    return settings
+    return {"text_column": data.first_text_column, "label_column": data.label_column,
+            **dataclasses.asdict(config.transform), "length_buckets": list(config.evaluation.length_buckets),
+            **config.task_mode.transform_settings(config)}
 
 
 def _validator_settings(config: Config) -> Settings:
@@ -111,9 +97,9 @@ def _validator_settings(config: Config) -> Settings:
 
 
 def _trainer_settings(config: Config, family: str) -> dict:
-    """What a family's Trainer reads (`components.training.trainer_module`); the encoder-decoders' settings
-    only in their tasks, so that changing them leaves other runs' Trainers cached."""
-    settings = {
+    """What a family's Trainer reads (`components.training.trainer_module`); a task's own settings
+    only in its runs (`Task.trainer_settings`), so that changing them leaves other runs' Trainers cached."""
+    return {
         "family": family,
         "task": config.task,
         "hparams": dataclasses.asdict(config.family_config(family)),
@@ -121,12 +107,8 @@ def _trainer_settings(config: Config, family: str) -> dict:
         "text_column": config.data.first_text_column,
         "label_column": config.data.label_column,
         "tokenizer": config.transform.tokenizer,
+        **config.task_mode.trainer_settings(config),
     }
-    if config.task in PAIR_TASKS:
-        settings.update(text_columns=config.data.text_columns, target_column=config.data.target_column,
-                        denoise=dataclasses.asdict(config.denoise), beam_width=config.evaluation.beam_width,
-                        decode_examples=config.evaluation.decode_examples)
-    return settings
 
 
 def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional[str] = None) -> tfx.dsl.Pipeline:
@@ -226,7 +208,7 @@ def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional
             examples=transform.outputs["transformed_examples"],
             transform_graph=transform.outputs["transform_graph"],
             schema=schema_gen.outputs["schema"],
-            # The steps follow the split's size (see models.training_length); TrainArgs carries the cap.
+            # The steps follow the split's size (see models.runtime.training_length); TrainArgs carries the cap.
             train_args=(kubeflow.train_args_parameter(config, family, hparams.train_steps) if on_cluster
                         else tfx.proto.TrainArgs(num_steps=hparams.train_steps)),
             eval_args=tfx.proto.EvalArgs(num_steps=hparams.eval_steps),

@@ -2,7 +2,7 @@
 
 import os
 
-os.environ["TF_USE_LEGACY_KERAS"] = "1"  # the same Keras the pipeline uses (DESIGN.md section 2)
+os.environ["TF_USE_LEGACY_KERAS"] = "1"  # the same Keras the pipeline uses (docs/architecture.md)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pathlib  # noqa: E402

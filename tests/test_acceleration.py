@@ -19,11 +19,11 @@ sys.path.insert(0, str(REPO))
 
 from components.training.transform_module import language_model_ids, tokenize  # noqa: E402
 from models import registry  # noqa: E402
-from models.acceleration import distribution_strategy, float32_copy, precision_policy  # noqa: E402
-from models.export import TextCodec, export_language_model  # noqa: E402
-from models.tokens import NUM_RESERVED, model_vocab_size  # noqa: E402
-from models.training import compile_language_model  # noqa: E402
-from models.vae_export import export_vae  # noqa: E402
+from models.runtime.acceleration import distribution_strategy, float32_copy, precision_policy  # noqa: E402
+from models.serving.export import TextCodec, export_language_model  # noqa: E402
+from models.layers.tokens import NUM_RESERVED, model_vocab_size  # noqa: E402
+from models.runtime.training import compile_language_model  # noqa: E402
+from models.serving.vae_export import export_vae  # noqa: E402
 
 FAMILIES = ["rnn", "transformer", "hvae"]
 ALPHABET = "abcdefgh "
@@ -109,13 +109,13 @@ def test_unknown_switches_are_refused_with_the_key():
 
 def test_jit_compile_of_keras_recurrences_is_refused_on_a_machine_without_gpus(monkeypatch):
     """XLA on CPU segfaults compiling Keras' LSTM loop (bench.charlm, 256 units): refused up front."""
-    import pipeline.config
+    import pipeline.config_checks
     from bench import charlm
     from pipeline.config import ConfigError, config_from_dict
 
     with pytest.raises(ConfigError, match="'hvae.jit_compile' is true, but this machine has no GPU and XLA on CPU crashes"):
         config_from_dict({"hvae": {"jit_compile": True, "recurrence": "keras"}})
-    # with recurrence auto every hvae LSTM, the masked encoders too, runs models.fast_lstm
+    # with recurrence auto every hvae LSTM, the masked encoders too, runs models.layers.fast_lstm
     assert config_from_dict({"hvae": {"jit_compile": True}}).family_config("hvae").jit_compile
     with pytest.raises(ConfigError, match="'rnn.jit_compile' is true.*rnn.recurrence: auto"):
         config_from_dict({"rnn": {"jit_compile": True, "recurrence": "keras"}})
@@ -123,11 +123,11 @@ def test_jit_compile_of_keras_recurrences_is_refused_on_a_machine_without_gpus(m
         config_from_dict({"rnn": {"jit_compile": True, "cell": "gru"}})
     with pytest.raises(ConfigError, match="'rnn.jit_compile' is true"):  # the classifier's bidirectional Keras LSTM
         config_from_dict({"rnn": {"jit_compile": True}, "data": {"label_column": "label"}})
-    # the LSTM language model runs models.fast_lstm on CPU, which XLA compiles
+    # the LSTM language model runs models.layers.fast_lstm on CPU, which XLA compiles
     assert config_from_dict({"rnn": {"jit_compile": True}, "models": ["rnn"]}).family_config("rnn").jit_compile
     with pytest.raises(SystemExit, match="XLA on CPU crashes"):
         charlm.run("rnn", "never-read.txt", "cpu-small", 1, 0, xla=True, settings=["recurrence=keras"])
-    monkeypatch.setattr(pipeline.config, "gpu_visible", lambda: True)  # a GPU trains it: cuDNN, not the loop
+    monkeypatch.setattr(pipeline.config_checks, "gpu_visible", lambda: True)  # a GPU trains it: cuDNN, not the loop
     assert config_from_dict({"hvae": {"jit_compile": True, "recurrence": "keras"}}).family_config("hvae").jit_compile
 
 
@@ -158,7 +158,7 @@ def test_mixed_precision_trains_with_finite_losses_and_serves_float32(family, pr
 @pytest.mark.parametrize("family", FAMILIES)
 def test_a_train_step_with_xla_gives_the_same_loss_as_without(family, monkeypatch):
     """XLA's random streams differ from TensorFlow's, so the VAE's sampling noise is pinned."""
-    from models.hvae_model import TextVAE
+    from models.families.hvae_model import TextVAE
 
     monkeypatch.setattr(TextVAE, "_training_noise", lambda self, shape: tf.zeros(shape))
     runs = []

@@ -1,4 +1,4 @@
-"""`precision: auto` and `jit_compile: auto` (models/acceleration_trial.py): the candidates a
+"""`precision: auto` and `jit_compile: auto` (models/runtime/acceleration_trial.py): the candidates a
 CPU's flags allow, the decision on measured trials, a crashing or hanging candidate costing only
 itself, the per-machine cache, and one real trial of a tiny model in child processes."""
 
@@ -8,8 +8,9 @@ import pickle
 import numpy as np
 import pytest
 
-from models import acceleration_trial as trial
-from models.acceleration_trial import Candidate, TrialSpec
+from models.runtime import acceleration_cache as cache
+from models.runtime import acceleration_trial as trial
+from models.runtime.acceleration_trial import Candidate, TrialSpec
 
 SPEC = TrialSpec("transformer", "language_model", {"layers": 1, "heads": 2, "width": 16, "ff_width": 32,
                                                    "context": 16, "dropout": 0.0, "batch_size": 4}, vocab_size=12)
@@ -42,9 +43,9 @@ def test_candidates_follow_the_cpu_flags_and_what_xla_compiles():
 
 def test_each_family_says_why_auto_leaves_xla_out_on_cpu():
     from models import registry
-    from models.hvae import HVAEConfig
-    from models.rnn import RNNConfig
-    from models.transformer import TransformerConfig
+    from models.families.hvae import HVAEConfig
+    from models.families.rnn import RNNConfig
+    from models.families.transformer import TransformerConfig
 
     assert registry.xla_left_out_on_cpu("transformer", TransformerConfig()) is None
     assert registry.xla_left_out_on_cpu("rnn", RNNConfig()) is None  # FastLSTM compiles, and is fast
@@ -170,7 +171,7 @@ BATCH = (np.ones((4, 16), np.int64), np.ones((4, 16), np.int64))
 
 
 def test_the_choice_is_cached_per_machine_and_shape(monkeypatch, tmp_path):
-    monkeypatch.setenv(trial.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path))
     monkeypatch.setattr(trial, "cpu_features", lambda: BF16)
     calls = []
 
@@ -183,26 +184,26 @@ def test_the_choice_is_cached_per_machine_and_shape(monkeypatch, tmp_path):
     monkeypatch.setattr(trial, "trials_in_children", fake_children)
     first = trial.choose(SPEC, BATCH, log=lambda message: None)
     assert (first.precision, first.jit_compile, first.cached) == ("mixed_bfloat16", False, False)
-    assert len(calls) == 4 and (tmp_path / trial.CACHE_FILE).exists()
+    assert len(calls) == 4 and (tmp_path / cache.CACHE_FILE).exists()
 
     again = trial.choose(SPEC, BATCH, log=lambda message: None)
     assert (again.precision, again.jit_compile, again.cached) == ("mixed_bfloat16", False, True)
     assert len(calls) == 4  # no trial the second time
 
-    wider = TrialSpec(SPEC.family, SPEC.task, {**SPEC.hparams, "width": 32}, SPEC.vocab_size)
+    wider = TrialSpec(SPEC.family, SPEC.kind, {**SPEC.hparams, "width": 32}, SPEC.vocab_size)
     trial.choose(wider, BATCH, log=lambda message: None)
     assert len(calls) == 8  # another shape is another trial
-    trial.choose(TrialSpec(SPEC.family, SPEC.task, {**SPEC.hparams, "learning_rate": 0.1}, SPEC.vocab_size), BATCH,
+    trial.choose(TrialSpec(SPEC.family, SPEC.kind, {**SPEC.hparams, "learning_rate": 0.1}, SPEC.vocab_size), BATCH,
                  log=lambda message: None)
     assert len(calls) == 8  # the learning rate does not change the step's cost
-    short = trial.choose(TrialSpec(SPEC.family, SPEC.task, SPEC.hparams, SPEC.vocab_size, train_steps=10), BATCH,
+    short = trial.choose(TrialSpec(SPEC.family, SPEC.kind, SPEC.hparams, SPEC.vocab_size, train_steps=10), BATCH,
                          log=lambda message: None)
     assert short.cached and len(calls) == 8  # the cached measurements, decided again for this training
 
 
 def test_a_corrupt_cache_is_a_cache_miss(monkeypatch, tmp_path):
-    monkeypatch.setenv(trial.CACHE_ENV, str(tmp_path))
-    (tmp_path / trial.CACHE_FILE).write_text("{not json")
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path))
+    (tmp_path / cache.CACHE_FILE).write_text("{not json")
     assert trial.read_cache() == {}
 
 
@@ -228,7 +229,7 @@ class _CrashOnce:
 def test_a_real_trial_survives_a_crashing_candidate(monkeypatch, tmp_path):
     """float32, whose child crashes, then float32 + XLA on a tiny Transformer in a new child: the
     crash costs its candidate, the other trains, and the choice falls back to float32."""
-    monkeypatch.setenv(trial.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path))
     monkeypatch.setattr(trial, "cpu_features", lambda: NO_16_BIT)
     ids = np.random.default_rng(0).integers(4, 12, size=(4, 17))
     batch = _CrashOnce(str(tmp_path / "crashed"), (ids[:, :-1], ids[:, 1:]))

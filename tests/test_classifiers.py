@@ -5,10 +5,10 @@ import pytest
 import tensorflow as tf
 
 from models import registry
-from models.rnn import RNNConfig
-from models.training import compile_classifier, train_model
-from models.training_length import TrainingPlan
-from models.transformer import TransformerConfig
+from models.families.rnn import RNNConfig
+from models.runtime.training import compile_classifier, train_model
+from models.runtime.training_length import TrainingPlan
+from models.families.transformer import TransformerConfig
 
 VOCAB = 12
 CONFIGS = {
@@ -68,7 +68,7 @@ def test_classifier_saves_and_reloads(family, tmp_path):
     def logits(token_ids):
         return {"logits": model(token_ids, training=False)}
 
-    # As models.export saves: signatures only, no Keras call traces.
+    # As models.serving.export saves: signatures only, no Keras call traces.
     model.save(tmp_path / "m", save_format="tf", signatures={"serving_default": logits.get_concrete_function()},
                save_traces=False)
     reloaded = tf.saved_model.load(str(tmp_path / "m")).signatures["serving_default"]

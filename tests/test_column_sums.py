@@ -1,4 +1,4 @@
-"""`models.column_sums`: the block sum, and its Dense and LayerNormalization against Keras' own
+"""`models.layers.column_sums`: the block sum, and its Dense and LayerNormalization against Keras' own
 on the same weights (outputs and every gradient), eagerly, in a graph and under XLA."""
 
 import os
@@ -10,8 +10,8 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from models import column_sums
-from models.acceleration import precision_policy
+from models.layers import column_sums
+from models.runtime.acceleration import precision_policy
 
 
 @pytest.mark.parametrize("shape", [(1, 5), (31, 3), (32, 4), (33, 2), (7, 50, 9), (2, 3, 4, 6)])

@@ -2,7 +2,7 @@ import pytest
 
 from pipeline.cli import _overrides, _parser
 from pipeline.config import ConfigError, data_path, load_config, schema_path
-from models.rnn import RNNConfig
+from models.families.rnn import RNNConfig
 
 
 def test_default_config_loads_with_the_embedded_imdb_sample():
@@ -102,7 +102,7 @@ def test_transformer_context_must_cover_the_sequence_length():
 
 
 def test_defaults_in_code_match_the_shipped_file():
-    from models.transformer import TransformerConfig
+    from models.families.transformer import TransformerConfig
 
     config = load_config()
     # the code's defaults are what a model built outside the pipeline gets: size small, float32

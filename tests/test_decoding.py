@@ -5,10 +5,10 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from models.decoding import beam_search, filter_logits, sample
-from models.rnn import RNNConfig, build_rnn_lm, rnn_decoder
-from models.tokens import BOS_ID, EOS_ID, PAD_ID
-from models.transformer import TransformerConfig, build_transformer_lm, transformer_decoder
+from models.serving.decoding import beam_search, filter_logits, sample
+from models.families.rnn import RNNConfig, build_rnn_lm, rnn_decoder
+from models.layers.tokens import BOS_ID, EOS_ID, PAD_ID
+from models.families.transformer import TransformerConfig, build_transformer_lm, transformer_decoder
 
 VOCAB = 7  # PAD, BOS, EOS and four text tokens
 

@@ -9,7 +9,7 @@ from conftest import SHARED_DATA
 from test_end_to_end import only, textflow
 from test_seq2seq_pipeline import TINY_SEQ2SEQ
 
-from pipeline.summary import overall_metrics
+from operations.results import overall_metrics
 from pipeline_args import FIXED_ACCELERATION
 
 pytestmark = pytest.mark.slow

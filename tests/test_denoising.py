@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.training.seq2seq_trainer import noising
-from models.denoising import Noise, corrupt, corrupt_batch, text_seeds
-from models.tokens import EOS_ID
+from tasks.pair import noising
+from models.layers.denoising import Noise, corrupt, corrupt_batch, text_seeds
+from models.layers.tokens import EOS_ID
 
 MASK = 5
 TEXT = np.arange(10, 70)  # 60 distinct token ids

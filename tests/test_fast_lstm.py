@@ -1,4 +1,4 @@
-"""`models.fast_lstm`: the CPU recurrence equals Keras' LSTM on the same weights (outputs and
+"""`models.layers.fast_lstm`: the CPU recurrence equals Keras' LSTM on the same weights (outputs and
 gradients), falls back to it where it does not apply, and a language model trained with it
 exports and serves as one trained with Keras' layer."""
 
@@ -12,9 +12,9 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from models import fast_lstm
-from models.fast_lstm import FastLSTM
-from models.rnn import RNNConfig, build_rnn_lm
+from models.layers import fast_lstm
+from models.layers.fast_lstm import FastLSTM
+from models.families.rnn import RNNConfig, build_rnn_lm
 from test_acceleration import REPO, VOCAB, batches, export, train
 
 UNITS, FEATURES, BATCH = 12, 5, 3

@@ -1,4 +1,4 @@
-"""`models.fused_adam`: the fused update trains the same weights as Keras' Adam and AdamW (with a
+"""`models.runtime.fused_adam`: the fused update trains the same weights as Keras' Adam and AdamW (with a
 schedule, weight decay, global-norm clipping and a sparse embedding gradient), in fewer ops."""
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from models.fused_adam import FusedAdam, FusedAdamW
+from models.runtime.fused_adam import FusedAdam, FusedAdamW
 
 STEPS = 25
 

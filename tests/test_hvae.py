@@ -9,10 +9,12 @@ import tf_keras
 
 from components.evaluation.edit_similarity import edit_similarity, levenshtein
 from components.evaluation.vae_metrics import _Sums, _VAESums, active_units, shuffled_z_nll_gap
-from models.hvae import HVAEConfig, build_hvae, decoder_parameters, hvae_optimizer, matched_flat_units
-from models.hvae_model import _segment_positions, kl_per_latent_unit, kl_to_standard_normal
-from models.tokens import EOS_ID
-from models.training import compile_language_model
+from models.families.hvae import HVAEConfig, decoder_parameters, hvae_optimizer, matched_flat_units
+from models.families.hvae_model import build_hvae
+from models.families.hvae_parts import kl_per_latent_unit, kl_to_standard_normal
+from models.families.hvae_parts import segment_positions as _segment_positions
+from models.layers.tokens import EOS_ID
+from models.runtime.training import compile_language_model
 
 VOCAB = 23
 TINY = dict(segment_length=4, embedding_dim=8, encoder_units=12, latent_dim=6, conductor_units=10, decoder_units=12)

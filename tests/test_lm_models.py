@@ -3,11 +3,11 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from models.lm_loss import MaskedTokenAccuracy, masked_token_cross_entropy, token_log_likelihoods
-from models.training import compile_language_model, train_model
-from models.training_length import TrainingPlan
-from models.rnn import RNNConfig, build_rnn_lm, rnn_optimizer
-from models.tokens import BOS_ID, EOS_ID, NUM_RESERVED
+from models.layers.lm_loss import MaskedTokenAccuracy, masked_token_cross_entropy, token_log_likelihoods
+from models.runtime.training import compile_language_model, train_model
+from models.runtime.training_length import TrainingPlan
+from models.families.rnn import RNNConfig, build_rnn_lm, rnn_optimizer
+from models.layers.tokens import BOS_ID, EOS_ID, NUM_RESERVED
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
@@ -69,7 +69,7 @@ def test_loss_falls_on_a_tiny_corpus():
 
 
 def test_transformer_loss_falls_on_a_tiny_corpus():
-    from models.transformer import TransformerConfig, build_transformer_lm, transformer_optimizer
+    from models.families.transformer import TransformerConfig, build_transformer_lm, transformer_optimizer
 
     tf_keras.utils.set_random_seed(1)
     texts = ["to be or not to be", "that is the question", "whether tis nobler in the mind"] * 4
@@ -84,7 +84,7 @@ def test_transformer_loss_falls_on_a_tiny_corpus():
 
 
 def test_warmup_cosine_schedule():
-    from models.training import WarmupCosine
+    from models.runtime.training import WarmupCosine
 
     schedule = WarmupCosine(peak=1e-3, floor=1e-4, warmup_steps=10, total_steps=110)
     assert float(schedule(0)) == pytest.approx(1e-4)  # 1/10 of the way up

@@ -4,7 +4,7 @@ import pytest
 
 from pipeline.config import ConfigError, load_config
 from pipeline.metadata_connection import connection_config, describe, pipeline_connection_config, store_exists
-from pipeline.model_records import model_records
+from operations.model_records import model_records
 
 
 def test_sqlite_is_the_workspace_file_and_a_missing_one_means_nothing_ran(tmp_path):

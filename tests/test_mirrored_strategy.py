@@ -21,8 +21,8 @@ import tf_keras  # noqa: E402
 
 from test_acceleration import FAMILIES, REPO, TEXTS, VOCAB, batches, export, hparams, serialized  # noqa: E402
 from models import registry  # noqa: E402
-from models.acceleration import distribution_strategy  # noqa: E402
-from models.training import compile_language_model  # noqa: E402
+from models.runtime.acceleration import distribution_strategy  # noqa: E402
+from models.runtime.training import compile_language_model  # noqa: E402
 
 
 def mirrored_against_default(out_path: str) -> None:
@@ -31,7 +31,7 @@ def mirrored_against_default(out_path: str) -> None:
     replica counts and final weights, and the serving outputs of the mirrored model's export,
     as JSON. (Equal weights make equal exports: the default strategy's export is every other
     test's.)"""
-    from models.hvae_model import TextVAE
+    from models.families.hvae_model import TextVAE
 
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)

@@ -4,8 +4,8 @@ import pytest
 import tensorflow as tf
 
 from pipeline.config import load_config
-from pipeline.model_commands import predict
-from pipeline.promotion import PromotionError
+from operations.model_commands import predict
+from operations.promotion import PromotionError
 
 
 class Served(tf.Module):

@@ -13,8 +13,8 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from models.progress import PROGRESS_LOGGER, log_progress
-from models.training import ProgressLog
+from models.runtime.progress import PROGRESS_LOGGER, log_progress
+from models.runtime.training import ProgressLog
 from pipeline.console import ProgressPrinter
 
 

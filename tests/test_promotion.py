@@ -9,9 +9,9 @@ import textwrap
 import pytest
 from google.protobuf import text_format
 
-from pipeline import promotion
+from operations import promotion
 from components.serving.serving_audit import history
-from pipeline.promotion import MODELS_CONFIG, STATE_FILE, PromotionError, promote, read_state, rollback
+from operations.promotion import MODELS_CONFIG, STATE_FILE, PromotionError, promote, read_state, rollback
 
 
 def push(serving, model, version):
@@ -84,7 +84,7 @@ def test_a_promotion_killed_before_its_rename_leaves_the_previous_state(serving)
     script = textwrap.dedent(
         f"""
         import os, signal
-        from pipeline import promotion
+        from operations import promotion
         promotion._before_rename = lambda staging, path: os.kill(os.getpid(), signal.SIGKILL)
         promotion.promote({str(serving)!r}, "textflow-rnn", 12, "stable")
         """

@@ -10,7 +10,7 @@ from components.data.text_profile import SplitText, tokenize_texts
 from components.data.text_schema_gen import mark_free_text
 from components.data.text_validator import Settings, validate_text
 from pipeline.config import load_config
-from pipeline.report import ReportError, build_report, find_run, render, write_report
+from operations.report import ReportError, build_report, find_run, render, write_report
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 SECTIONS = ["Run summary", "Data", "Schema", "Anomalies", "Drift and skew", "Model: textflow-rnn (rnn)", "Pushes and promotions"]

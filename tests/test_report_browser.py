@@ -5,7 +5,7 @@ log holds nothing but the page itself."""
 import pytest
 
 from browser import DevTools, install_chromium
-from pipeline.report import build_report, render
+from operations.report import build_report, render
 from test_report import SECTIONS, SEQ2SEQ_FAMILY, seq2seq_record
 
 pytestmark = pytest.mark.slow

@@ -1,8 +1,8 @@
 """The blessing decision as a run keeps it: numbers and words for every threshold."""
 
-from pipeline.evaluation import Threshold
-from pipeline.run_record import decision_in_words, family_record
-from pipeline.summary import FamilyResult, ThresholdCheck
+from tasks.base import Threshold
+from operations.run_record import decision_in_words, family_record
+from operations.results import FamilyResult, ThresholdCheck
 
 CROSS_ENTROPY = Threshold("cross_entropy_per_token", 3.0, False, 0.05)
 
@@ -38,7 +38,7 @@ def test_a_blessed_model_that_does_not_serve_says_why_it_was_not_pushed():
 
 
 def test_a_model_under_its_trivial_baseline_is_named_in_words_and_the_floor_can_be_off():
-    floor = Threshold("cross_entropy_below_unigram", 0.05, True, floor=True)
+    floor = Threshold("cross_entropy_below_unigram", 0.05, True, floor=True, trivial_metric="unigram_cross_entropy")
     checks = [ThresholdCheck(CROSS_ENTROPY, "value", 2.9, True),
               ThresholdCheck(floor, "value", 0.01, False, trivial=2.91)]
     record = family_record(result(checks, blessed=False))

@@ -7,15 +7,15 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from models.acceleration import precision_policy
-from models.decoding import decode_seq2seq
-from models.lm_loss import label_smoothed_cross_entropy
-from models.rnn import RNNConfig
-from models.seq2seq import attention_of_output, decoder_inputs, source_mask
-from models.seq2seq_rnn import build_rnn_seq2seq
-from models.seq2seq_transformer import build_transformer_seq2seq
-from models.tokens import BOS_ID, EOS_ID, PAD_ID
-from models.transformer import TransformerConfig
+from models.runtime.acceleration import precision_policy
+from models.serving.decoding import decode_seq2seq
+from models.layers.lm_loss import label_smoothed_cross_entropy
+from models.families.rnn import RNNConfig
+from models.layers.seq2seq import attention_of_output, decoder_inputs, source_mask
+from models.families.rnn_seq2seq import build_rnn_seq2seq
+from models.families.transformer_seq2seq import build_transformer_seq2seq
+from models.layers.tokens import BOS_ID, EOS_ID, PAD_ID
+from models.families.transformer import TransformerConfig
 
 VOCAB = 9  # PAD, BOS, EOS and six text tokens
 FAMILIES = ["rnn-additive", "rnn-multiplicative-gru", "transformer", "transformer-separate-embeddings"]

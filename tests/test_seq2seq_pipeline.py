@@ -12,7 +12,7 @@ from conftest import SHARED_DATA
 from pipeline_args import FIXED_ACCELERATION
 from test_end_to_end import only, run_in_fresh_process, textflow
 
-from pipeline.summary import overall_metrics, slice_metrics
+from operations.results import overall_metrics, slice_metrics
 
 pytestmark = pytest.mark.slow
 

@@ -10,14 +10,14 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from models.lm_loss import label_smoothed_cross_entropy
-from models.rnn import RNNConfig
-from models.seq2seq import decoder_inputs
-from models.seq2seq_export import export_translator, source_ids_of
-from models.seq2seq_rnn import build_rnn_seq2seq
-from models.seq2seq_transformer import build_transformer_seq2seq
-from models.subword import SubwordTokenizer, train_sentencepiece
-from models.transformer import TransformerConfig
+from models.layers.lm_loss import label_smoothed_cross_entropy
+from models.families.rnn import RNNConfig
+from models.layers.seq2seq import decoder_inputs
+from models.serving.seq2seq_export import export_translator, source_ids_of
+from models.families.rnn_seq2seq import build_rnn_seq2seq
+from models.families.transformer_seq2seq import build_transformer_seq2seq
+from models.layers.subword import SubwordTokenizer, train_sentencepiece
+from models.families.transformer import TransformerConfig
 
 WORDS = "ein Mann eine Frau zwei Hunde spielen im Park auf der Straße a man woman two dogs play in the park on street".split()
 PAIRS = [

@@ -32,10 +32,10 @@ from components.training.training_data import (  # noqa: E402
 )
 from components.training.transform_module import language_model_ids  # noqa: E402
 from models import registry  # noqa: E402
-from models.acceleration import distribution_strategy  # noqa: E402
-from models.training_length import plan_training  # noqa: E402
-from models.lm_loss import masked_token_cross_entropy  # noqa: E402
-from models.training import compile_language_model, train_model  # noqa: E402
+from models.runtime.acceleration import distribution_strategy  # noqa: E402
+from models.runtime.training_length import plan_training  # noqa: E402
+from models.layers.lm_loss import masked_token_cross_entropy  # noqa: E402
+from models.runtime.training import compile_language_model, train_model  # noqa: E402
 from pipeline.config import ConfigError, load_config  # noqa: E402
 
 LENGTH = 64

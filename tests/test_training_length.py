@@ -6,10 +6,10 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from models.rnn import RNNConfig
-from models.sizing import AUTO_BASE_EXAMPLES
-from models.training import train_model
-from models.training_length import TrainingPlan, plan_training
+from models.families.rnn import RNNConfig
+from models.runtime.sizing import AUTO_BASE_EXAMPLES
+from models.runtime.training import train_model
+from models.runtime.training_length import TrainingPlan, plan_training
 
 
 @pytest.mark.parametrize("examples, batch, epochs, floor, cap, steps", [

@@ -10,7 +10,7 @@ import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from components.training.transform_module import LABEL_VOCAB_NAME, VOCAB_NAME, preprocessing_fn, tokenize
-from models.tokens import BOS_ID, EOS_ID, NUM_RESERVED, PAD_ID
+from models.layers.tokens import BOS_ID, EOS_ID, NUM_RESERVED, PAD_ID
 
 RAW_SPEC = {"text": tf.io.FixedLenFeature([1], tf.string)}
 LABELLED_SPEC = {**RAW_SPEC, "label": tf.io.FixedLenFeature([1], tf.string)}

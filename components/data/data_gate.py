@@ -11,8 +11,7 @@ from tfx.dsl.component.experimental.annotations import InputArtifact
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 
-from components.data.text_checks import Finding
-from components.data.text_validator import read_report
+from components.data.validation_report import Finding, read_report
 
 
 class DataValidationError(RuntimeError):

@@ -8,7 +8,6 @@ feature it concerns, a sentence saying what is wrong and why it matters, and a f
 from __future__ import annotations
 
 import collections
-import dataclasses
 from typing import Optional
 
 import numpy as np
@@ -16,28 +15,13 @@ import numpy as np
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
 from components.data.text_profile import SplitText
+from components.data.validation_report import Finding
 
 KINDS = ("schema", "empty_text", "text_too_long", "out_of_vocabulary", "unseen_label", "missing_class",
          "duplicate_across_splits", "drift", "skew")
 _SHOWN_EXAMPLES = 3
 _VALUE_OUTSIDE_DOMAIN = (anomalies_pb2.AnomalyInfo.ENUM_TYPE_UNEXPECTED_STRING_VALUES,
                          anomalies_pb2.AnomalyInfo.BOOL_TYPE_UNEXPECTED_STRING)
-
-
-@dataclasses.dataclass
-class Finding:
-    kind: str
-    split: str
-    feature: str
-    explanation: str
-    examples: list[str] = dataclasses.field(default_factory=list)
-    value: Optional[float] = None  # what was measured, when a number was compared with a limit
-    limit: Optional[float] = None
-    action: str = "warn"  # block | warn: what the gate policy does with this kind
-
-    def line(self) -> str:
-        shown = f" (e.g. {'; '.join(self.examples)})" if self.examples else ""
-        return f"[{self.action}] {self.kind}, split '{self.split}', feature '{self.feature}': {self.explanation}{shown}"
 
 
 def _snippet(split: SplitText, index: int, width: int = 50) -> str:

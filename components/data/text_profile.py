@@ -1,7 +1,7 @@
 """What a split's text looks like: its examples read back, tokenized, and summarised as TFDV statistics.
 
 StatisticsGen sees the text column as one opaque string per example. Text checks and drift
-need it as tokens, tokenized exactly as Transform will (`transform_module.tokenize`), so this
+need it as tokens, tokenized exactly as Transform will (`models.layers.tokens.tokenize`), so this
 module derives, per split, the features TFDV can compare between datasets:
   tokens_per_text  INT    the text's length in tokens (Jensen-Shannon divergence for drift/skew)
   token            BYTES  every token of the text (its distribution: the token drift)
@@ -26,7 +26,7 @@ from tensorflow_metadata.proto.v0 import statistics_pb2
 from tfx import types
 from tfx.types import artifact_utils
 
-from components.training.transform_module import tokenize
+from models.layers.tokens import tokenize
 
 LENGTH_FEATURE = "tokens_per_text"
 TOKEN_FEATURE = "token"

@@ -35,8 +35,8 @@ from tfx.utils import io_utils
 from components.data import text_checks
 from components.data.text_profile import (LENGTH_FEATURE, TOKEN_FEATURE, SplitText, nl_statistics, read_split,
                                      split_profile, text_statistics, train_vocabulary)
+from components.data.validation_report import REPORT_FILE
 
-REPORT_FILE = "text_validation.json"
 STATS_FILE = "FeatureStats.pb"  # where StatisticsGen keeps a split's statistics, so TFX tools read ours too
 ANOMALIES_FILE = "SchemaDiff.pb"  # likewise for ExampleValidator's anomalies
 TRAIN, EVAL = "train", "eval"
@@ -58,12 +58,6 @@ class Settings:
     # for empty and over-long texts as the text column is.
     other_text_columns: list[str] = dataclasses.field(default_factory=list)
     target_column: Optional[str] = None  # a seq2seq target (one of other_text_columns): pair checks
-
-
-def read_report(anomalies_uri: str) -> dict:
-    """The TextValidator's `text_validation.json`: span, example counts, comparisons and findings."""
-    with open(os.path.join(anomalies_uri, REPORT_FILE)) as f:
-        return json.load(f)
 
 
 class LatestPerSpanStrategy(resolver_strategy.ResolverStrategy):

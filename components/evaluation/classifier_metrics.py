@@ -21,7 +21,6 @@ and the trivial baseline every classifier must beat, on the same examples:
 
 from __future__ import annotations
 
-import math
 from typing import Callable, Iterable
 
 import apache_beam as beam
@@ -31,9 +30,9 @@ from tensorflow_model_analysis import constants
 from tensorflow_model_analysis.metrics import metric_types
 
 from components.evaluation.tfma_metrics import per_model_computations
+from tasks.classifier import chance_accuracy_floor
 
 PROBABILITIES = "probabilities"
-CHANCE_STANDARD_ERRORS = 2.0  # how far above the majority class a classifier must score
 _BUCKETS = 1000  # score histogram resolution for the AUC: error below 1/_BUCKETS
 
 
@@ -89,11 +88,6 @@ def macro_recall(counts: _Counts) -> float:
 def majority_class_accuracy(counts: _Counts) -> float:
     actual = counts.confusion.sum(axis=1)
     return float(actual.max() / actual.sum()) if actual.sum() else float("nan")
-
-
-def chance_accuracy_floor(majority: float, examples: int) -> float:
-    """The majority-class accuracy plus CHANCE_STANDARD_ERRORS standard errors of it on `examples`."""
-    return majority + CHANCE_STANDARD_ERRORS * math.sqrt(majority * (1.0 - majority) / max(examples, 1))
 
 
 def accuracy_above_chance(counts: _Counts) -> float:

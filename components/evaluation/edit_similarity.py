@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.tokens import PAD_ID
+from models.layers.tokens import PAD_ID
 
 
 def levenshtein(first: np.ndarray, second: np.ndarray) -> int:

@@ -1,7 +1,7 @@
 """TFMA metrics of an encoder-decoder's decoded output: corpus BLEU and chrF (sacreBLEU), and
 the same scores of the trivial baseline, copying the source.
 
-The model's `evaluate` signature (`models.seq2seq_export`) decodes a hash sample of the eval
+The model's `evaluate` signature (`models.serving.seq2seq_export`) decodes a hash sample of the eval
 examples with beam search and returns, per example, `decoded` (1 for the sample), `output`,
 `source` (for denoising: the corrupted text the model read) and `reference`. Each metric
 gathers the sample's texts over a slice and scores them as one corpus, exactly as

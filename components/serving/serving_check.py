@@ -2,7 +2,7 @@
 
 TFX's InfraValidator needs Docker or Kubernetes to start a model server; a local user often has
 neither. This component builds requests for every signature of the candidate from eval
-examples (the signature contract of DESIGN.md section 6), writes them in TensorFlow Serving's
+examples (the serving contract of docs/architecture.md), writes them in TensorFlow Serving's
 warm-up format (PredictionLog records), and replays them in a separate Python process that loads
 the SavedModel with `tf.saved_model.load` and imports nothing of textflow
 (`components/serving/serving_probe.py`). It checks shapes, finite values and probabilities, times

@@ -20,7 +20,7 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 
 from components.data.text_profile import bytes_feature, split_records
-from models.subword import PIPELINE_SYMBOLS, SEPARATOR, train_sentencepiece, vocab_size_of
+from models.layers.subword import PIPELINE_SYMBOLS, SEPARATOR, train_sentencepiece, vocab_size_of
 
 MODEL_FILE = "subword.model"
 TRAIN_SPLIT = "train"

@@ -1,6 +1,6 @@
 """What every Trainer works out before it builds a model: the split sizes, the family's
 hyper-parameters sized for them, the seed, the distribution strategy, the input settings and
-the training plan (shared by `trainer_module` and `seq2seq_trainer`)."""
+the training plan (`trainer_module.run_fn` for every task)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from tfx import v1 as tfx
 
 from components.training.training_data import TrainingDataConfig, count_records
 from models import registry
-from models.acceleration import distribution_strategy, gpu_visible
-from models.acceleration_trial import Choice, TrialSpec, choose, gpu_capabilities
-from models.training_length import TrainingPlan, plan_training
+from models.runtime.acceleration import distribution_strategy, gpu_visible
+from models.runtime.acceleration_trial import Choice, TrialSpec, choose, gpu_capabilities
+from models.runtime.training_length import TrainingPlan, plan_training
 
 
 @dataclasses.dataclass
@@ -30,14 +30,14 @@ class TrainingSetup:
     plan: TrainingPlan
 
 
-def training_setup(fn_args: tfx.components.FnArgs) -> TrainingSetup:
-    """Counts the splits, sizes the family's config, seeds every random generator and plans the steps."""
+def training_setup(fn_args: tfx.components.FnArgs, kind: str) -> TrainingSetup:
+    """Counts the splits, sizes the family's config, seeds every random generator and plans the
+    steps for a model of `kind` (`models.registry.KINDS`)."""
     custom: dict[str, Any] = fn_args.custom_config
     family = registry.get(custom["family"])
     train_examples, eval_examples = count_records(fn_args.train_files), count_records(fn_args.eval_files)
     hparams = family.config_class(**custom["hparams"]).sized(train_examples)
-    task = custom.get("task", "language_model")
-    if hparams.jit_compile is True and not gpu_visible() and not registry.xla_compiles_on_cpu(family.name, hparams, task):
+    if hparams.jit_compile is True and not gpu_visible() and not registry.xla_compiles_on_cpu(family.name, hparams, kind):
         # the config refused this where the run started; a Trainer on another machine checks again
         raise ValueError(f"{family.name}.jit_compile is true, but this machine has no GPU and {registry.XLA_CPU_CRASH}")
     tf_keras.utils.set_random_seed(custom.get("seed", 0))
@@ -50,9 +50,9 @@ def training_setup(fn_args: tfx.components.FnArgs) -> TrainingSetup:
                          TrainingDataConfig(**custom.get("training_data", {})), global_batch, plan)
 
 
-def resolve_acceleration(setup: TrainingSetup, task: str, vocab_size: int, train_data: tf.data.Dataset,
+def resolve_acceleration(setup: TrainingSetup, kind: str, vocab_size: int, train_data: tf.data.Dataset,
                          num_classes: int = 0, batch_shapes: int = 1, batches: int = 8) -> Choice:
-    """Settles `precision: auto` and `jit_compile: auto` in `setup.hparams` (`models.acceleration_trial`),
+    """Settles `precision: auto` and `jit_compile: auto` in `setup.hparams` (`models.runtime.acceleration_trial`),
     timing the candidates on the largest of the first `batches` training batches, for a training of
     the plan's steps in `batch_shapes` shapes (one per length bucket); returns the choice and why,
     for `training_metrics.json` and the summary."""
@@ -61,10 +61,10 @@ def resolve_acceleration(setup: TrainingSetup, task: str, vocab_size: int, train
         return Choice(hparams.precision, hparams.jit_compile, "set in the config")
     sample = max((tf.nest.map_structure(lambda t: t.numpy(), b) for b in train_data.take(batches)),
                  key=lambda b: tf.nest.flatten(b)[-1].size)
-    spec = TrialSpec(setup.family.name, task, dataclasses.asdict(hparams), vocab_size, num_classes,
+    spec = TrialSpec(setup.family.name, kind, dataclasses.asdict(hparams), vocab_size, num_classes,
                      train_steps=setup.plan.steps, batch_shapes=batch_shapes)
     choice = choose(spec, sample, hparams.precision, hparams.jit_compile,
-                    xla_left_out=registry.xla_left_out_on_cpu(setup.family.name, hparams, task),
+                    xla_left_out=registry.xla_left_out_on_cpu(setup.family.name, hparams, kind),
                     gpu_capabilities=gpu_capabilities())
     setup.hparams = dataclasses.replace(hparams, precision=choice.precision, jit_compile=choice.jit_compile)
     return choice

@@ -28,34 +28,16 @@ from __future__ import annotations
 from typing import Any
 
 import tensorflow as tf
-import tensorflow_text as tf_text
 import tensorflow_transform as tft
 
-from models.subword import SubwordTokenizer, joined_source
-from models.tokens import BOS_ID, EOS_ID, NEWLINE_SYMBOL, NUM_RESERVED
+from models.layers.subword import SubwordTokenizer, joined_source
+from models.layers.tokens import BOS_ID, EOS_ID, NUM_RESERVED, tokenize
 
 VOCAB_NAME = "tokens"
 LABEL_VOCAB_NAME = "labels"
 LABEL_FEATURE = "label_id"  # the class id a classifier trains on and the Evaluator reads
 LENGTH_BUCKET_FEATURE = "length_bucket"
 UNIGRAM_FEATURE = "unigram_log_likelihood"
-# A word is a run of letters/digits; every other non-space character is a token of its own.
-_WORD_DELIMITERS = r"\s+|[^\pL\pN\s]"
-_KEPT_DELIMITERS = r"[^\pL\pN\s]"
-
-
-def tokenize(text: tf.Tensor, tokenizer: str, lowercase: bool) -> tf.RaggedTensor:
-    """[batch] strings -> [batch, (tokens)] strings, by characters or by words."""
-    if lowercase:
-        text = tf.strings.lower(text, encoding="utf-8")
-    if tokenizer == "char":
-        text = tf.strings.regex_replace(text, "\r\n?|\n", NEWLINE_SYMBOL)
-        return tf.strings.unicode_split(text, "UTF-8", errors="replace")
-    if tokenizer == "word":
-        return tf_text.regex_split(text, _WORD_DELIMITERS, _KEPT_DELIMITERS)
-    raise ValueError(f"unknown tokenizer {tokenizer!r} (use 'char' or 'word')")
-
-
 def language_model_ids(ids: tf.RaggedTensor, sequence_length: int) -> dict[str, tf.Tensor]:
     """Token ids [batch, (n)] -> fixed-length LM inputs, targets and target counts."""
     batch = tf.shape(ids.row_splits, out_type=tf.int64)[0] - 1

@@ -1,0 +1,97 @@
+"""The acceleration trial's child process (`models.runtime.acceleration_trial` starts it): it
+builds, compiles and trains the model of each candidate precision and XLA setting on one real
+batch, and prints one `TRIAL` line per candidate. A crash or a hang costs the child, not the run.
+It builds any family's model through the registry, so it sits beside the registry, above the
+families and the runtime they use."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import sys
+import time
+from typing import Any, Optional
+
+from models.runtime.acceleration_trial import TRIAL_STEPS, WARMUP_STEPS, Candidate, TrialSpec
+
+
+def run_trial(spec: TrialSpec, candidate: Candidate, batch: Any, timed: bool = True) -> dict:
+    """In the child: builds and compiles the model as the Trainer does, trains it on `batch`
+    again and again, and measures tokens per second (the batch's target positions), the loss, and
+    the start: the first call's seconds (tracing, and with XLA compiling, the step) beyond its
+    steps' steady time. `timed` False only warms the process up (autograph converts the model's
+    code once per process; the first candidate would otherwise pay it in its start)."""
+    import numpy as np
+    import tensorflow as tf
+    import tf_keras
+
+    from models import registry
+    from models.runtime.acceleration import precision_policy
+
+    family = registry.get(spec.family)
+    config = family.config_class(**{**spec.hparams, "precision": candidate.precision,
+                                    "jit_compile": candidate.jit_compile})
+    tf_keras.utils.set_random_seed(0)
+    with precision_policy(candidate.precision):
+        model = registry.build_model(spec.family, spec.kind, config, spec.vocab_size, spec.num_classes)
+        registry.compile_model(spec.family, spec.kind, model, config, 1000)
+    data = tf.data.Dataset.from_tensors(batch).repeat()
+    per_call = config.steps_per_execution
+    if not timed:
+        model.fit(data, steps_per_epoch=per_call, epochs=1, verbose=0)
+        return {}
+
+    class CallClock(tf_keras.callbacks.Callback):
+        """When the fit began and each graph call ended, and the epoch's mean loss then: the steps
+        are timed between calls, not across `fit`'s own start and end (measured: its return took up
+        to 0.6 s of a 15-step trial, and float32's steps had looked 1.9x their length)."""
+
+        def on_train_begin(self, logs: Optional[dict] = None) -> None:
+            self.began, self.ends, self.losses = time.perf_counter(), [], []
+
+        def on_train_batch_end(self, batch: int, logs: Optional[dict] = None) -> None:
+            self.ends.append(time.perf_counter())
+            self.losses.append(float((logs or {}).get("loss", math.nan)))
+
+    warmup_calls, timed_calls = math.ceil(WARMUP_STEPS / per_call), math.ceil(TRIAL_STEPS / per_call)
+    clock = CallClock()
+    history = model.fit(data, steps_per_epoch=(warmup_calls + timed_calls) * per_call, epochs=1, verbose=0,
+                        callbacks=[clock]).history
+    steps, warmed = timed_calls * per_call, clock.ends[warmup_calls - 1]
+    seconds = clock.ends[-1] - warmed
+    # Keras logs the epoch's running mean loss: the timed steps' own mean, from the means after
+    # the warm-up and at the end
+    total_mean, warmup_mean = history["loss"][-1], clock.losses[warmup_calls - 1]
+    loss = (total_mean * (warmup_calls + timed_calls) - warmup_mean * warmup_calls) / timed_calls
+    tokens = float(np.size(batch[registry.POSITIONS_INPUT[spec.kind]]))  # the texts' positions
+    return {"tokens_per_second": round(steps * tokens / seconds, 1), "step_ms": round(1000 * seconds / steps, 2),
+            "start_seconds": round(max(0.0, warmed - clock.began - warmup_calls * per_call * seconds / steps), 2),
+            "loss": float(loss)}
+
+
+def main(argv: list[str]) -> int:
+    """The child process: `python -m models.acceleration_child REQUEST_JSON`; one `TRIAL` line
+    per candidate, in order."""
+    request = json.loads(argv[0])
+    with open(request["batch_file"], "rb") as f:
+        batch = pickle.load(f)
+    spec = TrialSpec(**request["spec"])
+    first = Candidate(**request["candidates"][0])
+    try:
+        run_trial(spec, Candidate(first.precision, False), batch, timed=False)
+    except Exception:  # noqa: BLE001 - the first candidate's own trial reports what fails
+        pass
+    for candidate in request["candidates"]:
+        try:
+            result = {"status": "ok", **run_trial(spec, Candidate(**candidate), batch)}
+        except Exception as err:  # noqa: BLE001 - a candidate that does not train is that candidate's result
+            result = {"status": "error", "why": f"{type(err).__name__}: {err}"[:300]}
+        print("TRIAL " + json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,376 @@
+"""`precision: auto` and `jit_compile: auto`: the fastest way to train one model on this machine,
+measured rather than guessed.
+
+On a GPU the documented rules decide (mixed_float16 on compute capability 7.0 and newer, XLA
+off), with no trial. On CPU the candidates are float32, plus mixed_bfloat16 where the CPU has
+bfloat16 instructions (`avx512_bf16`/`amx_bf16`; elsewhere it is emulated and slower),
+mixed_float16 where it has `avx512_fp16`/`amx_fp16`, and each of those with XLA unless the
+family leaves it out (`models.registry.xla_left_out_on_cpu`: XLA cannot compile the model, or
+compiles it too slowly to be worth a trial). Each candidate trains the same
+model from the same seed on the same real batch, in a child process of its own (a crash, or a
+trial over `CANDIDATE_TIMEOUT_FACTOR` times as long as float32's, costs that candidate, not the
+run), for a few warm-up steps and then `TRIAL_STEPS` timed ones. Of
+the candidates whose loss after those steps stays within `LOSS_TOLERANCE` of float32's, the one
+that would finish the training first (its steady step over the planned steps, plus its start,
+tracing and with XLA compiling, once per batch shape) wins if it beats float32 by at least
+`MIN_GAIN` (a smaller gain is within the noise of a short trial). The measurements are cached
+per machine and model shape in `$TEXTFLOW_CACHE_DIR` (default `~/.cache/textflow`) and decided
+again for each training, so a second run starts at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import hashlib
+import json
+import logging
+import math
+import os
+import pickle
+import platform
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Any, Callable, Iterator, Optional, Union
+
+from models.runtime.acceleration_cache import cache_path, read_cache, write_cache
+
+LOGGER = "textflow.acceleration"  # the run's terminal shows these records (pipeline/console.py)
+# the first call traces (and, with XLA, compiles) the step; the next few still ran slower under
+# XLA (measured, the Transformer with bfloat16: 34 ms a step over the first 20, 31 ms after)
+WARMUP_STEPS = 8  # untimed
+TRIAL_STEPS = 30  # timed: with 15, runs of the same candidate differed by about 10%
+MIN_GAIN = 1.05  # a candidate must be this much faster than float32 to be chosen
+LOSS_TOLERANCE = 0.02  # nats, plus 2% of float32's loss after the trial's steps
+REFERENCE_TIMEOUT_SECONDS = 600  # the reference's whole child process
+# every other candidate gets this many times the reference's wall time (at least the floor): one
+# slower than that would need more steps than a trial has to pay back its start (measured: XLA's
+# compile of a 128-step unrolled LSTM took about 9 minutes, for a step 16x slower than float32's)
+CANDIDATE_TIMEOUT_FACTOR = 3.0
+# in the cache key: a change to how trials are measured or labelled makes earlier entries misses
+# (2: before it, results of three or more candidates in one child could carry another's label;
+# 3: steps timed between graph calls, no longer across `fit`'s own start and end)
+TRIAL_VERSION = 3
+CANDIDATE_TIMEOUT_FLOOR_SECONDS = 60
+# the other XLA candidates are skipped when XLA's measured ratio, applied to their precisions'
+# speeds without it, leaves them this far below the fastest candidate (trial noise is ~20%)
+XLA_HOPELESS_FACTOR = 2.0
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+FP16_FLAGS = ("avx512_fp16", "amx_fp16")
+# hyper-parameters that change neither the model's shape nor its step's cost
+_NOT_SHAPE = ("precision", "jit_compile", "train_epochs", "min_train_steps", "train_steps", "eval_steps", "patience",
+              "learning_rate", "min_learning_rate", "warmup_steps")
+
+Setting = Union[bool, str]
+_logger = logging.getLogger(LOGGER)
+_logger.setLevel(logging.INFO)
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    precision: str
+    jit_compile: bool
+
+    @property
+    def label(self) -> str:
+        return self.precision + (" + XLA" if self.jit_compile else "")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialSpec:
+    """What a child process needs to build, compile and train the model: its family, the kind
+    of model (`models.registry.KINDS`), the family's config as a mapping, and the sizes the
+    config does not hold."""
+
+    family: str
+    kind: str
+    hparams: dict
+    vocab_size: int
+    num_classes: int = 0
+    # the training the choice is for: its steps and how many batch shapes it compiles (bucketed
+    # batches: one per bucket); 0 steps: judge by the steady step alone
+    train_steps: int = 0
+    batch_shapes: int = 1
+
+
+@dataclasses.dataclass
+class Choice:
+    precision: str
+    jit_compile: bool
+    reason: str
+    trials: list = dataclasses.field(default_factory=list)  # one dict per candidate tried or skipped
+    cached: bool = False
+    trial_seconds: float = 0.0
+    measured: str = ""  # the day of the trial
+
+    @property
+    def label(self) -> str:
+        return Candidate(self.precision, self.jit_compile).label
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def cpu_features() -> dict:
+    """The CPU's model name and the instruction-set flags that decide the candidates (Linux's
+    /proc/cpuinfo; elsewhere none, so only float32 is tried)."""
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    name = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    return {"cpu": name, "flags": sorted(flags & {*BF16_FLAGS, *FP16_FLAGS, "avx512f", "amx_tile"}),
+            "cores": os.cpu_count() or 1}
+
+
+def gpu_capabilities() -> list[tuple[int, int]]:
+    """The visible GPUs' compute capabilities (empty on a CPU machine)."""
+    import tensorflow as tf
+
+    return [tuple(tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0)))
+            for gpu in tf.config.list_physical_devices("GPU")]
+
+
+def candidates(spec: TrialSpec, precision: Setting, jit_compile: Setting, features: dict,
+               xla_left_out: Optional[str] = None) -> tuple[list[Candidate], list[dict]]:
+    """The candidates for a CPU (float32 without XLA first, the reference), and the ones left
+    out, each with why (`xla_left_out`: why XLA is not tried). A setting that is not `auto` is kept as it is."""
+    flags = set(features["flags"])
+    precisions, skipped = [], []
+    for name in ("float32", "mixed_bfloat16", "mixed_float16") if precision == "auto" else (precision,):
+        needs = {"mixed_bfloat16": BF16_FLAGS, "mixed_float16": FP16_FLAGS}.get(name)
+        if precision == "auto" and needs and not flags & set(needs):
+            skipped.append({"candidate": name, "status": "skipped",
+                            "why": f"the CPU has no {' or '.join(needs)} (16-bit arithmetic would be emulated)"})
+        else:
+            precisions.append(name)
+    jits = [False, True] if jit_compile == "auto" else [bool(jit_compile)]
+    if jit_compile == "auto" and xla_left_out:
+        jits = [False]
+        skipped.append({"candidate": "XLA", "status": "skipped", "why": xla_left_out})
+    return [Candidate(p, j) for j in jits for p in precisions], skipped
+
+
+def gpu_choice(precision: Setting, jit_compile: Setting, capabilities: list[tuple[int, int]]) -> Choice:
+    """GPUs keep their documented rules: float16 tensor cores from compute capability 7.0 on
+    (mixed_float16, loss-scaled), XLA off (cuDNN's fused recurrences and kernels already)."""
+    tensor_cores = bool(capabilities) and min(capabilities) >= (7, 0)
+    chosen_precision = precision if precision != "auto" else "mixed_float16" if tensor_cores else "float32"
+    chosen_jit = bool(jit_compile) if jit_compile != "auto" else False
+    shown = ", ".join(f"{major}.{minor}" for major, minor in capabilities) or "unknown"
+    return Choice(chosen_precision, chosen_jit, f"GPU rules (compute capability {shown}): "
+                  f"{'mixed_float16 on tensor cores' if tensor_cores else 'float32 below compute capability 7.0'}, XLA off")
+
+
+def projected_seconds(trial: dict, train_steps: int, batch_shapes: int) -> float:
+    """A candidate's time for the whole training: a start per batch shape, then the steps."""
+    return batch_shapes * trial.get("start_seconds", 0.0) + train_steps * trial["step_ms"] / 1000
+
+
+def decide(trials: list[dict], reference: Candidate, train_steps: int = 0,
+           batch_shapes: int = 1) -> tuple[Candidate, str]:
+    """The candidate that trained as well as the reference (float32 without XLA, or the fixed
+    settings) and would finish the training first (with `train_steps`: its starts, one per batch
+    shape, included; without: the fastest step), if it is at least `MIN_GAIN` faster; else the
+    reference."""
+    ran = [t for t in trials if t["status"] == "ok" and math.isfinite(t["loss"])]
+    base = next((t for t in ran if t["candidate"] == reference.label), None)
+    if base is None:
+        return reference, f"the reference {reference.label} did not train in its trial; kept it"
+    allowed = base["loss"] + LOSS_TOLERANCE + 0.02 * abs(base["loss"])
+    good = [t for t in ran if t["loss"] <= allowed]
+
+    def cost(trial: dict) -> float:
+        return projected_seconds(trial, train_steps, batch_shapes) if train_steps else 1.0 / max(trial["tokens_per_second"], 1e-9)
+
+    over = f"; {train_steps:,} steps in {batch_shapes} batch shape(s), starts included" if train_steps else ""
+    best = min(good, key=cost)
+    gain = cost(base) / max(cost(best), 1e-12)
+    if best is base or gain < MIN_GAIN:
+        return reference, (f"{reference.label} was the fastest that trained as well "
+                           f"({base['tokens_per_second']:,.0f} tokens/s; no candidate {MIN_GAIN:.2f}x faster{over})")
+    chosen = Candidate(best["precision"], best["jit_compile"])
+    projected = (f", {cost(best):.0f} s against {cost(base):.0f} s for the training" if train_steps else "")
+    return chosen, (f"{chosen.label}: {best['tokens_per_second']:,.0f} tokens/s against {reference.label}'s "
+                    f"{base['tokens_per_second']:,.0f}{projected} ({gain:.2f}x{over}), loss {best['loss']:.4f} "
+                    f"against {base['loss']:.4f} after {WARMUP_STEPS + TRIAL_STEPS} steps")
+
+
+def choose(spec: TrialSpec, batch: Any, precision: Setting = "auto", jit_compile: Setting = "auto",
+           xla_left_out: Optional[str] = None, gpu_capabilities: Optional[list[tuple[int, int]]] = None,
+           log=_logger.info) -> Choice:
+    """The precision and jit_compile to train `spec`'s model with on this machine; `batch` is one
+    real training batch (numpy, as the model's `fit` takes it). `gpu_capabilities` lists the
+    visible GPUs' compute capabilities (None or empty: a CPU machine)."""
+    if precision != "auto" and jit_compile != "auto":
+        return Choice(precision, bool(jit_compile), "set in the config")
+    if gpu_capabilities:
+        return gpu_choice(precision, jit_compile, gpu_capabilities)
+    features = cpu_features()
+    todo, skipped = candidates(spec, precision, jit_compile, features, xla_left_out)
+    if len(todo) == 1:
+        only = todo[0]
+        return Choice(only.precision, only.jit_compile, "the only candidate on this machine", skipped)
+    key = cache_key(spec, batch, precision, jit_compile, features)
+    cached = read_cache().get(key)
+    if cached:  # the measurements are the machine's; the decision is this training's
+        ran = [t for t in cached["trials"] if t["status"] != "skipped"]
+        chosen, reason = decide(ran, todo[0], spec.train_steps, spec.batch_shapes)
+        log(f"acceleration: {spec.family}: {chosen.label} (cached trial of {cached['measured']}: {reason})")
+        return Choice(chosen.precision, chosen.jit_compile, reason, cached["trials"], cached=True,
+                      trial_seconds=cached["trial_seconds"], measured=cached["measured"])
+    log(f"acceleration: timing {', '.join(c.label for c in todo)} for {spec.family} in a child process "
+        f"(once per machine and model shape; cached in {cache_path()})")
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="textflow-trial-") as work:
+        batch_file = os.path.join(work, "batch.pkl")
+        with open(batch_file, "wb") as f:
+            pickle.dump(batch, f)
+        trials = []
+        for result in trials_in_children(spec, todo, batch_file):
+            log(f"acceleration trial: {spec.family} {result['candidate']}: " + (
+                f"{result['tokens_per_second']:,.0f} tokens/s, loss {result['loss']:.4f}" if result["status"] == "ok"
+                else f"{result['status']} ({result.get('why', '')})"))
+            trials.append(result)
+    chosen, reason = decide(trials, todo[0], spec.train_steps, spec.batch_shapes)
+    choice = Choice(chosen.precision, chosen.jit_compile, reason, skipped + trials,
+                    trial_seconds=round(time.monotonic() - started, 1), measured=datetime.date.today().isoformat())
+    log(f"acceleration: {spec.family}: {choice.label} ({reason}; trials took {choice.trial_seconds:.0f} s)")
+    if trials[0]["status"] == "ok":  # a reference that did not train is tried again next time
+        write_cache(key, choice.as_dict())
+    return choice
+
+
+def trials_in_children(spec: TrialSpec, todo: list[Candidate], batch_file: str) -> Iterator[dict]:
+    """Runs the candidates in turn in one child process (its imports and autograph's conversion
+    of the model's code, most of a trial's time, are paid once). A candidate that crashes the
+    child, or gives no result in its time, is that candidate's result, and a new child goes on
+    with the rest; once XLA has crashed or timed out, the other XLA candidates are skipped (the
+    compile is the same graph), and so they are when XLA was far slower (`_xla_hopeless`)."""
+    remaining, reference_seconds = list(todo), []
+
+    def timeout_for(candidate: Candidate, starts_child: bool) -> float:
+        """The reference (or any candidate, when the reference gave no time) gets the long budget;
+        the others a multiple of the reference's time, plus the child's start when they begin one."""
+        if candidate == todo[0] or not reference_seconds:
+            return REFERENCE_TIMEOUT_SECONDS
+        budget = max(CANDIDATE_TIMEOUT_FLOOR_SECONDS, CANDIDATE_TIMEOUT_FACTOR * reference_seconds[0])
+        return budget + (reference_seconds[0] if starts_child else 0.0)
+
+    done: dict[Candidate, dict] = {}
+    while remaining:
+        # a copy: the child's results are matched to its own request while `remaining` shrinks;
+        # closed on leaving, which kills the child
+        with contextlib.closing(_run_child(spec, list(remaining), batch_file, timeout_for)) as results:
+            for candidate, result, seconds in results:
+                remaining.remove(candidate)
+                done[candidate] = result
+                yield result
+                if candidate == todo[0] and result["status"] == "ok":
+                    reference_seconds.append(seconds)
+                if not candidate.jit_compile:
+                    continue
+                if result["status"] not in ("ok", "error"):  # the child is gone
+                    why = f"{candidate.label} {result['status']}; the same XLA compile would too"
+                else:
+                    why = _xla_hopeless(candidate, done)
+                dropped = [c for c in remaining if c.jit_compile] if why else []
+                for other in dropped:
+                    remaining.remove(other)
+                    yield {**_describe(other), "status": "skipped", "why": why}
+                if dropped:
+                    break  # the child would run a dropped candidate next; a new one takes any left
+
+
+def _xla_hopeless(measured: Candidate, done: dict[Candidate, dict]) -> Optional[str]:
+    """Why the other XLA candidates need no trial, or None: XLA made `measured`'s precision so
+    much slower that, at the same ratio, no other precision with XLA comes within
+    `XLA_HOPELESS_FACTOR` of the fastest candidate measured so far (the recurrent language
+    model's unrolled loop: XLA ran it 5-7x slower, and its compile with bfloat16 took over a minute)."""
+    def speed(result: Optional[dict]) -> float:
+        return result.get("tokens_per_second", 0.0) if result and result["status"] == "ok" else 0.0
+
+    with_xla, without = speed(done.get(measured)), speed(done.get(Candidate(measured.precision, False)))
+    if not (with_xla and without):
+        return None
+    ratio = with_xla / without
+    fastest = max(speed(t) for t in done.values())
+    best_hope = max((speed(t) * ratio for c, t in done.items()
+                     if not c.jit_compile and Candidate(c.precision, True) not in done), default=0.0)
+    if best_hope * XLA_HOPELESS_FACTOR >= fastest:
+        return None
+    return (f"XLA ran {measured.precision} at {ratio:.2f}x its speed without; at that ratio no other precision "
+            f"with XLA comes within {XLA_HOPELESS_FACTOR:g}x of the fastest ({fastest:,.0f} tokens/s)")
+
+
+def _describe(candidate: Candidate) -> dict:
+    return {"candidate": candidate.label, "precision": candidate.precision, "jit_compile": candidate.jit_compile}
+
+
+def _run_child(spec: TrialSpec, todo: list[Candidate], batch_file: str,
+               timeout_for: Callable[[Candidate, bool], float]) -> Iterator[tuple[Candidate, dict, float]]:
+    """One child process over `todo`: yields (candidate, result, seconds) as each finishes, and
+    stops after the first that crashes the child or takes over its `timeout_for` seconds (the
+    child is killed)."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
+    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
+           "PYTHONPATH": os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    request = json.dumps({"spec": dataclasses.asdict(spec), "candidates": [dataclasses.asdict(c) for c in todo],
+                          "batch_file": batch_file})
+    with tempfile.TemporaryFile("w+") as stderr:
+        child = subprocess.Popen([sys.executable, "-m", "models.acceleration_child", request], env=env, cwd=root,
+                                 stdout=subprocess.PIPE, stderr=stderr, text=True)
+        lines: "queue.Queue[Optional[str]]" = queue.Queue()
+
+        def read_lines() -> None:
+            for text in child.stdout:
+                lines.put(text)
+            lines.put(None)
+
+        threading.Thread(target=read_lines, daemon=True).start()
+        try:
+            for candidate in todo:
+                began, timeout = time.monotonic(), timeout_for(candidate, candidate == todo[0])
+                line = ""
+                while not line.startswith("TRIAL "):
+                    line = lines.get(timeout=max(0.0, timeout - (time.monotonic() - began)))
+                    if line is None:  # the child ended without this candidate's result
+                        child.wait()
+                        stderr.seek(0)
+                        last = [text for text in stderr.read().splitlines() if text.strip()][-1:] or ["no output"]
+                        code = child.returncode
+                        status = f"crashed (signal {-code})" if code < 0 else f"failed (exit {code})"
+                        yield candidate, {**_describe(candidate), "status": status, "why": last[0][-300:]}, 0.0
+                        return
+                yield candidate, {**_describe(candidate), **json.loads(line[len("TRIAL "):])}, time.monotonic() - began
+        except queue.Empty:
+            yield candidate, {**_describe(candidate), "status": "timed out", "why": f"no result in {timeout:.0f} s"}, timeout
+        finally:
+            child.kill()
+            child.wait()
+
+
+def cache_key(spec: TrialSpec, batch: Any, precision: Setting, jit_compile: Setting, features: dict) -> str:
+    """The machine, the software, the model's shape and the batch's shape, hashed."""
+    import tensorflow as tf
+
+    shapes = [list(getattr(x, "shape", ())) for x in tf.nest.flatten(batch)]
+    shape_fields = {k: v for k, v in spec.hparams.items() if k not in _NOT_SHAPE}
+    # not the training's steps and batch shapes: decide() runs again on the cached trials
+    described = {"machine": features, "tensorflow": tf.__version__, "python": platform.python_version(),
+                 "family": spec.family, "kind": spec.kind, "hparams": shape_fields, "vocab_size": spec.vocab_size,
+                 "num_classes": spec.num_classes, "batch": shapes, "asked": [precision, jit_compile],
+                 "trial": [WARMUP_STEPS, TRIAL_STEPS, LOSS_TOLERANCE, CANDIDATE_TIMEOUT_FACTOR, "start", TRIAL_VERSION]}
+    return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:24]

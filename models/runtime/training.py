@@ -1,0 +1,191 @@
+"""Training shared by every family and task: the LR schedule, what to compile with, the fit loop."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+from models.layers.lm_loss import MaskedTokenAccuracy, label_smoothed_cross_entropy, masked_token_cross_entropy
+from models.runtime.progress import log_progress
+from models.runtime.training_length import TrainingPlan
+
+
+def leave_tf_keras_unconverted() -> None:
+    """Lets tf_keras's own functions run as written when a model is traced, as Keras 2 did when
+    it was the `keras` package. AutoGraph rewrites the control flow of every function a traced
+    function calls, except modules on its do-not-convert list, which names `tensorflow` and `keras`
+    but not `tf_keras` in TensorFlow 2.16: each new process converted about 150 tf_keras functions
+    (measured: 8.8 s of the 17.5 s a Transformer's first build and train step took; the same loss
+    without). AutoGraph still converts the function `tf.function` is given (Keras' train and
+    predict functions) and the layers of models/, which the list does not name."""
+    from tensorflow.python.autograph.core import config  # the list has no public setter
+
+    rule = config.DoNotConvert("tf_keras")
+    if not any(str(r) == str(rule) for r in config.CONVERSION_RULES):
+        config.CONVERSION_RULES = (rule, *config.CONVERSION_RULES)
+
+
+leave_tf_keras_unconverted()  # every trained model goes through this module (compile, fit)
+
+
+class WarmupCosine(tf_keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up to `peak`, then cosine decay to `floor` at `total_steps` (nanoGPT's schedule)."""
+
+    def __init__(self, peak: float, floor: float, warmup_steps: int, total_steps: int):
+        self.peak, self.floor = peak, floor
+        self.warmup_steps, self.total_steps = max(warmup_steps, 0), max(total_steps, 1)
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        warmup = self.peak * (step + 1.0) / max(self.warmup_steps, 1)
+        progress = tf.clip_by_value(
+            (step - self.warmup_steps) / max(self.total_steps - self.warmup_steps, 1), 0.0, 1.0
+        )
+        cosine = self.floor + 0.5 * (self.peak - self.floor) * (1.0 + tf.cos(math.pi * progress))
+        return tf.where(step < self.warmup_steps, warmup, cosine)
+
+    def get_config(self) -> dict:
+        return {"peak": self.peak, "floor": self.floor, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps}
+
+
+def compile_language_model(
+    model: tf_keras.Model, optimizer: tf_keras.optimizers.Optimizer, jit_compile: bool = False, steps_per_execution: int = 1
+) -> None:
+    """Loss and accuracy over real tokens only. Under `mixed_float16` Keras wraps the optimizer
+    in a LossScaleOptimizer (dynamic loss scaling)."""
+    model.compile(
+        optimizer=optimizer, loss=masked_token_cross_entropy, metrics=[MaskedTokenAccuracy()],
+        jit_compile=jit_compile, steps_per_execution=steps_per_execution,
+    )
+    build_optimizer_state(model)
+
+
+def compile_classifier(
+    model: tf_keras.Model, optimizer: tf_keras.optimizers.Optimizer, jit_compile: bool = False, steps_per_execution: int = 1
+) -> None:
+    """Cross-entropy of the class logits against integer class ids, and accuracy."""
+    model.compile(
+        optimizer=optimizer,
+        loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        jit_compile=jit_compile,
+        steps_per_execution=steps_per_execution,
+    )
+    build_optimizer_state(model)
+
+
+def compile_seq2seq(
+    model: tf_keras.Model, optimizer: tf_keras.optimizers.Optimizer, label_smoothing: float, jit_compile: bool = False,
+    steps_per_execution: int = 1,
+) -> None:
+    """An encoder-decoder taught with teacher forcing: label-smoothed cross-entropy over the
+    target's real tokens, and their accuracy."""
+
+    def loss(target_ids: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+        return label_smoothed_cross_entropy(target_ids, logits, label_smoothing)
+
+    model.compile(optimizer=optimizer, loss=loss, metrics=[MaskedTokenAccuracy()], jit_compile=jit_compile,
+                  steps_per_execution=steps_per_execution)
+    build_optimizer_state(model)
+
+
+def build_optimizer_state(model: tf_keras.Model) -> None:
+    """Creates the optimizer's slot variables now, in the caller's strategy scope. Created lazily
+    by the first train step instead, they make tf.function trace that step twice (once to create
+    them): for the VAE that second trace costs about 5 s of every Trainer's start."""
+    if model.built and model.trainable_variables:
+        model.optimizer.build(model.trainable_variables)
+
+
+class ProgressLog(tf_keras.callbacks.Callback):
+    """Logs the training step, the total, the loss and tokens per second about 100 times a run
+    (and at the last step) through `models.runtime.progress`. Tokens per second count `tokens_per_step`
+    (the real tokens of a batch, estimated) per step."""
+
+    def __init__(self, total_steps: int, tokens_per_step: float):
+        super().__init__()
+        self.total_steps, self.tokens_per_step = total_steps, tokens_per_step
+        self.every = max(1, total_steps // 100)
+        self.started: Optional[float] = None
+        self.first_step = 0
+        self.last_logged = 0
+
+    def on_train_begin(self, logs: Optional[dict] = None) -> None:
+        self.started, self.first_step = time.monotonic(), int(self.model.optimizer.iterations.numpy())
+
+    def on_train_batch_end(self, batch: int, logs: Optional[dict] = None) -> None:
+        step = int(self.model.optimizer.iterations.numpy())
+        if step - self.last_logged >= self.every or step >= self.total_steps:
+            elapsed = max(time.monotonic() - (self.started or time.monotonic()), 1e-9)
+            rate = (step - self.first_step) * self.tokens_per_step / elapsed
+            log_progress(step, self.total_steps, float((logs or {}).get("loss", math.nan)), rate)
+            self.last_logged = step
+
+
+def train_model(
+    model: tf_keras.Model,
+    train_data: tf.data.Dataset,
+    eval_data: tf.data.Dataset,
+    plan: TrainingPlan,
+    *,
+    patience: int,
+    batch_size: int,
+    train_examples: int,
+    log_dir: Optional[str] = None,
+    tokens_per_step: float = 0.0,
+    callbacks: Optional[list[tf_keras.callbacks.Callback]] = None,
+    monitor_from_step: int = 0,
+) -> dict[str, float]:
+    """Fits a compiled model on (inputs, targets) batches as `plan` says; returns the metrics of
+    the kept weights and how training went.
+
+    Each Keras epoch is one `plan.evaluation_interval` of steps, a multiple of the steps per graph
+    call (so the input pipeline's runs of same-shape batches stay aligned with the calls; see
+    `components.training.training_data`), ended by a measurement of the eval loss on the same
+    `plan.eval_batches` batches each time. Training stops after `patience` measurements without
+    a new best, and the weights of the best one are restored (also when training ran to the end);
+    measurements before `monitor_from_step` (a warm-up) neither stop training nor are kept.
+    Progress is logged as it goes (`ProgressLog`); `callbacks` are the model's own.
+    """
+    epochs = plan.evaluations
+    stopping = tf_keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=patience, restore_best_weights=True,
+        start_from_epoch=math.ceil(monitor_from_step / plan.evaluation_interval),
+    )
+    callbacks = [*(callbacks or []), stopping, ProgressLog(plan.evaluations * plan.evaluation_interval, tokens_per_step)]
+    callbacks += [tf_keras.callbacks.TensorBoard(log_dir=log_dir)] if log_dir else []
+    history = model.fit(
+        train_data,
+        epochs=epochs,
+        steps_per_epoch=plan.evaluation_interval,
+        validation_data=eval_data,
+        validation_steps=plan.eval_batches,
+        callbacks=callbacks,
+        verbose=2,
+    ).history
+    first = min(stopping.start_from_epoch, len(history["val_loss"]) - 1)  # the last one when training ended sooner
+    best = first + int(np.argmin(history["val_loss"][first:]))
+    steps_run = len(history["val_loss"]) * plan.evaluation_interval
+    metrics = {name: float(values[best]) for name, values in history.items()}  # the restored weights' numbers
+    metrics.update(
+        planned_steps=plan.steps,
+        steps=steps_run,
+        best_step=(best + 1) * plan.evaluation_interval,
+        stopped_early=steps_run < plan.evaluations * plan.evaluation_interval,
+        examples_seen=steps_run * batch_size,
+        epochs=round(steps_run * batch_size / max(train_examples, 1), 3),
+        eval_loss_curve=[round(float(v), 5) for v in history["val_loss"]],
+        # The training curve: at the end of each interval, the steps so far, the mean training
+        # loss over the interval and the eval loss measured there.
+        curve={
+            "step": [(i + 1) * plan.evaluation_interval for i in range(len(history["val_loss"]))],
+            "loss": [round(float(v), 5) for v in history["loss"]],
+            "eval_loss": [round(float(v), 5) for v in history["val_loss"]],
+        },
+    )
+    return metrics
