@@ -51,8 +51,9 @@ class Family:
     xla_untried_on_cpu: Optional[str] = None
     # the settings that let XLA compile on CPU where they exist, for the refusal of `jit_compile: true`
     xla_on_cpu_hint: str = ""
-    # (config, kind, sequence_length) -> why this config cannot read texts of that many positions; None: it can
-    check_length: Callable[[Any, str, int], Optional[str]] = lambda config, kind, sequence_length: None
+    # (config of one size, kind, sequence_length) -> why this config cannot build that kind of model for
+    # texts of that many positions; None: it can (the config refuses it before anything runs)
+    check: Callable[[Any, str, int], Optional[str]] = lambda config, kind, sequence_length: None
 
 
 def _rnn_xla_on_cpu(config: RNNConfig, kind: str) -> bool:
@@ -62,16 +63,18 @@ def _rnn_xla_on_cpu(config: RNNConfig, kind: str) -> bool:
     return kind == "language_model" and config.cell == "lstm" and config.recurrence == "auto"
 
 
-def _transformer_length(config: TransformerConfig, kind: str, sequence_length: int) -> Optional[str]:
+def _transformer_check(config: TransformerConfig, kind: str, sequence_length: int) -> Optional[str]:
     """The learned positions of the language model and classifier span `context`; the
-    encoder-decoder's positions are sinusoidal."""
+    encoder-decoder's positions are sinusoidal, sines and cosines in pairs."""
     if kind != "seq2seq" and config.context < sequence_length:
         return (f"config key 'transformer.context' ({config.context}) must be at least "
                 f"'transform.sequence_length' ({sequence_length})")
+    if kind == "seq2seq" and config.width % 2:
+        return f"config key 'transformer.width' must be even for the encoder-decoder's sinusoidal positions, got {config.width}"
     return None
 
 
-def _hvae_length(config: HVAEConfig, kind: str, sequence_length: int) -> Optional[str]:
+def _hvae_check(config: HVAEConfig, kind: str, sequence_length: int) -> Optional[str]:
     if config.decoder == "hierarchical" and sequence_length % config.segment_length:
         return (f"config key 'transform.sequence_length' ({sequence_length}) must be a multiple of "
                 f"'hvae.segment_length' ({config.segment_length}): the hierarchical VAE reads a text as whole segments")
@@ -116,7 +119,7 @@ _FAMILIES = {
             "decoder-only Transformer language model; encoder classifier; encoder-decoder",
             build_transformer_classifier,
             build_seq2seq=_build_transformer_seq2seq, seq2seq_optimizer=transformer_optimizer,
-            check_length=_transformer_length,
+            check=_transformer_check,
         ),
         Family(
             "hvae", HVAEConfig, _build_hvae, hvae_optimizer, None,
@@ -125,7 +128,7 @@ _FAMILIES = {
             xla_on_cpu=lambda config, kind: config.recurrence == "auto",
             xla_untried_on_cpu=("XLA compiles the VAE's train step for minutes on CPU and ran it 2.8x slower than "
                                 "without (README, 'Benchmarks'); jit_compile: true still uses it"),
-            check_length=_hvae_length,
+            check=_hvae_check,
         ),
     )
 }

@@ -1,7 +1,9 @@
 """The config's checks across fields, which one field's type cannot express: run once a config
 is built (`pipeline.config.config_from_dict`), so a bad setting is refused before anything runs,
 with a message that names the key. What a task or a family cannot run with, they say themselves
-(`Task.config_problems`, `Task.tokenizer_problem`, `Family.check_length`)."""
+(`Task.config_problems`, `Task.tokenizer_problem`, `Family.check`). A family whose size is `auto`
+is checked at every size `auto` may pick, so a setting no size can train with is refused here,
+not by a Trainer after the families before it have trained."""
 
 from __future__ import annotations
 
@@ -63,11 +65,8 @@ def validate(config: Config) -> None:
             f"config key 'models' ({', '.join(config.models)}) names no family with a {config.task} mode; "
             f"add rnn or transformer"
         )
-    for family in config.trained_families:  # what a family's model can read of a text
-        problem = registry.get(family).check_length(config.family_config(family), config.task_mode.model_kind(family),
-                                                    config.transform.sequence_length)
-        if problem:
-            raise ConfigError(problem)
+    for family in config.trained_families:
+        _validate_family(config, family)
     _validate_xla_on_cpu(config)
     _validate_validation(config.validation)
     limits = config.evaluation
@@ -98,6 +97,20 @@ def validate(config: Config) -> None:
     _validate_kubeflow(config)
     if not config.name.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(f"config key 'name' may hold only letters, digits, '-' and '_', got {config.name!r}")
+
+
+def _validate_family(config: Config, family: str) -> None:
+    """The family's settings at each size it may train at, and what its model of the task's kind needs."""
+    settings = config.family_config(family)
+    try:
+        sizes = settings.every_size()
+    except ValueError as err:  # a setting with the presets of one size
+        raise ConfigError(f"config section '{family}': {err}") from err
+    kind = config.task_mode.model_kind(family)
+    for sized in sizes:
+        problem = registry.get(family).check(sized, kind, config.transform.sequence_length)
+        if problem:
+            raise ConfigError(problem + (f" (at size {sized.size})" if settings.size == "auto" else ""))
 
 
 def _validate_xla_on_cpu(config: Config) -> None:

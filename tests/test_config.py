@@ -257,3 +257,29 @@ def test_a_classifier_reads_words_and_a_language_model_characters_unless_the_con
     assert load_config().transform.tokenizer == "char"
     assert load_config(overrides={"data.label_column": "label"}).transform.tokenizer == "word"
     assert load_config(overrides={"data.label_column": "label", "transform.tokenizer": "char"}).transform.tokenizer == "char"
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"transformer.width": 65}, r"at size small, which `size: auto` picks below 5,000 training texts: "
+                                r"transformer.width \(65\) must be a multiple of transformer.heads \(4\)"),
+    ({"transformer.heads": 3}, r"transformer.width \(64\) must be a multiple of transformer.heads \(3\)"),
+    ({"transformer.size": "base", "transformer.width": 66}, r"transformer.width \(66\) must be a multiple"),
+    ({"task": "denoise", "transformer.width": 65, "transformer.heads": 5}, r"must be even .*sinusoidal"),
+])
+def test_a_setting_that_a_size_makes_invalid_is_refused_when_the_config_loads(overrides, message):
+    """Size-governed settings stay null until the Trainer counts the data, so the config tries
+    every size `auto` may pick: the mistake is found before anything trains."""
+    with pytest.raises(ConfigError, match=message):
+        load_config(overrides=overrides)
+
+
+def test_a_bad_size_governed_setting_exits_2_before_example_gen(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--set", "transformer.width=65",
+                             "--workspace", str(tmp_path / "workspace"), "--serving-dir", str(tmp_path / "serving")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert "configuration error" in result.stderr and "transformer.heads (4)" in result.stderr
+    assert "ExampleGen" not in result.stdout + result.stderr and not (tmp_path / "workspace").exists()

@@ -34,6 +34,22 @@ class SizedConfig(TrainingLengthConfig):
                     setattr(self, name, value)
         super().__post_init__()
 
+    def every_size(self) -> list["SizedConfig"]:
+        """This config as each size could make it: itself when the size is fixed, else one for each
+        size `auto` may pick. Each is built now, so a setting that a size's presets make invalid
+        (a width that the preset's heads do not divide) raises before any data is counted."""
+        if self.size != "auto":
+            return [self]
+        configs = []
+        for size in ("small", "base"):
+            try:
+                configs.append(dataclasses.replace(self, size=size))
+            except ValueError as err:
+                picked = "below" if size == "small" else "from"
+                raise ValueError(f"at size {size}, which `size: auto` picks {picked} {AUTO_BASE_EXAMPLES:,} training "
+                                 f"texts: {err}") from err
+        return configs
+
     def sized(self, train_examples: Optional[int] = None) -> "SizedConfig":
         """This config with `auto` resolved for a training split of `train_examples` texts
         (unknown: small); a config with a fixed size comes back as it is."""
