@@ -177,3 +177,32 @@ def test_latent_requests_take_their_width_from_the_signature():
     request = logs[0].predict_log.request
     assert problems == [] and tf.make_ndarray(request.inputs["z"]).shape == (3, 7)
     assert tf.make_ndarray(request.inputs["z"]).dtype == np.float32 and tf.make_ndarray(request.inputs["seed"]).dtype == np.int64
+
+
+def test_a_probe_over_its_time_budget_fails_the_check_and_the_model_is_not_pushed(tmp_path, monkeypatch):
+    """A probe that runs out of time fails this family's check and nothing else: the component
+    finishes, says why, and the Pusher does not push the model."""
+    from components.serving import serving_check
+
+    monkeypatch.setattr(serving_check, "PROBE_START_SECONDS", 0.01)
+    monkeypatch.setattr(serving_check, "PROBE_SECONDS_PER_EXAMPLE", 0.0)
+    model, blessing = run_executor(tmp_path, Classifier())
+    assert blessing.get_int_custom_property("blessed") == 0 and not blessing.get_int_custom_property("has_model")
+    report = json.loads(open(os.path.join(blessing.uri, REPORT_FILE)).read())
+    assert report["time_budget_seconds"] == 0
+    assert len(report["problems"]) == 1 and report["problems"][0].startswith("timed out: the probe had not finished")
+    evaluator_blessing = standard_artifacts.ModelBlessing()
+    evaluator_blessing.uri = str(tmp_path / "model_blessing")
+    evaluator_blessing.set_int_custom_property("blessed", 1)
+    pushed = standard_artifacts.PushedModel()
+    pushed.uri = str(tmp_path / "pushed")
+    serving = tmp_path / "serving" / "textflow-test"
+    PusherExecutor().Do({"model": [model], "model_blessing": [evaluator_blessing], "infra_blessing": [blessing]},
+                        {"pushed_model": [pushed]}, {"push_destination": json.dumps({"filesystem": {"base_directory": str(serving)}})})
+    assert pushed.get_int_custom_property("pushed") == 0 and not serving.exists()
+
+
+def test_the_probe_budget_grows_with_the_requests_and_their_batch():
+    from components.serving.serving_check import PROBE_START_SECONDS, probe_budget
+
+    assert PROBE_START_SECONDS < probe_budget(3, 100, 8) < probe_budget(3, 100, 16) and probe_budget(3, 0, 8) < probe_budget(3, 100, 8)

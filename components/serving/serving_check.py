@@ -35,7 +35,13 @@ from components.serving.serving_check_report import REPORT_FILE
 
 PROBE_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "serving_probe.py")
 EVAL_SPLIT = "eval"
-PROBE_TIMEOUT_SECONDS = 900
+# The probe's time budget: starting an interpreter with TensorFlow and loading the SavedModel, then
+# each request (the warm-up requests of every signature and the timed serving_default calls) at
+# so many seconds per example of its batch. A probe over its budget fails this family's check
+# (the model is not pushed); the run goes on.
+PROBE_START_SECONDS = 300.0
+PROBE_SECONDS_PER_EXAMPLE = 0.75
+TIMED_OUT = "timed out"
 
 # How a request fills each input the exported signatures take, from a batch of eval data.
 # An input without a rule fails the check (by name), so a new signature cannot go unchecked.
@@ -98,17 +104,29 @@ def build_requests(model_name: str, signatures: dict, batch: _Batch) -> tuple[li
     return logs, problems
 
 
-def run_probe(model_path: str, warmup_path: str, latency_requests: int) -> tuple[Optional[dict], str]:
+def probe_budget(requests: int, latency_requests: int, batch_size: int) -> float:
+    """Seconds the probe may take for `requests` warm-up requests and `latency_requests` timed
+    ones, each of `batch_size` examples."""
+    return PROBE_START_SECONDS + (requests + latency_requests) * batch_size * PROBE_SECONDS_PER_EXAMPLE
+
+
+def run_probe(model_path: str, warmup_path: str, latency_requests: int,
+              budget_seconds: Optional[float] = None) -> tuple[Optional[dict], str]:
     """Runs `serving_probe.py` in a fresh interpreter, away from the project's import path;
-    returns its findings (None when it crashed) and the tail of its stderr."""
+    returns its findings (None when it crashed or ran out of its time budget) and the tail of its
+    stderr (or, when it ran out of time, why, starting with `TIMED_OUT`)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     with tempfile.TemporaryDirectory() as cwd:
         result_path = os.path.join(cwd, "result.json")
-        completed = subprocess.run(
-            [sys.executable, PROBE_SCRIPT, model_path, warmup_path, result_path, str(latency_requests)],
-            cwd=cwd, env=env, capture_output=True, text=True, timeout=PROBE_TIMEOUT_SECONDS,
-        )
+        try:
+            completed = subprocess.run(
+                [sys.executable, PROBE_SCRIPT, model_path, warmup_path, result_path, str(latency_requests)],
+                cwd=cwd, env=env, capture_output=True, text=True, timeout=budget_seconds,
+            )
+        except subprocess.TimeoutExpired:
+            return None, (f"{TIMED_OUT}: the probe had not finished after {budget_seconds:.0f} s, its time budget "
+                          f"(serving_check.batch_size and latency_requests set it); the model is not pushed")
         tail = "\n".join(completed.stderr.strip().splitlines()[-5:])
         if completed.returncode != 0 or not os.path.exists(result_path):
             return None, tail
@@ -119,6 +137,8 @@ def run_probe(model_path: str, warmup_path: str, latency_requests: int) -> tuple
 def judge(findings: Optional[dict], request_problems: list[str], stderr_tail: str, max_p99_ms: float) -> list[str]:
     """Every reason the model fails the check (empty: it passes)."""
     if findings is None:
+        if stderr_tail.startswith(TIMED_OUT):
+            return request_problems + [stderr_tail]
         return request_problems + [f"the model did not load or the probe crashed: {stderr_tail or 'no output'}"]
     problems = list(request_problems)
     for name, entry in sorted(findings["signatures"].items()):
@@ -150,7 +170,8 @@ class Executor(base_executor.BaseExecutor):
         with tempfile.TemporaryDirectory() as scratch:
             warmup_path = os.path.join(scratch, "tf_serving_warmup_requests")
             io_utils.write_tfrecord_file(warmup_path, *logs)
-            findings, stderr_tail = run_probe(model_path, warmup_path, exec_properties["latency_requests"])
+            budget = probe_budget(len(logs), exec_properties["latency_requests"], len(batch["examples"]))
+            findings, stderr_tail = run_probe(model_path, warmup_path, exec_properties["latency_requests"], budget)
             problems = judge(findings, request_problems, stderr_tail, exec_properties["max_p99_ms"])
             if not problems:
                 warmed_up = path_utils.stamped_model_path(blessing.uri)
@@ -159,7 +180,7 @@ class Executor(base_executor.BaseExecutor):
                 blessing.set_int_custom_property("has_model", 1)
 
         report = {"blessed": not problems, "problems": problems, "requests": len(logs), "batch_size": len(batch["examples"]),
-                  **(findings or {})}
+                  "time_budget_seconds": round(budget), **(findings or {})}
         with open(os.path.join(blessing.uri, REPORT_FILE), "w", encoding="utf-8") as f:
             json.dump(report, f, indent=2)
         io_utils.write_string_file(os.path.join(blessing.uri, "INFRA_BLESSED" if not problems else "INFRA_NOT_BLESSED"), "")
