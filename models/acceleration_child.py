@@ -19,9 +19,9 @@ from models.runtime.acceleration_trial import TRIAL_STEPS, WARMUP_STEPS, Candida
 
 def run_trial(spec: TrialSpec, candidate: Candidate, batch: Any, timed: bool = True) -> dict:
     """In the child: builds and compiles the model as the Trainer does, trains it on `batch`
-    again and again, and measures tokens per second (the batch's target positions), the loss, and
-    the start: the first call's seconds (tracing, and with XLA compiling, the step) beyond its
-    steps' steady time. `timed` False only warms the process up (autograph converts the model's
+    again and again, and measures tokens per second (the batch's target positions), the loss, the
+    build (the model built and compiled) and the start: the first call's seconds (tracing, and
+    with XLA compiling, the step) beyond its steps' steady time. `timed` False only warms the process up (autograph converts the model's
     code once per process; the first candidate would otherwise pay it in its start)."""
     import numpy as np
     import tensorflow as tf
@@ -30,6 +30,7 @@ def run_trial(spec: TrialSpec, candidate: Candidate, batch: Any, timed: bool = T
     from models import registry
     from models.runtime.acceleration import precision_policy
 
+    building = time.perf_counter()
     family = registry.get(spec.family)
     config = family.config_class(**{**spec.hparams, "precision": candidate.precision,
                                     "jit_compile": candidate.jit_compile})
@@ -37,6 +38,7 @@ def run_trial(spec: TrialSpec, candidate: Candidate, batch: Any, timed: bool = T
     with precision_policy(candidate.precision):
         model = registry.build_model(spec.family, spec.kind, config, spec.vocab_size, spec.num_classes)
         registry.compile_model(spec.family, spec.kind, model, config, 1000)
+    built = time.perf_counter() - building
     data = tf.data.Dataset.from_tensors(batch).repeat()
     per_call = config.steps_per_execution
     if not timed:
@@ -68,6 +70,7 @@ def run_trial(spec: TrialSpec, candidate: Candidate, batch: Any, timed: bool = T
     tokens = float(np.size(batch[registry.POSITIONS_INPUT[spec.kind]]))  # the texts' positions
     return {"tokens_per_second": round(steps * tokens / seconds, 1), "step_ms": round(1000 * seconds / steps, 2),
             "start_seconds": round(max(0.0, warmed - clock.began - warmup_calls * per_call * seconds / steps), 2),
+            "build_seconds": round(built, 2),
             "loss": float(loss)}
 
 

@@ -96,9 +96,11 @@ def _validator_settings(config: Config) -> Settings:
     )
 
 
-def _trainer_settings(config: Config, family: str) -> dict:
+def _trainer_settings(config: Config, family: str, pipeline_root: str) -> dict:
     """What a family's Trainer reads (`components.training.trainer_module`); a task's own settings
-    only in its runs (`Task.trainer_settings`), so that changing them leaves other runs' Trainers cached."""
+    only in its runs (`Task.trainer_settings`), so that changing them leaves other runs' Trainers
+    cached. The acceleration trials are cached in the pipeline's root too, where a fresh machine
+    running the same root finds them."""
     return {
         "family": family,
         "task": config.task,
@@ -107,6 +109,7 @@ def _trainer_settings(config: Config, family: str) -> dict:
         "text_column": config.data.first_text_column,
         "label_column": config.data.label_column,
         "tokenizer": config.transform.tokenizer,
+        "trial_cache_dir": pipeline_root,
         **config.task_mode.trainer_settings(config),
     }
 
@@ -212,7 +215,7 @@ def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional
             train_args=(kubeflow.train_args_parameter(config, family, hparams.train_steps) if on_cluster
                         else tfx.proto.TrainArgs(num_steps=hparams.train_steps)),
             eval_args=tfx.proto.EvalArgs(num_steps=hparams.eval_steps),
-            custom_config=_trainer_settings(config, family),
+            custom_config=_trainer_settings(config, family, pipeline_root),
         ).with_id(ids["trainer"])
         if on_cluster:
             trainer.with_platform_config(kubeflow.trainer_resources(config, family))

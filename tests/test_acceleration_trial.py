@@ -241,3 +241,64 @@ def test_a_real_trial_survives_a_crashing_candidate(monkeypatch, tmp_path):
     assert (choice.precision, choice.jit_compile) == ("float32", False)
     assert "did not train" in choice.reason and choice.trial_seconds > 0
     assert not trial.read_cache()  # a reference that crashed is tried again next time
+
+
+def _timed_child(step_ms: dict[str, float], started: list):
+    """A fake child whose candidates take `step_ms` a step (by label), with a second's build and start."""
+    def fake_child(spec, todo, batch_file, timeout_for):
+        started.append(labels(todo))
+        for candidate in todo:
+            yield candidate, {**trial._describe(candidate), "status": "ok", "loss": 1.0, "step_ms": step_ms[candidate.label],
+                              "tokens_per_second": 64_000 / step_ms[candidate.label], "start_seconds": 1.0,
+                              "build_seconds": 1.0}, 1.0
+    return fake_child
+
+
+STEP_MS = {"float32": 100.0, "mixed_bfloat16": 60.0, "float32 + XLA": 90.0, "mixed_bfloat16 + XLA": 50.0}
+
+
+def test_a_short_training_tries_no_other_candidate_and_a_long_one_tries_them_all(monkeypatch):
+    """After float32's trial: 300 steps of 0.1 s could save at most 17 s at twice the speed, less
+    than trying three more candidates (3 x 5.8 s); 3,000 steps could save 152 s."""
+    started = []
+    monkeypatch.setattr(trial, "_run_child", _timed_child(STEP_MS, started))
+    short = TrialSpec(SPEC.family, SPEC.kind, SPEC.hparams, SPEC.vocab_size, train_steps=300, batch_shapes=4)
+    results = list(trial.trials_in_children(short, TODO_BF16, "unused"))
+    assert [(r["candidate"], r["status"]) for r in results] == [
+        ("float32", "ok"), ("mixed_bfloat16", "skipped"), ("float32 + XLA", "skipped"), ("mixed_bfloat16 + XLA", "skipped")]
+    assert results[1]["why"].startswith(trial.TOO_SHORT) and "about 34 s" in results[1]["why"]
+    chosen, reason = trial.decide(results, TODO_BF16[0], short.train_steps, short.batch_shapes)
+    assert chosen == TODO_BF16[0] and reason.startswith("float32, untried against others: " + trial.TOO_SHORT)
+
+    long = TrialSpec(SPEC.family, SPEC.kind, SPEC.hparams, SPEC.vocab_size, train_steps=3000, batch_shapes=4)
+    results = list(trial.trials_in_children(long, TODO_BF16, "unused"))
+    assert [r["status"] for r in results] == ["ok"] * 4
+    assert trial.decide(results, TODO_BF16[0], long.train_steps, long.batch_shapes)[0] == Candidate("mixed_bfloat16", True)
+
+
+def test_candidates_left_untried_by_a_short_training_are_tried_for_a_long_one(monkeypatch, tmp_path):
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path))
+    monkeypatch.setattr(trial, "cpu_features", lambda: BF16)
+    started = []
+    monkeypatch.setattr(trial, "_run_child", _timed_child(STEP_MS, started))
+    spec = lambda steps: TrialSpec(SPEC.family, SPEC.kind, SPEC.hparams, SPEC.vocab_size, train_steps=steps)  # noqa: E731
+    first = trial.choose(spec(300), BATCH, log=lambda message: None)
+    assert first.precision == "float32" and "untried" in first.reason and len(started) == 1
+    again = trial.choose(spec(300), BATCH, log=lambda message: None)
+    assert again.cached and len(started) == 1  # as short: the cached reference decides again
+    longer = trial.choose(spec(3000), BATCH, log=lambda message: None)
+    assert not longer.cached and longer.precision == "mixed_bfloat16" and longer.jit_compile and len(started) == 2
+
+
+def test_trials_cached_in_the_pipeline_root_are_found_by_a_fresh_machine(monkeypatch, tmp_path):
+    """A fresh clone, container or pod has an empty user cache, but the same pipeline root."""
+    monkeypatch.setattr(trial, "cpu_features", lambda: BF16)
+    started = []
+    monkeypatch.setattr(trial, "_run_child", _timed_child(STEP_MS, started))
+    spec = TrialSpec(SPEC.family, SPEC.kind, SPEC.hparams, SPEC.vocab_size, train_steps=3000)
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "first-home"))
+    first = trial.choose(spec, BATCH, log=lambda message: None, shared_cache=str(tmp_path / "root"))
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "fresh-home"))
+    again = trial.choose(spec, BATCH, log=lambda message: None, shared_cache=str(tmp_path / "root"))
+    assert len(started) == 1 and again.cached and (again.precision, again.jit_compile) == (first.precision, first.jit_compile)
+    assert (tmp_path / "root" / cache.CACHE_FILE).exists() and (tmp_path / "fresh-home" / cache.CACHE_FILE).exists() is False

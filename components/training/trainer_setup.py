@@ -5,7 +5,7 @@ the training plan (`trainer_module.run_fn` for every task)."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Optional
 
 import tensorflow as tf
 import tf_keras
@@ -28,6 +28,7 @@ class TrainingSetup:
     data_config: TrainingDataConfig
     global_batch: int  # the config's batch size is per replica; each step reads one batch for every replica
     plan: TrainingPlan
+    trial_cache_dir: Optional[str] = None  # where the acceleration trials are cached besides the user's cache
 
 
 def training_setup(fn_args: tfx.components.FnArgs, kind: str) -> TrainingSetup:
@@ -47,7 +48,8 @@ def training_setup(fn_args: tfx.components.FnArgs, kind: str) -> TrainingSetup:
     plan = plan_training(hparams, train_examples, eval_examples, global_batch, cap=fn_args.train_steps,
                          steps_multiple=hparams.steps_per_execution)
     return TrainingSetup(family, hparams, train_examples, eval_examples, strategy,
-                         TrainingDataConfig(**custom.get("training_data", {})), global_batch, plan)
+                         TrainingDataConfig(**custom.get("training_data", {})), global_batch, plan,
+                         custom.get("trial_cache_dir"))
 
 
 def resolve_acceleration(setup: TrainingSetup, kind: str, vocab_size: int, train_data: tf.data.Dataset,
@@ -65,6 +67,6 @@ def resolve_acceleration(setup: TrainingSetup, kind: str, vocab_size: int, train
                      train_steps=setup.plan.steps, batch_shapes=batch_shapes)
     choice = choose(spec, sample, hparams.precision, hparams.jit_compile,
                     xla_left_out=registry.xla_left_out_on_cpu(setup.family.name, hparams, kind),
-                    gpu_capabilities=gpu_capabilities())
+                    gpu_capabilities=gpu_capabilities(), shared_cache=setup.trial_cache_dir)
     setup.hparams = dataclasses.replace(hparams, precision=choice.precision, jit_compile=choice.jit_compile)
     return choice

@@ -1,12 +1,16 @@
-"""Where the acceleration trial keeps its choices (`models.runtime.acceleration_trial`): one JSON
-file per user, keyed by machine, software and model shape, so a trial runs once per machine and
-model shape. `TEXTFLOW_CACHE_DIR` moves it (the tests keep their own)."""
+"""Where the acceleration trial keeps its choices (`models.runtime.acceleration_trial`): a JSON
+file keyed by machine, software and model shape, so a trial runs once per machine and model
+shape. It is kept in the user's cache (`~/.cache/textflow`, or `$TEXTFLOW_CACHE_DIR`: the tests
+keep their own) and, when the Trainer names one, in the pipeline's root beside its artifacts, so
+a fresh clone, a container or a Kubeflow pod that runs the same pipeline root finds the trials
+the last run made (a `gs://...` root is read and written through `tf.io.gfile`)."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
+from typing import Optional
 
 from models.runtime.atomic_file import write_atomically
 
@@ -19,23 +23,52 @@ def cache_path() -> str:
                         CACHE_FILE)
 
 
-def read_cache() -> dict:
-    """The cached choices; an unreadable file counts as empty (the trial runs again)."""
+def _paths(shared_dir: Optional[str]) -> list[str]:
+    return [cache_path()] + ([_join(shared_dir, CACHE_FILE)] if shared_dir else [])
+
+
+def _join(folder: str, name: str) -> str:
+    return f"{folder.rstrip('/')}/{name}" if "://" in folder else os.path.join(folder, name)
+
+
+def _read(path: str) -> dict:
     try:
-        with open(cache_path()) as f:
-            entries = json.load(f)
+        if "://" in path:
+            import tensorflow as tf
+
+            with tf.io.gfile.GFile(path) as f:
+                entries = json.load(f)
+        else:
+            with open(path) as f:
+                entries = json.load(f)
         return entries if isinstance(entries, dict) else {}
-    except (OSError, ValueError):
+    except Exception:  # noqa: BLE001 - missing, unreadable or not JSON: the trial runs again
         return {}
 
 
-def write_cache(key: str, choice: dict) -> None:
-    """Adds one choice (`Choice.as_dict()`), written whole or not at all."""
-    path = cache_path()
-    entries = read_cache()
-    entries[key] = {**choice, "cached": False}
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        write_atomically(path, json.dumps(entries, indent=1, sort_keys=True))
-    except OSError as err:  # a read-only home: the choice still holds for this run
-        print(f"acceleration: could not cache the choice in {path}: {err}", file=sys.stderr)
+def read_cache(shared_dir: Optional[str] = None) -> dict:
+    """The cached choices of the user's cache and `shared_dir`'s (the user's win where both have a key)."""
+    entries: dict = {}
+    for path in reversed(_paths(shared_dir)):
+        entries.update(_read(path))
+    return entries
+
+
+def write_cache(key: str, choice: dict, shared_dir: Optional[str] = None) -> None:
+    """Adds one choice (`Choice.as_dict()`) to each cache, each written whole or not at all."""
+    for path in _paths(shared_dir):
+        entries = _read(path)
+        entries[key] = {**choice, "cached": False}
+        text = json.dumps(entries, indent=1, sort_keys=True)
+        try:
+            if "://" in path:  # an object store replaces an object whole
+                import tensorflow as tf
+
+                tf.io.gfile.makedirs(path.rsplit("/", 1)[0])
+                with tf.io.gfile.GFile(path, "w") as f:
+                    f.write(text)
+            else:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                write_atomically(path, text)
+        except Exception as err:  # noqa: BLE001 - a read-only cache: the choice still holds for this run
+            print(f"acceleration: could not cache the choice in {path}: {err}", file=sys.stderr)

@@ -60,6 +60,12 @@ CANDIDATE_TIMEOUT_FLOOR_SECONDS = 60
 # the other XLA candidates are skipped when XLA's measured ratio, applied to their precisions'
 # speeds without it, leaves them this far below the fastest candidate (trial noise is ~20%)
 XLA_HOPELESS_FACTOR = 2.0
+# The most a candidate is expected to beat float32 by (the largest measured here: the Transformer
+# with bfloat16 and XLA, 1.5x on an AMD EPYC; bfloat16 and XLA each about 1.3x on an AMX Xeon). Once
+# float32 has been timed, the other candidates are tried only if the training is long enough for
+# a gain this large to repay their trials.
+MAX_EXPECTED_GAIN = 2.0
+TOO_SHORT = "the training is too short for another setting to repay its trial"
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 FP16_FLAGS = ("avx512_fp16", "amx_fp16")
 # hyper-parameters that change neither the model's shape nor its step's cost
@@ -179,6 +185,22 @@ def projected_seconds(trial: dict, train_steps: int, batch_shapes: int) -> float
     return batch_shapes * trial.get("start_seconds", 0.0) + train_steps * trial["step_ms"] / 1000
 
 
+def unpaid_trial(reference: dict, others: int, train_steps: int, batch_shapes: int) -> Optional[str]:
+    """Why trying `others` more candidates cannot pay for itself in a training of `train_steps`
+    steps, judged by the reference's measured step, start and build; None when it may."""
+    if not train_steps or not others or reference.get("status") != "ok" or "step_ms" not in reference:
+        return None
+    training = projected_seconds(reference, train_steps, batch_shapes)
+    saving = training * (1.0 - 1.0 / MAX_EXPECTED_GAIN)
+    each = (reference.get("build_seconds", 0.0) + reference.get("start_seconds", 0.0)
+            + (WARMUP_STEPS + TRIAL_STEPS) * reference["step_ms"] / 1000)
+    if others * each < saving:
+        return None
+    return (f"{TOO_SHORT}: {reference['candidate']} trains it in about {training:.0f} s, so even "
+            f"{MAX_EXPECTED_GAIN:g}x faster would save {saving:.0f} s, less than the {others * each:.0f} s that "
+            f"trying the other {others} would take")
+
+
 def decide(trials: list[dict], reference: Candidate, train_steps: int = 0,
            batch_shapes: int = 1) -> tuple[Candidate, str]:
     """The candidate that trained as well as the reference (float32 without XLA, or the fixed
@@ -189,6 +211,10 @@ def decide(trials: list[dict], reference: Candidate, train_steps: int = 0,
     base = next((t for t in ran if t["candidate"] == reference.label), None)
     if base is None:
         return reference, f"the reference {reference.label} did not train in its trial; kept it"
+    too_short = next((t["why"] for t in trials if t["status"] == "skipped" and t.get("why", "").startswith(TOO_SHORT)),
+                     None)
+    if too_short and len(ran) == 1:
+        return reference, f"{reference.label}, untried against others: {too_short}"
     allowed = base["loss"] + LOSS_TOLERANCE + 0.02 * abs(base["loss"])
     good = [t for t in ran if t["loss"] <= allowed]
 
@@ -210,10 +236,11 @@ def decide(trials: list[dict], reference: Candidate, train_steps: int = 0,
 
 def choose(spec: TrialSpec, batch: Any, precision: Setting = "auto", jit_compile: Setting = "auto",
            xla_left_out: Optional[str] = None, gpu_capabilities: Optional[list[tuple[int, int]]] = None,
-           log=_logger.info) -> Choice:
+           log=_logger.info, shared_cache: Optional[str] = None) -> Choice:
     """The precision and jit_compile to train `spec`'s model with on this machine; `batch` is one
     real training batch (numpy, as the model's `fit` takes it). `gpu_capabilities` lists the
-    visible GPUs' compute capabilities (None or empty: a CPU machine)."""
+    visible GPUs' compute capabilities (None or empty: a CPU machine). The trials are cached in
+    the user's cache and in `shared_cache` (a folder, such as the pipeline's root)."""
     if precision != "auto" and jit_compile != "auto":
         return Choice(precision, bool(jit_compile), "set in the config")
     if gpu_capabilities:
@@ -224,7 +251,9 @@ def choose(spec: TrialSpec, batch: Any, precision: Setting = "auto", jit_compile
         only = todo[0]
         return Choice(only.precision, only.jit_compile, "the only candidate on this machine", skipped)
     key = cache_key(spec, batch, precision, jit_compile, features)
-    cached = read_cache().get(key)
+    cached = read_cache(shared_cache).get(key)
+    if cached and _tried_too_few(cached["trials"], spec):
+        cached = None  # the others were left untried for a shorter training; this one may repay them
     if cached:  # the measurements are the machine's; the decision is this training's
         ran = [t for t in cached["trials"] if t["status"] != "skipped"]
         chosen, reason = decide(ran, todo[0], spec.train_steps, spec.batch_shapes)
@@ -232,7 +261,7 @@ def choose(spec: TrialSpec, batch: Any, precision: Setting = "auto", jit_compile
         return Choice(chosen.precision, chosen.jit_compile, reason, cached["trials"], cached=True,
                       trial_seconds=cached["trial_seconds"], measured=cached["measured"])
     log(f"acceleration: timing {', '.join(c.label for c in todo)} for {spec.family} in a child process "
-        f"(once per machine and model shape; cached in {cache_path()})")
+        f"(once per machine and model shape; cached in {cache_path()}{' and ' + shared_cache if shared_cache else ''})")
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="textflow-trial-") as work:
         batch_file = os.path.join(work, "batch.pkl")
@@ -249,8 +278,15 @@ def choose(spec: TrialSpec, batch: Any, precision: Setting = "auto", jit_compile
                     trial_seconds=round(time.monotonic() - started, 1), measured=datetime.date.today().isoformat())
     log(f"acceleration: {spec.family}: {choice.label} ({reason}; trials took {choice.trial_seconds:.0f} s)")
     if trials[0]["status"] == "ok":  # a reference that did not train is tried again next time
-        write_cache(key, choice.as_dict())
+        write_cache(key, choice.as_dict(), shared_cache)
     return choice
+
+
+def _tried_too_few(trials: list[dict], spec: TrialSpec) -> bool:
+    """Whether cached trials left candidates untried as too short to repay, where this training would."""
+    untried = [t for t in trials if t["status"] == "skipped" and t.get("why", "").startswith(TOO_SHORT)]
+    reference = next((t for t in trials if t["status"] == "ok"), None)
+    return bool(untried and reference and unpaid_trial(reference, len(untried), spec.train_steps, spec.batch_shapes) is None)
 
 
 def trials_in_children(spec: TrialSpec, todo: list[Candidate], batch_file: str) -> Iterator[dict]:
@@ -280,6 +316,10 @@ def trials_in_children(spec: TrialSpec, todo: list[Candidate], batch_file: str) 
                 yield result
                 if candidate == todo[0] and result["status"] == "ok":
                     reference_seconds.append(seconds)
+                    why = unpaid_trial(result, len(remaining), spec.train_steps, spec.batch_shapes)
+                    if why:
+                        yield from ({**_describe(other), "status": "skipped", "why": why} for other in remaining)
+                        return
                 if not candidate.jit_compile:
                     continue
                 if result["status"] not in ("ok", "error"):  # the child is gone
