@@ -14,10 +14,52 @@ import sys
 import time
 from typing import Any, Optional
 
-from models.runtime.acceleration_trial import TRIAL_STEPS, WARMUP_STEPS, Candidate, TrialSpec
+from models.runtime.acceleration_trial import TRIAL_STEPS, WARMUP_STEPS, Candidate, TrialSpec, gradient_agreement
+
+FLOAT16_LOSS_SCALE = 2.0 ** 12  # float16's gradients are taken of a scaled loss, as its optimizer does
 
 
-def run_trial(spec: TrialSpec, candidate: Candidate, batch: Any, timed: bool = True) -> dict:
+def step_gradients(model: Any, batch: Any, precision: str) -> list:
+    """The gradient of each trainable weight for one step on `batch`, from the model's current
+    weights (dropout off), as float32 arrays; None for a weight the loss does not reach."""
+    import numpy as np
+    import tensorflow as tf
+
+    inputs, targets = tf.nest.map_structure(tf.convert_to_tensor, tuple(batch))
+    scale = FLOAT16_LOSS_SCALE if precision == "mixed_float16" else 1.0
+    with tf.GradientTape() as tape:
+        loss = model.compute_loss(inputs, targets, model(inputs, training=False)) * scale
+    return [None if g is None else np.asarray(tf.convert_to_tensor(g), np.float32) / scale
+            for g in tape.gradient(loss, model.trainable_variables)]
+
+
+def agreement_with_float32(model: Any, precision: str, batch: Any, folder: str) -> Optional[float]:
+    """How this precision's gradients of one step agree with float32's (`gradient_agreement`), each
+    precision's gradients computed once per trial (an XLA candidate reuses its precision's) and kept
+    in `folder` beside the batch; None for float32 itself, or before float32's are known."""
+    import numpy as np
+
+    def path(name: str) -> str:
+        return os.path.join(folder, f"gradients-{name}.pkl")
+
+    if os.path.exists(path(precision)):
+        with open(path(precision), "rb") as f:
+            gradients = pickle.load(f)
+    else:
+        gradients = step_gradients(model, batch, precision)
+        with open(path(precision), "wb") as f:
+            pickle.dump(gradients, f)
+    if precision == "float32" or not os.path.exists(path("float32")):
+        return None
+    with open(path("float32"), "rb") as f:
+        reference = pickle.load(f)
+    pairs = [(r, c) for r, c in zip(reference, gradients) if r is not None]
+    return round(gradient_agreement([r for r, _ in pairs],
+                                    [np.zeros_like(r) if c is None else c for r, c in pairs]), 4)
+
+
+def run_trial(spec: TrialSpec, candidate: Candidate, batch: Any, timed: bool = True,
+              folder: Optional[str] = None) -> dict:
     """In the child: builds and compiles the model as the Trainer does, trains it on `batch`
     again and again, and measures tokens per second (the batch's target positions), the loss, the
     build (the model built and compiled) and the start: the first call's seconds (tracing, and
@@ -39,6 +81,7 @@ def run_trial(spec: TrialSpec, candidate: Candidate, batch: Any, timed: bool = T
         model = registry.build_model(spec.family, spec.kind, config, spec.vocab_size, spec.num_classes)
         registry.compile_model(spec.family, spec.kind, model, config, 1000)
     built = time.perf_counter() - building
+    agreement = agreement_with_float32(model, candidate.precision, batch, folder) if timed and folder else None
     data = tf.data.Dataset.from_tensors(batch).repeat()
     per_call = config.steps_per_execution
     if not timed:
@@ -70,8 +113,8 @@ def run_trial(spec: TrialSpec, candidate: Candidate, batch: Any, timed: bool = T
     tokens = float(np.size(batch[registry.POSITIONS_INPUT[spec.kind]]))  # the texts' positions
     return {"tokens_per_second": round(steps * tokens / seconds, 1), "step_ms": round(1000 * seconds / steps, 2),
             "start_seconds": round(max(0.0, warmed - clock.began - warmup_calls * per_call * seconds / steps), 2),
-            "build_seconds": round(built, 2),
-            "loss": float(loss)}
+            "build_seconds": round(built, 2), "loss": float(loss),
+            **({"gradient_agreement": agreement} if agreement is not None else {})}
 
 
 def main(argv: list[str]) -> int:
@@ -88,7 +131,8 @@ def main(argv: list[str]) -> int:
         pass
     for candidate in request["candidates"]:
         try:
-            result = {"status": "ok", **run_trial(spec, Candidate(**candidate), batch)}
+            result = {"status": "ok", **run_trial(spec, Candidate(**candidate), batch,
+                                                  folder=os.path.dirname(request["batch_file"]))}
         except Exception as err:  # noqa: BLE001 - a candidate that does not train is that candidate's result
             result = {"status": "error", "why": f"{type(err).__name__}: {err}"[:300]}
         print("TRIAL " + json.dumps(result), flush=True)

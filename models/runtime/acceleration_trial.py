@@ -66,6 +66,12 @@ XLA_HOPELESS_FACTOR = 2.0
 # a gain this large to repay their trials.
 MAX_EXPECTED_GAIN = 2.0
 TOO_SHORT = "the training is too short for another setting to repay its trial"
+# A candidate's gradients of one step, from the same initial weights on the same batch, must point
+# the way float32's do: the cosine of each weight's gradient with float32's at least this (only
+# weights whose float32 gradient is at least GRADIENT_RELEVANCE of the largest one's norm count).
+# The loss after the trial's steps alone cannot tell candidates apart when it has hardly moved.
+GRADIENT_AGREEMENT = 0.9
+GRADIENT_RELEVANCE = 1e-3
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 FP16_FLAGS = ("avx512_fp16", "amx_fp16")
 # hyper-parameters that change neither the model's shape nor its step's cost
@@ -185,6 +191,18 @@ def projected_seconds(trial: dict, train_steps: int, batch_shapes: int) -> float
     return batch_shapes * trial.get("start_seconds", 0.0) + train_steps * trial["step_ms"] / 1000
 
 
+def gradient_agreement(reference: list[Any], candidate: list[Any]) -> float:
+    """The lowest cosine between a weight's gradient under a candidate and under float32, over the
+    weights whose float32 gradient matters (1.0: they all agree; 0 or below: one points elsewhere)."""
+    import numpy as np
+
+    norms = [float(np.linalg.norm(r)) for r in reference]
+    floor = GRADIENT_RELEVANCE * max(norms, default=0.0)
+    cosines = [float(np.vdot(r, c)) / (n * float(np.linalg.norm(c))) if np.linalg.norm(c) else 0.0
+               for r, c, n in zip(reference, candidate, norms) if n > floor and n > 0]
+    return min(cosines, default=1.0)
+
+
 def unpaid_trial(reference: dict, others: int, train_steps: int, batch_shapes: int) -> Optional[str]:
     """Why trying `others` more candidates cannot pay for itself in a training of `train_steps`
     steps, judged by the reference's measured step, start and build; None when it may."""
@@ -216,7 +234,7 @@ def decide(trials: list[dict], reference: Candidate, train_steps: int = 0,
     if too_short and len(ran) == 1:
         return reference, f"{reference.label}, untried against others: {too_short}"
     allowed = base["loss"] + LOSS_TOLERANCE + 0.02 * abs(base["loss"])
-    good = [t for t in ran if t["loss"] <= allowed]
+    good = [t for t in ran if t["loss"] <= allowed and t.get("gradient_agreement", 1.0) >= GRADIENT_AGREEMENT]
 
     def cost(trial: dict) -> float:
         return projected_seconds(trial, train_steps, batch_shapes) if train_steps else 1.0 / max(trial["tokens_per_second"], 1e-9)
@@ -255,8 +273,7 @@ def choose(spec: TrialSpec, batch: Any, precision: Setting = "auto", jit_compile
     if cached and _tried_too_few(cached["trials"], spec):
         cached = None  # the others were left untried for a shorter training; this one may repay them
     if cached:  # the measurements are the machine's; the decision is this training's
-        ran = [t for t in cached["trials"] if t["status"] != "skipped"]
-        chosen, reason = decide(ran, todo[0], spec.train_steps, spec.batch_shapes)
+        chosen, reason = decide(cached["trials"], todo[0], spec.train_steps, spec.batch_shapes)
         log(f"acceleration: {spec.family}: {chosen.label} (cached trial of {cached['measured']}: {reason})")
         return Choice(chosen.precision, chosen.jit_compile, reason, cached["trials"], cached=True,
                       trial_seconds=cached["trial_seconds"], measured=cached["measured"])
@@ -270,7 +287,9 @@ def choose(spec: TrialSpec, batch: Any, precision: Setting = "auto", jit_compile
         trials = []
         for result in trials_in_children(spec, todo, batch_file):
             log(f"acceleration trial: {spec.family} {result['candidate']}: " + (
-                f"{result['tokens_per_second']:,.0f} tokens/s, loss {result['loss']:.4f}" if result["status"] == "ok"
+                f"{result['tokens_per_second']:,.0f} tokens/s, loss {result['loss']:.4f}"
+                + (f", gradients agree with float32's at {result['gradient_agreement']:.3f}"
+                   if "gradient_agreement" in result else "") if result["status"] == "ok"
                 else f"{result['status']} ({result.get('why', '')})"))
             trials.append(result)
     chosen, reason = decide(trials, todo[0], spec.train_steps, spec.batch_shapes)
