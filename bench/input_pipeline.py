@@ -100,17 +100,20 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=300, help="training steps per batching")
     parser.add_argument("--batching", choices=BATCHINGS, nargs="*", default=list(BATCHINGS))
+    parser.add_argument("--autotune", choices=["off", "on"], nargs="*", default=["off"],
+                        help="tf.data's autotuning (the Trainer's default: off, one parallel call per core)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as out:
         file, vocab_size, examples = write_transformed(args.data, out, args.sequence_length, max_vocab=20000)
         spec = {name: tf.io.FixedLenFeature([args.sequence_length], tf.int64) for name in SPEC_COLUMNS}
         edges = bucket_edges(args.sequence_length, TrainingDataConfig.buckets, LM_LENGTH_MULTIPLE)
-        for batching in args.batching:
-            config = TrainingDataConfig(batching=batching)
+        for batching, autotune in [(b, a) for b in args.batching for a in args.autotune]:
+            config = TrainingDataConfig(batching=batching, autotune=autotune == "on")
             dataset = training_batches([file], spec, SPEC_COLUMNS, args.batch_size, edges, config, seed=1)
             with contextlib.redirect_stdout(sys.stderr):  # stdout holds the JSON lines alone
                 result = {
-                    "bench": "input_pipeline", "family": args.family, "batching": batching, "examples": examples,
+                    "bench": "input_pipeline", "family": args.family, "batching": batching, "autotune": autotune,
+                    "examples": examples,
                     "sequence_length": args.sequence_length, "batch_size": args.batch_size, "edges": edges,
                     **padding_share(dataset, args.sequence_length, batches=200),
                     "pipeline_batches_per_second": round(pipeline_rate(dataset, 500), 1),

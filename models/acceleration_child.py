@@ -83,6 +83,9 @@ def run_trial(spec: TrialSpec, candidate: Candidate, batch: Any, timed: bool = T
     built = time.perf_counter() - building
     agreement = agreement_with_float32(model, candidate.precision, batch, folder) if timed and folder else None
     data = tf.data.Dataset.from_tensors(batch).repeat()
+    options = tf.data.Options()
+    options.autotune.enabled = False  # as the Trainer's input pipeline: with it on, float32 had a slow mode
+    data = data.with_options(options)
     per_call = config.steps_per_execution
     if not timed:
         model.fit(data, steps_per_epoch=per_call, epochs=1, verbose=0)

@@ -10,7 +10,12 @@ Why each step is there:
   edge that holds its longest text, so little compute goes to padding. Edges are few and are
   multiples of `length_multiple` (the VAE's segment length), so a jit-compiled step compiles
   for a handful of shapes only;
-- batches are prefetched, so the next one is ready when a step ends.
+- batches are prefetched, so the next one is ready when a step ends;
+- the reads and maps run at a fixed parallelism (one call per core), with tf.data's autotuning
+  off (`training_data.autotune`): with it on, a Trainer's `fit` sometimes stalled about 40 s at
+  its end while the iterator waited for the autotuning thread (3 of 9 default rnn Trainers here,
+  0 of 5 with it off), and float32 steps ran in a slow mode in about half of all processes
+  (README, "Precision, XLA and batching").
 
 Cutting padding off changes no result: ids are right-padded with 0, the language models are
 causal, the encoders mask padding, and every loss counts real tokens only.
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from typing import TYPE_CHECKING, Callable, Optional
 
 if TYPE_CHECKING:
@@ -30,6 +36,8 @@ BATCHINGS = ("bucket", "trim", "fixed")
 CACHES = ("auto", "memory", "off")
 PARSE_BATCH = 256  # records per parse_example call
 LM_LENGTH_MULTIPLE = 8  # batch lengths of the language models and classifiers: multiples of this
+PARALLEL_CALLS = os.cpu_count() or 2  # parallel reads and map calls with autotuning off
+PREFETCH_BATCHES = 2  # batches prepared ahead of the step with autotuning off
 
 
 @dataclasses.dataclass
@@ -41,6 +49,7 @@ class TrainingDataConfig:
     shuffle_buffer: int = 10_000  # records
     cache: str = "auto"  # auto: in memory when the split's files total at most cache_limit_mb | memory | off
     cache_limit_mb: int = 512
+    autotune: bool = False  # tf.data's autotuning of parallelism and prefetching; off: one call per core
 
     def __post_init__(self) -> None:
         if self.batching not in BATCHINGS:
@@ -97,17 +106,19 @@ def training_batches(
     files = _matching_files(file_patterns)
     spec = {name: feature_spec[name] for name in dict.fromkeys(columns)}
     sequences = [name for name, feature in spec.items() if list(feature.shape) == [edges[-1]]]
-    records = tf.data.TFRecordDataset(files, compression_type=_compression(files), num_parallel_reads=tf.data.AUTOTUNE)
+    parallel = tf.data.AUTOTUNE if config.autotune else PARALLEL_CALLS
+    records = tf.data.TFRecordDataset(files, compression_type=_compression(files),
+                                      num_parallel_reads=parallel if config.autotune else min(len(files), parallel))
     if _fits_in_memory(files, config):
         records = records.cache()
     if shuffle:
         records = records.shuffle(config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     records = records.repeat()
     examples = records.batch(PARSE_BATCH).map(
-        lambda serialized: tf.io.parse_example(serialized, spec), num_parallel_calls=tf.data.AUTOTUNE
+        lambda serialized: tf.io.parse_example(serialized, spec), num_parallel_calls=parallel
     ).unbatch()
     if example_map is not None:
-        examples = examples.map(example_map, num_parallel_calls=tf.data.AUTOTUNE)
+        examples = examples.map(example_map, num_parallel_calls=parallel)
     edge_lengths = tf.constant(edges, tf.int32)
 
     def length(example: dict) -> tf.Tensor:
@@ -133,11 +144,23 @@ def training_batches(
     else:
         batches = examples.batch(rows, drop_remainder=True)
     if config.batching != "fixed" and sequences:
-        batches = batches.map(cut, num_parallel_calls=tf.data.AUTOTUNE)
+        batches = batches.map(cut, num_parallel_calls=parallel)
     if same_shape_batches > 1:
         batches = batches.flat_map(lambda group: tf.data.Dataset.from_tensor_slices(group).batch(batch_size))
     inputs, target = columns
-    return batches.map(lambda batch: (batch[inputs], batch[target])).prefetch(tf.data.AUTOTUNE)
+    batches = batches.map(lambda batch: (batch[inputs], batch[target]))
+    if config.autotune:
+        return batches.prefetch(tf.data.AUTOTUNE)
+    return with_fixed_parallelism(batches.prefetch(PREFETCH_BATCHES))
+
+
+def with_fixed_parallelism(dataset: "tf.data.Dataset") -> "tf.data.Dataset":
+    """`dataset` with tf.data's autotuning off (its parallel calls and buffers as they were set)."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
 
 
 def padding_share(dataset: "tf.data.Dataset", sequence_length: int, batches: int = 20) -> dict[str, float]:

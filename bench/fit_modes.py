@@ -1,0 +1,83 @@
+"""Per-process speed of one float32 `fit`: do fresh processes all train at one speed?
+
+    python -m bench.fit_modes [--processes 24] [--autotune off on] [--family transformer]
+
+Each process builds the family's model (`--size`, float32, no XLA) from one seed, fits it on
+one repeated batch of random ids (what the acceleration trial does) for `--steps` timed steps
+after a warm-up, and prints one JSON line with its step time; the dataset's tf.data autotuning
+is off or on as asked. After each setting's processes, one summary line: the fastest and
+slowest step, and the spread (slowest / fastest - 1). A spread of a few percent is run-to-run
+noise; a process mode (a slow mode some processes fall into) shows as a spread of tens of
+percent, the same slow time again and again.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # Keras 2: before TensorFlow is imported
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+WARMUP_STEPS = 10
+
+
+def one_process(family: str, size: str, autotune: bool, steps: int, vocab_size: int = 68) -> dict:
+    """In this process: the fit's steady step time (ms), timed between graph calls."""
+    import numpy as np
+    import tensorflow as tf
+    import tf_keras
+
+    from models import registry
+
+    config = registry.get(family).config_class(size=size, precision="float32", jit_compile=False)
+    tf_keras.utils.set_random_seed(0)
+    model = registry.build_model(family, "language_model", config, vocab_size)
+    registry.compile_model(family, "language_model", model, config, steps)
+    ids = np.random.default_rng(0).integers(3, vocab_size, size=(config.batch_size, 129))
+    data = tf.data.Dataset.from_tensors((ids[:, :-1], ids[:, 1:])).repeat()
+    options = tf.data.Options()
+    options.autotune.enabled = autotune
+    data = data.with_options(options)
+    ends: list[float] = []
+    clock = tf_keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: ends.append(time.perf_counter()))
+    model.fit(data, steps_per_epoch=WARMUP_STEPS + steps, epochs=1, verbose=0, callbacks=[clock])
+    return {"step_ms": round(1000 * (ends[-1] - ends[WARMUP_STEPS - 1]) / steps, 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--processes", type=int, default=24)
+    parser.add_argument("--autotune", choices=["off", "on"], nargs="*", default=["off", "on"])
+    parser.add_argument("--family", choices=["rnn", "transformer"], default="transformer")
+    parser.add_argument("--size", choices=["small", "base"], default="small")
+    parser.add_argument("--steps", type=int, default=60, help="timed steps per process")
+    parser.add_argument("--one", choices=["off", "on"], help=argparse.SUPPRESS)  # run in this process
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(one_process(args.family, args.size, args.one == "on", args.steps)), flush=True)
+        return
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "")
+    for autotune in args.autotune:
+        times = []
+        for process in range(args.processes):
+            child = subprocess.run([sys.executable, "-m", "bench.fit_modes", "--one", autotune, "--family", args.family,
+                                    "--size", args.size, "--steps", str(args.steps)],
+                                   capture_output=True, text=True, check=True)
+            step_ms = json.loads(child.stdout.strip().splitlines()[-1])["step_ms"]
+            times.append(step_ms)
+            print(json.dumps({"bench": "fit_modes", "family": args.family, "size": args.size, "autotune": autotune,
+                              "process": process + 1, "step_ms": step_ms}), flush=True)
+        print(json.dumps({"bench": "fit_modes", "family": args.family, "size": args.size, "autotune": autotune,
+                          "processes": len(times), "fastest_ms": min(times), "slowest_ms": max(times),
+                          "spread": round(max(times) / min(times) - 1, 3), "cpu": cpu, "cores": os.cpu_count()}),
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
