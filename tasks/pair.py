@@ -10,6 +10,7 @@ baseline). The report shows the score by source length and sample outputs with t
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, Optional
 
@@ -57,8 +58,6 @@ class PairTask(Task):
         return {"text_columns": config.data.text_columns, "target_column": config.data.target_column}
 
     def trainer_settings(self, config: Any) -> dict:
-        import dataclasses
-
         return {"text_columns": config.data.text_columns, "target_column": config.data.target_column,
                 "denoise": dataclasses.asdict(config.denoise), "beam_width": config.evaluation.beam_width,
                 "decode_examples": config.evaluation.decode_examples}

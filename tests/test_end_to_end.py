@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from models.runtime.acceleration_trial import TOO_SHORT
 from pipeline.config import data_path, load_config
 from pipeline_args import FIXED_ACCELERATION
 
@@ -109,9 +110,14 @@ def test_precision_and_xla_auto_are_timed_at_the_trainers_start_and_explained(fi
         assert (metrics["precision"], metrics["jit_compile"]) == (chosen["precision"], chosen["jit_compile"])
         assert chosen["reason"] and chosen["reason"] != "set in the config"
     transformer = json.load(open(only(f"{root}/ws/artifacts/Trainer_transformer/model_run/*/training_metrics.json")))
-    timed = {t["candidate"]: t for t in transformer["acceleration"]["trials"] if t["status"] != "skipped"}
-    assert {"float32", "float32 + XLA"} <= set(timed), timed  # XLA compiles the Transformer: both are timed
-    assert timed["float32"]["status"] == "ok" and timed["float32"]["tokens_per_second"] > 0, timed
+    trials = {t["candidate"]: t for t in transformer["acceleration"]["trials"]}
+    assert trials["float32"]["status"] == "ok" and trials["float32"]["tokens_per_second"] > 0, trials
+    # XLA compiles the Transformer, so float32 + XLA is a candidate: timed, or left untried because
+    # this short training could not repay its trial, which the summary then says
+    xla = trials["float32 + XLA"]
+    assert xla["status"] != "skipped" or xla["why"].startswith(TOO_SHORT), xla
+    if xla["status"] == "skipped":
+        assert "untried against others: " + TOO_SHORT in result.stdout
     assert transformer["acceleration"]["trial_seconds"] > 0
 
 

@@ -130,6 +130,21 @@ def run_executor(tmp_path, module):
     return model, blessing
 
 
+def push_blessed_by_the_evaluator(tmp_path, model, infra_blessing):
+    """The Pusher run on a model the Evaluator blessed, with the serving check's blessing; (the
+    PushedModel, the serving folder it would push to)."""
+    evaluator_blessing = standard_artifacts.ModelBlessing()
+    evaluator_blessing.uri = str(tmp_path / "model_blessing")
+    evaluator_blessing.set_int_custom_property("blessed", 1)
+    pushed = standard_artifacts.PushedModel()
+    pushed.uri = str(tmp_path / "pushed")
+    serving = tmp_path / "serving" / "textflow-test"
+    destination = json.dumps({"filesystem": {"base_directory": str(serving)}})
+    PusherExecutor().Do({"model": [model], "model_blessing": [evaluator_blessing], "infra_blessing": [infra_blessing]},
+                        {"pushed_model": [pushed]}, {"push_destination": destination})
+    return pushed, serving
+
+
 def test_executor_blesses_and_writes_the_model_with_warmup_requests(tmp_path):
     model, blessing = run_executor(tmp_path, Classifier())
     assert blessing.get_int_custom_property("blessed") == 1 and blessing.get_int_custom_property("has_model") == 1
@@ -160,15 +175,7 @@ def test_executor_refuses_a_broken_model_and_writes_no_model(tmp_path):
     # Without a model in the blessing the Pusher would use the Trainer's, but it does not push:
     # the Evaluator's blessing alone is not enough.
     assert PusherExecutor().GetModelPath({"model": [model], "infra_blessing": [blessing]}).startswith(model.uri)
-    evaluator_blessing = standard_artifacts.ModelBlessing()
-    evaluator_blessing.uri = str(tmp_path / "model_blessing")
-    evaluator_blessing.set_int_custom_property("blessed", 1)
-    pushed = standard_artifacts.PushedModel()
-    pushed.uri = str(tmp_path / "pushed")
-    serving = tmp_path / "serving" / "textflow-test"
-    destination = json.dumps({"filesystem": {"base_directory": str(serving)}})
-    PusherExecutor().Do({"model": [model], "model_blessing": [evaluator_blessing], "infra_blessing": [blessing]},
-                        {"pushed_model": [pushed]}, {"push_destination": destination})
+    pushed, serving = push_blessed_by_the_evaluator(tmp_path, model, blessing)
     assert pushed.get_int_custom_property("pushed") == 0 and not serving.exists()
 
 
@@ -191,14 +198,7 @@ def test_a_probe_over_its_time_budget_fails_the_check_and_the_model_is_not_pushe
     report = json.loads(open(os.path.join(blessing.uri, REPORT_FILE)).read())
     assert report["time_budget_seconds"] == 0
     assert len(report["problems"]) == 1 and report["problems"][0].startswith("timed out: the probe had not finished")
-    evaluator_blessing = standard_artifacts.ModelBlessing()
-    evaluator_blessing.uri = str(tmp_path / "model_blessing")
-    evaluator_blessing.set_int_custom_property("blessed", 1)
-    pushed = standard_artifacts.PushedModel()
-    pushed.uri = str(tmp_path / "pushed")
-    serving = tmp_path / "serving" / "textflow-test"
-    PusherExecutor().Do({"model": [model], "model_blessing": [evaluator_blessing], "infra_blessing": [blessing]},
-                        {"pushed_model": [pushed]}, {"push_destination": json.dumps({"filesystem": {"base_directory": str(serving)}})})
+    pushed, serving = push_blessed_by_the_evaluator(tmp_path, model, blessing)
     assert pushed.get_int_custom_property("pushed") == 0 and not serving.exists()
 
 
