@@ -34,6 +34,7 @@ def one_process(family: str, size: str, autotune: bool, steps: int, vocab_size: 
     import tf_keras
 
     from models import registry
+    from models.runtime.training import without_autotuning
 
     config = registry.get(family).config_class(size=size, precision="float32", jit_compile=False)
     tf_keras.utils.set_random_seed(0)
@@ -41,9 +42,7 @@ def one_process(family: str, size: str, autotune: bool, steps: int, vocab_size: 
     registry.compile_model(family, "language_model", model, config, steps)
     ids = np.random.default_rng(0).integers(3, vocab_size, size=(config.batch_size, 129))
     data = tf.data.Dataset.from_tensors((ids[:, :-1], ids[:, 1:])).repeat()
-    options = tf.data.Options()
-    options.autotune.enabled = autotune
-    data = data.with_options(options)
+    data = data if autotune else without_autotuning(data)
     ends: list[float] = []
     clock = tf_keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: ends.append(time.perf_counter()))
     model.fit(data, steps_per_epoch=WARMUP_STEPS + steps, epochs=1, verbose=0, callbacks=[clock])

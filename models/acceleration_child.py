@@ -63,14 +63,16 @@ def run_trial(spec: TrialSpec, candidate: Candidate, batch: Any, timed: bool = T
     """In the child: builds and compiles the model as the Trainer does, trains it on `batch`
     again and again, and measures tokens per second (the batch's target positions), the loss, the
     build (the model built and compiled) and the start: the first call's seconds (tracing, and
-    with XLA compiling, the step) beyond its steps' steady time. `timed` False only warms the process up (autograph converts the model's
-    code once per process; the first candidate would otherwise pay it in its start)."""
+    with XLA compiling, the step) beyond its steps' steady time, and (with `folder`) how its one-step
+    gradients agree with float32's. `timed` False only warms the process up (autograph converts the
+    model's code once per process; the first candidate would otherwise pay it in its start)."""
     import numpy as np
     import tensorflow as tf
     import tf_keras
 
     from models import registry
     from models.runtime.acceleration import precision_policy
+    from models.runtime.training import without_autotuning
 
     building = time.perf_counter()
     family = registry.get(spec.family)
@@ -82,10 +84,7 @@ def run_trial(spec: TrialSpec, candidate: Candidate, batch: Any, timed: bool = T
         registry.compile_model(spec.family, spec.kind, model, config, 1000)
     built = time.perf_counter() - building
     agreement = agreement_with_float32(model, candidate.precision, batch, folder) if timed and folder else None
-    data = tf.data.Dataset.from_tensors(batch).repeat()
-    options = tf.data.Options()
-    options.autotune.enabled = False  # as the Trainer's input pipeline: with it on, float32 had a slow mode
-    data = data.with_options(options)
+    data = without_autotuning(tf.data.Dataset.from_tensors(batch).repeat())  # as the Trainer's input pipeline
     per_call = config.steps_per_execution
     if not timed:
         model.fit(data, steps_per_epoch=per_call, epochs=1, verbose=0)

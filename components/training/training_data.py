@@ -151,16 +151,9 @@ def training_batches(
     batches = batches.map(lambda batch: (batch[inputs], batch[target]))
     if config.autotune:
         return batches.prefetch(tf.data.AUTOTUNE)
-    return with_fixed_parallelism(batches.prefetch(PREFETCH_BATCHES))
+    from models.runtime.training import without_autotuning
 
-
-def with_fixed_parallelism(dataset: "tf.data.Dataset") -> "tf.data.Dataset":
-    """`dataset` with tf.data's autotuning off (its parallel calls and buffers as they were set)."""
-    import tensorflow as tf
-
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return dataset.with_options(options)
+    return without_autotuning(batches.prefetch(PREFETCH_BATCHES))
 
 
 def padding_share(dataset: "tf.data.Dataset", sequence_length: int, batches: int = 20) -> dict[str, float]:

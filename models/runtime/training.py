@@ -53,6 +53,15 @@ class WarmupCosine(tf_keras.optimizers.schedules.LearningRateSchedule):
         return {"peak": self.peak, "floor": self.floor, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps}
 
 
+def without_autotuning(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """`dataset` with tf.data's autotuning off, its parallel calls and buffers as they were set:
+    with it on, float32 steps ran in a slow mode in some processes and a `fit` could stall at its
+    end waiting for the autotuning thread (README, "Precision, XLA and batching")."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
+
+
 def compile_language_model(
     model: tf_keras.Model, optimizer: tf_keras.optimizers.Optimizer, jit_compile: bool = False, steps_per_execution: int = 1
 ) -> None:
