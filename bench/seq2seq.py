@@ -47,6 +47,7 @@ from models.layers.tokens import PAD_ID  # noqa: E402
 from models.families.transformer import TransformerConfig  # noqa: E402
 
 SOURCE, TARGET = "de", "en"
+MAX_OUTPUT = 256  # subwords; the decoder's own bound (twice the source plus a margin) is the one that acts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,8 +134,8 @@ def real_tokens(batch: tuple[np.ndarray, np.ndarray]) -> int:
 
 def translate_all(model: tf_keras.Model, tokenizer: SubwordTokenizer, sources: list[str], beam_width: int,
                   batch_size: int = 50) -> tuple[list[str], float]:
-    """Translations of `sources` (in their order) and the decoding rate in sentences/s. Each
-    batch may write up to twice its longest source plus 10 subwords."""
+    """Translations of `sources` (in their order) and the decoding rate in sentences/s, decoded
+    in batches of similar length (`models.serving.decoding.output_limit` bounds each output)."""
     spec = tf.TensorSpec([None], tf.string)
 
     @tf.function(input_signature=[spec, tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int32)])
@@ -149,8 +150,7 @@ def translate_all(model: tf_keras.Model, tokenizer: SubwordTokenizer, sources: l
     started = time.perf_counter()
     for start in range(0, len(order), batch_size):
         members = order[start:start + batch_size]
-        max_length = 2 * max(lengths[i] for i in members) + 10
-        texts = translate(tf.constant([sources[i] for i in members]), tf.constant(beam_width), tf.constant(max_length))
+        texts = translate(tf.constant([sources[i] for i in members]), tf.constant(beam_width), tf.constant(MAX_OUTPUT))
         for i, text in zip(members, texts.numpy()):
             out[i] = text.decode("utf-8")
     return out, len(sources) / (time.perf_counter() - started)

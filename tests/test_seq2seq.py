@@ -8,7 +8,8 @@ import tensorflow as tf
 import tf_keras
 
 from models.runtime.acceleration import precision_policy
-from models.serving.decoding import decode_seq2seq
+from models.serving.decoding import (OUTPUT_MARGIN, OUTPUT_PER_SOURCE_TOKEN, beam_search_beams, decode_seq2seq,
+                                     decode_seq2seq_beams, decode_seq2seq_in_chunks, repeat_for_beams)
 from models.layers.lm_loss import label_smoothed_cross_entropy
 from models.families.rnn import RNNConfig
 from models.layers.seq2seq import attention_of_output, decoder_inputs, source_mask
@@ -80,7 +81,7 @@ def test_later_target_tokens_do_not_change_earlier_logits(variant):
 def test_step_decoding_gives_the_logits_of_the_full_forward_pass(variant):
     model = tiny(variant)
     inputs = decoder_inputs(TARGET)
-    step, state = model.decoder(model.encode(SOURCE), 1, TARGET.shape[1])
+    step, state = model.decoder(model.encode(SOURCE), 1)
     stepped = []
     for position in range(TARGET.shape[1]):
         logits, state = step(inputs[:, position], state, tf.constant(position))
@@ -117,6 +118,55 @@ def test_a_wide_beam_finds_the_exhaustive_best(variant):
     found, score = decode_seq2seq(model, source, max_length, beam_width=16, length_penalty=0.0)
     assert tuple(t for t in found.numpy()[0] if t != PAD_ID) == best
     assert float(score[0]) == pytest.approx(best_score, abs=1e-4)
+
+
+def uncached_beam_search(model, source, max_length, beam_width):
+    """The reference: beam search whose step reruns the full forward pass over the whole output
+    so far, against the source as given (no cache, nothing trimmed)."""
+    memory = repeat_for_beams(source, beam_width)
+
+    def step(token, prefix, position):
+        prefix = tf.concat([prefix, token[:, None]], axis=1)
+        return model((memory, prefix))[:, -1], prefix
+
+    batch = source.shape[0]
+    return beam_search_beams(step, tf.zeros([batch * beam_width, 0], tf.int64), tf.zeros([batch, 0], tf.int64),
+                             tf.zeros([batch], tf.int32), max_length, beam_width)
+
+
+@pytest.mark.parametrize("variant", FAMILIES)
+def test_decoding_a_padded_source_with_a_growing_cache_matches_full_forward_passes(variant):
+    model = tiny(variant)
+    padded = tf.pad(SOURCE, [[0, 0], [0, 40]])  # as the transform pads a source to its full length
+    ids, scores = decode_seq2seq_beams(model, padded, 12, beam_width=3)
+    expected_ids, expected_scores = uncached_beam_search(model, SOURCE, 12, 3)
+    np.testing.assert_array_equal(ids.numpy(), expected_ids.numpy())
+    np.testing.assert_allclose(scores.numpy(), expected_scores.numpy(), atol=1e-4)
+
+
+def test_an_output_is_bounded_by_twice_its_source_plus_a_margin():
+    model = tiny("transformer")  # untrained: it rarely chooses EOS, so it writes up to the bound
+    ids, _ = decode_seq2seq(model, tf.pad(SOURCE, [[0, 0], [0, 100]]), 100, beam_width=2)
+    assert ids.shape[1] == OUTPUT_PER_SOURCE_TOKEN * 5 + OUTPUT_MARGIN  # the longest source: 4 tokens and EOS
+    ids, _ = decode_seq2seq(model, SOURCE, 6, beam_width=2)
+    assert ids.shape[1] == 6  # a smaller max_length still rules
+
+
+@pytest.mark.parametrize("variant", ["rnn-additive", "transformer"])
+def test_decoding_in_length_sorted_chunks_gives_each_source_its_own_decoding(variant):
+    model = tiny(variant)
+    rng = np.random.default_rng(3)
+    sources = np.zeros([5, 9], np.int64)
+    for row, length in enumerate([6, 2, 8, 3, 5]):
+        sources[row, :length] = rng.integers(3, VOCAB, length)
+        sources[row, length] = EOS_ID
+    ids, scores = decode_seq2seq_in_chunks(model, tf.constant(sources), 10, 2, chunk_size=2)
+    assert ids.shape == (5, 10)
+    for row in range(5):
+        alone, score = decode_seq2seq(model, tf.constant(sources[row:row + 1]), 10, beam_width=2)
+        expected = np.pad(alone.numpy()[0], [0, 10 - alone.shape[1]])
+        np.testing.assert_array_equal(ids.numpy()[row], expected)
+        assert float(scores[row]) == pytest.approx(float(score[0]), abs=1e-4)
 
 
 @pytest.mark.parametrize("variant", ["rnn-additive", "transformer"])

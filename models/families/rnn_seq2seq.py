@@ -121,7 +121,7 @@ class RNNSeq2Seq(tf_keras.Model):
         source_ids, decoder_input_ids = inputs
         return self.forward(source_ids, decoder_input_ids, training)[0]
 
-    def decoder(self, encoded: tuple, beam_width: tf.Tensor | int, max_length: tf.Tensor | int) -> tuple:
+    def decoder(self, encoded: tuple, beam_width: tf.Tensor | int) -> tuple:
         """(step, states) for `models.serving.decoding` over `beam_width` rows per source: the attention
         keys are projected once; the step runs each decoder layer's cell once."""
         memory, mask, states = encoded

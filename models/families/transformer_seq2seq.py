@@ -97,25 +97,24 @@ class TransformerSeq2Seq(tf_keras.Model):
         source_ids, decoder_input_ids = inputs
         return self.forward(source_ids, decoder_input_ids, training)[0]
 
-    def decoder(self, encoded: tuple[tf.Tensor, tf.Tensor], beam_width: tf.Tensor | int,
-                max_length: tf.Tensor | int) -> tuple:
+    def decoder(self, encoded: tuple[tf.Tensor, tf.Tensor], beam_width: tf.Tensor | int) -> tuple:
         """(step, cache) for `models.serving.decoding` over `beam_width` rows per source: each block's
         cross-attention keys and values are computed once from the encoder output; the step
-        feeds one token through the blocks against the self-attention cache."""
+        feeds one token through the blocks and appends its keys and values to the
+        self-attention cache, which starts empty (its time axis grows with the output)."""
         memory, mask = encoded
         config = self.seq2seq_config
         memory_keys_values = repeat_for_beams(
             [block.cross_attention.memory_keys_values(memory) for block in self.decoder_blocks], beam_width)
         mask = repeat_for_beams(mask, beam_width)
         rows = tf.shape(mask)[0]
-        head_dim = config.width // config.heads
-        cache = tf.zeros([rows, len(self.decoder_blocks), 2, max_length, config.heads, head_dim], memory.dtype)
+        cache = tf.zeros([rows, len(self.decoder_blocks), 2, 0, config.heads, config.width // config.heads], memory.dtype)
 
         def step(token: tf.Tensor, cache: tf.Tensor, position: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             x = self._embed(self.target_embedding, token[:, None], position, False)
             updated = []
             for i, block in enumerate(self.decoder_blocks):
-                x, layer_cache, _ = block.call_cached_cross(x, cache[:, i], position, memory_keys_values[i], mask)
+                x, layer_cache, _ = block.call_cached_cross(x, cache[:, i], memory_keys_values[i], mask)
                 updated.append(layer_cache)
             return self._logits(x)[:, 0], tf.stack(updated, axis=1)
 

@@ -22,6 +22,14 @@ def source_mask(source_ids: tf.Tensor) -> tf.Tensor:
     return before_end & tf.not_equal(source_ids, PAD_ID)
 
 
+def without_trailing_padding(ids: tf.Tensor) -> tf.Tensor:
+    """ids [batch, time] cut after the last column in which some row holds a token (at least
+    one column): a batch padded to the model's full length costs only its longest text."""
+    used = tf.reduce_any(tf.not_equal(ids, PAD_ID), axis=0)
+    width = tf.reduce_max(tf.where(used, tf.range(1, tf.shape(ids)[1] + 1), 0))
+    return ids[:, : tf.maximum(width, 1)]
+
+
 def decoder_inputs(target_ids: tf.Tensor) -> tf.Tensor:
     """BOS followed by the target shifted right by one (what the decoder reads at each step)."""
     target_ids = tf.cast(target_ids, tf.int64)

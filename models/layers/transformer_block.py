@@ -7,7 +7,8 @@ Written from tf_keras layers rather than keras-nlp's `TransformerDecoder`, which
 `mixed_bfloat16` policy on Keras 2 (its attention scales the query with a NumPy-style `sqrt`
 that symbolic bfloat16 tensors lack). Attention weights are computed in float32 under any
 policy, so a float16 softmax never overflows. `call_cached` runs new positions against a
-key/value cache for decoding, with plain TensorFlow ops, so TensorFlow Serving can run it; the
+key/value cache for decoding (`call_appending` against one that grows with the decoded text),
+with plain TensorFlow ops, so TensorFlow Serving can run it; the
 encoder output's keys and values are computed once per decoded text (`memory_keys_values`).
 """
 
@@ -73,6 +74,14 @@ class CausalSelfAttention(tf_keras.layers.Layer):
             allowed = allowed & key_padding(key_mask)
         return self._merge(attend(q, k, v, allowed, self.dropout, training)[0])
 
+    def _attend_cache(self, q: tf.Tensor, cache: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+        """The merged attention of queries at positions index.. over the cache's keys/values up to each."""
+        keys, values = tf.unstack(cache, axis=1)
+        query_positions = index + tf.range(tf.shape(q)[1])
+        allowed = tf.range(tf.shape(cache)[2])[None, :] <= query_positions[:, None]
+        attended, _ = attend(q, tf.cast(keys, q.dtype), tf.cast(values, q.dtype), allowed, self.dropout, False)
+        return self._merge(attended)
+
     def call_cached(self, x: tf.Tensor, cache: tf.Tensor, index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Attention output for `x` at positions index.. and the cache [batch, 2, max_length,
         heads, head_dim] with their keys and values written in."""
@@ -81,13 +90,15 @@ class CausalSelfAttention(tf_keras.layers.Layer):
         written = tf.cast(tf.stack([k, v], axis=1), cache.dtype)
         updated = tf.concat([cache[:, :, :index], written, cache[:, :, index + new :]], axis=2)
         updated.set_shape(cache.shape)  # the same length (the concatenation hides it), for decoding loops
-        cache = updated
-        keys, values = tf.unstack(cache, axis=1)
-        query_positions = index + tf.range(new)
-        key_positions = tf.range(tf.shape(cache)[2])
-        allowed = key_positions[None, :] <= query_positions[:, None]
-        attended, _ = attend(q, tf.cast(keys, q.dtype), tf.cast(values, q.dtype), allowed, self.dropout, False)
-        return self._merge(attended), cache
+        return self._attend_cache(q, updated, index), updated
+
+    def call_appending(self, x: tf.Tensor, past: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Attention output for `x` at the positions after `past` [batch, 2, past time, heads,
+        head_dim], and `past` with their keys and values appended: a cache only as long as
+        what has been decoded, so a step costs the text so far, not the longest text allowed."""
+        q, k, v = _split_heads(self.qkv(x), 3, self.heads, self.head_dim)
+        cache = tf.concat([past, tf.cast(tf.stack([k, v], axis=1), past.dtype)], axis=2)
+        return self._attend_cache(q, cache, tf.shape(past)[2]), cache
 
     def get_config(self) -> dict:
         return {**super().get_config(), "width": self.width, "heads": self.heads, "dropout": self.dropout_rate,
@@ -181,10 +192,11 @@ class CrossDecoderBlock(DecoderBlock):
         x, weights = self._cross(x, self.cross_attention.memory_keys_values(memory), memory_mask, training)
         return self._feed_forward(x, training), weights
 
-    def call_cached_cross(self, x: tf.Tensor, cache: tf.Tensor, index: tf.Tensor, keys_values: tf.Tensor,
+    def call_cached_cross(self, x: tf.Tensor, past: tf.Tensor, keys_values: tf.Tensor,
                           memory_mask: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """The block at positions index.. against the self-attention cache and the memory's
-        precomputed keys/values: (output, updated cache, cross-attention weights)."""
-        attended, cache = self.attention.call_cached(self.attention_norm(x), cache, index)
+        """The block at the positions after `past` (the self-attention keys/values so far, see
+        `CausalSelfAttention.call_appending`) against the memory's precomputed keys/values:
+        (output, `past` with the new positions appended, cross-attention weights)."""
+        attended, cache = self.attention.call_appending(self.attention_norm(x), past)
         x, weights = self._cross(x + attended, keys_values, memory_mask, False)
         return self._feed_forward(x, False), cache, weights

@@ -13,13 +13,21 @@ so prompts of different lengths share one loop), then its own choices.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import tensorflow as tf
 
+from models.layers.seq2seq import source_mask, without_trailing_padding
 from models.layers.tokens import BOS_ID, EOS_ID, PAD_ID
 
 StepFn = Callable[[tf.Tensor, Any, tf.Tensor], tuple[tf.Tensor, Any]]
+# An encoder-decoder's output is at most this many tokens per source token (the longest source
+# of the batch, EOS included) plus the margin: a translation, summary or restored text twice as
+# long as its source is a model repeating itself, and the bound keeps such a model's decoding
+# at the cost of the source rather than of the longest text the model allows.
+OUTPUT_PER_SOURCE_TOKEN = 2
+OUTPUT_MARGIN = 8
 _NEG = -1e9  # a log-probability that never wins, without the NaNs of -inf arithmetic
 
 
@@ -97,6 +105,12 @@ def sample(
     return tf.transpose(out.stack())
 
 
+def _growing_shape(t: tf.Tensor) -> tf.TensorShape:
+    """A state tensor's shape across decoding steps: any batch, and any length on an axis that
+    starts empty (a cache that grows as the output does)."""
+    return tf.TensorShape([None, *(None if size == 0 else size for size in t.shape[1:])])
+
+
 def _reorder(nest: Any, flat_indices: tf.Tensor) -> Any:
     return tf.nest.map_structure(lambda t: tf.gather(t, flat_indices, axis=0), nest)
 
@@ -109,17 +123,21 @@ def beam_search_beams(
     max_new_tokens: tf.Tensor | int,
     beam_width: tf.Tensor | int,
     length_penalty: float = 0.6,
+    best_only: bool = False,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Every beam per example, best first: (token ids [batch, beam_width, prompt_len +
     max_new_tokens], scores [batch, beam_width]), a score being the continuation's
-    length-normalised log-probability given the prompt.
+    length-normalised log-probability given the prompt. With `best_only`, only the best beam
+    is asked for: an example stops growing once its best beam has ended and no beam still
+    growing can overtake it (`_settled`), so the other beams may be left unfinished.
 
-    `state` is for batch * beam_width rows (row b * beam_width + w is beam w of example b).
+    `state` is for batch * beam_width rows (row b * beam_width + w is beam w of example b); an
+    axis of length 0 in it may grow from step to step (a cache of the keys and values so far).
     A beam ends at EOS or after `max_new_tokens`; the winner has the best summed log-probability
     divided by the GNMT length penalty ((5 + length) / 6) ** length_penalty, where length counts
     the generated tokens (0 turns the normalisation off). `beam_width` may be a tensor (a
-    serving signature's input). The loop ends once every beam has ended; the ids are padded to
-    the full length.
+    serving signature's input). The loop ends once every beam has ended (with `best_only`, once
+    every example's best beam is settled); the ids are padded to the full length.
     """
     prompt_ids = tf.cast(prompt_ids, tf.int64)
     prompt_lengths = tf.cast(prompt_lengths, tf.int32)
@@ -160,11 +178,17 @@ def beam_search_beams(
 
     beams = tf.TensorShape([None, width if isinstance(width, int) else None])
     shape_invariants = (
-        tf.TensorShape([]), beams, tf.nest.map_structure(lambda t: tf.TensorShape([None, *t.shape[1:]]), state),
+        tf.TensorShape([]), beams, tf.nest.map_structure(_growing_shape, state),
         beams, beams, beams, beams.concatenate([None]),
     )
+    def going(position, token, state, scores, finished, lengths, out):
+        done = tf.reduce_all(finished, axis=1)
+        if best_only:
+            done |= _settled(scores, finished, lengths, max_new_tokens, length_penalty)
+        return (position < total) & ~tf.reduce_all(done)
+
     _, _, _, scores, _, lengths, out = tf.while_loop(
-        lambda position, token, state, scores, finished, *_: (position < total) & ~tf.reduce_all(finished),
+        going,
         body,
         (tf.constant(0), tf.fill([batch, width], tf.constant(BOS_ID, tf.int64)), state, scores,
          tf.zeros([batch, width], tf.bool), tf.zeros([batch, width], tf.int32), tf.zeros([batch, width, 0], tf.int64)),
@@ -172,16 +196,30 @@ def beam_search_beams(
         maximum_iterations=total,
     )
     out = tf.pad(out, [[0, 0], [0, 0], [0, total - tf.shape(out)[2]]])
-    penalty = ((5.0 + tf.cast(lengths, tf.float32)) / 6.0) ** length_penalty
-    normalized, order = tf.math.top_k(scores / penalty, k=width)  # best first
+    normalized, order = tf.math.top_k(scores / _penalty(lengths, length_penalty), k=width)  # best first
     return tf.gather(out, order, batch_dims=1), normalized
+
+
+def _penalty(lengths: tf.Tensor | int, length_penalty: float) -> tf.Tensor:
+    """GNMT's length penalty ((5 + length) / 6) ** length_penalty; a score is divided by it."""
+    return ((5.0 + tf.cast(lengths, tf.float32)) / 6.0) ** length_penalty
+
+
+def _settled(scores: tf.Tensor, finished: tf.Tensor, lengths: tf.Tensor, max_new_tokens: tf.Tensor | int,
+             length_penalty: float) -> tf.Tensor:
+    """[batch] whether an example's best ended beam can no longer be overtaken: a growing beam's
+    summed log-probability only falls, and the largest penalty (at `max_new_tokens`) is the most
+    it can be divided by, so its normalised score stays below score / that penalty."""
+    ended_best = tf.reduce_max(tf.where(finished, scores / _penalty(lengths, length_penalty), -math.inf), axis=1)
+    growing_bound = tf.reduce_max(tf.where(finished, -math.inf, scores / _penalty(max_new_tokens, length_penalty)), axis=1)
+    return ended_best > growing_bound
 
 
 def beam_search(*args: Any, **kwargs: Any) -> tuple[tf.Tensor, tf.Tensor]:
     """The best beam per example of `beam_search_beams` (same arguments): (token ids [batch,
     prompt_len + max_new_tokens], score), the score being the continuation's length-normalised
     log-probability given the prompt."""
-    beams, scores = beam_search_beams(*args, **kwargs)
+    beams, scores = beam_search_beams(*args, best_only=True, **kwargs)
     return beams[:, 0], scores[:, 0]
 
 
@@ -191,28 +229,72 @@ def repeat_for_beams(nest: Any, beam_width: tf.Tensor | int) -> Any:
     return tf.nest.map_structure(lambda t: tf.repeat(t, beam_width, axis=0), nest)
 
 
+def output_limit(source_ids: tf.Tensor, max_length: tf.Tensor | int) -> tf.Tensor:
+    """The most tokens an output of this batch may have: `max_length`, or fewer where every
+    source is short, `OUTPUT_PER_SOURCE_TOKEN` times the longest source plus `OUTPUT_MARGIN`."""
+    longest = tf.shape(without_trailing_padding(source_ids))[1]
+    return tf.minimum(tf.cast(max_length, tf.int32), OUTPUT_PER_SOURCE_TOKEN * longest + OUTPUT_MARGIN)
+
+
 def decode_seq2seq_beams(
     model: Any,
     source_ids: tf.Tensor,
     max_length: tf.Tensor | int,
     beam_width: tf.Tensor | int = 1,
     length_penalty: float = 0.6,
+    best_only: bool = False,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Beam search (beam width 1: greedy) over an encoder-decoder: the source is encoded once,
-    then the decoder runs step by step from BOS. Returns every beam's target ids [batch,
-    beam_width, max_length] (EOS, then PAD), best first, and their length-normalised
-    log-probabilities [batch, beam_width].
+    then the decoder runs step by step from BOS until every beam has ended, for at most
+    `output_limit` tokens. Returns every beam's target ids [batch, beam_width, that limit]
+    (EOS, then PAD), best first, and their length-normalised log-probabilities [batch,
+    beam_width].
 
-    `model` has `encode(source_ids) -> encoded` and `decoder(encoded, beam_width, max_length)
-    -> (step, state)` (`models.families.rnn_seq2seq`, `models.families.transformer_seq2seq`)."""
+    `model` has `encode(source_ids) -> encoded` and `decoder(encoded, beam_width) -> (step,
+    state)` (`models.families.rnn_seq2seq`, `models.families.transformer_seq2seq`)."""
+    limit = output_limit(source_ids, max_length)
+    source_ids = without_trailing_padding(source_ids)  # never attended to: the encoder and each step skip it
     batch = tf.shape(source_ids)[0]
-    step, state = model.decoder(model.encode(source_ids), beam_width, max_length)
+    step, state = model.decoder(model.encode(source_ids), beam_width)
     no_prompt = tf.zeros([batch, 0], tf.int64)
-    return beam_search_beams(step, state, no_prompt, tf.zeros([batch], tf.int32), max_length, beam_width, length_penalty)
+    return beam_search_beams(step, state, no_prompt, tf.zeros([batch], tf.int32), limit, beam_width, length_penalty,
+                             best_only)
 
 
 def decode_seq2seq(*args: Any, **kwargs: Any) -> tuple[tf.Tensor, tf.Tensor]:
-    """The best beam of `decode_seq2seq_beams` (same arguments): target ids [batch, max_length]
-    and the length-normalised log-probability [batch]."""
-    beams, scores = decode_seq2seq_beams(*args, **kwargs)
+    """The best beam of `decode_seq2seq_beams` (same arguments): target ids [batch, up to
+    max_length] and the length-normalised log-probability [batch]."""
+    beams, scores = decode_seq2seq_beams(*args, best_only=True, **kwargs)
     return beams[:, 0], scores[:, 0]
+
+
+def decode_seq2seq_in_chunks(
+    model: Any,
+    source_ids: tf.Tensor,
+    max_length: tf.Tensor | int,
+    beam_width: tf.Tensor | int,
+    chunk_size: int,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """`decode_seq2seq` over many sources: sorted by length and decoded `chunk_size` at a time,
+    so each chunk's sources are of similar length and its loop stops when its own beams have
+    ended. Returns, in the input order, target ids [batch, output_limit of the whole batch]
+    and scores [batch]. At least one source."""
+    count = tf.shape(source_ids)[0]
+    limit = output_limit(source_ids, max_length)
+    order = tf.argsort(tf.reduce_sum(tf.cast(source_mask(source_ids), tf.int32), axis=1), stable=True)
+    ordered = tf.gather(source_ids, order)
+    chunks = (count + chunk_size - 1) // chunk_size
+
+    def body(i: tf.Tensor, ids: tf.TensorArray, scores: tf.TensorArray) -> tuple:
+        chunk_ids, chunk_scores = decode_seq2seq(model, ordered[i * chunk_size:(i + 1) * chunk_size], limit, beam_width)
+        chunk_ids = tf.pad(chunk_ids, [[0, 0], [0, limit - tf.shape(chunk_ids)[1]]])
+        return i + 1, ids.write(i, chunk_ids), scores.write(i, chunk_scores)
+
+    _, ids, scores = tf.while_loop(
+        lambda i, *_: i < chunks, body,
+        (tf.constant(0), tf.TensorArray(tf.int64, size=chunks, infer_shape=False, element_shape=[None, None]),
+         tf.TensorArray(tf.float32, size=chunks, infer_shape=False, element_shape=[None])),
+    )
+    back = tf.argsort(order)  # the inverse permutation
+    return tf.gather(ids.concat(), back), tf.gather(scores.concat(), back)
+

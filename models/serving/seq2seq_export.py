@@ -27,16 +27,17 @@ from typing import Mapping, Optional
 import tensorflow as tf
 import tf_keras
 
-from models.serving.decoding import decode_seq2seq, decode_seq2seq_beams
+from models.serving.decoding import decode_seq2seq, decode_seq2seq_beams, decode_seq2seq_in_chunks
 from models.layers.denoising import Noise, corrupt_batch, text_seeds
 from models.serving.export import save_model, transform_features_signature
 from models.layers.lm_loss import token_log_likelihoods
-from models.layers.seq2seq import attention_of_output, decoder_inputs, with_end
+from models.layers.seq2seq import attention_of_output, decoder_inputs, with_end, without_trailing_padding
 from models.layers.subword import SubwordTokenizer, joined_source
 from models.layers.tokens import PAD_ID
 
 _EXAMPLES = tf.TensorSpec([None], tf.string, name="examples")
 _HASH_BUCKETS = 10_000
+DECODE_CHUNK = 32  # sources `evaluate` beam-searches together (sorted by length)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +107,8 @@ def _decoded_where(model: tf_keras.Model, tokenizer: SubwordTokenizer, source_id
     chosen = tf.boolean_mask(source_ids, selected)
 
     def decode() -> tf.Tensor:
-        ids, _ = decode_seq2seq(model, chosen, tf.constant(serving.max_length), tf.constant(serving.beam_width))
+        ids, _ = decode_seq2seq_in_chunks(model, chosen, tf.constant(serving.max_length),
+                                          tf.constant(serving.beam_width), DECODE_CHUNK)
         return tokenizer.detokenize(ids)
 
     texts = tf.cond(tf.shape(chosen)[0] > 0, decode, lambda: tf.zeros([0], tf.string))
@@ -153,6 +155,8 @@ def export_seq2seq(
         else:
             shown_source = source
             reference = _flat_text(raw[serving.target_column])
+        # Only the padding after the batch's longest source and target is cut: the same sums.
+        source_ids, target_ids = without_trailing_padding(source_ids), without_trailing_padding(target_ids)
         logits = model((source_ids, decoder_inputs(target_ids)), training=False)
         real = tf.not_equal(target_ids, PAD_ID)
         correct = real & tf.equal(tf.argmax(logits, axis=-1), target_ids)
