@@ -19,7 +19,7 @@ import time
 from typing import Any, Iterator, Optional, TextIO
 
 from models.runtime.acceleration_trial import LOGGER as ACCELERATION_LOGGER
-from models.runtime.progress import PROGRESS_LOGGER
+from models.runtime.progress import NOTE_LOGGER, PROGRESS_LOGGER
 
 
 class ProgressPrinter(logging.Handler):
@@ -43,7 +43,7 @@ class ProgressPrinter(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.name == PROGRESS_LOGGER and self.current:
             self._training(*record.args)
-        elif record.name == ACCELERATION_LOGGER and self.current:  # the timed trial of precision/jit_compile auto
+        elif record.name in (ACCELERATION_LOGGER, NOTE_LOGGER) and self.current:  # the trial of precision/jit_compile auto, notes
             self.console.write(f"  {self.current}: {record.getMessage()}\n")
             self.console.flush()
         elif record.msg == "Component %s is running.":

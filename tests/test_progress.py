@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from models.runtime.progress import PROGRESS_LOGGER, log_progress
+from models.runtime.progress import PROGRESS_LOGGER, log_progress, note
 from models.runtime.training import ProgressLog
 from pipeline.console import ProgressPrinter
 
@@ -26,6 +26,7 @@ def fake_trainer(printer: ProgressPrinter, steps: int = 200) -> None:
         logging.getLogger("fake").warning("Component %s is running.", "Trainer_rnn")
         for step in range(1, steps + 1):
             log_progress(step, steps, 2.0 - step / steps, 5000.0)
+        note("rnn: export 3 s")
         logging.getLogger("fake").warning("Component %s is finished.", "Trainer_rnn")
     finally:
         root.removeHandler(printer)
@@ -39,6 +40,7 @@ def test_without_a_terminal_a_plain_line_every_tenth():
     assert [re.search(r"\((\d+)%\)", line).group(1) for line in progress] == [str(p) for p in range(10, 101, 10)]
     assert progress[0].startswith("  Trainer_rnn step 20/200 (10%): loss 1.900, 5,000 tokens/s, about ")
     assert lines[0] == "[1/3] Trainer_rnn started" and lines[-1].startswith("[1/3] Trainer_rnn finished in ")
+    assert lines[-2] == "  Trainer_rnn: rnn: export 3 s"  # a note, under its component
 
 
 def test_on_a_terminal_one_line_updated_in_place():

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Any
 
 import tensorflow as tf
@@ -34,6 +35,7 @@ from components.training.training_data import (
 from components.training.transform_module import LABEL_FEATURE, LABEL_VOCAB_NAME, VOCAB_NAME
 from models import registry
 from models.runtime.acceleration import float32_copy, precision_policy
+from models.runtime.progress import note
 from models.runtime.training import train_model
 from tasks import registry as tasks
 
@@ -75,6 +77,7 @@ class TrainerRun:
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """TFX Trainer entry point."""
+    started = time.monotonic()
     custom: dict[str, Any] = fn_args.custom_config
     task = tasks.branch_task(custom.get("task", tasks.DEFAULT), custom["family"])
     kind = task.model_kind(custom["family"])
@@ -104,6 +107,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     with strategy.scope(), precision_policy(hparams.precision):
         model = build()
         registry.compile_model(family.name, kind, model, hparams, plan.steps)
+    prepared = time.monotonic()
     padding = padding_share(train_batches, run.sequence_length)
     callbacks, monitor_from_step = task.fit_settings(run, model)
     tokens_per_step = (data.sequences_per_example * global_batch * run.sequence_length
@@ -113,7 +117,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         train_examples=setup.train_examples, log_dir=fn_args.model_run_dir, tokens_per_step=tokens_per_step,
         callbacks=callbacks, monitor_from_step=monitor_from_step,
     )
+    trained = time.monotonic()
     metrics.update(
+        phase_seconds={"setup": round(prepared - started, 1), "trial": 0.0 if acceleration.cached else acceleration.trial_seconds,
+                       "fit": round(trained - prepared, 1)},
         size=hparams.size, train_examples=setup.train_examples, eval_examples=setup.eval_examples,
         parameters=int(model.count_params()), vocab_size=data.vocab_size, replicas=strategy.num_replicas_in_sync,
         precision=hparams.precision, jit_compile=hparams.jit_compile, acceleration=acceleration.as_dict(),
@@ -123,3 +130,5 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         f.write(json.dumps(metrics, indent=2, sort_keys=True))
 
     task.export(run, float32_copy(build, model), data)  # served in float32, outside the training strategy
+    note(f"{family.name}: setup {prepared - started:.0f} s (the acceleration trial {metrics['phase_seconds']['trial']:.0f} s), "
+         f"training {trained - prepared:.0f} s, export {time.monotonic() - trained:.0f} s")
