@@ -31,7 +31,7 @@ import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
 from components.training.training_data import (  # noqa: E402
-    BATCHINGS, LM_LENGTH_MULTIPLE, TrainingDataConfig, bucket_edges, padding_share, training_batches,
+    BATCHINGS, LM_LENGTH_MULTIPLE, TrainingDataConfig, batch_profile, bucket_edges, training_batches,
 )
 from components.training.transform_module import language_model_ids, tokenize  # noqa: E402
 from models import registry  # noqa: E402
@@ -115,7 +115,7 @@ def main() -> None:
                     "bench": "input_pipeline", "family": args.family, "batching": batching, "autotune": autotune,
                     "examples": examples,
                     "sequence_length": args.sequence_length, "batch_size": args.batch_size, "edges": edges,
-                    **padding_share(dataset, args.sequence_length, batches=200),
+                    **batch_profile(dataset, args.sequence_length, batches=200),
                     "pipeline_batches_per_second": round(pipeline_rate(dataset, 500), 1),
                     **training_rate(args.family, dataset, vocab_size, args.steps),
                 }

@@ -26,8 +26,8 @@ sys.path.insert(0, str(REPO))
 
 from components.training.training_data import (  # noqa: E402
     TrainingDataConfig,
+    batch_profile,
     bucket_edges,
-    padding_share,
     training_batches,
 )
 from components.training.transform_module import language_model_ids  # noqa: E402
@@ -123,10 +123,18 @@ def test_buckets_group_texts_of_similar_length(examples):
 
 def test_bucketing_cuts_padding_and_reports_its_share(examples):
     path, _ = examples
-    shares = {b: padding_share(batches_of(path, b)[1], LENGTH, batches=30) for b in ("fixed", "trim", "bucket")}
+    shares = {b: batch_profile(batches_of(path, b)[1], LENGTH, batches=30) for b in ("fixed", "trim", "bucket")}
     assert shares["fixed"]["padding_share"] == shares["fixed"]["padding_share_at_full_length"] > 0.7
     assert shares["bucket"]["padding_share"] < shares["trim"]["padding_share"] < shares["fixed"]["padding_share"]
     assert shares["bucket"]["padding_share"] < 0.5
+
+
+def test_the_profile_counts_the_batch_shapes_the_texts_fill(tmp_path):
+    assert bucket_edges(LENGTH, 4, 8) == [16, 32, 48, 64]
+    short = write_examples(tmp_path / "short.gz", [[7] * n for n in (3, 5, 12, 20, 25, 30)] * 8)  # two buckets
+    for batching, shapes in (("bucket", 2), ("fixed", 1)):
+        profile = batch_profile(batches_of(short, batching)[1], LENGTH, batches=40)
+        assert profile["batch_shapes"] == shapes, batching
 
 
 def test_vae_batches_are_cut_at_multiples_of_the_segment_length(examples):

@@ -27,9 +27,8 @@ from components.training.subword_transform import subword_model_in_graph
 from components.training.trainer_setup import TrainingSetup, resolve_acceleration, training_setup
 from components.training.training_data import (
     LM_LENGTH_MULTIPLE,
-    batch_shapes,
+    batch_profile,
     bucket_edges,
-    padding_share,
     training_batches,
 )
 from components.training.transform_module import LABEL_FEATURE, LABEL_VOCAB_NAME, VOCAB_NAME
@@ -97,8 +96,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     eval_batches = training_batches(fn_args.eval_files, seed=2, shuffle=False, example_map=data.eval_map, **batches)
     train_data, eval_data = ((train_batches.map(data.batch_map), eval_batches.map(data.batch_map)) if data.batch_map
                              else (train_batches, eval_batches))
+    profile = batch_profile(train_batches, run.sequence_length)
     acceleration = resolve_acceleration(setup, kind, data.vocab_size, train_data, data.num_classes,
-                                        batch_shapes=batch_shapes(batches))
+                                        batch_shapes=profile["batch_shapes"])
     hparams = run.hparams = setup.hparams
 
     def build() -> Any:
@@ -108,10 +108,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         model = build()
         registry.compile_model(family.name, kind, model, hparams, plan.steps)
     prepared = time.monotonic()
-    padding = padding_share(train_batches, run.sequence_length)
     callbacks, monitor_from_step = task.fit_settings(run, model)
     tokens_per_step = (data.sequences_per_example * global_batch * run.sequence_length
-                       * (1.0 - padding["padding_share_at_full_length"]))
+                       * (1.0 - profile["padding_share_at_full_length"]))
     metrics = train_model(
         model, train_data, eval_data, plan, patience=hparams.patience, batch_size=global_batch,
         train_examples=setup.train_examples, log_dir=fn_args.model_run_dir, tokens_per_step=tokens_per_step,
@@ -124,7 +123,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         size=hparams.size, train_examples=setup.train_examples, eval_examples=setup.eval_examples,
         parameters=int(model.count_params()), vocab_size=data.vocab_size, replicas=strategy.num_replicas_in_sync,
         precision=hparams.precision, jit_compile=hparams.jit_compile, acceleration=acceleration.as_dict(),
-        batching=data_config.batching, **data.recorded, **padding,
+        batching=data_config.batching, **data.recorded, **profile,
     )
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as f:
         f.write(json.dumps(metrics, indent=2, sort_keys=True))

@@ -71,12 +71,6 @@ def bucket_edges(sequence_length: int, buckets: int, length_multiple: int) -> li
     return sorted(edges | {sequence_length})
 
 
-def batch_shapes(batches: dict) -> int:
-    """How many batch shapes `training_batches(**batches)` yields (each traced, and under XLA
-    compiled, once): one per edge, unless every batch keeps the full length."""
-    return 1 if batches["config"].batching == "fixed" else len(batches["edges"])
-
-
 def training_batches(
     file_patterns: list[str],
     feature_spec: dict,
@@ -156,20 +150,26 @@ def training_batches(
     return without_autotuning(batches.prefetch(PREFETCH_BATCHES))
 
 
-def padding_share(dataset: "tf.data.Dataset", sequence_length: int, batches: int = 20) -> dict[str, float]:
-    """Share of padding in the inputs of the first `batches` batches: as batched, and as it
-    would be at the full sequence length (what `fixed` batching computes on)."""
+def batch_profile(dataset: "tf.data.Dataset", sequence_length: int, batches: int = 200) -> dict[str, float]:
+    """What the first `batches` batches of `dataset` hold: the share of padding in their inputs,
+    as batched and as it would be at the full sequence length (what `fixed` batching computes
+    on), and how many distinct batch shapes they come in (each traced, and under XLA compiled,
+    once: the buckets the texts fill, not every bucket there is)."""
     import numpy as np
+    import tensorflow as tf
 
     real = computed = rows = 0
-    for inputs, _ in dataset.take(batches):
-        ids = inputs.numpy()
+    shapes = set()
+    for inputs, targets in dataset.take(batches):
+        ids = tf.nest.flatten(inputs)[0].numpy()
         real += int(np.count_nonzero(ids))
         computed += ids.size
         rows += ids.shape[0]
+        shapes.add(tuple(tuple(t.shape) for t in tf.nest.flatten((inputs, targets))))
     return {
         "padding_share": round(1.0 - real / max(computed, 1), 4),
         "padding_share_at_full_length": round(1.0 - real / max(rows * sequence_length, 1), 4),
+        "batch_shapes": len(shapes),
     }
 
 

@@ -181,6 +181,7 @@ def beam_search_beams(
         tf.TensorShape([]), beams, tf.nest.map_structure(_growing_shape, state),
         beams, beams, beams, beams.concatenate([None]),
     )
+
     def going(position, token, state, scores, finished, lengths, out):
         done = tf.reduce_all(finished, axis=1)
         if best_only:
