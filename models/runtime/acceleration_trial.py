@@ -178,7 +178,10 @@ def candidates(spec: TrialSpec, precision: Setting, jit_compile: Setting, featur
     if jit_compile == "auto" and xla_left_out:
         jits = [False]
         skipped.append({"candidate": "XLA", "status": "skipped", "why": xla_left_out})
-    return [Candidate(p, j) for j in jits for p in precisions], skipped
+    # with XLA the 16-bit precisions first: XLA gains them the most (it fuses their casts), and
+    # where it gains them nothing float32 with XLA is left untried (`_xla_gained_nothing`)
+    with_xla_order = [p for p in precisions if p != "float32"] + [p for p in precisions if p == "float32"]
+    return [Candidate(p, j) for j in jits for p in (with_xla_order if j else precisions)], skipped
 
 
 def gpu_choice(precision: Setting, jit_compile: Setting, capabilities: list[tuple[int, int]]) -> Choice:
@@ -352,6 +355,9 @@ def trials_in_children(spec: TrialSpec, todo: list[Candidate], batch_file: str) 
                 else:
                     why = _xla_hopeless(candidate, done)
                 dropped = [c for c in remaining if c.jit_compile] if why else []
+                if not why:
+                    why = _xla_gained_nothing(candidate, done)
+                    dropped = [c for c in remaining if c == Candidate("float32", True)] if why else []
                 for other in dropped:
                     remaining.remove(other)
                     yield {**_describe(other), "status": "skipped", "why": why}
@@ -378,6 +384,23 @@ def _xla_hopeless(measured: Candidate, done: dict[Candidate, dict]) -> Optional[
         return None
     return (f"XLA ran {measured.precision} at {ratio:.2f}x its speed without; at that ratio no other precision "
             f"with XLA comes within {XLA_HOPELESS_FACTOR:g}x of the fastest ({fastest:,.0f} tokens/s)")
+
+
+def _xla_gained_nothing(measured: Candidate, done: dict[Candidate, dict]) -> Optional[str]:
+    """Why float32 with XLA needs no trial, or None: XLA did not speed up `measured`, a 16-bit
+    precision, and wherever that happened here it slowed float32 down too (XLA fuses the
+    precision casts that float32 does not have; `candidates` tries the 16-bit precisions with
+    XLA first)."""
+    if measured.precision == "float32":
+        return None
+    with_xla, without = (done.get(c, {}).get("tokens_per_second") for c in (measured, Candidate(measured.precision, False)))
+    if not (with_xla and without):
+        return None
+    ratio = with_xla / without
+    if ratio > 1.0:
+        return None
+    return (f"XLA ran {measured.precision} at {ratio:.2f}x its speed without; in every trial here where it gave "
+            f"a 16-bit precision nothing, it slowed float32 down too")
 
 
 def _describe(candidate: Candidate) -> dict:
