@@ -14,7 +14,8 @@ import sys
 import time
 from typing import Any, Optional
 
-from models.runtime.acceleration_trial import TRIAL_STEPS, WARMUP_STEPS, Candidate, TrialSpec, gradient_agreement
+from models.runtime.acceleration_trial import (MIN_TRIAL_STEPS, TRIAL_STEPS, TRIAL_TIMED_SECONDS, WARMUP_STEPS, Candidate,
+                                              TrialSpec, gradient_agreement)
 
 FLOAT16_LOSS_SCALE = 2.0 ** 12  # float16's gradients are taken of a scaled loss, as its optimizer does
 
@@ -91,32 +92,45 @@ def run_trial(spec: TrialSpec, candidate: Candidate, batch: Any, timed: bool = T
         return {}
 
     class CallClock(tf_keras.callbacks.Callback):
-        """When the fit began and each graph call ended, and the epoch's mean loss then: the steps
-        are timed between calls, not across `fit`'s own start and end (measured: its return took up
-        to 0.6 s of a 15-step trial, and float32's steps had looked 1.9x their length)."""
+        """When the fit began and each graph call ended: the steps are timed between calls, not
+        across `fit`'s own start and end (measured: its return took up to 0.6 s of a 15-step
+        trial, and float32's steps had looked 1.9x their length)."""
 
         def on_train_begin(self, logs: Optional[dict] = None) -> None:
-            self.began, self.ends, self.losses = time.perf_counter(), [], []
+            self.began, self.ends = time.perf_counter(), []
 
         def on_train_batch_end(self, batch: int, logs: Optional[dict] = None) -> None:
             self.ends.append(time.perf_counter())
-            self.losses.append(float((logs or {}).get("loss", math.nan)))
 
-    warmup_calls, timed_calls = math.ceil(WARMUP_STEPS / per_call), math.ceil(TRIAL_STEPS / per_call)
+    warmup_calls = max(4, math.ceil(WARMUP_STEPS / per_call))
+    warmup = CallClock()
+    model.fit(data, steps_per_epoch=warmup_calls * per_call, epochs=1, verbose=0, callbacks=[warmup])
+    paced = (warmup.ends[-1] - warmup.ends[2]) / (warmup_calls - 3)  # a call once traced and warm
+    timed_calls = _timed_calls(paced, per_call, os.path.join(folder, "timed_steps.json") if folder else None)
     clock = CallClock()
-    history = model.fit(data, steps_per_epoch=(warmup_calls + timed_calls) * per_call, epochs=1, verbose=0,
-                        callbacks=[clock]).history
-    steps, warmed = timed_calls * per_call, clock.ends[warmup_calls - 1]
-    seconds = clock.ends[-1] - warmed
-    # Keras logs the epoch's running mean loss: the timed steps' own mean, from the means after
-    # the warm-up and at the end
-    total_mean, warmup_mean = history["loss"][-1], clock.losses[warmup_calls - 1]
-    loss = (total_mean * (warmup_calls + timed_calls) - warmup_mean * warmup_calls) / timed_calls
+    history = model.fit(data, steps_per_epoch=timed_calls * per_call, epochs=1, verbose=0, callbacks=[clock]).history
+    steps = (timed_calls - 1) * per_call  # from the end of the first call to the end of the last
+    seconds = clock.ends[-1] - clock.ends[0]
     tokens = float(np.size(batch[registry.POSITIONS_INPUT[spec.kind]]))  # the texts' positions
     return {"tokens_per_second": round(steps * tokens / seconds, 1), "step_ms": round(1000 * seconds / steps, 2),
-            "start_seconds": round(max(0.0, warmed - clock.began - warmup_calls * per_call * seconds / steps), 2),
-            "build_seconds": round(built, 2), "loss": float(loss),
+            "start_seconds": round(max(0.0, warmup.ends[-1] - warmup.began - warmup_calls * per_call * seconds / steps), 2),
+            "build_seconds": round(built, 2), "loss": float(history["loss"][-1]), "timed_steps": timed_calls * per_call,
             **({"gradient_agreement": agreement} if agreement is not None else {})}
+
+
+def _timed_calls(paced_seconds: float, per_call: int, shared: Optional[str]) -> int:
+    """How many graph calls to time: the count the trial's first candidate (float32) chose, kept
+    in `shared`, so every candidate's loss is after the same steps; else as many as fill
+    `TRIAL_TIMED_SECONDS` at `paced_seconds` a call, within `MIN_TRIAL_STEPS`..`TRIAL_STEPS`."""
+    if shared and os.path.exists(shared):
+        with open(shared) as f:
+            return int(json.load(f))
+    wanted = math.ceil(TRIAL_TIMED_SECONDS / max(paced_seconds, 1e-6))
+    calls = max(math.ceil(MIN_TRIAL_STEPS / per_call), min(math.ceil(TRIAL_STEPS / per_call), wanted))
+    if shared:
+        with open(shared, "w") as f:
+            json.dump(calls, f)
+    return calls
 
 
 def main(argv: list[str]) -> int:

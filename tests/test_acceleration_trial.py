@@ -356,3 +356,15 @@ def test_a_real_trial_compares_each_precision_s_gradients_with_float32_s(monkeyp
     by_label = {t["candidate"]: t for t in choice.trials}
     assert "gradient_agreement" not in by_label["float32"]
     assert by_label["mixed_bfloat16"]["gradient_agreement"] > trial.GRADIENT_AGREEMENT, by_label
+
+
+def test_slow_steps_are_timed_over_fewer_steps_and_every_candidate_takes_float32_s_count(tmp_path):
+    from models.acceleration_child import _timed_calls
+
+    assert _timed_calls(0.06, 1, None) == trial.TRIAL_STEPS  # a 60 ms step: the full count
+    assert _timed_calls(0.3, 1, None) == 14  # 4 s of 300 ms steps
+    assert _timed_calls(5.0, 1, None) == trial.MIN_TRIAL_STEPS
+    assert _timed_calls(1.2, 4, None) == 4  # graph calls of four 300 ms steps: 16 steps
+    shared = str(tmp_path / "timed_steps.json")
+    assert _timed_calls(0.3, 1, shared) == 14  # float32's count, kept...
+    assert _timed_calls(0.06, 1, shared) == 14  # ...and taken by a faster candidate

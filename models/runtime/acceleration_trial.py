@@ -9,7 +9,8 @@ family leaves it out (`models.registry.xla_left_out_on_cpu`: XLA cannot compile 
 compiles it too slowly to be worth a trial). Each candidate trains the same
 model from the same seed on the same real batch, in a child process of its own (a crash, or a
 trial over `CANDIDATE_TIMEOUT_FACTOR` times as long as float32's, costs that candidate, not the
-run), for a few warm-up steps and then `TRIAL_STEPS` timed ones. Of
+run), for a few warm-up steps and then timed ones (as many as fill `TRIAL_TIMED_SECONDS`, within
+`MIN_TRIAL_STEPS`..`TRIAL_STEPS`, counted for float32 and kept for the others). Of
 the candidates whose loss after those steps stays within `LOSS_TOLERANCE` of float32's, the one
 that would finish the training first (its steady step over the planned steps, plus its start,
 tracing and with XLA compiling, once per batch shape) wins if it beats float32 by at least
@@ -44,7 +45,12 @@ LOGGER = "textflow.acceleration"  # the run's terminal shows these records (pipe
 # the first call traces (and, with XLA, compiles) the step; the next few still ran slower under
 # XLA (measured, the Transformer with bfloat16: 34 ms a step over the first 20, 31 ms after)
 WARMUP_STEPS = 8  # untimed
-TRIAL_STEPS = 30  # timed: with 15, runs of the same candidate differed by about 10%
+TRIAL_STEPS = 30  # timed at most: with 15 steps of ~60 ms, runs of the same candidate differed by about 10%
+MIN_TRIAL_STEPS = 10  # timed at least
+# the timed steps fill about this long, as float32's warm-up paces them (a 300 ms step is timed
+# over 14 steps, not 30); every candidate of a trial takes float32's count, so that their losses
+# after the trial compare
+TRIAL_TIMED_SECONDS = 4.0
 MIN_GAIN = 1.05  # a candidate must be this much faster than float32 to be chosen
 LOSS_TOLERANCE = 0.02  # nats, plus 2% of float32's loss after the trial's steps
 REFERENCE_TIMEOUT_SECONDS = 600  # the reference's whole child process
@@ -54,8 +60,9 @@ REFERENCE_TIMEOUT_SECONDS = 600  # the reference's whole child process
 CANDIDATE_TIMEOUT_FACTOR = 3.0
 # in the cache key: a change to how trials are measured or labelled makes earlier entries misses
 # (2: before it, results of three or more candidates in one child could carry another's label;
-# 3: steps timed between graph calls, no longer across `fit`'s own start and end)
-TRIAL_VERSION = 3
+# 3: steps timed between graph calls, no longer across `fit`'s own start and end; 4: as many timed
+# steps as fill TRIAL_TIMED_SECONDS)
+TRIAL_VERSION = 4
 CANDIDATE_TIMEOUT_FLOOR_SECONDS = 60
 # the other XLA candidates are skipped when XLA's measured ratio, applied to their precisions'
 # speeds without it, leaves them this far below the fastest candidate (trial noise is ~20%)
@@ -220,7 +227,7 @@ def unpaid_trial(reference: dict, others: int, train_steps: int, batch_shapes: i
     training = projected_seconds(reference, train_steps, batch_shapes)
     saving = training * (1.0 - 1.0 / MAX_EXPECTED_GAIN)
     each = (reference.get("build_seconds", 0.0) + reference.get("start_seconds", 0.0)
-            + (WARMUP_STEPS + TRIAL_STEPS) * reference["step_ms"] / 1000)
+            + (WARMUP_STEPS + reference.get("timed_steps", TRIAL_STEPS)) * reference["step_ms"] / 1000)
     if others * each < saving:
         return None
     return (f"{TOO_SHORT}: {reference['candidate']} trains it in about {training:.0f} s, so even "
@@ -258,7 +265,7 @@ def decide(trials: list[dict], reference: Candidate, train_steps: int = 0,
     projected = (f", {cost(best):.0f} s against {cost(base):.0f} s for the training" if train_steps else "")
     return chosen, (f"{chosen.label}: {best['tokens_per_second']:,.0f} tokens/s against {reference.label}'s "
                     f"{base['tokens_per_second']:,.0f}{projected} ({gain:.2f}x{over}), loss {best['loss']:.4f} "
-                    f"against {base['loss']:.4f} after {WARMUP_STEPS + TRIAL_STEPS} steps")
+                    f"against {base['loss']:.4f} after {WARMUP_STEPS + base.get('timed_steps', TRIAL_STEPS)} steps")
 
 
 def choose(spec: TrialSpec, batch: Any, precision: Setting = "auto", jit_compile: Setting = "auto",
