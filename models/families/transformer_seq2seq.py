@@ -98,7 +98,7 @@ class TransformerSeq2Seq(tf_keras.Model):
         return self.forward(source_ids, decoder_input_ids, training)[0]
 
     def decoder(self, encoded: tuple[tf.Tensor, tf.Tensor], beam_width: tf.Tensor | int) -> tuple:
-        """(step, cache) for `models.serving.decoding` over `beam_width` rows per source: each block's
+        """(step, caches) for `models.serving.decoding` over `beam_width` rows per source: each block's
         cross-attention keys and values are computed once from the encoder output; the step
         feeds one token through the blocks and appends its keys and values to the
         self-attention cache, which starts empty (its time axis grows with the output)."""
@@ -108,17 +108,17 @@ class TransformerSeq2Seq(tf_keras.Model):
             [block.cross_attention.memory_keys_values(memory) for block in self.decoder_blocks], beam_width)
         mask = repeat_for_beams(mask, beam_width)
         rows = tf.shape(mask)[0]
-        cache = tf.zeros([rows, len(self.decoder_blocks), 2, 0, config.heads, config.width // config.heads], memory.dtype)
+        empty = tf.zeros([rows, 2, 0, config.heads, config.width // config.heads], memory.dtype)
 
-        def step(token: tf.Tensor, cache: tf.Tensor, position: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        def step(token: tf.Tensor, caches: tuple, position: tf.Tensor) -> tuple[tf.Tensor, tuple]:
             x = self._embed(self.target_embedding, token[:, None], position, False)
             updated = []
-            for i, block in enumerate(self.decoder_blocks):
-                x, layer_cache, _ = block.call_cached_cross(x, cache[:, i], memory_keys_values[i], mask)
-                updated.append(layer_cache)
-            return self._logits(x)[:, 0], tf.stack(updated, axis=1)
+            for block, cache, keys_values in zip(self.decoder_blocks, caches, memory_keys_values):
+                x, cache, _ = block.call_cached_cross(x, cache, keys_values, mask)
+                updated.append(cache)
+            return self._logits(x)[:, 0], tuple(updated)
 
-        return step, cache
+        return step, (empty,) * len(self.decoder_blocks)  # one cache per block: no copy to stack them
 
 
 def build_transformer_seq2seq(config: TransformerConfig, vocab_size: int) -> TransformerSeq2Seq:
