@@ -113,6 +113,8 @@ _FAMILIES = {
             "LSTM/GRU language model; bidirectional classifier; attention encoder-decoder", build_rnn_classifier,
             build_seq2seq=_build_rnn_seq2seq, seq2seq_optimizer=_rnn_seq2seq_optimizer, xla_on_cpu=_rnn_xla_on_cpu,
             xla_on_cpu_hint=" (or, for a language model, rnn.cell: lstm with rnn.recurrence: auto)",
+            xla_untried_on_cpu=("XLA ran the LSTM language model slower than without in every trial measured "
+                                "(0.19x on an AMD EPYC, 0.51-0.77x on an AMX Xeon); jit_compile: true still uses it"),
         ),
         Family(
             "transformer", TransformerConfig, build_transformer_lm, transformer_optimizer, transformer_decoder,

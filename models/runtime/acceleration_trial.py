@@ -67,11 +67,13 @@ CANDIDATE_TIMEOUT_FLOOR_SECONDS = 60
 # the other XLA candidates are skipped when XLA's measured ratio, applied to their precisions'
 # speeds without it, leaves them this far below the fastest candidate (trial noise is ~20%)
 XLA_HOPELESS_FACTOR = 2.0
-# The most a candidate is expected to beat float32 by (the largest measured here: the Transformer
-# with bfloat16 and XLA, 1.5x on an AMD EPYC; bfloat16 and XLA each about 1.3x on an AMX Xeon). Once
-# float32 has been timed, the other candidates are tried only if the training is long enough for
-# a gain this large to repay their trials.
+# The most a candidate is expected to beat float32 by: with XLA, the largest gain measured (the
+# Multi30k Transformer with bfloat16 and XLA on an AMD EPYC, 2.0x); without it, a 16-bit
+# precision's largest (the VAE's bfloat16 on the AMX Xeon, 1.33x; the LSTM's 1.07-1.19x, the
+# Transformer's 0.83-1.07x). Once float32 has been timed, the other candidates are tried only if
+# the training is long enough for the largest of their gains to repay their trials.
 MAX_EXPECTED_GAIN = 2.0
+MAX_GAIN_WITHOUT_XLA = 1.4
 TOO_SHORT = "the training is too short for another setting to repay its trial"
 # A candidate's gradients of one step, from the same initial weights on the same batch, must point
 # the way float32's do: the cosine of each weight's gradient with float32's at least this (only
@@ -219,20 +221,22 @@ def gradient_agreement(reference: list[Any], candidate: list[Any]) -> float:
     return min(cosines, default=1.0)
 
 
-def unpaid_trial(reference: dict, others: int, train_steps: int, batch_shapes: int) -> Optional[str]:
-    """Why trying `others` more candidates cannot pay for itself in a training of `train_steps`
-    steps, judged by the reference's measured step, start and build; None when it may."""
+def unpaid_trial(reference: dict, others: list[Candidate], train_steps: int, batch_shapes: int) -> Optional[str]:
+    """Why trying the `others` cannot pay for itself in a training of `train_steps` steps, judged
+    by the reference's measured step, start and build and the largest gain one of them may bring
+    (`MAX_EXPECTED_GAIN` with XLA, `MAX_GAIN_WITHOUT_XLA` without); None when it may."""
     if not train_steps or not others or reference.get("status") != "ok" or "step_ms" not in reference:
         return None
     training = projected_seconds(reference, train_steps, batch_shapes)
-    saving = training * (1.0 - 1.0 / MAX_EXPECTED_GAIN)
+    gain = max(MAX_EXPECTED_GAIN if c.jit_compile else MAX_GAIN_WITHOUT_XLA for c in others)
+    saving = training * (1.0 - 1.0 / gain)
     each = (reference.get("build_seconds", 0.0) + reference.get("start_seconds", 0.0)
             + (WARMUP_STEPS + reference.get("timed_steps", TRIAL_STEPS)) * reference["step_ms"] / 1000)
-    if others * each < saving:
+    if len(others) * each < saving:
         return None
     return (f"{TOO_SHORT}: {reference['candidate']} trains it in about {training:.0f} s, so even "
-            f"{MAX_EXPECTED_GAIN:g}x faster would save {saving:.0f} s, less than the {others * each:.0f} s that "
-            f"trying the other {others} would take")
+            f"{gain:g}x faster would save {saving:.0f} s, less than the {len(others) * each:.0f} s that "
+            f"trying the other {len(others)} would take")
 
 
 def decide(trials: list[dict], reference: Candidate, train_steps: int = 0,
@@ -321,7 +325,8 @@ def _tried_too_few(trials: list[dict], spec: TrialSpec) -> bool:
     """Whether cached trials left candidates untried as too short to repay, where this training would."""
     untried = [t for t in trials if t["status"] == "skipped" and t.get("why", "").startswith(TOO_SHORT)]
     reference = next((t for t in trials if t["status"] == "ok"), None)
-    return bool(untried and reference and unpaid_trial(reference, len(untried), spec.train_steps, spec.batch_shapes) is None)
+    others = [Candidate(t["precision"], t["jit_compile"]) for t in untried]
+    return bool(untried and reference and unpaid_trial(reference, others, spec.train_steps, spec.batch_shapes) is None)
 
 
 def trials_in_children(spec: TrialSpec, todo: list[Candidate], batch_file: str) -> Iterator[dict]:
@@ -351,7 +356,7 @@ def trials_in_children(spec: TrialSpec, todo: list[Candidate], batch_file: str) 
                 yield result
                 if candidate == todo[0] and result["status"] == "ok":
                     reference_seconds.append(seconds)
-                    why = unpaid_trial(result, len(remaining), spec.train_steps, spec.batch_shapes)
+                    why = unpaid_trial(result, remaining, spec.train_steps, spec.batch_shapes)
                     if why:
                         yield from ({**_describe(other), "status": "skipped", "why": why} for other in remaining)
                         return
