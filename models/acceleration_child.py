@@ -63,9 +63,9 @@ def run_trial(spec: TrialSpec, candidate: Candidate, batch: Any, timed: bool = T
               folder: Optional[str] = None) -> dict:
     """In the child: builds and compiles the model as the Trainer does, trains it on `batch`
     again and again, and measures tokens per second (the batch's target positions), the loss, the
-    build (the model built and compiled) and the start: the first call's seconds (tracing, and
-    with XLA compiling, the step) beyond its steps' steady time, and (with `folder`) how its one-step
-    gradients agree with float32's. `timed` False only warms the process up (autograph converts the
+    build (the model built and compiled), the start: the first call's seconds (tracing, and
+    with XLA compiling, the step) beyond its steps' steady time, the whole trial's seconds, and
+    (with `folder`) how its one-step gradients agree with float32's. `timed` False only warms the process up (autograph converts the
     model's code once per process; the first candidate would otherwise pay it in its start)."""
     import numpy as np
     import tensorflow as tf
@@ -115,6 +115,7 @@ def run_trial(spec: TrialSpec, candidate: Candidate, batch: Any, timed: bool = T
     return {"tokens_per_second": round(steps * tokens / seconds, 1), "step_ms": round(1000 * seconds / steps, 2),
             "start_seconds": round(max(0.0, warmup.ends[-1] - warmup.began - warmup_calls * per_call * seconds / steps), 2),
             "build_seconds": round(built, 2), "loss": float(history["loss"][-1]), "timed_steps": timed_calls * per_call,
+            "seconds": round(time.perf_counter() - building, 2),
             **({"gradient_agreement": agreement} if agreement is not None else {})}
 
 

@@ -223,15 +223,16 @@ def gradient_agreement(reference: list[Any], candidate: list[Any]) -> float:
 
 def unpaid_trial(reference: dict, others: list[Candidate], train_steps: int, batch_shapes: int) -> Optional[str]:
     """Why trying the `others` cannot pay for itself in a training of `train_steps` steps, judged
-    by the reference's measured step, start and build and the largest gain one of them may bring
+    by the reference's measured step, start and trial and the largest gain one of them may bring
     (`MAX_EXPECTED_GAIN` with XLA, `MAX_GAIN_WITHOUT_XLA` without); None when it may."""
     if not train_steps or not others or reference.get("status") != "ok" or "step_ms" not in reference:
         return None
     training = projected_seconds(reference, train_steps, batch_shapes)
     gain = max(MAX_EXPECTED_GAIN if c.jit_compile else MAX_GAIN_WITHOUT_XLA for c in others)
     saving = training * (1.0 - 1.0 / gain)
-    each = (reference.get("build_seconds", 0.0) + reference.get("start_seconds", 0.0)
-            + (WARMUP_STEPS + reference.get("timed_steps", TRIAL_STEPS)) * reference["step_ms"] / 1000)
+    each = reference.get("seconds") or (  # the reference's own trial, from its build to its last step
+        reference.get("build_seconds", 0.0) + reference.get("start_seconds", 0.0)
+        + (WARMUP_STEPS + reference.get("timed_steps", TRIAL_STEPS)) * reference["step_ms"] / 1000)
     if len(others) * each < saving:
         return None
     return (f"{TOO_SHORT}: {reference['candidate']} trains it in about {training:.0f} s, so even "
