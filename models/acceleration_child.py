@@ -14,8 +14,9 @@ import sys
 import time
 from typing import Any, Optional
 
-from models.runtime.acceleration_trial import (MIN_TRIAL_STEPS, TRIAL_STEPS, TRIAL_TIMED_SECONDS, WARMUP_STEPS, Candidate,
-                                              TrialSpec, gradient_agreement)
+from models.runtime.acceleration_trial import (
+    MIN_TRIAL_STEPS, TRIAL_STEPS, TRIAL_TIMED_SECONDS, WARMUP_STEPS, Candidate, TrialSpec, gradient_agreement,
+)
 
 FLOAT16_LOSS_SCALE = 2.0 ** 12  # float16's gradients are taken of a scaled loss, as its optimizer does
 
@@ -65,8 +66,9 @@ def run_trial(spec: TrialSpec, candidate: Candidate, batch: Any, timed: bool = T
     again and again, and measures tokens per second (the batch's target positions), the loss, the
     build (the model built and compiled), the start: the first call's seconds (tracing, and
     with XLA compiling, the step) beyond its steps' steady time, the whole trial's seconds, and
-    (with `folder`) how its one-step gradients agree with float32's. `timed` False only warms the process up (autograph converts the
-    model's code once per process; the first candidate would otherwise pay it in its start)."""
+    (with `folder`) how its one-step gradients agree with float32's. `timed` False only warms
+    the process up (autograph converts the model's code once per process; the first candidate
+    would otherwise pay it in its start)."""
     import numpy as np
     import tensorflow as tf
     import tf_keras
@@ -111,9 +113,10 @@ def run_trial(spec: TrialSpec, candidate: Candidate, batch: Any, timed: bool = T
     history = model.fit(data, steps_per_epoch=timed_calls * per_call, epochs=1, verbose=0, callbacks=[clock]).history
     steps = (timed_calls - 1) * per_call  # from the end of the first call to the end of the last
     seconds = clock.ends[-1] - clock.ends[0]
+    step = seconds / steps
     tokens = float(np.size(batch[registry.POSITIONS_INPUT[spec.kind]]))  # the texts' positions
     return {"tokens_per_second": round(steps * tokens / seconds, 1), "step_ms": round(1000 * seconds / steps, 2),
-            "start_seconds": round(max(0.0, warmup.ends[-1] - warmup.began - warmup_calls * per_call * seconds / steps), 2),
+            "start_seconds": round(max(0.0, warmup.ends[-1] - warmup.began - warmup_calls * per_call * step), 2),
             "build_seconds": round(built, 2), "loss": float(history["loss"][-1]), "timed_steps": timed_calls * per_call,
             "seconds": round(time.perf_counter() - building, 2),
             **({"gradient_agreement": agreement} if agreement is not None else {})}

@@ -43,7 +43,7 @@ class ProgressPrinter(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.name == PROGRESS_LOGGER and self.current:
             self._training(*record.args)
-        elif record.name in (ACCELERATION_LOGGER, NOTE_LOGGER) and self.current:  # the trial of precision/jit_compile auto, notes
+        elif record.name in (ACCELERATION_LOGGER, NOTE_LOGGER) and self.current:  # the acceleration trial, notes
             self.console.write(f"  {self.current}: {record.getMessage()}\n")
             self.console.flush()
         elif record.msg == "Component %s is running.":

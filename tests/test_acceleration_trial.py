@@ -35,7 +35,8 @@ def test_candidates_follow_the_cpu_flags_and_what_xla_compiles():
     assert labels(no_xla) == ["float32", "mixed_bfloat16"]
     assert [s["why"] for s in skipped if s["candidate"] == "XLA"] == ["it runs Keras' loop"]
 
-    vector_fp16_only, skipped = trial.candidates(SPEC, "auto", False, {**BF16, "flags": [*BF16["flags"], "avx512_fp16"]})
+    vector_fp16 = {**BF16, "flags": [*BF16["flags"], "avx512_fp16"]}
+    vector_fp16_only, skipped = trial.candidates(SPEC, "auto", False, vector_fp16)
     assert labels(vector_fp16_only) == ["float32", "mixed_bfloat16"]  # measured slower than float32 there
     assert "amx_fp16" in next(s["why"] for s in skipped if s["candidate"] == "mixed_float16")
     fp16_units, _ = trial.candidates(SPEC, "auto", False, {**BF16, "flags": [*BF16["flags"], "amx_fp16"]})

@@ -8,7 +8,9 @@ import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 from tfx.types import artifact_utils, standard_artifacts
 
-from components.serving.serving_check import Executor, REPORT_FILE, build_requests, judge, run_probe, signature_inputs
+from components.serving.serving_check import (
+    Executor, REPORT_FILE, build_requests, eval_batches, judge, run_probe, signature_inputs,
+)
 from components.serving.serving_pusher import Executor as PusherExecutor
 
 TEXTS = ["a fine film", "dull", "I liked it a lot"]
@@ -60,7 +62,12 @@ def check(model_path, tmp_path, max_p99_ms=0.0):
     with tf.io.TFRecordWriter(warmup) as writer:
         for log in logs:
             writer.write(log.SerializeToString())
-    findings, tail = run_probe(model_path, warmup, latency_requests=20)
+    timed = str(tmp_path / "latency")
+    with tf.io.TFRecordWriter(timed) as writer:
+        for _ in range(20):
+            writer.write(next(log for log in logs if log.predict_log.request.model_spec.signature_name == "serving_default")
+                         .SerializeToString())
+    findings, tail = run_probe(model_path, warmup, timed)
     return findings, judge(findings, request_problems, tail, max_p99_ms)
 
 
@@ -98,7 +105,7 @@ def test_a_model_that_does_not_load_fails_with_the_reason(tmp_path):
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "saved_model.pb").write_bytes(b"not a SavedModel")
-    findings, tail = run_probe(str(broken), str(tmp_path / "none"), latency_requests=1)
+    findings, tail = run_probe(str(broken), str(tmp_path / "none"), str(tmp_path / "none"))
     assert findings is None and tail
     problems = judge(findings, [], tail, 0.0)
     assert len(problems) == 1 and problems[0].startswith("the model did not load or the probe crashed")
@@ -143,6 +150,18 @@ def push_blessed_by_the_evaluator(tmp_path, model, infra_blessing):
     PusherExecutor().Do({"model": [model], "model_blessing": [evaluator_blessing], "infra_blessing": [infra_blessing]},
                         {"pushed_model": [pushed]}, {"push_destination": destination})
     return pushed, serving
+
+
+def test_latency_is_timed_on_different_eval_batches(tmp_path):
+    """One batch repeated would time its own outputs' length only (a translator writing one
+    runaway output in it doubled its p50)."""
+    _, examples, _ = artifacts(tmp_path, Classifier())  # 3 eval examples
+    batches = eval_batches(examples, "review", size=2, count=4)
+    assert [b["texts"] for b in batches] == [TEXTS[:2], TEXTS[1:], TEXTS[:2], TEXTS[1:]]
+    assert [b["texts"] for b in eval_batches(examples, "review", size=5, count=2)] == [TEXTS, TEXTS]
+    model, blessing = run_executor(tmp_path / "run", Classifier())
+    report = json.loads(open(os.path.join(blessing.uri, REPORT_FILE)).read())
+    assert report["latency"]["requests"] == 5 and report["latency"]["batch_size"] == 2
 
 
 def test_executor_blesses_and_writes_the_model_with_warmup_requests(tmp_path):

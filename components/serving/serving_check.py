@@ -66,11 +66,17 @@ _INPUT_RULES: dict[str, Callable[[_Batch, list[int]], Any]] = {
 }
 
 
-def eval_batch(examples: types.Artifact, text_column: str, size: int) -> _Batch:
-    """The first `size` eval examples, serialized, and the texts of their text column."""
-    records = split_records(examples, EVAL_SPLIT, limit=size)
+def eval_batches(examples: types.Artifact, text_column: str, size: int, count: int) -> list[_Batch]:
+    """`count` batches of `size` eval examples (serialized, with the texts of their text column),
+    in the split's order; a split of fewer than `size * count` examples gives windows of `size`
+    shifted through it one example at a time (all of it when it holds `size` or fewer)."""
+    records = split_records(examples, EVAL_SPLIT, limit=size * count)
     texts = [bytes_feature(tf.train.Example.FromString(record), text_column) for record in records]
-    return {"examples": records, "texts": texts}
+    if len(records) >= size * count:
+        starts = [i * size for i in range(count)]
+    else:  # windows shifted by one example
+        starts = [i % max(len(records) - size + 1, 1) for i in range(count)]
+    return [{"examples": records[start:start + size], "texts": texts[start:start + size]} for start in starts]
 
 
 def signature_inputs(model_path: str) -> dict[str, dict[str, tuple[tf.DType, list[int]]]]:
@@ -110,7 +116,7 @@ def probe_budget(requests: int, latency_requests: int, batch_size: int) -> float
     return PROBE_START_SECONDS + (requests + latency_requests) * batch_size * PROBE_SECONDS_PER_EXAMPLE
 
 
-def run_probe(model_path: str, warmup_path: str, latency_requests: int,
+def run_probe(model_path: str, warmup_path: str, latency_path: str,
               budget_seconds: Optional[float] = None) -> tuple[Optional[dict], str]:
     """Runs `serving_probe.py` in a fresh interpreter, away from the project's import path;
     returns its findings (None when it crashed or ran out of its time budget) and the tail of its
@@ -121,7 +127,7 @@ def run_probe(model_path: str, warmup_path: str, latency_requests: int,
         result_path = os.path.join(cwd, "result.json")
         try:
             completed = subprocess.run(
-                [sys.executable, PROBE_SCRIPT, model_path, warmup_path, result_path, str(latency_requests)],
+                [sys.executable, PROBE_SCRIPT, model_path, warmup_path, result_path, latency_path],
                 cwd=cwd, env=env, capture_output=True, text=True, timeout=budget_seconds,
             )
         except subprocess.TimeoutExpired:
@@ -165,13 +171,21 @@ class Executor(base_executor.BaseExecutor):
         blessing = artifact_utils.get_single_instance(output_dict["blessing"])
         model_path = path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model))
 
-        batch = eval_batch(examples, exec_properties["text_column"], exec_properties["batch_size"])
-        logs, request_problems = build_requests(exec_properties["model_name"], signature_inputs(model_path), batch)
+        # the warm-up requests from the first batch; the timed serving_default calls each a batch of their own
+        name, signatures = exec_properties["model_name"], signature_inputs(model_path)
+        batches = eval_batches(examples, exec_properties["text_column"], exec_properties["batch_size"],
+                               max(exec_properties["latency_requests"], 1))
+        batch = batches[0]
+        logs, request_problems = build_requests(name, signatures, batch)
+        timed = [log for b in batches[:exec_properties["latency_requests"]]
+                 for log in build_requests(name, {k: v for k, v in signatures.items() if k == "serving_default"}, b)[0]]
         with tempfile.TemporaryDirectory() as scratch:
             warmup_path = os.path.join(scratch, "tf_serving_warmup_requests")
             io_utils.write_tfrecord_file(warmup_path, *logs)
-            budget = probe_budget(len(logs), exec_properties["latency_requests"], len(batch["examples"]))
-            findings, stderr_tail = run_probe(model_path, warmup_path, exec_properties["latency_requests"], budget)
+            latency_path = os.path.join(scratch, "latency_requests")
+            io_utils.write_tfrecord_file(latency_path, *timed)
+            budget = probe_budget(len(logs), len(timed), len(batch["examples"]))
+            findings, stderr_tail = run_probe(model_path, warmup_path, latency_path, budget)
             problems = judge(findings, request_problems, stderr_tail, exec_properties["max_p99_ms"])
             if not problems:
                 warmed_up = path_utils.stamped_model_path(blessing.uri)

@@ -3,9 +3,11 @@
 Run as a script by `components.serving.serving_check` (never imported by it): it loads the model with
 `tf.saved_model.load`, as TensorFlow Serving would, with nothing of textflow imported, calls
 each signature with the requests of the warm-up file (PredictionLog records), checks what comes
-back, times `serving_default`, and writes its findings as JSON.
+back, times `serving_default` on each request of the latency file (batches of different eval
+examples: one repeated batch would time the length of its own outputs only), and writes its
+findings as JSON.
 
-    python serving_probe.py MODEL_DIR WARMUP_FILE RESULT_JSON LATENCY_REQUESTS
+    python serving_probe.py MODEL_DIR WARMUP_FILE RESULT_JSON LATENCY_FILE
 """
 
 import json
@@ -51,11 +53,11 @@ def output_problems(function, inputs, outputs):
     return problems
 
 
-def probe(model_dir, warmup_path, latency_requests):
+def probe(model_dir, warmup_path, latency_path):
     started = time.perf_counter()
     model = tf.saved_model.load(model_dir)
     result = {"load_seconds": round(time.perf_counter() - started, 3), "signatures": {}, "latency": None}
-    latency_request = None
+    serving_default_called = False
     for name, inputs in read_requests(warmup_path):
         entry = result["signatures"].setdefault(name, {"problems": [], "outputs": {}, "milliseconds": []})
         if name not in model.signatures:
@@ -71,21 +73,22 @@ def probe(model_dir, warmup_path, latency_requests):
             continue
         entry["outputs"] = {k: v.shape.as_list() for k, v in outputs.items()}
         entry["problems"] += output_problems(function, inputs, outputs)
-        if name == "serving_default" and latency_request is None:
-            latency_request = inputs
+        if name == "serving_default":
+            serving_default_called = True
     result["unprobed"] = sorted(set(model.signatures) - set(result["signatures"]))
-    if latency_request is not None and latency_requests > 0:
+    timed = [inputs for name, inputs in read_requests(latency_path) if name == "serving_default"]
+    if serving_default_called and timed:
         function = model.signatures["serving_default"]
-        tensors = {k: tf.constant(v) for k, v in latency_request.items()}
         times = []
-        for _ in range(latency_requests):
+        for inputs in timed:
+            tensors = {k: tf.constant(v) for k, v in inputs.items()}
             started = time.perf_counter()
             function(**tensors)
             times.append(1000 * (time.perf_counter() - started))
         result["latency"] = {
             "signature": "serving_default",
-            "requests": latency_requests,
-            "batch_size": int(next(iter(latency_request.values())).shape[0]),
+            "requests": len(timed),
+            "batch_size": int(next(iter(timed[0].values())).shape[0]),
             "p50_ms": round(float(np.percentile(times, 50)), 3),
             "p99_ms": round(float(np.percentile(times, 99)), 3),
         }
@@ -94,6 +97,6 @@ def probe(model_dir, warmup_path, latency_requests):
 
 
 if __name__ == "__main__":
-    model_dir, warmup_path, result_path, latency_requests = sys.argv[1:5]
+    model_dir, warmup_path, result_path, latency_path = sys.argv[1:5]
     with open(result_path, "w", encoding="utf-8") as f:
-        json.dump(probe(model_dir, warmup_path, int(latency_requests)), f, indent=2)
+        json.dump(probe(model_dir, warmup_path, latency_path), f, indent=2)

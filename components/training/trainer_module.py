@@ -117,9 +117,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         callbacks=callbacks, monitor_from_step=monitor_from_step,
     )
     trained = time.monotonic()
+    trial_seconds = 0.0 if acceleration.cached else acceleration.trial_seconds
     metrics.update(
-        phase_seconds={"setup": round(prepared - started, 1), "trial": 0.0 if acceleration.cached else acceleration.trial_seconds,
-                       "fit": round(trained - prepared, 1)},
+        phase_seconds={"setup": round(prepared - started, 1), "trial": trial_seconds, "fit": round(trained - prepared, 1)},
         size=hparams.size, train_examples=setup.train_examples, eval_examples=setup.eval_examples,
         parameters=int(model.count_params()), vocab_size=data.vocab_size, replicas=strategy.num_replicas_in_sync,
         precision=hparams.precision, jit_compile=hparams.jit_compile, acceleration=acceleration.as_dict(),
@@ -129,5 +129,5 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         f.write(json.dumps(metrics, indent=2, sort_keys=True))
 
     task.export(run, float32_copy(build, model), data)  # served in float32, outside the training strategy
-    note(f"{family.name}: setup {prepared - started:.0f} s (the acceleration trial {metrics['phase_seconds']['trial']:.0f} s), "
+    note(f"{family.name}: setup {prepared - started:.0f} s (the acceleration trial {trial_seconds:.0f} s), "
          f"training {trained - prepared:.0f} s, export {time.monotonic() - trained:.0f} s")

@@ -406,7 +406,8 @@ def _xla_gained_nothing(measured: Candidate, done: dict[Candidate, dict]) -> Opt
     XLA first)."""
     if measured.precision == "float32":
         return None
-    with_xla, without = (done.get(c, {}).get("tokens_per_second") for c in (measured, Candidate(measured.precision, False)))
+    with_xla, without = (done.get(c, {}).get("tokens_per_second")
+                         for c in (measured, Candidate(measured.precision, False)))
     if not (with_xla and without):
         return None
     ratio = with_xla / without

@@ -212,7 +212,8 @@ def _settled(scores: tf.Tensor, finished: tf.Tensor, lengths: tf.Tensor, max_new
     summed log-probability only falls, and the largest penalty (at `max_new_tokens`) is the most
     it can be divided by, so its normalised score stays below score / that penalty."""
     ended_best = tf.reduce_max(tf.where(finished, scores / _penalty(lengths, length_penalty), -math.inf), axis=1)
-    growing_bound = tf.reduce_max(tf.where(finished, -math.inf, scores / _penalty(max_new_tokens, length_penalty)), axis=1)
+    most_divided = scores / _penalty(max_new_tokens, length_penalty)
+    growing_bound = tf.reduce_max(tf.where(finished, -math.inf, most_divided), axis=1)
     return ended_best > growing_bound
 
 
