@@ -70,7 +70,10 @@ class TransformerSeq2Seq(tf_keras.Model):
 
     def _logits(self, x: tf.Tensor) -> tf.Tensor:
         table = tf.cast(self.target_embedding.embeddings, x.dtype)
-        return tf.cast(tf.einsum("btw,vw->btv", self.decoder_norm(x), table), tf.float32)
+        x = self.decoder_norm(x)
+        if x.shape[1] == 1:  # one decoding step: a matmul (oneDNN's einsum cost 0.2 ms a call here)
+            return tf.cast(tf.matmul(x[:, 0], table, transpose_b=True)[:, None], tf.float32)
+        return tf.cast(tf.einsum("btw,vw->btv", x, table), tf.float32)
 
     def encode(self, source_ids: tf.Tensor, training: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
         """(encoder output [batch, source time, width], the source's real-token mask)."""
