@@ -31,15 +31,13 @@ import math
 import os
 import pickle
 import platform
-import queue
-import subprocess
-import sys
 import tempfile
-import threading
 import time
-from typing import Any, Callable, Iterator, Optional, Union
+from typing import Any, Iterator, Optional, Union
 
 from models.runtime.acceleration_cache import cache_path, read_cache, write_cache
+from models.runtime.acceleration_process import describe as _describe
+from models.runtime.acceleration_process import run_child as _run_child
 
 LOGGER = "textflow.acceleration"  # the run's terminal shows these records (pipeline/console.py)
 # the first call traces (and, with XLA, compiles) the step; the next few still ran slower under
@@ -415,53 +413,6 @@ def _xla_gained_nothing(measured: Candidate, done: dict[Candidate, dict]) -> Opt
         return None
     return (f"XLA ran {measured.precision} at {ratio:.2f}x its speed without; in every trial here where it gave "
             f"a 16-bit precision nothing, it slowed float32 down too")
-
-
-def _describe(candidate: Candidate) -> dict:
-    return {"candidate": candidate.label, "precision": candidate.precision, "jit_compile": candidate.jit_compile}
-
-
-def _run_child(spec: TrialSpec, todo: list[Candidate], batch_file: str,
-               timeout_for: Callable[[Candidate, bool], float]) -> Iterator[tuple[Candidate, dict, float]]:
-    """One child process over `todo`: yields (candidate, result, seconds) as each finishes, and
-    stops after the first that crashes the child or takes over its `timeout_for` seconds (the
-    child is killed)."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
-    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
-           "PYTHONPATH": os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])}
-    request = json.dumps({"spec": dataclasses.asdict(spec), "candidates": [dataclasses.asdict(c) for c in todo],
-                          "batch_file": batch_file})
-    with tempfile.TemporaryFile("w+") as stderr:
-        child = subprocess.Popen([sys.executable, "-m", "models.acceleration_child", request], env=env, cwd=root,
-                                 stdout=subprocess.PIPE, stderr=stderr, text=True)
-        lines: "queue.Queue[Optional[str]]" = queue.Queue()
-
-        def read_lines() -> None:
-            for text in child.stdout:
-                lines.put(text)
-            lines.put(None)
-
-        threading.Thread(target=read_lines, daemon=True).start()
-        try:
-            for candidate in todo:
-                began, timeout = time.monotonic(), timeout_for(candidate, candidate == todo[0])
-                line = ""
-                while not line.startswith("TRIAL "):
-                    line = lines.get(timeout=max(0.0, timeout - (time.monotonic() - began)))
-                    if line is None:  # the child ended without this candidate's result
-                        child.wait()
-                        stderr.seek(0)
-                        last = [text for text in stderr.read().splitlines() if text.strip()][-1:] or ["no output"]
-                        code = child.returncode
-                        status = f"crashed (signal {-code})" if code < 0 else f"failed (exit {code})"
-                        yield candidate, {**_describe(candidate), "status": status, "why": last[0][-300:]}, 0.0
-                        return
-                yield candidate, {**_describe(candidate), **json.loads(line[len("TRIAL "):])}, time.monotonic() - began
-        except queue.Empty:
-            yield candidate, {**_describe(candidate), "status": "timed out", "why": f"no result in {timeout:.0f} s"}, timeout
-        finally:
-            child.kill()
-            child.wait()
 
 
 def cache_key(spec: TrialSpec, batch: Any, precision: Setting, jit_compile: Setting, features: dict) -> str:
