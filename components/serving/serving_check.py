@@ -177,8 +177,9 @@ class Executor(base_executor.BaseExecutor):
                                max(exec_properties["latency_requests"], 1))
         batch = batches[0]
         logs, request_problems = build_requests(name, signatures, batch)
+        serving_default = {k: v for k, v in signatures.items() if k == "serving_default"}
         timed = [log for b in batches[:exec_properties["latency_requests"]]
-                 for log in build_requests(name, {k: v for k, v in signatures.items() if k == "serving_default"}, b)[0]]
+                 for log in build_requests(name, serving_default, b)[0]]
         with tempfile.TemporaryDirectory() as scratch:
             warmup_path = os.path.join(scratch, "tf_serving_warmup_requests")
             io_utils.write_tfrecord_file(warmup_path, *logs)

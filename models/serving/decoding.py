@@ -231,10 +231,11 @@ def repeat_for_beams(nest: Any, beam_width: tf.Tensor | int) -> Any:
     return tf.nest.map_structure(lambda t: tf.repeat(t, beam_width, axis=0), nest)
 
 
-def output_limit(source_ids: tf.Tensor, max_length: tf.Tensor | int) -> tf.Tensor:
+def output_limit(trimmed_source_ids: tf.Tensor, max_length: tf.Tensor | int) -> tf.Tensor:
     """The most tokens an output of this batch may have: `max_length`, or fewer where every
-    source is short, `OUTPUT_PER_SOURCE_TOKEN` times the longest source plus `OUTPUT_MARGIN`."""
-    longest = tf.shape(without_trailing_padding(source_ids))[1]
+    source is short, `OUTPUT_PER_SOURCE_TOKEN` times the longest source plus `OUTPUT_MARGIN`
+    (the ids already cut by `without_trailing_padding`, so their width is the longest source)."""
+    longest = tf.shape(trimmed_source_ids)[1]
     return tf.minimum(tf.cast(max_length, tf.int32), OUTPUT_PER_SOURCE_TOKEN * longest + OUTPUT_MARGIN)
 
 
@@ -254,8 +255,8 @@ def decode_seq2seq_beams(
 
     `model` has `encode(source_ids) -> encoded` and `decoder(encoded, beam_width) -> (step,
     state)` (`models.families.rnn_seq2seq`, `models.families.transformer_seq2seq`)."""
-    limit = output_limit(source_ids, max_length)
     source_ids = without_trailing_padding(source_ids)  # never attended to: the encoder and each step skip it
+    limit = output_limit(source_ids, max_length)
     batch = tf.shape(source_ids)[0]
     step, state = model.decoder(model.encode(source_ids), beam_width)
     no_prompt = tf.zeros([batch, 0], tf.int64)
@@ -281,6 +282,7 @@ def decode_seq2seq_in_chunks(
     so each chunk's sources are of similar length and its loop stops when its own beams have
     ended. Returns, in the input order, target ids [batch, output_limit of the whole batch]
     and scores [batch]. At least one source."""
+    source_ids = without_trailing_padding(source_ids)
     count = tf.shape(source_ids)[0]
     limit = output_limit(source_ids, max_length)
     order = tf.argsort(tf.reduce_sum(tf.cast(source_mask(source_ids), tf.int32), axis=1), stable=True)
