@@ -14,9 +14,7 @@ import sys
 import time
 from typing import Any, Optional
 
-from models.runtime.acceleration_trial import (
-    MIN_TRIAL_STEPS, TRIAL_STEPS, TRIAL_TIMED_SECONDS, WARMUP_STEPS, Candidate, TrialSpec, gradient_agreement,
-)
+from models.runtime.acceleration_trial import WARMUP_STEPS, Candidate, TrialSpec, gradient_agreement, timed_steps
 
 FLOAT16_LOSS_SCALE = 2.0 ** 12  # float16's gradients are taken of a scaled loss, as its optimizer does
 
@@ -124,13 +122,12 @@ def run_trial(spec: TrialSpec, candidate: Candidate, batch: Any, timed: bool = T
 
 def _timed_calls(paced_seconds: float, per_call: int, shared: Optional[str]) -> int:
     """How many graph calls to time: the count the trial's first candidate (float32) chose, kept
-    in `shared`, so every candidate's loss is after the same steps; else as many as fill
-    `TRIAL_TIMED_SECONDS` at `paced_seconds` a call, within `MIN_TRIAL_STEPS`..`TRIAL_STEPS`."""
+    in `shared`, so every candidate's loss is after the same steps; else `timed_steps`' at
+    `paced_seconds` a call."""
     if shared and os.path.exists(shared):
         with open(shared) as f:
             return int(json.load(f))
-    wanted = math.ceil(TRIAL_TIMED_SECONDS / max(paced_seconds, 1e-6))
-    calls = max(math.ceil(MIN_TRIAL_STEPS / per_call), min(math.ceil(TRIAL_STEPS / per_call), wanted))
+    calls = timed_steps(paced_seconds / per_call, per_call) // per_call
     if shared:
         with open(shared, "w") as f:
             json.dump(calls, f)

@@ -13,13 +13,15 @@ exported SavedModel carries the Transform graph so that serving takes raw text.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
-from typing import Any
+from typing import Any, Callable
 
 import tensorflow as tf
 import tensorflow_transform as tft
+import tf_keras
 from tfx import v1 as tfx
 
 from components.training.metrics_file import METRICS_FILE
@@ -34,8 +36,10 @@ from components.training.training_data import (
 from components.training.transform_module import LABEL_FEATURE, LABEL_VOCAB_NAME, VOCAB_NAME
 from models import registry
 from models.runtime.acceleration import float32_copy, precision_policy
+from models.runtime.acceleration_trial import Choice
 from models.runtime.progress import note
 from models.runtime.training import train_model
+from models.runtime.trial_gate import TrialGate, TrialWanted
 from tasks import registry as tasks
 
 class TrainerRun:
@@ -74,6 +78,19 @@ class TrainerRun:
         return self.transform_output.transform_features_layer()
 
 
+@dataclasses.dataclass
+class Fitted:
+    """One start of the training: the data, the model and what its fit measured."""
+
+    data: Any  # the task's TrainingData
+    acceleration: Choice
+    profile: dict
+    build: Callable[[], Any]
+    model: Any
+    metrics: dict
+    fit_began: float  # time.monotonic() once the model was built and compiled
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """TFX Trainer entry point."""
     started = time.monotonic()
@@ -81,11 +98,46 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     task = tasks.branch_task(custom.get("task", tasks.DEFAULT), custom["family"])
     kind = task.model_kind(custom["family"])
     setup = training_setup(fn_args, kind)
+    run, auto = TrainerRun(fn_args, setup), setup.hparams
+    first_start = time.monotonic()
+    try:
+        fitted = _fit(run, task, kind, setup, fn_args, defer_trial=True)
+    except TrialWanted as wanted:  # a trial may pay: run it, then start again as a cached trial would
+        aborted = time.monotonic() - first_start
+        note(f"{setup.family.name}: {wanted}; trying them, then training from the start")
+        setup.hparams = auto
+        tf_keras.utils.set_random_seed(setup.seed)
+        fitted = _fit(run, task, kind, setup, fn_args, defer_trial=False)
+        fitted.acceleration.trial_seconds = round(fitted.acceleration.trial_seconds + aborted, 1)  # its first start too
+    trained, hparams, acceleration, model = time.monotonic(), setup.hparams, fitted.acceleration, fitted.model
+    trial_seconds = 0.0 if acceleration.cached else acceleration.trial_seconds
+    metrics = dict(fitted.metrics)
+    metrics.update(
+        phase_seconds={"setup": round(fitted.fit_began - started, 1), "trial": trial_seconds,
+                       "fit": round(trained - fitted.fit_began, 1)},
+        size=hparams.size, train_examples=setup.train_examples, eval_examples=setup.eval_examples,
+        parameters=int(model.count_params()), vocab_size=fitted.data.vocab_size,
+        replicas=setup.strategy.num_replicas_in_sync, precision=hparams.precision, jit_compile=hparams.jit_compile,
+        acceleration=acceleration.as_dict(), batching=setup.data_config.batching, **fitted.data.recorded,
+        **fitted.profile,
+    )
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as f:
+        f.write(json.dumps(metrics, indent=2, sort_keys=True))
+
+    task.export(run, float32_copy(fitted.build, model), fitted.data)  # served in float32, outside the training strategy
+    note(f"{setup.family.name}: setup {fitted.fit_began - started:.0f} s (the acceleration trial {trial_seconds:.0f} s), "
+         f"training {trained - fitted.fit_began:.0f} s, export {time.monotonic() - trained:.0f} s")
+
+
+def _fit(run: TrainerRun, task: Any, kind: str, setup: TrainingSetup, fn_args: tfx.components.FnArgs,
+         defer_trial: bool) -> Fitted:
+    """The task's training data in bucketed batches, the precision and XLA choice, the model, and
+    its fit; with `defer_trial`, an uncached acceleration trial is judged by the fit's first steps
+    (`models.runtime.trial_gate`), which raise `TrialWanted` where it may pay."""
     family, strategy, data_config, global_batch, plan = (setup.family, setup.strategy, setup.data_config,
                                                           setup.global_batch, setup.plan)
-    run = TrainerRun(fn_args, setup)
+    run.hparams = setup.hparams
     data = task.training_data(run)
-
     batches = dict(
         feature_spec=run.feature_spec, columns=data.columns, batch_size=global_batch,
         edges=bucket_edges(run.sequence_length, data_config.buckets, data.length_multiple or LM_LENGTH_MULTIPLE),
@@ -98,12 +150,13 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                              else (train_batches, eval_batches))
     profile = batch_profile(train_batches, run.sequence_length)
     acceleration = resolve_acceleration(setup, kind, data.vocab_size, train_data, data.num_classes,
-                                        batch_shapes=profile["batch_shapes"])
+                                        batch_shapes=profile["batch_shapes"], defer=defer_trial)
     hparams = run.hparams = setup.hparams
 
     def build() -> Any:
         return registry.build_model(family.name, kind, hparams, data.vocab_size, data.num_classes)
 
+    building = time.monotonic()
     with strategy.scope(), precision_policy(hparams.precision):
         model = build()
         registry.compile_model(family.name, kind, model, hparams, plan.steps)
@@ -111,23 +164,12 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     callbacks, monitor_from_step = task.fit_settings(run, model)
     tokens_per_step = (data.sequences_per_example * global_batch * run.sequence_length
                        * (1.0 - profile["padding_share_at_full_length"]))
+    if acceleration.deferred:
+        callbacks.append(TrialGate(acceleration, family.name, plan.steps, profile["batch_shapes"],
+                                   hparams.steps_per_execution, tokens_per_step, prepared - building))
     metrics = train_model(
         model, train_data, eval_data, plan, patience=hparams.patience, batch_size=global_batch,
         train_examples=setup.train_examples, log_dir=fn_args.model_run_dir, tokens_per_step=tokens_per_step,
         callbacks=callbacks, monitor_from_step=monitor_from_step,
     )
-    trained = time.monotonic()
-    trial_seconds = 0.0 if acceleration.cached else acceleration.trial_seconds
-    metrics.update(
-        phase_seconds={"setup": round(prepared - started, 1), "trial": trial_seconds, "fit": round(trained - prepared, 1)},
-        size=hparams.size, train_examples=setup.train_examples, eval_examples=setup.eval_examples,
-        parameters=int(model.count_params()), vocab_size=data.vocab_size, replicas=strategy.num_replicas_in_sync,
-        precision=hparams.precision, jit_compile=hparams.jit_compile, acceleration=acceleration.as_dict(),
-        batching=data_config.batching, **data.recorded, **profile,
-    )
-    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as f:
-        f.write(json.dumps(metrics, indent=2, sort_keys=True))
-
-    task.export(run, float32_copy(build, model), data)  # served in float32, outside the training strategy
-    note(f"{family.name}: setup {prepared - started:.0f} s (the acceleration trial {trial_seconds:.0f} s), "
-         f"training {trained - prepared:.0f} s, export {time.monotonic() - trained:.0f} s")
+    return Fitted(data, acceleration, profile, build, model, metrics, prepared)

@@ -28,6 +28,7 @@ class TrainingSetup:
     data_config: TrainingDataConfig
     global_batch: int  # the config's batch size is per replica; each step reads one batch for every replica
     plan: TrainingPlan
+    seed: int = 0  # every random generator's, set before anything is built (and again for a second start)
     trial_cache_dir: Optional[str] = None  # where the acceleration trials are cached besides the user's cache
 
 
@@ -41,23 +42,25 @@ def training_setup(fn_args: tfx.components.FnArgs, kind: str) -> TrainingSetup:
     if hparams.jit_compile is True and not gpu_visible() and not registry.xla_compiles_on_cpu(family.name, hparams, kind):
         # the config refused this where the run started; a Trainer on another machine checks again
         raise ValueError(f"{family.name}.jit_compile is true, but this machine has no GPU and {registry.XLA_CPU_CRASH}")
-    tf_keras.utils.set_random_seed(custom.get("seed", 0))
+    seed = custom.get("seed", 0)
+    tf_keras.utils.set_random_seed(seed)
     tf_keras.utils.disable_interactive_logging()  # epoch lines go to the log, not a progress bar
     strategy = distribution_strategy(hparams.strategy)
     global_batch = hparams.batch_size * strategy.num_replicas_in_sync
     plan = plan_training(hparams, train_examples, eval_examples, global_batch, cap=fn_args.train_steps,
                          steps_multiple=hparams.steps_per_execution)
     return TrainingSetup(family, hparams, train_examples, eval_examples, strategy,
-                         TrainingDataConfig(**custom.get("training_data", {})), global_batch, plan,
+                         TrainingDataConfig(**custom.get("training_data", {})), global_batch, plan, seed,
                          custom.get("trial_cache_dir"))
 
 
 def resolve_acceleration(setup: TrainingSetup, kind: str, vocab_size: int, train_data: tf.data.Dataset,
-                         num_classes: int = 0, batch_shapes: int = 1, batches: int = 8) -> Choice:
+                         num_classes: int = 0, batch_shapes: int = 1, batches: int = 8, defer: bool = False) -> Choice:
     """Settles `precision: auto` and `jit_compile: auto` in `setup.hparams` (`models.runtime.acceleration_trial`),
     timing the candidates on the largest of the first `batches` training batches, for a training of
     the plan's steps in `batch_shapes` shapes (one per length bucket); returns the choice and why,
-    for `training_metrics.json` and the summary."""
+    for `training_metrics.json` and the summary. With `defer`, an uncached trial waits for the
+    training's first steps to say whether it can pay (the choice's candidates are `deferred`)."""
     hparams = setup.hparams
     if hparams.precision != "auto" and hparams.jit_compile != "auto":
         return Choice(hparams.precision, hparams.jit_compile, "set in the config")
@@ -67,6 +70,6 @@ def resolve_acceleration(setup: TrainingSetup, kind: str, vocab_size: int, train
                      train_steps=setup.plan.steps, batch_shapes=batch_shapes)
     choice = choose(spec, sample, hparams.precision, hparams.jit_compile,
                     xla_left_out=registry.xla_left_out_on_cpu(setup.family.name, hparams, kind),
-                    gpu_capabilities=gpu_capabilities(), shared_cache=setup.trial_cache_dir)
+                    gpu_capabilities=gpu_capabilities(), shared_cache=setup.trial_cache_dir, defer=defer)
     setup.hparams = dataclasses.replace(hparams, precision=choice.precision, jit_compile=choice.jit_compile)
     return choice

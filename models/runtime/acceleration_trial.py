@@ -133,6 +133,9 @@ class Choice:
     cached: bool = False
     trial_seconds: float = 0.0
     measured: str = ""  # the day of the trial
+    # candidates still to judge: the training's first steps decide whether timing them can pay
+    # (`models.runtime.trial_gate`); empty once decided
+    deferred: list = dataclasses.field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -219,10 +222,13 @@ def gradient_agreement(reference: list[Any], candidate: list[Any]) -> float:
     return min(cosines, default=1.0)
 
 
-def unpaid_trial(reference: dict, others: list[Candidate], train_steps: int, batch_shapes: int) -> Optional[str]:
+def unpaid_trial(reference: dict, others: list[Candidate], train_steps: int, batch_shapes: int,
+                 overhead: float = 0.0) -> Optional[str]:
     """Why trying the `others` cannot pay for itself in a training of `train_steps` steps, judged
     by the reference's measured step, start and trial and the largest gain one of them may bring
-    (`MAX_EXPECTED_GAIN` with XLA, `MAX_GAIN_WITHOUT_XLA` without); None when it may."""
+    (`MAX_EXPECTED_GAIN` with XLA, `MAX_GAIN_WITHOUT_XLA` without); `overhead`: what the trial
+    would cost besides them (when the reference was timed by the training itself: the child's start
+    and the reference's own trial); None when it may pay."""
     if not train_steps or not others or reference.get("status") != "ok" or "step_ms" not in reference:
         return None
     training = projected_seconds(reference, train_steps, batch_shapes)
@@ -231,11 +237,20 @@ def unpaid_trial(reference: dict, others: list[Candidate], train_steps: int, bat
     each = reference.get("seconds") or (  # the reference's own trial, from its build to its last step
         reference.get("build_seconds", 0.0) + reference.get("start_seconds", 0.0)
         + (WARMUP_STEPS + reference.get("timed_steps", TRIAL_STEPS)) * reference["step_ms"] / 1000)
-    if len(others) * each < saving:
+    cost = overhead + len(others) * each
+    if cost < saving:
         return None
     return (f"{TOO_SHORT}: {reference['candidate']} trains it in about {training:.0f} s, so even "
-            f"{gain:g}x faster would save {saving:.0f} s, less than the {len(others) * each:.0f} s that "
-            f"trying the other {len(others)} would take")
+            f"{gain:g}x faster would save {saving:.0f} s, less than the {cost:.0f} s that trying the other "
+            f"{len(others)} would take" + (f" (the trial's start and {reference['candidate']}'s own trial "
+                                           f"included)" if overhead else ""))
+
+
+def timed_steps(step_seconds: float, per_call: int) -> int:
+    """How many steps a trial times: as many graph calls as fill `TRIAL_TIMED_SECONDS` at
+    `step_seconds` a step, within `MIN_TRIAL_STEPS`..`TRIAL_STEPS`."""
+    wanted = math.ceil(TRIAL_TIMED_SECONDS / max(step_seconds * per_call, 1e-6))
+    return per_call * max(math.ceil(MIN_TRIAL_STEPS / per_call), min(math.ceil(TRIAL_STEPS / per_call), wanted))
 
 
 def decide(trials: list[dict], reference: Candidate, train_steps: int = 0,
@@ -273,11 +288,13 @@ def decide(trials: list[dict], reference: Candidate, train_steps: int = 0,
 
 def choose(spec: TrialSpec, batch: Any, precision: Setting = "auto", jit_compile: Setting = "auto",
            xla_left_out: Optional[str] = None, gpu_capabilities: Optional[list[tuple[int, int]]] = None,
-           log=_logger.info, shared_cache: Optional[str] = None) -> Choice:
+           log=_logger.info, shared_cache: Optional[str] = None, defer: bool = False) -> Choice:
     """The precision and jit_compile to train `spec`'s model with on this machine; `batch` is one
     real training batch (numpy, as the model's `fit` takes it). `gpu_capabilities` lists the
     visible GPUs' compute capabilities (None or empty: a CPU machine). The trials are cached in
-    the user's cache and in `shared_cache` (a folder, such as the pipeline's root)."""
+    the user's cache and in `shared_cache` (a folder, such as the pipeline's root). With `defer`
+    and no cached trial, the reference is returned with the candidates `deferred`: the training's
+    own first steps then judge whether a trial can pay (`models.runtime.trial_gate`)."""
     if precision != "auto" and jit_compile != "auto":
         return Choice(precision, bool(jit_compile), "set in the config")
     if gpu_capabilities:
@@ -296,6 +313,8 @@ def choose(spec: TrialSpec, batch: Any, precision: Setting = "auto", jit_compile
         log(f"acceleration: {spec.family}: {chosen.label} (cached trial of {cached['measured']}: {reason})")
         return Choice(chosen.precision, chosen.jit_compile, reason, cached["trials"], cached=True,
                       trial_seconds=cached["trial_seconds"], measured=cached["measured"])
+    if defer:
+        return Choice(todo[0].precision, todo[0].jit_compile, "", skipped, deferred=todo)
     log(f"acceleration: timing {', '.join(c.label for c in todo)} for {spec.family} in a child process "
         f"(once per machine and model shape; cached in {cache_path()}{' and ' + shared_cache if shared_cache else ''})")
     started = time.monotonic()
