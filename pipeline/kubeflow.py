@@ -12,7 +12,7 @@ import os
 from typing import Optional
 
 from kfp.pipeline_spec import pipeline_spec_pb2
-from tfx import v1 as tfx
+from tfx.orchestration.data_types import RuntimeParameter
 
 from pipeline.config import EMBEDDED_DATA, SCHEMAS_DIR, Config, Resources, branch_name
 
@@ -48,15 +48,16 @@ def serving_dir(config: Config, pipeline_root: str) -> str:
     return config.kubeflow.serving_dir or os.path.join(pipeline_root, "serving")
 
 
-def input_base_parameter(default: str) -> tfx.dsl.experimental.RuntimeParameter:
+def input_base_parameter(default: str) -> RuntimeParameter:
     """The data folder of one run; the configured file pattern (with any {SPAN}) is read from it."""
-    return tfx.dsl.experimental.RuntimeParameter(name=INPUT_BASE_PARAMETER, ptype=str, default=default)
+    return RuntimeParameter(name=INPUT_BASE_PARAMETER, ptype=str, default=default)
 
 
-def train_args_parameter(config: Config, family: str, steps: Optional[int]) -> tfx.dsl.experimental.RuntimeParameter:
+def train_args_parameter(config: Config, family: str, steps: Optional[int]) -> RuntimeParameter:
     """A family's TrainArgs as JSON (TFX's form for a proto parameter): the cap on its training
-    steps, e.g. {"num_steps": 5000}, or {} for none (the Trainer derives the steps from the data)."""
-    return tfx.dsl.experimental.RuntimeParameter(
+    steps, e.g. {"num_steps": 5000}, or {} for none (the Trainer derives the steps from the data);
+    with no splits named, TFX's Trainer fits on the train split."""
+    return RuntimeParameter(
         name=train_args_parameter_name(config, family), ptype=str,
         default=json.dumps({"num_steps": steps} if steps else {}),
     )

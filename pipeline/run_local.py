@@ -7,7 +7,7 @@ import os
 from typing import TextIO
 
 from absl import logging as absl_logging
-from tfx import v1 as tfx
+from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
 from pipeline.config import Config
 from pipeline.console import ProgressPrinter
@@ -23,7 +23,7 @@ def run_pipeline(config: Config, progress_stream: TextIO) -> dict[str, float]:
     root = logging.getLogger()
     root.addHandler(progress)
     try:
-        tfx.orchestration.LocalDagRunner().run(pipeline)
+        LocalDagRunner().run(pipeline)
     except BaseException:
         progress.failed()
         absl_logging.exception("The pipeline run failed.")  # the traceback goes to the log
