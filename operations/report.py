@@ -128,7 +128,7 @@ def _data_sections(data: dict) -> list[Section]:
         if findings else "No anomalies: every check passed."]
     policy = data.get("policy", {})
     anomalies.append("Policy: " + ", ".join(f"{kind} {action}" for kind, action in policy.items()) + ".")
-    comparisons = [["skew: eval against train", m] for m in data.get("skew", [])]
+    comparisons = [[f"skew: {m.get('split', 'eval')} against train", m] for m in data.get("skew", [])]
     comparisons += [[f"drift: train against span {data.get('previous_span')}", m] for m in data.get("drift", [])]
     drift: list[Block] = [
         Table(["comparison", "feature", "measure", "value", "limit", "result"],
@@ -157,7 +157,7 @@ def _model_section(family: dict) -> Section:
     curve = family.get("training", {}).get("curve")
     if curve and curve.get("step"):
         blocks.append(LineChart("Training curve", "step", curve["step"],
-                                {"loss": curve["loss"], "eval loss": curve["eval_loss"]}))
+                                {"loss": curve["loss"], "validation loss": curve["eval_loss"]}))
     slices = family.get("slices", {})
     if slices:
         key = next(t["metric"] for t in family["thresholds"]) if family.get("thresholds") else None

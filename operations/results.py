@@ -18,6 +18,7 @@ from typing import Optional
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from components.data.splits import TEST, split_folder
 from components.data.validation_report import read_report
 from components.serving.serving_check_report import read_serving_check
 from components.training.metrics_file import read_training_metrics
@@ -75,7 +76,7 @@ class FamilyResult:
     metrics: dict[str, float]
     baseline_metrics: dict[str, float]
     checks: list[ThresholdCheck]
-    trivial_baseline: str  # the task's trivial baseline on the eval split, in words
+    trivial_baseline: str  # the task's trivial baseline on the test split, in words
     floor_on: bool  # whether beating the trivial baseline was required (evaluation.require_beat_baseline)
     blessed: bool
     pushed_to: Optional[str]
@@ -231,7 +232,7 @@ def family_results(config: Config, store: Optional[metadata_store.MetadataStore]
 
 
 def _samples(config: Config, store: metadata_store.MetadataStore, family: str) -> list[dict]:
-    """What the trained model does on the first eval examples (`Task.samples`), for the report."""
+    """What the trained model does on the first test examples (`Task.samples`), for the report."""
     count = config.evaluation.report_examples
     if not count:
         return []
@@ -241,8 +242,8 @@ def _samples(config: Config, store: metadata_store.MetadataStore, family: str) -
     examples = latest_outputs(store, config.name, "TextExampleGen").get("examples", [])
     if not model or not examples:
         return []
-    return branch_task(config, family).samples(path_utils.serving_model_path(model[0].uri), examples[0].uri,
-                                               config.data, count)
+    return branch_task(config, family).samples(path_utils.serving_model_path(model[0].uri),
+                                               split_folder(examples[0].uri, TEST), config.data, count)
 
 
 def data_validation(config: Config, store: Optional[metadata_store.MetadataStore] = None) -> Optional[dict]:

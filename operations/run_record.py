@@ -14,6 +14,7 @@ import json
 import os
 from typing import Optional
 
+from components.data.splits import TEST, VALIDATION
 from models.runtime.atomic_file import write_atomically
 from operations.results import FamilyResult
 from pipeline.config import Config
@@ -57,6 +58,9 @@ def family_record(r: FamilyResult) -> dict:
         "trivial_baseline": r.trivial_baseline,
         "baseline_floor": "on" if r.floor_on else "off",
         "thresholds": [check.record() for check in r.checks],
+        # which split each number comes from: the Evaluator's on test, the kept step's on validation
+        "splits": {"metrics": TEST, "baseline_metrics": TEST, "slices": TEST, "samples": TEST,
+                   "training.val_loss": VALIDATION},
         "metrics": r.metrics,
         "baseline_metrics": r.baseline_metrics,
         "slices": r.slices,

@@ -18,11 +18,14 @@ def describe_data(report: Optional[dict]) -> list[str]:
     if report is None:
         return []
     counts = report["examples"]
-    lines = [f"  data: {counts['train']} train / {counts['eval']} eval examples, span {report['span']}"]
-    for kind, against in (("skew", "eval against train"), ("drift", f"train against span {report['previous_span']}")):
-        if report[kind]:
-            measured = ", ".join(f"{m['feature']} {m['value']:.3f} (limit {m['threshold']:g})" for m in report[kind])
-            lines.append(f"    {kind}, {against}: {measured}")
+    lines = [f"  data: {' / '.join(f'{n} {split}' for split, n in counts.items())} examples, span {report['span']}"]
+    compared = [(f"skew, {split} against train", [m for m in report["skew"] if m.get("split", "eval") == split])
+                for split in dict.fromkeys(m.get("split", "eval") for m in report["skew"])]
+    compared.append((f"drift, train against span {report['previous_span']}", report["drift"]))
+    for what, measurements in compared:
+        if measurements:
+            measured = ", ".join(f"{m['feature']} {m['value']:.3f} (limit {m['threshold']:g})" for m in measurements)
+            lines.append(f"    {what}: {measured}")
     if report["previous_span"] is None:
         lines.append("    drift: not measured (no earlier span)")
     findings = [Finding(**f) for f in report["findings"]]
@@ -37,7 +40,7 @@ def format_summary(results: list[FamilyResult], validation: Optional[dict] = Non
         task = tasks.get(r.task)
         lines.append(
             f"  {r.family}{task.summary_label} ({r.model_name}, {int(r.training.get('parameters', 0)):,} parameters): "
-            f"{task.headline(r.metrics)}, {int(r.metrics.get('example_count', 0))} eval examples"
+            f"{task.headline(r.metrics)}, {int(r.metrics.get('example_count', 0))} test examples"
         )
         lines.append(f"    {r.trivial_baseline}")
         lines += describe_training(r.training)
@@ -63,7 +66,7 @@ def describe_training(training: dict) -> list[str]:
         lines.append(
             f"    trained {training['steps']:,} steps ({training['epochs']:.2f} epochs, {training['examples_seen']:,} "
             f"examples of {training['train_examples']:,} training texts; size {training.get('size')}), {stopped}; "
-            f"kept the weights of step {training['best_step']:,} (eval loss {training.get('val_loss', math.nan):.4f})"
+            f"kept the weights of step {training['best_step']:,} (validation loss {training.get('val_loss', math.nan):.4f})"
         )
     if "padding_share" in training:
         lines.append(

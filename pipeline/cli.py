@@ -129,8 +129,10 @@ def _add_config_options(command: argparse.ArgumentParser) -> None:
 
     command.add_argument("--config", metavar="FILE", help="YAML config; only the keys it changes are needed")
     command.add_argument("--data", metavar="PATH", help="input file (or glob); default: the embedded IMDB sample")
-    command.add_argument("--eval-data", metavar="PATH", help="a separate eval file (same format and columns); "
-                         "default: a hash split of --data")
+    command.add_argument("--eval-data", metavar="PATH", help="the test split's own file (same format and columns): "
+                         "the Evaluator judges and blesses on it; default: 10%% of --data, by hash")
+    command.add_argument("--validation-data", metavar="PATH", help="the validation split's own file: early stopping "
+                         "keeps the weights best on it; default: 10%% of --data, by hash")
     command.add_argument("--format", choices=["csv", "tsv", "jsonl", "txt"], help="input format")
     command.add_argument("--text-column", metavar="NAME", help="column (or JSON field) holding the text; for seq2seq, "
                          "the source: several, comma-separated, are joined into one (question,context)")
@@ -158,6 +160,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     flags = {
         "data.path": args.data,
         "data.eval_path": args.eval_data,
+        "data.validation_path": args.validation_data,
         "data.format": args.format,
         "data.text_column": args.text_column,
         "data.label_column": args.label_column,
@@ -215,7 +218,7 @@ def _columns(config: Any) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pipeline.config import ConfigError, data_path, eval_data_path, load_config
+    from pipeline.config import ConfigError, data_path, eval_data_path, load_config, validation_data_path
     from pipeline.console import new_log_path, output_to_log
 
     try:
@@ -228,7 +231,8 @@ def _run(args: argparse.Namespace) -> int:
     skipped = [f for f in config.models if f not in config.trained_families]
     print(
         f"textflow: pipeline '{config.name}' on {data_path(config)}"
-        + (f", evaluated on {eval_data_path(config)}" if config.data.eval_path else "") + "\n"
+        + (f", validated on {validation_data_path(config)}" if config.data.validation_path else "")
+        + (f", tested on {eval_data_path(config)}" if config.data.eval_path else "") + "\n"
         f"  task {config.task}: {config.data.format}, {_columns(config)}, {config.transform.tokenizer} tokens, "
         f"models: {', '.join(config.trained_families)}"
         + (f" ({', '.join(skipped)}: no {config.task} mode, not trained)" if skipped else "")

@@ -40,8 +40,12 @@ class DataConfig:
     target_column: Optional[str] = None  # set: a seq2seq run from text_column to this column
     txt_mode: str = "lines"  # txt only: one example per line, or the corpus cut into windows
     window_chars: int = 256  # txt windows mode: characters per example
-    eval_percent: int = 20  # share of examples hashed into the eval split
-    eval_path: Optional[str] = None  # a separate eval file (same format and columns) instead of the hash split
+    # Three splits (components/data/splits.py): train fits, validation chooses the kept step, test
+    # judges. A split with no file of its own takes this share of the data file's examples, by hash.
+    validation_percent: int = 10
+    test_percent: int = 10
+    eval_path: Optional[str] = None  # the test split's own file (same format and columns)
+    validation_path: Optional[str] = None  # the validation split's own file
     schema: Optional[str] = None  # name of schemas/<name>/schema.pbtxt; null: infer with SchemaGen
 
     @property
@@ -102,7 +106,7 @@ class EvaluationConfig:
     min_accuracy: float = 0.5  # classifiers: value threshold on accuracy
     max_accuracy_drop: float = 0.02  # classifiers: at most this much less accurate than the baseline
     min_auc: float = 0.5  # classifiers: value threshold on macro AUC (0.5 is chance)
-    # The floor (pipeline/evaluation.py): beat the task's trivial baseline on the same eval split.
+    # The floor (pipeline/evaluation.py): beat the task's trivial baseline on the same test split.
     require_beat_baseline: bool = True
     baseline_margin: float = 0.05  # language models and the VAE: nats per token below the unigram model, at least
     baseline_min_auc: float = 0.55  # classifiers: macro AUC at least this, besides beating the majority class
@@ -111,20 +115,20 @@ class EvaluationConfig:
     min_chrf: float = 1.0  # denoise: chrF of the reconstruction, at least
     max_chrf_drop: float = 1.0  # denoise: chrF points below the last blessed model, at most
     beam_width: int = 4  # seq2seq and denoise: the beam of the decoded eval output and of serving_default
-    decode_examples: int = 1000  # about this many eval examples are decoded (a hash sample); the loss uses all
-    report_examples: int = 3  # eval examples whose model output (seq2seq: with attention) the report shows
+    decode_examples: int = 1000  # about this many test examples are decoded (a hash sample); the loss uses all
+    report_examples: int = 3  # test examples whose model output (seq2seq: with attention) the report shows
     # Metrics are also reported per text-length bucket (tokens before truncation), split at
-    # these boundaries; the thresholds judge the whole eval split.
+    # these boundaries; the thresholds judge the whole test split.
     # null: the task's (tasks/: Task.length_buckets; an encoder-decoder's count the subwords of a source)
     length_buckets: Optional[list[int]] = None
 
 
 @dataclasses.dataclass
 class ServingCheckConfig:
-    """The check before a push (components/serving/serving_check.py): requests from eval examples,
+    """The check before a push (components/serving/serving_check.py): requests from test examples,
     replayed in a separate process the way TensorFlow Serving would load the model."""
 
-    batch_size: int = 8  # eval examples per request
+    batch_size: int = 8  # test examples per request
     latency_requests: int = 100  # serving_default calls timed for p50/p99
     max_p99_ms: float = 0.0  # a p99 latency above this fails the check; 0: no limit
 
@@ -329,8 +333,13 @@ def _absolute(path: str) -> str:
 
 
 def eval_data_path(config: Config) -> Optional[str]:
-    """The separate eval file as an absolute path, or None (the eval split is hashed from the data)."""
+    """The test split's own file as an absolute path, or None (the test split is hashed from the data)."""
     return _absolute(config.data.eval_path) if config.data.eval_path else None
+
+
+def validation_data_path(config: Config) -> Optional[str]:
+    """The validation split's own file as an absolute path, or None (hashed from the data)."""
+    return _absolute(config.data.validation_path) if config.data.validation_path else None
 
 
 def data_path(config: Config) -> str:

@@ -34,11 +34,14 @@ def validate(config: Config) -> None:
         raise ConfigError(f"config key 'data.txt_mode' must be 'lines' or 'windows', got {data.txt_mode!r}")
     if data.format == "txt" and data.label_column:
         raise ConfigError("config key 'data.label_column' cannot be used with format txt (plain text has no columns)")
-    if not 1 <= data.eval_percent <= 99:
-        raise ConfigError(f"config key 'data.eval_percent' must be between 1 and 99, got {data.eval_percent}")
-    if data.eval_path is not None and ("{SPAN}" in data.eval_path) != ("{SPAN}" in (data.path or "")):
-        raise ConfigError("config keys 'data.path' and 'data.eval_path' must both hold a {SPAN} placeholder or neither: "
-                          "ExampleGen reads the same span of both")
+    for key in ("validation_percent", "test_percent"):
+        if not 1 <= getattr(data, key) <= 45:
+            raise ConfigError(f"config key 'data.{key}' must be between 1 and 45, got {getattr(data, key)}")
+    for key in ("eval_path", "validation_path"):
+        path = getattr(data, key)
+        if path is not None and ("{SPAN}" in path) != ("{SPAN}" in (data.path or "")):
+            raise ConfigError(f"config keys 'data.path' and 'data.{key}' must both hold a {{SPAN}} placeholder or "
+                              "neither: ExampleGen reads the same span of each")
     if data.window_chars < 1:
         raise ConfigError(f"config key 'data.window_chars' must be at least 1, got {data.window_chars}")
     if not data.text_columns or not all(data.text_columns):

@@ -70,12 +70,22 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
     return float(value) if tp is float else value
 
 
+# keys an older config may hold, and what took their place
+RETIRED_KEYS = {
+    "data.eval_percent": "the eval split is now two: 'data.validation_percent' (the split early stopping chooses "
+                         "the kept weights on) and 'data.test_percent' (the split the Evaluator judges on); "
+                         "each is 10 by default",
+}
+
+
 def build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
     """Builds dataclass `cls` from a mapping, refusing unknown keys and wrong types."""
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls) if f.init and f.name != "families"}
     kwargs = {}
     for key, value in values.items():
+        if prefix + key in RETIRED_KEYS:
+            raise ConfigError(f"config key '{prefix}{key}' is no longer read: {RETIRED_KEYS[prefix + key]}")
         if key not in known:
             raise ConfigError(
                 f"unknown config key '{prefix}{key}' (known keys here: {', '.join(sorted(known))})"

@@ -1,4 +1,4 @@
-"""The Evaluator's TFMA config for a family's branch: its task's metrics over the whole eval split
+"""The Evaluator's TFMA config for a family's branch: its task's metrics over the whole test split
 and its slices, and its task's blessing thresholds (`tasks/`: `Task.thresholds`).
 
 Besides the configured limits, every task has a floor: its trivial baseline on the same eval
@@ -28,7 +28,7 @@ def blessing_thresholds(config: Config, family: str) -> list[Threshold]:
 
 
 def describe_trivial_baseline(config: Config, family: str, metrics: dict[str, float]) -> str:
-    """The task's trivial baseline on the eval split and what beating it takes, in words."""
+    """The task's trivial baseline on the test split and what beating it takes, in words."""
     return branch_task(config, family).trivial_baseline(config.evaluation, metrics)
 
 
@@ -42,7 +42,7 @@ def _tfma_threshold(threshold: Threshold) -> tfma.MetricThreshold:
 
 
 def slicing_specs(config: Config, family: str) -> list[tfma.SlicingSpec]:
-    """The whole eval split, each text-length bucket (a Transform output) and, for a task that
+    """The whole test split, each text-length bucket (a Transform output) and, for a task that
     slices by the label, each label value (a raw feature)."""
     specs = [tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[LENGTH_BUCKET_FEATURE])]
     if branch_task(config, family).slice_by_label:
@@ -51,7 +51,7 @@ def slicing_specs(config: Config, family: str) -> list[tfma.SlicingSpec]:
 
 
 def eval_config(config: Config, family: str) -> tfma.EvalConfig:
-    """TFMA config for one family's Evaluator: its task's metrics over the whole eval split and
+    """TFMA config for one family's Evaluator: its task's metrics over the whole test split and
     its slices, with its blessing thresholds on the whole split (a threshold without a slicing
     spec would judge every slice).
 

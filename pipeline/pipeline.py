@@ -22,10 +22,20 @@ import json
 import os
 from typing import Optional
 
-from tfx import v1 as tfx
+from tfx.components import Evaluator, ExampleValidator, StatisticsGen, Trainer, Transform
+from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
+from tfx.dsl.components.common.resolver import Resolver
+from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
+from tfx.orchestration.pipeline import Pipeline
+from tfx.proto.pusher_pb2 import PushDestination
+from tfx.proto.trainer_pb2 import EvalArgs, TrainArgs
+from tfx.proto.transform_pb2 import SplitsConfig
+from tfx.types import standard_artifacts
+from tfx.types.channel import Channel
 from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import LatestArtifactStrategy
 
 from components.data.data_gate import DataGate
+from components.data.splits import TEST, TRAIN, VALIDATION
 from components.data.text_example_gen import TextExampleGen
 from components.data.text_readers import ReaderOptions
 from components.data.text_schema_gen import TextSchemaGen
@@ -35,11 +45,14 @@ from components.serving.serving_pusher import ServingPusher
 from components.training.subword_transform import SubwordTransform
 from components.training.subword_vocabulary import SubwordVocabularyGen
 from pipeline import kubeflow
-from pipeline.config import Config, data_path, eval_data_path, model_name, node_ids, schema_path
+from pipeline.config import Config, data_path, eval_data_path, model_name, node_ids, schema_path, validation_data_path
 from pipeline.evaluation import eval_config
 from pipeline.metadata_connection import pipeline_connection_config
 
 LOCAL, KUBEFLOW = "local", "kubeflow"
+# the Trainer fits on train and chooses on validation, and only counts test (its decoded share);
+# the Evaluator reads the test split as ExampleGen wrote it
+TRANSFORMED_SPLITS = SplitsConfig(analyze=[TRAIN], transform=[TRAIN, VALIDATION, TEST])
 TARGETS = (LOCAL, KUBEFLOW)
 
 
@@ -53,22 +66,23 @@ def split_input_path(path: str) -> tuple[str, str]:
     return os.path.dirname(path), os.path.basename(path)
 
 
-def input_patterns(path: str, eval_path: Optional[str]) -> tuple[str, str, Optional[str]]:
-    """(input_base, train pattern, eval pattern or None): with a separate eval file, both
-    patterns are relative to the folder the two paths share."""
+def input_patterns(path: str, split_paths: dict[str, Optional[str]]) -> tuple[str, str, dict[str, str]]:
+    """(input_base, train pattern, {split: pattern} of the splits given files of their own): with
+    such files, every pattern is relative to the folder all the paths share."""
     input_base, pattern = split_input_path(path)
-    if not eval_path:
-        return input_base, pattern, None
-    eval_base, eval_pattern = split_input_path(eval_path)
-    if "://" in input_base or "://" in eval_base:
-        common = os.path.commonprefix([input_base + "/", eval_base + "/"]).rpartition("/")[0]
+    given = {split: split_input_path(other) for split, other in split_paths.items() if other}
+    bases = [input_base, *(base for base, _ in given.values())]
+    if not given:
+        return input_base, pattern, {}
+    if any("://" in base for base in bases):
+        common = os.path.commonprefix([base + "/" for base in bases]).rpartition("/")[0]
     else:
-        common = os.path.commonpath([input_base, eval_base])
+        common = os.path.commonpath(bases)
 
     def relative(base: str, file_pattern: str) -> str:
         return os.path.join(base[len(common):].lstrip("/"), file_pattern)
 
-    return common, relative(input_base, pattern), relative(eval_base, eval_pattern)
+    return common, relative(input_base, pattern), {split: relative(*found) for split, found in given.items()}
 
 
 def _transform_settings(config: Config) -> dict:
@@ -114,7 +128,7 @@ def _trainer_settings(config: Config, family: str, pipeline_root: str) -> dict:
     }
 
 
-def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional[str] = None) -> tfx.dsl.Pipeline:
+def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional[str] = None) -> Pipeline:
     """Builds the pipeline for `config` to run on `target`. Local paths in the config are made
     absolute here; a Kubeflow build needs `pipeline_root` (or kubeflow.pipeline_root)."""
     if target not in TARGETS:
@@ -124,13 +138,15 @@ def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional
         pipeline_root = pipeline_root or config.kubeflow.pipeline_root
         if not pipeline_root:
             raise ValueError("a Kubeflow build needs a pipeline root (--pipeline-root or kubeflow.pipeline_root)")
-        input_base, file_pattern, eval_pattern = input_patterns(kubeflow.image_data_path(config), config.data.eval_path)
+        input_base, file_pattern, patterns = input_patterns(
+            kubeflow.image_data_path(config), {TEST: config.data.eval_path, VALIDATION: config.data.validation_path})
         input_base = kubeflow.input_base_parameter(input_base)
         imported_schema = kubeflow.image_schema_path(schema_path(config))
         serving_dir = kubeflow.serving_dir(config, pipeline_root)
     else:
         pipeline_root = os.path.abspath(config.pipeline_root)
-        input_base, file_pattern, eval_pattern = input_patterns(data_path(config), eval_data_path(config))
+        input_base, file_pattern, patterns = input_patterns(
+            data_path(config), {TEST: eval_data_path(config), VALIDATION: validation_data_path(config)})
         imported_schema = schema_path(config)
         serving_dir = os.path.abspath(config.serving_dir)
     reader = ReaderOptions(
@@ -145,12 +161,14 @@ def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional
         input_base=input_base,
         file_pattern=file_pattern,
         reader_options=reader,
-        eval_percent=config.data.eval_percent,
-        eval_pattern=eval_pattern,
+        validation_percent=config.data.validation_percent,
+        test_percent=config.data.test_percent,
+        validation_pattern=patterns.get(VALIDATION),
+        test_pattern=patterns.get(TEST),
     )
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     if imported_schema:
-        schema_gen = tfx.components.ImportSchemaGen(schema_file=imported_schema)
+        schema_gen = ImportSchemaGen(schema_file=imported_schema)
     else:
         schema_gen = TextSchemaGen(
             statistics=statistics_gen.outputs["statistics"],
@@ -158,13 +176,13 @@ def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional
             min_coverage=config.validation.min_vocabulary_coverage,
             max_tokens=config.validation.max_text_tokens,
         )
-    example_validator = tfx.components.ExampleValidator(
+    example_validator = ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
-    earlier_spans = tfx.dsl.Resolver(
+    earlier_spans = Resolver(
         strategy_class=LatestArtifactStrategy if on_cluster else LatestPerSpanStrategy,
-        examples=tfx.dsl.Channel(
-            type=tfx.types.standard_artifacts.Examples, producer_component_id=example_gen.id, output_key="examples"
+        examples=Channel(
+            type=standard_artifacts.Examples, producer_component_id=example_gen.id, output_key="examples"
         ),
     ).with_id("EarlierSpans")
     text_validator = TextValidator(
@@ -190,14 +208,16 @@ def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional
             subword_vocabulary=vocabulary.outputs["vocabulary"],
             preprocessing_fn="components.training.transform_module.preprocessing_fn",
             custom_config=_transform_settings(config),
+            splits_config=TRANSFORMED_SPLITS,
         ).with_id("Transform")
         components.append(vocabulary)
     else:
-        transform = tfx.components.Transform(
+        transform = Transform(
             examples=example_gen.outputs["examples"],
             schema=schema_gen.outputs["schema"],
             preprocessing_fn="components.training.transform_module.preprocessing_fn",
             custom_config=_transform_settings(config),
+            splits_config=TRANSFORMED_SPLITS,
             disable_statistics=True,
         )
         transform.add_upstream_node(data_gate)
@@ -206,35 +226,36 @@ def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional
     for family in config.trained_families:
         hparams = config.family_config(family)
         ids = node_ids(config, family)
-        trainer = tfx.components.Trainer(
+        trainer = Trainer(
             run_fn="components.training.trainer_module.run_fn",
             examples=transform.outputs["transformed_examples"],
             transform_graph=transform.outputs["transform_graph"],
             schema=schema_gen.outputs["schema"],
             # The steps follow the split's size (see models.runtime.training_length); TrainArgs carries the cap.
             train_args=(kubeflow.train_args_parameter(config, family, hparams.train_steps) if on_cluster
-                        else tfx.proto.TrainArgs(num_steps=hparams.train_steps)),
-            eval_args=tfx.proto.EvalArgs(num_steps=hparams.eval_steps),
+                        else TrainArgs(splits=[TRAIN], num_steps=hparams.train_steps)),
+            eval_args=EvalArgs(splits=[VALIDATION], num_steps=hparams.eval_steps),
             custom_config=_trainer_settings(config, family, pipeline_root),
         ).with_id(ids["trainer"])
         if on_cluster:
             trainer.with_platform_config(kubeflow.trainer_resources(config, family))
-        baseline = tfx.dsl.Resolver(
-            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-            model=tfx.dsl.Channel(
-                type=tfx.types.standard_artifacts.Model, producer_component_id=ids["trainer"], output_key="model"
+        baseline = Resolver(
+            strategy_class=LatestBlessedModelStrategy,
+            model=Channel(
+                type=standard_artifacts.Model, producer_component_id=ids["trainer"], output_key="model"
             ),
-            model_blessing=tfx.dsl.Channel(
-                type=tfx.types.standard_artifacts.ModelBlessing,
+            model_blessing=Channel(
+                type=standard_artifacts.ModelBlessing,
                 producer_component_id=ids["evaluator"],
                 output_key="blessing",
             ),
         ).with_id(ids["resolver"])
-        evaluator = tfx.components.Evaluator(
+        evaluator = Evaluator(
             examples=example_gen.outputs["examples"],
             model=trainer.outputs["model"],
             baseline_model=baseline.outputs["model"],
             eval_config=eval_config(config, family),
+            example_splits=[TEST],
         ).with_id(ids["evaluator"])
         serving_check = ServingCheck(
             model=trainer.outputs["model"],
@@ -251,15 +272,15 @@ def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional
             model_blessing=evaluator.outputs["blessing"],
             infra_blessing=serving_check.outputs["blessing"],
             evaluation=evaluator.outputs["evaluation"],
-            push_destination=tfx.proto.PushDestination(
-                filesystem=tfx.proto.PushDestination.Filesystem(
+            push_destination=PushDestination(
+                filesystem=PushDestination.Filesystem(
                     base_directory=os.path.join(serving_dir, model_name(config, family))
                 )
             ),
         ).with_id(ids["pusher"])
         components += [trainer, baseline, evaluator, serving_check, pusher]
 
-    return tfx.dsl.Pipeline(
+    return Pipeline(
         pipeline_name=config.name,
         pipeline_root=pipeline_root,
         components=components,

@@ -47,7 +47,8 @@ class TrainerRun(Protocol):
     family: Any  # models.registry.Family
     hparams: Any  # the family's config, sized and with its precision settled
     serving_model_dir: str
-    eval_examples: int
+    eval_examples: int  # the validation split's (the Trainer's eval data)
+    test_examples: int  # how many the test split holds (the Evaluator's), counted, never read
     sequence_length: int  # positions of the Transform's fixed-length features
     label_feature: str  # the Transform's feature holding a classifier's class id
 
@@ -138,7 +139,7 @@ class Task:
         raise NotImplementedError
 
     def trivial_baseline(self, limits: Any, metrics: dict[str, float]) -> str:
-        """The trivial baseline on the eval split and what beating it takes, in words."""
+        """The trivial baseline on the test split and what beating it takes, in words."""
         raise NotImplementedError
 
     # --- the summary and the report ---
@@ -147,8 +148,8 @@ class Task:
         """The model's metrics in one line of the summary."""
         raise NotImplementedError
 
-    def samples(self, model_path: str, examples_uri: str, data: Any, count: int) -> list[dict]:
-        """What the model does on the first `count` eval examples, through its own signatures."""
+    def samples(self, model_path: str, split_uri: str, data: Any, count: int) -> list[dict]:
+        """What the model does on the first `count` test examples, through its own signatures."""
         raise NotImplementedError
 
     def report_blocks(self, family: dict) -> list[Block]:

@@ -1,7 +1,7 @@
 """The classifier task (a label column is set): each family learns a text's label.
 
 Evaluated on accuracy and macro AUC, per label too, against the majority class (the trivial
-baseline: a classifier must beat it by more than the eval split's sampling noise); the report
+baseline: a classifier must beat it by more than the test split's sampling noise); the report
 shows each model's most confident right and wrong answers.
 """
 
@@ -57,9 +57,9 @@ class Classifier(Task):
         majority = metrics.get("majority_class_accuracy", math.nan)
         examples = int(metrics.get("example_count", 0))
         needed = chance_accuracy_floor(majority, examples)
-        too_few = (" (above 1: this eval split is too small to show that any model beats a constant answer)"
+        too_few = (" (above 1: this test split is too small to show that any model beats a constant answer)"
                    if needed > 1 else "")
-        return (f"trivial baseline: majority class accuracy {majority:.4f} on {examples} eval examples; beating it takes "
+        return (f"trivial baseline: majority class accuracy {majority:.4f} on {examples} test examples; beating it takes "
                 f"accuracy >= {needed:.4f} (+{CHANCE_STANDARD_ERRORS:g} standard errors) and AUC >= "
                 f"{max(limits.min_auc, limits.baseline_min_auc):.2f}{too_few}{floor_state(limits)}")
 
@@ -70,12 +70,12 @@ class Classifier(Task):
             f"macro precision {m.get('macro_precision', math.nan):.4f}, macro recall {m.get('macro_recall', math.nan):.4f}"
         )
 
-    def samples(self, model_path: str, examples_uri: str, data: Any, count: int) -> list[dict]:
+    def samples(self, model_path: str, split_uri: str, data: Any, count: int) -> list[dict]:
         """The `count` most confident right answers and the `count` most confident wrong ones
-        among the first eval examples (`serving_default`)."""
+        among the first test examples (`serving_default`)."""
         import tensorflow as tf
 
-        records = sample_io.eval_records(examples_uri, CLASSIFIED_EXAMPLES)
+        records = sample_io.split_records(split_uri, CLASSIFIED_EXAMPLES)
         model = sample_io.load_model(model_path)
         if not records:
             return []
@@ -95,7 +95,7 @@ class Classifier(Task):
         samples = family.get("samples") or []
         if not samples:
             return []
-        return ["Its most confident right and wrong answers among the first eval examples.",
+        return ["Its most confident right and wrong answers among the first test examples.",
                 Table(["text", "label", "predicted", "probability", "answer"],
                       [[s["text"][:200], s["label"], s["predicted"], number(s["probability"]),
                         "right" if s["right"] else "wrong"] for s in samples])]

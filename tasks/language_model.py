@@ -1,7 +1,7 @@
 """The language-model task (the default): each family learns to predict a text's next token.
 
 Evaluated on cross-entropy per token, teacher-forced, against the train split's unigram model
-(the trivial baseline); the report shows each model's continuations of eval texts. The VAE
+(the trivial baseline); the report shows each model's continuations of test texts. The VAE
 family's branch of this task is a VAE of the text (`tasks.vae`).
 """
 
@@ -50,7 +50,7 @@ class LanguageModel(Task):
 
     def trivial_baseline(self, limits: Any, metrics: dict[str, float]) -> str:
         unigram = metrics.get("unigram_cross_entropy", math.nan)
-        return (f"trivial baseline: the train split's unigram model, {unigram:.4f} nats/token on the eval split; beating "
+        return (f"trivial baseline: the train split's unigram model, {unigram:.4f} nats/token on the test split; beating "
                 f"it takes {self.judged_words} <= {unigram - limits.baseline_margin:.4f} ({limits.baseline_margin:g} "
                 f"below){floor_state(limits)}")
 
@@ -62,12 +62,12 @@ class LanguageModel(Task):
             f"token accuracy {m.get('token_accuracy', math.nan):.3f}"
         )
 
-    def samples(self, model_path: str, examples_uri: str, data: Any, count: int) -> list[dict]:
+    def samples(self, model_path: str, split_uri: str, data: Any, count: int) -> list[dict]:
         """Each example's first words and the model's continuation of them, greedy and top-p 0.9
         (the `generate` signature)."""
         import tensorflow as tf
 
-        records = sample_io.eval_records(examples_uri, count)
+        records = sample_io.split_records(split_uri, count)
         model = sample_io.load_model(model_path)
         if not records or "generate" not in model.signatures:
             return []
@@ -87,7 +87,7 @@ class LanguageModel(Task):
         samples = family.get("samples") or []
         if not samples:
             return []
-        return ["What it writes: each eval example's first words, continued greedily and sampled (top-p 0.9).",
+        return ["What it writes: each test example's first words, continued greedily and sampled (top-p 0.9).",
                 Table(["prompt", "greedy", "top-p 0.9"], [[s["prompt"], s["greedy"], s["top_p"]] for s in samples])]
 
     def training_data(self, run: TrainerRun) -> TrainingData:

@@ -4,7 +4,7 @@ text from a corrupted copy of itself).
 
 Both read the run's SentencePiece subwords (source and target share one vocabulary), train with
 teacher forcing and label smoothing, and are judged by a score of their beam-search output on
-the eval split (BLEU for seq2seq, chrF for denoising) against copying the source (the trivial
+the test split (BLEU for seq2seq, chrF for denoising) against copying the source (the trivial
 baseline). The report shows the score by source length and sample outputs with their attention.
 """
 
@@ -73,7 +73,7 @@ class PairTask(Task):
     def trivial_baseline(self, limits: Any, metrics: dict[str, float]) -> str:
         copy = metrics.get(f"copy_{self.score}", math.nan)
         return (f"trivial baseline: copying {self.copied}, {self.score} {copy:.2f} on "
-                f"{int(metrics.get('decoded_examples', 0))} decoded eval examples; beating it takes {self.score} "
+                f"{int(metrics.get('decoded_examples', 0))} decoded test examples; beating it takes {self.score} "
                 f"above {copy:.2f}{floor_state(limits)}")
 
     def headline(self, metrics: dict[str, float]) -> str:
@@ -81,18 +81,18 @@ class PairTask(Task):
         scores = {"bleu": f"BLEU {m.get('bleu', math.nan):.2f}", "chrf": f"chrF {m.get('chrf', math.nan):.2f}"}
         ordered = [scores.pop(self.score), *scores.values()]  # the score the task is judged by first
         return (
-            f"{', '.join(ordered)} on {int(m.get('decoded_examples', 0))} decoded eval examples, cross-entropy "
+            f"{', '.join(ordered)} on {int(m.get('decoded_examples', 0))} decoded test examples, cross-entropy "
             f"{m.get('cross_entropy_per_token', math.nan):.4f} nats/target token (teacher-forced), token accuracy "
             f"{m.get('token_accuracy', math.nan):.3f}"
         )
 
-    def samples(self, model_path: str, examples_uri: str, data: Any, count: int) -> list[dict]:
-        """One sample per eval example: source (for denoising, the corrupted text), reference,
+    def samples(self, model_path: str, split_uri: str, data: Any, count: int) -> list[dict]:
+        """One sample per test example: source (for denoising, the corrupted text), reference,
         output, and the attention [output pieces][source pieces] with both pieces' texts (the
         `evaluate` and `attention` signatures). Empty for a model without `attention`."""
         import tensorflow as tf
 
-        records = sample_io.eval_records(examples_uri, count)
+        records = sample_io.split_records(split_uri, count)
         model = sample_io.load_model(model_path)
         if not records or "attention" not in model.signatures:
             return []
@@ -163,7 +163,7 @@ class PairTask(Task):
         serving = Seq2SeqServing(
             source_columns=source_columns, target_column=target_column, max_length=run.sequence_length,
             beam_width=settings["beam_width"],
-            decode_share=min(1.0, settings["decode_examples"] / max(run.eval_examples, 1)), noise=data.state["noise"],
+            decode_share=min(1.0, settings["decode_examples"] / max(run.test_examples, 1)), noise=data.state["noise"],
         )
         raw_spec = run.raw_spec([*source_columns, *([target_column] if target_column else [])])
         export_seq2seq(model, run.serving_model_dir, run.transform_layer(), raw_spec, data.state["tokenizer"], serving)

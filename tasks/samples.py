@@ -1,4 +1,4 @@
-"""Reading eval examples for a task's samples (`Task.samples`): the report shows what a trained
+"""Reading test examples for a task's samples (`Task.samples`): the report shows what a trained
 model does on them, through the model's own signatures (as a serving client would), never
 through project model code. TensorFlow is imported here only when a model is read."""
 
@@ -9,14 +9,15 @@ from typing import Any
 EOS_PIECE = "</s>"
 
 
-def eval_records(examples_uri: str, count: int) -> list[bytes]:
-    """The first `count` serialized examples of an ExampleGen artifact's eval split."""
+def split_records(split_uri: str, count: int) -> list[bytes]:
+    """The first `count` serialized examples of one split (`split_uri`: the split's folder of an
+    ExampleGen artifact)."""
     import glob
     import os
 
     import tensorflow as tf
 
-    files = sorted(glob.glob(os.path.join(examples_uri, "Split-eval", "*")))
+    files = sorted(glob.glob(os.path.join(split_uri, "*")))
     return [record.numpy() for record in tf.data.TFRecordDataset(files, compression_type="GZIP").take(count)]
 
 

@@ -52,13 +52,13 @@ class VAE(LanguageModel):
             f"{int(m.get('active_units', 0))} active latent units"
         )
 
-    def samples(self, model_path: str, examples_uri: str, data: Any, count: int) -> list[dict]:
+    def samples(self, model_path: str, split_uri: str, data: Any, count: int) -> list[dict]:
         """Per example: its text and the greedy decode from its mu (`encode`, `decode`); the first
         sample also holds the interpolation from the first example's code to the second's
         (`interpolate`, `INTERPOLATION_STEPS` texts)."""
         import tensorflow as tf
 
-        records = sample_io.eval_records(examples_uri, count)
+        records = sample_io.split_records(split_uri, count)
         model = sample_io.load_model(model_path)
         if not records or "interpolate" not in model.signatures:
             return []

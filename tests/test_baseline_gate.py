@@ -1,6 +1,7 @@
 """Models that earn their blessing, end to end: a classifier of shuffled labels is held under its
 trivial baseline (the majority class); with the floor off it is judged by the other thresholds
-alone; and `--eval-data` makes the eval split exactly a given file. (The language model's floor:
+alone; and `--eval-data` makes the test split exactly a given file, the validation split carved
+from the training file. (The language model's floor:
 test_baseline_gate_language_model.py.)"""
 
 import csv
@@ -57,10 +58,10 @@ def test_a_classifier_of_shuffled_labels_is_held_under_the_majority_class(shuffl
     out = result.stdout
     assert re.search(r"rnn classifier \(textflow-rnn-classifier, [\d,]+ parameters\): accuracy \d\.\d+, AUC", out), out
     line_after = out.split("rnn classifier (")[1].splitlines()[1]
-    assert re.match(r"    trivial baseline: majority class accuracy 0\.\d+ on \d+ eval examples; beating it takes "
+    assert re.match(r"    trivial baseline: majority class accuracy 0\.\d+ on \d+ test examples; beating it takes "
                     r"accuracy >= \d\.\d+ \(\+2 standard errors\) and AUC >= 0\.55", line_after), line_after
     needed = float(re.search(r"accuracy >= (\d\.\d+)", line_after).group(1))
-    assert ("this eval split is too small to show that any model beats a constant answer" in line_after) == (needed > 1)
+    assert ("this test split is too small to show that any model beats a constant answer" in line_after) == (needed > 1)
     assert "NOT BLESSED:" in out and "    not pushed" in out
     family = decision_of(result)
     assert family["decision"].startswith("not blessed: ") and "does not beat its trivial baseline (majority_class_accuracy" \
@@ -92,7 +93,7 @@ def examples_of(pattern):
     return texts
 
 
-def test_eval_data_is_the_eval_split_and_its_unseen_label_is_found(tmp_path):
+def test_eval_data_is_the_test_split_and_its_unseen_label_is_found(tmp_path):
     reviews = [json.loads(line) for line in open(write_reviews(tmp_path / "all.jsonl"))]
     train, held_out = reviews[:45], reviews[45:]
     held_out[0] = {**held_out[0], "sentiment": "2"}  # a label the train file never shows
@@ -103,9 +104,10 @@ def test_eval_data_is_the_eval_split_and_its_unseen_label_is_found(tmp_path):
                       "--text-column", "review", "--label-column", "sentiment", "--workspace", "ws",
                       "--serving-dir", "serving", *SMALL_MODEL, cwd=tmp_path)
     assert result.returncode == 4, result.stdout + result.stderr  # the unseen label blocks the run
-    assert f"evaluated on {tmp_path / 'dev.jsonl'}" in result.stdout
+    assert f"tested on {tmp_path / 'dev.jsonl'}" in result.stdout
     assert "unseen_label" in result.stderr and "'2'" in result.stderr, result.stderr
     assert "Trainer_rnn" not in result.stdout
     art = tmp_path / "ws" / "artifacts" / "TextExampleGen" / "examples"
-    assert sorted(examples_of(f"{art}/*/Split-eval/*.gz")) == sorted(r["review"] for r in held_out)
-    assert sorted(examples_of(f"{art}/*/Split-train/*.gz")) == sorted(r["review"] for r in train)
+    assert sorted(examples_of(f"{art}/*/Split-test/*.gz")) == sorted(r["review"] for r in held_out)
+    fitted, chosen = examples_of(f"{art}/*/Split-train/*.gz"), examples_of(f"{art}/*/Split-validation/*.gz")
+    assert chosen and sorted(fitted + chosen) == sorted(r["review"] for r in train)  # validation: carved from train

@@ -32,7 +32,7 @@ def test_a_language_model_of_uniform_tokens_is_not_blessed(untrained_lm_runs):
     assert metrics["cross_entropy_below_unigram"] == pytest.approx(
         metrics["unigram_cross_entropy"] - metrics["cross_entropy_per_token"], abs=1e-4)
     assert not family["blessed"] and "does not beat its trivial baseline (unigram_cross_entropy" in family["decision"]
-    assert re.search(r"    trivial baseline: the train split's unigram model, \d\.\d+ nats/token on the eval split; "
+    assert re.search(r"    trivial baseline: the train split's unigram model, \d\.\d+ nats/token on the test split; "
                      r"beating it takes cross-entropy <= \d\.\d+ \(0\.05 below\)\n", result.stdout), result.stdout
     assert re.search(r"FAIL: does not beat its trivial baseline \(unigram_cross_entropy \d\.\d+\): "
                      r"cross_entropy_below_unigram -\d\.\d+ >= 0\.0500 \(floor\)", result.stdout), result.stdout

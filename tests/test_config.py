@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from pipeline.cli import _overrides, _parser
@@ -51,6 +53,24 @@ def test_unknown_keys_are_refused_by_name(write, text, key):
 def test_wrong_types_are_refused_by_name(write, text, key):
     with pytest.raises(ConfigError, match=f"config key '{key}' must be"):
         load_config(write("c.yaml", text))
+
+
+def test_an_old_eval_percent_is_refused_with_what_replaced_it(write):
+    with pytest.raises(ConfigError, match=r"'data.eval_percent' is no longer read: .*'data.validation_percent'.*"
+                                          r"'data.test_percent'"):
+        load_config(write("c.yaml", "data:\n  eval_percent: 20\n"))
+    with pytest.raises(ConfigError, match="'data.eval_percent' is no longer read"):
+        load_config(overrides={"data.eval_percent": 20})
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"data.validation_percent": 0}, "'data.validation_percent' must be between 1 and 45, got 0"),
+    ({"data.test_percent": 50}, "'data.test_percent' must be between 1 and 45, got 50"),
+    ({"data.path": "d/span-{SPAN}/x.csv", "data.validation_path": "v.csv"}, "'data.validation_path' must both hold"),
+])
+def test_split_settings_are_checked(overrides, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(overrides=overrides)
 
 
 def test_ints_are_accepted_where_numbers_are_expected(write):

@@ -25,28 +25,24 @@ def test_anomalies_stop_the_run_before_training(tmp_path):
     assert not (tmp_path / "serving").exists()
 
 
-def split_of(record, eval_percent=20):
-    """The split ExampleGen's hash puts a record in (TFX's own partition function)."""
-    from tfx.components.example_gen.base_example_gen_executor import _PartitionFn
-    from tfx.proto import example_gen_pb2
+def split_of(record):
+    """The split ExampleGen's hash puts a record in (the default 80/10/10)."""
+    from components.data.text_example_gen import _carved_split, _to_example
 
-    from components.data.text_example_gen import _to_example
-
-    index = _PartitionFn(_to_example(record), 2, [100 - eval_percent, 100], example_gen_pb2.SplitConfig())
-    return ["train", "eval"][index]
+    return ["train", "validation", "test"][_carved_split(_to_example(record), [80, 90, 100])]
 
 
 def write_planted_span(path, reviews, unseen_label=True):
     """Short reviews (their lengths drift from full ones), plus one empty text, one text shared by
-    train and eval (under two labels), and (`unseen_label`) one label only the eval split has."""
+    train and test (under two labels), and (`unseen_label`) one label only the test split has."""
     rows = [{"review": r["review"][:60], "sentiment": r["sentiment"]} for r in reviews]
     rows.append({"review": "   ", "sentiment": "0"})
     shared = next(f"A film I saw {i} times." for i in range(100)
-                  if {split_of({"review": f"A film I saw {i} times.", "sentiment": s}) for s in "01"} == {"train", "eval"})
+                  if {split_of({"review": f"A film I saw {i} times.", "sentiment": s}) for s in "01"} == {"train", "test"})
     rows += [{"review": shared, "sentiment": "0"}, {"review": shared, "sentiment": "1"}]
     if unseen_label:
         rows.append(next(row for i in range(100) for row in [{"review": f"Neither good nor bad, take {i}.", "sentiment": "2"}]
-                         if split_of(row) == "eval"))
+                         if split_of(row) == "test"))
     with open(path, "w", encoding="utf-8") as f:
         f.writelines(json.dumps(row) + "\n" for row in rows)
 
@@ -61,7 +57,7 @@ def test_planted_data_problems_block_or_warn_by_policy(tmp_path):
             "--label-column", "sentiment", "--workspace", "ws", "--serving-dir", "serving", "--models", "rnn",
             "--tokenizer", "char",  # 50 reviews' words would be findings of their own (vocabulary coverage, token skew)
             "--set", "rnn.train_steps=10", *SMALL_MODEL,
-            # ~10 eval reviews: their length and label shares differ from train's by chance more than the defaults allow
+            # ~6 validation and ~6 test reviews: their length and label shares differ from train's by chance more than the defaults allow
             "--set", "validation.skew.text_length_js=0.9", "--set", "validation.skew.label_linf=0.9"]
     clean = textflow(*args, cwd=tmp_path)
     assert clean.returncode == 0, clean.stdout + clean.stderr
@@ -78,8 +74,8 @@ def test_planted_data_problems_block_or_warn_by_policy(tmp_path):
                        cwd=tmp_path)
     assert blocked.returncode == 4, blocked.stdout + blocked.stderr
     found = re.findall(r"\[block\] (\w+), split '([\w/]+)', feature '(\w+)'", blocked.stderr)
-    assert sorted(found) == [("drift", "train", "tokens_per_text"), ("duplicate_across_splits", "train/eval", "review"),
-                             ("empty_text", "train", "review"), ("unseen_label", "eval", "sentiment")], blocked.stderr
+    assert sorted(found) == [("drift", "train", "tokens_per_text"), ("duplicate_across_splits", "train/test", "review"),
+                             ("empty_text", "train", "review"), ("unseen_label", "test", "sentiment")], blocked.stderr
     assert "span 1's train split" in blocked.stderr and "'2' (1 examples) never occurs in train" in blocked.stderr
     assert "Transform started" not in blocked.stdout and "Trainer_rnn" not in blocked.stdout
     report = re.search(r"The report of this run \(data, findings, why it stopped\): (\S+)", blocked.stderr).group(1)

@@ -82,7 +82,8 @@ def test_cli_prints_progress_and_summary_but_no_library_noise(first_run):
                       "Evaluator_hvae", "ServingCheck_hvae", "Pusher_hvae"]:
         assert f"{component} started" in out and f"{component} finished in" in out
     assert "Summary" in out and "BLESSED" in out and "cross_entropy_per_token" in out
-    assert re.search(r"data: \d+ train / \d+ eval examples, span 0\n    skew, eval against train: token \d\.\d+ ", out), out
+    assert re.search(r"data: \d+ train / \d+ validation / \d+ test examples, span 0\n"
+                     r"    skew, validation against train: token \d\.\d+ .*\n    skew, test against train: token \d\.\d+ ", out), out
     assert "negative_elbo_per_token" in out and "active latent units" in out
     assert re.search(r"cross_entropy_per_token by length_bucket: (\d+)(-\d+|\+) tokens \d\.\d+ \(\d+\)", out), out
     assert re.search(r"negative_elbo_per_token by length_bucket: ", out)
@@ -123,6 +124,22 @@ def test_precision_and_xla_auto_are_timed_and_explained(first_run):
     assert trials["float32"].get("timed_in") == "training" or transformer["acceleration"]["trial_seconds"] > 0
 
 
+def test_the_test_split_judges_and_never_reaches_the_trainer(first_run):
+    """Three splits, one job each: every example lands in one split (hashed), the Trainer fits on
+    train and keeps the step best on validation (its eval data), and the Evaluator judges on test."""
+    root, _, result = first_run
+    art = root / "ws" / "artifacts"
+    splits = {s: parsed_records(f"{art}/TextExampleGen/examples/*/Split-{s}/*") for s in ("train", "validation", "test")}
+    assert all(splits.values()) and sum(map(len, splits.values())) == 60
+    seen = [str(r) for r in splits["train"] + splits["validation"]]
+    assert not any(str(r) in seen for r in splits["test"])
+    for family in ("rnn", "transformer", "hvae"):
+        metrics = json.load(open(only(f"{art}/Trainer_{family}/model_run/*/training_metrics.json")))
+        assert (metrics["train_examples"], metrics["eval_examples"]) == (len(splits["train"]), len(splits["validation"]))
+    judged = re.findall(r"\((textflow-\w+), [\d,]+ parameters\): .*, (\d+) test examples", result.stdout)
+    assert len(judged) == 3 and {int(n) for _, n in judged} == {len(splits["test"])}, result.stdout
+
+
 def test_the_run_keeps_its_blessing_decisions(first_run):
     root, _, result = first_run
     folder = re.search(r"Blessing decisions and this summary are kept in (\S+)", result.stdout).group(1)
@@ -136,6 +153,7 @@ def test_the_run_keeps_its_blessing_decisions(first_run):
         assert family["decision"].startswith("blessed: every threshold passed (the trivial-baseline floor was off: "
                                              "evaluation.require_beat_baseline is false); serving check passed; pushed to ")
         assert family["serving_check"]["latency"]["p99_ms"] > 0
+        assert family["splits"]["metrics"] == "test" and family["splits"]["training.val_loss"] == "validation"
     assert "Summary" in open(os.path.join(folder, "summary.txt")).read()
 
 
@@ -149,7 +167,7 @@ def test_the_report_of_a_clean_run_has_every_section_and_the_same_numbers_in_eve
     assert sections == ["Run summary", "Data", "Schema", "Anomalies", "Drift and skew", "Model: textflow-rnn (rnn)",
                         "Model: textflow-transformer (transformer)", "Model: textflow-hvae (hvae)", "Pushes and promotions"]
     assert page.count('<figure class="chart">') == 2 and "http" not in page.replace("http://www.w3.org/2000/svg", "")
-    assert page.count("<h3>Training curve</h3>") == 3  # every family's loss and eval loss against steps
+    assert page.count("<h3>Training curve</h3>") == 3  # every family's loss and validation loss against steps
     assert page.count("What it writes") == 2  # the language models' continuations
     assert page.count("What its code holds") == 1 and "Interpolation: texts decoded" in page  # the VAE's
     markdown = textflow("report", "--run", run_id, "--format", "md", "--output", str(tmp_path / "report.md"),
@@ -425,7 +443,7 @@ def test_multi_processing_direct_runner_gives_the_default_modes_results(first_ru
     result = textflow(*args, cwd=root)
     assert result.returncode == 0, result.stdout + result.stderr
     default, multi = root / "ws" / "artifacts", root / "ws-mp" / "artifacts"
-    for split in ("train", "eval"):
+    for split in ("train", "validation", "test"):
         for component, output in (("TextExampleGen", "examples"), ("Transform", "transformed_examples")):
             same = [parsed_records(f"{art}/{component}/{output}/*/Split-{split}/*") for art in (default, multi)]
             assert same[0] and same[0] == same[1], (component, split)
@@ -434,8 +452,8 @@ def test_multi_processing_direct_runner_gives_the_default_modes_results(first_ru
         assert stats[0] == stats[1], split
     for pattern in ("TextSchemaGen/schema/*/schema.pbtxt", "Transform/transform_graph/*/transform_fn/assets/tokens"):
         assert Path(only(f"{default}/{pattern}")).read_bytes() == Path(only(f"{multi}/{pattern}")).read_bytes(), pattern
-    counts = [re.search(r"rnn \(textflow-rnn.*?(\d+) eval examples", out).group(1) for out in (first_run[2].stdout, result.stdout)]
-    assert counts[0] == counts[1]  # the Evaluator saw the same eval split (the models differ: training is not deterministic)
+    counts = [re.search(r"rnn \(textflow-rnn.*?(\d+) test examples", out).group(1) for out in (first_run[2].stdout, result.stdout)]
+    assert counts[0] == counts[1]  # the Evaluator saw the same test split (the models differ: training is not deterministic)
 
 
 def test_a_candidate_worse_than_its_baseline_is_not_blessed_nor_pushed(first_run):

@@ -18,8 +18,8 @@ MAY_IMPORT = {
 }
 # What the after-run operations read of the pipeline and the components: the config and the
 # metadata store, and the small modules that read what a component wrote (never a component itself).
-OPERATIONS_READ = {"pipeline.config", "pipeline.metadata_connection", "components.data.validation_report",
-                   "components.serving.serving_check_report", "components.serving.serving_audit",
+OPERATIONS_READ = {"pipeline.config", "pipeline.metadata_connection", "components.data.splits",
+                   "components.data.validation_report", "components.serving.serving_check_report", "components.serving.serving_audit",
                    "components.training.metrics_file"}
 MAX_LINES = 450
 TASK_NAME = re.compile(r"[\"'](language_model|classifier|seq2seq|denoise|vae)[\"']")

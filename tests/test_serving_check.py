@@ -112,15 +112,15 @@ def test_a_model_that_does_not_load_fails_with_the_reason(tmp_path):
 
 
 def artifacts(tmp_path, module):
-    """A Model, an Examples (eval split, gzipped TFRecords) and an InfraBlessing artifact on disk."""
+    """A Model, an Examples (test split, gzipped TFRecords) and an InfraBlessing artifact on disk."""
     model = standard_artifacts.Model()
     model.uri = str(tmp_path / "model")
     save(module, tmp_path / "model" / "Format-Serving")
     examples = standard_artifacts.Examples()
     examples.uri = str(tmp_path / "examples")
-    examples.split_names = artifact_utils.encode_split_names(["train", "eval"])
-    os.makedirs(tmp_path / "examples" / "Split-eval")
-    with tf.io.TFRecordWriter(str(tmp_path / "examples" / "Split-eval" / "data.gz"), "GZIP") as writer:
+    examples.split_names = artifact_utils.encode_split_names(["train", "validation", "test"])
+    os.makedirs(tmp_path / "examples" / "Split-test")
+    with tf.io.TFRecordWriter(str(tmp_path / "examples" / "Split-test" / "data.gz"), "GZIP") as writer:
         for record in BATCH["examples"]:
             writer.write(record)
     blessing = standard_artifacts.InfraBlessing()
@@ -152,7 +152,7 @@ def push_blessed_by_the_evaluator(tmp_path, model, infra_blessing):
     return pushed, serving
 
 
-def test_latency_is_timed_on_different_eval_batches(tmp_path):
+def test_latency_is_timed_on_different_test_batches(tmp_path):
     """One batch repeated would time its own outputs' length only (a translator writing one
     runaway output in it doubled its p50)."""
     _, examples, _ = artifacts(tmp_path, Classifier())  # 3 eval examples

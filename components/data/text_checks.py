@@ -65,7 +65,8 @@ def coverage_findings(anomalies: anomalies_pb2.Anomalies, split: str, text_colum
 
 
 def label_findings(train: SplitText, evaluation: SplitText, label_column: str) -> list[Finding]:
-    """A label eval has and train lacks (the model cannot predict it), and a class with no eval example."""
+    """A label a held-out split (`evaluation`) has and train lacks (the model cannot predict it),
+    and a class with no example there."""
     train_counts = collections.Counter(train.labels)
     eval_counts = collections.Counter(evaluation.labels)
     findings = []
@@ -76,27 +77,28 @@ def label_findings(train: SplitText, evaluation: SplitText, label_column: str) -
                                 f"the model can predict it", [_snippet(evaluation, i) for i in rows[:_SHOWN_EXAMPLES]]))
     for label in sorted(set(train_counts) - set(eval_counts)):
         findings.append(Finding("missing_class", evaluation.name, label_column,
-                                f"class {label!r} ({train_counts[label]} train examples) has no eval example: "
-                                f"how well the model predicts it cannot be measured"))
+                                f"class {label!r} ({train_counts[label]} train examples) has no {evaluation.name} "
+                                f"example: how well the model predicts it cannot be measured there"))
     return findings
 
 
 def duplicates_across_splits(train: SplitText, evaluation: SplitText, text_column: str) -> list[Finding]:
-    """Eval texts that also occur in train, exactly: the eval split then overstates quality on new text."""
+    """Held-out texts that also occur in train, exactly: that split then overstates quality on new text."""
     seen = {text for text in train.texts if text.strip()}
     rows = [i for i, text in enumerate(evaluation.texts) if text in seen]
     if not rows:
         return []
-    return [Finding("duplicate_across_splits", "train/eval", text_column,
-                    f"{len(rows)} of {len(evaluation.texts)} eval texts also occur in train, word for word: the eval "
-                    f"metrics then overstate how the model does on text it has not seen",
+    name = evaluation.name
+    return [Finding("duplicate_across_splits", f"train/{name}", text_column,
+                    f"{len(rows)} of {len(evaluation.texts)} {name} texts also occur in train, word for word: the "
+                    f"{name} split's numbers then overstate how the model does on text it has not seen",
                     [_snippet(evaluation, i) for i in rows[:_SHOWN_EXAMPLES]], value=len(rows), limit=0)]
 
 
 def length_ratio_skew(train: SplitText, evaluation: SplitText, source: SplitText, source_train: SplitText,
                       target_column: str, limit: float) -> list[Finding]:
     """Skew of the target-to-source length ratio (tokens) between the splits: Jensen-Shannon
-    divergence of its histograms. A translation or summary whose eval targets are relatively
+    divergence of its histograms. A translation or summary whose held-out targets are relatively
     longer or shorter than the train split's asks the model for output it was not trained to write."""
     def ratios(targets: SplitText, sources: SplitText) -> np.ndarray:
         return np.log2((targets.lengths + 1) / (sources.lengths + 1))
@@ -111,7 +113,7 @@ def length_ratio_skew(train: SplitText, evaluation: SplitText, source: SplitText
         return []
     return [Finding("skew", evaluation.name, f"{target_column}/length_ratio",
                     f"Jensen-Shannon divergence {divergence:.3f} of the target-to-source length ratio against the "
-                    f"train split, above the limit {limit:g}: the eval targets are relatively longer or shorter",
+                    f"train split, above the limit {limit:g}: the {evaluation.name} targets are relatively longer or shorter",
                     value=round(divergence, 4), limit=limit)]
 
 

@@ -2,14 +2,18 @@
 
 It is a `FileBasedExampleGen`, so it keeps TFX's file-based driver (input fingerprints and
 spans, hence caching; on Kubeflow Pipelines v2 the compiler runs that driver before the
-executor) and the base executor's hash split into train/eval, and adds one parameter,
-`reader_options` (JSON of `text_readers.ReaderOptions`). The files are read through once
-before the Beam pipeline is built, so bad input fails with a clear `InputDataError` before
-any example is written.
+executor), and adds two parameters: `reader_options` (JSON of `text_readers.ReaderOptions`) and
+`carved_splits` (JSON: the percent of the data file's examples each split not given as a file
+of its own takes, by a hash of the example, as TFX's own hash split does). The files are read
+through once before the Beam pipeline is built, so bad input fails with a clear
+`InputDataError` before any example is written.
 """
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import json
 import os
 from typing import Any, Iterable, Optional, Union
 
@@ -23,12 +27,14 @@ from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.dsl.io import fileio
 from tfx.orchestration import data_types
 from tfx.proto import example_gen_pb2
-from tfx.types import standard_artifacts, standard_component_specs
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
+from components.data.splits import SPLITS, TEST, TRAIN, VALIDATION
 from components.data.text_readers import ReaderOptions, count_records, read_records
 
 READER_OPTIONS_KEY = "reader_options"
+CARVED_SPLITS_KEY = "carved_splits"
 
 
 def _to_example(record: dict[str, str]) -> tf.train.Example:
@@ -62,17 +68,43 @@ def _TextToExample(pipeline: beam.Pipeline, exec_properties: dict[str, Any], spl
     )
 
 
+def _carved_split(example: tf.train.Example, edges: list[int]) -> int:
+    """The index of the split an example's hash bucket (of 100) falls in, below each split's edge."""
+    bucket = int(hashlib.sha256(example.SerializeToString(deterministic=True)).hexdigest(), 16) % 100
+    return next(index for index, edge in enumerate(edges) if bucket < edge)
+
+
 class Executor(BaseExampleGenExecutor):
-    """Reads text files into tf.Examples with one bytes feature per configured column."""
+    """Reads text files into tf.Examples with one bytes feature per configured column, and carves
+    the splits not given as files from the data file's examples."""
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
         return _TextToExample
+
+    def Do(self, input_dict: dict, output_dict: dict, exec_properties: dict[str, Any]) -> None:
+        # the base class names the artifact's splits from the input config, then writes each split
+        # `GenerateExamplesByBeam` returns; that method adds the carved ones to the names
+        self._examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
+        super().Do(input_dict, output_dict, exec_properties)
+
+    def GenerateExamplesByBeam(self, pipeline: beam.Pipeline, exec_properties: dict[str, Any]) -> dict:
+        splits = super().GenerateExamplesByBeam(pipeline, exec_properties)
+        carved: dict[str, int] = json.loads(exec_properties.get(CARVED_SPLITS_KEY) or "{}")
+        if carved:
+            names = [TRAIN, *carved]
+            edges = list(itertools.accumulate([100 - sum(carved.values()), *carved.values()]))
+            parts = splits[TRAIN] | "CarveSplits" >> beam.Partition(lambda example, _: _carved_split(example, edges),
+                                                                    len(names))
+            splits.update(zip(names, parts))
+        self._examples.split_names = artifact_utils.encode_split_names([s for s in SPLITS if s in splits])
+        return splits
 
 
 class TextExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
     PARAMETERS = {
         **standard_component_specs.FileBasedExampleGenSpec.PARAMETERS,
         READER_OPTIONS_KEY: ExecutionParameter(type=str),
+        CARVED_SPLITS_KEY: ExecutionParameter(type=str),
     }
     OUTPUTS = {
         standard_component_specs.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
@@ -80,10 +112,10 @@ class TextExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
 
 
 class TextExampleGen(FileBasedExampleGen):
-    """ExampleGen for one text file (or glob) with a hash split into train and eval, or, given
-    `eval_pattern`, two inputs read as they are: `file_pattern` the train split and
-    `eval_pattern` the eval split (TFX's input splits). Patterns are relative to `input_base`,
-    which may be a RuntimeParameter (a Kubeflow run's data folder)."""
+    """ExampleGen for one text file (or glob) read as the train split, with a file (or glob) for
+    the validation or the test split where given; each split not given is carved from the train
+    file's examples (`validation_percent`, `test_percent`). Patterns are relative to
+    `input_base`, which may be a RuntimeParameter (a Kubeflow run's data folder)."""
 
     SPEC_CLASS = TextExampleGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
@@ -94,28 +126,18 @@ class TextExampleGen(FileBasedExampleGen):
         input_base: Union[str, data_types.RuntimeParameter],
         file_pattern: str,
         reader_options: ReaderOptions,
-        eval_percent: int = 20,
+        validation_percent: int = 10,
+        test_percent: int = 10,
         range_config: Optional[Any] = None,
-        eval_pattern: Optional[str] = None,
+        validation_pattern: Optional[str] = None,
+        test_pattern: Optional[str] = None,
     ):
-        if eval_pattern:
-            input_config = example_gen_pb2.Input(splits=[
-                example_gen_pb2.Input.Split(name="train", pattern=file_pattern),
-                example_gen_pb2.Input.Split(name="eval", pattern=eval_pattern),
-            ])
-            output_config = example_gen_pb2.Output()  # the input splits, as they are
-        else:
-            input_config = example_gen_pb2.Input(
-                splits=[example_gen_pb2.Input.Split(name="single_split", pattern=file_pattern)]
-            )
-            output_config = example_gen_pb2.Output(
-                split_config=example_gen_pb2.SplitConfig(
-                    splits=[
-                        example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=100 - eval_percent),
-                        example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=eval_percent),
-                    ]
-                )
-            )
+        given = {TRAIN: file_pattern, VALIDATION: validation_pattern, TEST: test_pattern}
+        input_config = example_gen_pb2.Input(
+            splits=[example_gen_pb2.Input.Split(name=name, pattern=pattern) for name, pattern in given.items() if pattern])
+        carved = {name: percent for name, percent in ((VALIDATION, validation_percent), (TEST, test_percent))
+                  if not given[name]}
+        output_config = example_gen_pb2.Output()  # the input splits as they are; the executor carves the rest
         spec = TextExampleGenSpec(
             input_base=input_base,
             input_config=input_config,
@@ -125,6 +147,7 @@ class TextExampleGen(FileBasedExampleGen):
             output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
             output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
             reader_options=reader_options.to_json(),
+            carved_splits=json.dumps(carved),
             examples=types.Channel(type=standard_artifacts.Examples),
         )
         # FileBasedExampleGen.__init__ builds its own spec; this one adds `reader_options`.

@@ -23,6 +23,8 @@ from tfx.types import artifact_utils, standard_artifacts, standard_component_spe
 from tfx.types.component_spec import ExecutionParameter
 from tfx.utils import io_utils
 
+from components.data.splits import HELD_OUT
+
 TEXT_COLUMNS_KEY = "text_columns"
 CONSTRAINTS_KEY = "text_constraints"
 
@@ -84,7 +86,7 @@ class TextSchemaGen(base_component.BaseComponent):
         spec = TextSchemaGenSpec(
             statistics=statistics,
             infer_feature_shape=1,
-            exclude_splits=json.dumps(["eval"]),  # infer from train; eval is validated against it
+            exclude_splits=json.dumps(list(HELD_OUT)),  # infer from train; validation and test are validated against it
             text_columns=json.dumps(text_columns),
             text_constraints=json.dumps({"min_coverage": min_coverage, "max_tokens": max_tokens}),
             schema=types.Channel(type=standard_artifacts.Schema),

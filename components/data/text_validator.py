@@ -33,13 +33,13 @@ from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionP
 from tfx.utils import io_utils
 
 from components.data import text_checks
+from components.data.splits import SPLITS, TRAIN
 from components.data.text_profile import (LENGTH_FEATURE, TOKEN_FEATURE, SplitText, nl_statistics, read_split,
                                      split_profile, text_statistics, train_vocabulary)
 from components.data.validation_report import REPORT_FILE
 
 STATS_FILE = "FeatureStats.pb"  # where StatisticsGen keeps a split's statistics, so TFX tools read ours too
 ANOMALIES_FILE = "SchemaDiff.pb"  # likewise for ExampleValidator's anomalies
-TRAIN, EVAL = "train", "eval"
 
 
 @dataclasses.dataclass
@@ -108,16 +108,20 @@ def validate_text(splits: dict[str, SplitText], previous_train: Optional[SplitTe
                   settings: Settings, previous_span: Optional[int] = None) -> tuple[list[text_checks.Finding], dict[str, statistics_pb2.DatasetFeatureStatisticsList], dict]:
     """All text checks; returns the findings (without actions), the statistics per split, and context."""
     text, label = settings.text_column, settings.label_column
-    train, evaluation = splits[TRAIN], splits[EVAL]
+    train = splits[TRAIN]
     vocabulary = train_vocabulary(train, settings.max_vocab_size)
     stats = {name: text_statistics(split, text, label, vocabulary) for name, split in splits.items()}
     min_coverage, max_tokens = text_constraints(schema, text)
     findings = column_findings(splits, stats, text, schema)
-    if label:
-        findings += text_checks.label_findings(train, evaluation, label)
-    findings += text_checks.duplicates_across_splits(train, evaluation, text)
-    skew = tfdv.validate_statistics(stats[TRAIN], comparator_schema(settings, "skew"), serving_statistics=stats[EVAL])
-    findings += text_checks.comparison_findings(skew, "skew", EVAL, "the train split")
+    skew = {}
+    held_out = [name for name in splits if name != TRAIN]  # validation and test
+    for held in held_out:
+        if label:
+            findings += text_checks.label_findings(train, splits[held], label)
+        findings += text_checks.duplicates_across_splits(train, splits[held], text)
+        skew[held] = tfdv.validate_statistics(stats[TRAIN], comparator_schema(settings, "skew"),
+                                              serving_statistics=stats[held])
+        findings += text_checks.comparison_findings(skew[held], "skew", held, "the train split")
     drift = None
     if previous_train is not None:
         previous_stats = text_statistics(previous_train, text, label, vocabulary)
@@ -129,7 +133,7 @@ def validate_text(splits: dict[str, SplitText], previous_train: Optional[SplitTe
         "min_vocabulary_coverage": round(min_coverage, 6),
         "max_text_tokens": max_tokens,
         "vocabulary_size": len(vocabulary),
-        "skew": _measurements(skew, "skew"),
+        "skew": [{"split": held, **row} for held in held_out for row in _measurements(skew[held], "skew")],
         "drift": _measurements(drift, "drift") if drift is not None else [],
     }
     return findings, stats, context
@@ -164,14 +168,18 @@ def other_column_findings(splits: dict[str, SplitText], column: str, schema: sch
 
 def pair_findings(sources: dict[str, SplitText], targets: dict[str, SplitText], target_column: str,
                   settings: Settings) -> list[text_checks.Finding]:
-    """Checks of (source, target) pairs: pairs in both splits, and skew of the length ratio."""
+    """Checks of (source, target) pairs: pairs both in train and in a held-out split, and skew of
+    the length ratio."""
     def pairs(split: str) -> SplitText:
         texts = [f"{s} => {t}" for s, t in zip(sources[split].texts, targets[split].texts)]
         return SplitText(split, texts, None, [])
 
-    findings = text_checks.duplicates_across_splits(pairs(TRAIN), pairs(EVAL), f"{settings.text_column}/{target_column}")
-    return findings + text_checks.length_ratio_skew(targets[TRAIN], targets[EVAL], sources[EVAL], sources[TRAIN],
-                                                    target_column, settings.skew["text_length_js"])
+    findings = []
+    for held in (name for name in sources if name != TRAIN):
+        findings += text_checks.duplicates_across_splits(pairs(TRAIN), pairs(held), f"{settings.text_column}/{target_column}")
+        findings += text_checks.length_ratio_skew(targets[TRAIN], targets[held], sources[held], sources[TRAIN],
+                                                  target_column, settings.skew["text_length_js"])
+    return findings
 
 
 def describe_schema(schema: schema_pb2.Schema) -> list[dict]:
@@ -229,13 +237,13 @@ class Executor(base_executor.BaseExecutor):
         schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(artifact_utils.get_single_uri(input_dict["schema"])))
         read = lambda artifact, split: read_split(artifact, split, settings.text_column, settings.label_column,  # noqa: E731
                                                   settings.tokenizer, settings.lowercase)
-        splits = {split: read(examples, split) for split in (TRAIN, EVAL)}
+        splits = {split: read(examples, split) for split in SPLITS}
         previous = _previous_span(examples, input_dict.get("previous_examples", []))
         findings, stats, context = validate_text(splits, read(previous, TRAIN) if previous else None, schema, settings,
                                                  span_of(previous) if previous else None)
         for column in settings.other_text_columns:
             column_splits = {split: read_split(examples, split, column, None, settings.tokenizer, settings.lowercase)
-                             for split in (TRAIN, EVAL)}
+                             for split in SPLITS}
             findings += other_column_findings(column_splits, column, schema, settings)
             if column == settings.target_column:
                 findings += pair_findings(splits, column_splits, column, settings)
@@ -249,9 +257,9 @@ class Executor(base_executor.BaseExecutor):
         statistics = artifact_utils.get_single_instance(output_dict["statistics"])
         anomalies = artifact_utils.get_single_instance(output_dict["anomalies"])
         for artifact in (statistics, anomalies):
-            artifact.split_names = artifact_utils.encode_split_names([TRAIN, EVAL])
+            artifact.split_names = artifact_utils.encode_split_names(list(SPLITS))
             artifact.set_int_custom_property("span", span_of(examples))
-        for split in (TRAIN, EVAL):
+        for split in SPLITS:
             io_utils.write_bytes_file(os.path.join(artifact_utils.get_split_uri([statistics], split), STATS_FILE),
                                       stats[split].SerializeToString())
             io_utils.write_bytes_file(os.path.join(artifact_utils.get_split_uri([anomalies], split), ANOMALIES_FILE),
@@ -259,7 +267,7 @@ class Executor(base_executor.BaseExecutor):
         report = {
             "span": span_of(examples),
             "previous_span": span_of(previous) if previous else None,
-            "examples": {split: len(splits[split].texts) for split in (TRAIN, EVAL)},
+            "examples": {split: len(splits[split].texts) for split in SPLITS},
             **context,
             "policy": settings.policy,
             "findings": [dataclasses.asdict(f) for f in findings],

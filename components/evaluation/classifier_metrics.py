@@ -16,7 +16,7 @@ and the trivial baseline every classifier must beat, on the same examples:
   majority_class_accuracy  the share of the most frequent label (what always answering it scores)
   accuracy_above_chance    accuracy - (majority_class_accuracy + 2 standard errors of it,
                            sqrt(p (1 - p) / n)): above 0 when the model beats a constant answer
-                           by more than the eval split's sampling noise
+                           by more than the test split's sampling noise
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ class _ClassifierCombiner(beam.CombineFn):
         labels = np.asarray(labels).astype(np.int64).reshape(-1)
         probabilities = np.asarray(predictions, np.float64).reshape(labels.size, -1)
         if labels.min() < 0:
-            raise ValueError("an eval example has a label the training split never had (label_id -1)")
+            raise ValueError("an test example has a label the training split never had (label_id -1)")
         acc.add(labels, probabilities)
         return acc
 

@@ -14,7 +14,7 @@ gathers the sample's texts over a slice and scores them as one corpus, exactly a
   decoded_examples             how many examples the scores cover
 
 The teacher-forced cross-entropy of the targets comes from `components.evaluation.lm_metrics`, which reads
-the same signature's `log_likelihood` and `token_count` over every eval example.
+the same signature's `log_likelihood` and `token_count` over every test example.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ class ChrfAboveCopy(tfma.metrics.Metric):
 
 
 class DecodedExamples(tfma.metrics.Metric):
-    """How many eval examples were decoded (the sample the BLEU and chrF scores cover)."""
+    """How many test examples were decoded (the sample the BLEU and chrF scores cover)."""
 
     def __init__(self, name: str = "decoded_examples"):
         super().__init__(_metric(lambda t: len(t[0])), name=name)

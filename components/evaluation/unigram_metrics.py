@@ -1,5 +1,5 @@
 """TFMA metrics that hold a language model or a VAE against its trivial baseline: the unigram
-model of the train split's tokens, scored on the same eval examples.
+model of the train split's tokens, scored on the same test examples.
 
 The baseline's log-likelihood of each eval text is a Transform output (`unigram_log_likelihood`,
 learned from the train split by TFT's analyzers), read from the transformed features TFMA keeps;
@@ -87,7 +87,7 @@ def _gain(unigram_nats: float, model_nats: float) -> float:
 
 
 class UnigramCrossEntropy(tfma.metrics.Metric):
-    """The train split's unigram model's cross-entropy per token on the eval split (nats)."""
+    """The train split's unigram model's cross-entropy per token on the test split (nats)."""
 
     def __init__(self, name: str = "unigram_cross_entropy"):
         super().__init__(_computations(None, _unigram), name=name)

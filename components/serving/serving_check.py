@@ -30,11 +30,11 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils, path_utils
 
+from components.data.splits import TEST
 from components.data.text_profile import bytes_feature, split_records
 from components.serving.serving_check_report import REPORT_FILE
 
 PROBE_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "serving_probe.py")
-EVAL_SPLIT = "eval"
 # The probe's time budget: starting an interpreter with TensorFlow and loading the SavedModel, then
 # each request (the warm-up requests of every signature and the timed serving_default calls) at
 # so many seconds per example of its batch. A probe over its budget fails this family's check
@@ -67,10 +67,10 @@ _INPUT_RULES: dict[str, Callable[[_Batch, list[int]], Any]] = {
 
 
 def eval_batches(examples: types.Artifact, text_column: str, size: int, count: int) -> list[_Batch]:
-    """`count` batches of `size` eval examples (serialized, with the texts of their text column),
+    """`count` batches of `size` test examples (serialized, with the texts of their text column),
     in the split's order; a split of fewer than `size * count` examples gives windows of `size`
     shifted through it one example at a time (all of it when it holds `size` or fewer)."""
-    records = split_records(examples, EVAL_SPLIT, limit=size * count)
+    records = split_records(examples, TEST, limit=size * count)
     texts = [bytes_feature(tf.train.Example.FromString(record), text_column) for record in records]
     if len(records) >= size * count:
         starts = [i * size for i in range(count)]

@@ -62,7 +62,8 @@ class SubwordTransform(Transform):
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
     def __init__(self, examples: types.BaseChannel, schema: types.BaseChannel, subword_vocabulary: types.BaseChannel,
-                 preprocessing_fn: str, custom_config: Optional[dict[str, Any]] = None):
+                 preprocessing_fn: str, custom_config: Optional[dict[str, Any]] = None,
+                 splits_config: Optional[Any] = None):
         spec = SubwordTransformSpec(
             examples=examples,
             schema=schema,
@@ -71,6 +72,7 @@ class SubwordTransform(Transform):
             force_tf_compat_v1=0,
             custom_config=json_utils.dumps(custom_config or {}),
             disable_statistics=1,
+            splits_config=splits_config,
             transform_graph=types.Channel(type=standard_artifacts.TransformGraph),
             transformed_examples=types.Channel(type=standard_artifacts.Examples),
             updated_analyzer_cache=types.Channel(type=standard_artifacts.TransformCache),

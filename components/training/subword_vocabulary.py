@@ -19,11 +19,11 @@ from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArti
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 
+from components.data.splits import TRAIN
 from components.data.text_profile import bytes_feature, split_records
 from models.layers.subword import PIPELINE_SYMBOLS, SEPARATOR, train_sentencepiece, vocab_size_of
 
 MODEL_FILE = "subword.model"
-TRAIN_SPLIT = "train"
 
 
 class SubwordVocabulary(types.Artifact):
@@ -58,7 +58,7 @@ def SubwordVocabularyGen(
     """`columns`: JSON {"source": [names], "target": name or null}. (No `from __future__ import
     annotations` in this module: the decorator reads the annotations as types.)"""
     names = json.loads(columns)
-    texts = training_texts(split_records(examples, TRAIN_SPLIT), names["source"], names.get("target"))
+    texts = training_texts(split_records(examples, TRAIN), names["source"], names.get("target"))
     proto = train_sentencepiece(texts, vocab_size, user_symbols=PIPELINE_SYMBOLS)
     with tf.io.gfile.GFile(model_path(vocabulary.uri), "wb") as f:
         f.write(proto)

@@ -22,7 +22,7 @@ from typing import Any, Callable
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras
-from tfx import v1 as tfx
+from tfx.components.trainer.fn_args_utils import FnArgs
 
 from components.training.metrics_file import METRICS_FILE
 from components.training.subword_transform import subword_model_in_graph
@@ -48,10 +48,11 @@ class TrainerRun:
 
     label_feature = LABEL_FEATURE
 
-    def __init__(self, fn_args: tfx.components.FnArgs, setup: TrainingSetup) -> None:
+    def __init__(self, fn_args: FnArgs, setup: TrainingSetup) -> None:
         self.settings: dict[str, Any] = fn_args.custom_config
         self.family, self.hparams = setup.family, setup.hparams
         self.serving_model_dir, self.eval_examples = fn_args.serving_model_dir, setup.eval_examples
+        self.test_examples = setup.test_examples
         self._transform_dir = fn_args.transform_output
         self.transform_output = tft.TFTransformOutput(fn_args.transform_output)
         self.feature_spec = self.transform_output.transformed_feature_spec()
@@ -91,7 +92,7 @@ class Fitted:
     fit_began: float  # time.monotonic() once the model was built and compiled
 
 
-def run_fn(fn_args: tfx.components.FnArgs) -> None:
+def run_fn(fn_args: FnArgs) -> None:
     """TFX Trainer entry point."""
     started = time.monotonic()
     custom: dict[str, Any] = fn_args.custom_config
@@ -116,6 +117,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         phase_seconds={"setup": round(fitted.fit_began - started, 1), "trial": trial_seconds,
                        "fit": round(trained - fitted.fit_began, 1)},
         size=hparams.size, train_examples=setup.train_examples, eval_examples=setup.eval_examples,
+        test_examples=setup.test_examples,
         parameters=int(model.count_params()), vocab_size=fitted.data.vocab_size,
         replicas=setup.strategy.num_replicas_in_sync, precision=hparams.precision, jit_compile=hparams.jit_compile,
         acceleration=acceleration.as_dict(), batching=setup.data_config.batching, **fitted.data.recorded,
@@ -129,7 +131,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
          f"training {trained - fitted.fit_began:.0f} s, export {time.monotonic() - trained:.0f} s")
 
 
-def _fit(run: TrainerRun, task: Any, kind: str, setup: TrainingSetup, fn_args: tfx.components.FnArgs,
+def _fit(run: TrainerRun, task: Any, kind: str, setup: TrainingSetup, fn_args: FnArgs,
          defer_trial: bool) -> Fitted:
     """The task's training data in bucketed batches, the precision and XLA choice, the model, and
     its fit; with `defer_trial`, an uncached acceleration trial is judged by the fit's first steps

@@ -5,12 +5,14 @@ the training plan (`trainer_module.run_fn` for every task)."""
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any, Optional
 
 import tensorflow as tf
 import tf_keras
-from tfx import v1 as tfx
+from tfx.components.trainer.fn_args_utils import FnArgs
 
+from components.data.splits import TEST
 from components.training.training_data import TrainingDataConfig, count_records
 from models import registry
 from models.runtime.acceleration import distribution_strategy, gpu_visible
@@ -23,7 +25,8 @@ class TrainingSetup:
     family: registry.Family
     hparams: Any  # the family's config, `size: auto` resolved by the training split's size
     train_examples: int
-    eval_examples: int
+    eval_examples: int  # the validation split's
+    test_examples: int  # the test split's count: the Evaluator's decoded share is sized by it
     strategy: tf.distribute.Strategy
     data_config: TrainingDataConfig
     global_batch: int  # the config's batch size is per replica; each step reads one batch for every replica
@@ -32,12 +35,13 @@ class TrainingSetup:
     trial_cache_dir: Optional[str] = None  # where the acceleration trials are cached besides the user's cache
 
 
-def training_setup(fn_args: tfx.components.FnArgs, kind: str) -> TrainingSetup:
+def training_setup(fn_args: FnArgs, kind: str) -> TrainingSetup:
     """Counts the splits, sizes the family's config, seeds every random generator and plans the
     steps for a model of `kind` (`models.registry.KINDS`)."""
     custom: dict[str, Any] = fn_args.custom_config
     family = registry.get(custom["family"])
     train_examples, eval_examples = count_records(fn_args.train_files), count_records(fn_args.eval_files)
+    test_examples = count_records(sibling_split_files(fn_args.train_files, TEST))
     hparams = family.config_class(**custom["hparams"]).sized(train_examples)
     if hparams.jit_compile is True and not gpu_visible() and not registry.xla_compiles_on_cpu(family.name, hparams, kind):
         # the config refused this where the run started; a Trainer on another machine checks again
@@ -49,9 +53,15 @@ def training_setup(fn_args: tfx.components.FnArgs, kind: str) -> TrainingSetup:
     global_batch = hparams.batch_size * strategy.num_replicas_in_sync
     plan = plan_training(hparams, train_examples, eval_examples, global_batch, cap=fn_args.train_steps,
                          steps_multiple=hparams.steps_per_execution)
-    return TrainingSetup(family, hparams, train_examples, eval_examples, strategy,
+    return TrainingSetup(family, hparams, train_examples, eval_examples, test_examples, strategy,
                          TrainingDataConfig(**custom.get("training_data", {})), global_batch, plan, seed,
                          custom.get("trial_cache_dir"))
+
+
+def sibling_split_files(file_patterns: list[str], split: str) -> list[str]:
+    """The file patterns of another split of the Examples artifact that `file_patterns` (one
+    split's, `<artifact>/Split-<name>/*`) belong to."""
+    return [os.path.join(os.path.dirname(os.path.dirname(pattern)), f"Split-{split}", "*") for pattern in file_patterns[:1]]
 
 
 def resolve_acceleration(setup: TrainingSetup, kind: str, vocab_size: int, train_data: tf.data.Dataset,

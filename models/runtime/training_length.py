@@ -3,7 +3,7 @@ and when to stop early. Every family's config inherits these settings (`rnn.trai
 
 The step count follows the data: `train_epochs` passes of the split at the family's batch size,
 at least `min_train_steps` (so a small sample still trains long enough to learn something) and
-at most `train_steps` when that cap is set. The eval split's loss is measured every
+at most `train_steps` when that cap is set. The validation split's loss is measured every
 `evaluation_interval` steps; training stops after `patience` measurements without a new best,
 and the best weights are the ones kept. No TensorFlow here, so reading a config stays cheap.
 """
@@ -60,7 +60,7 @@ def plan_training(config: TrainingLengthConfig, train_examples: int, eval_exampl
     `min_train_steps`, at most `cap` (the Trainer's TrainArgs; else `config.train_steps`).
     The eval loss is measured once per epoch, but at least MIN_EVALUATIONS and at most
     MAX_EVALUATIONS times, at intervals that are a multiple of `steps_multiple` (steps per graph
-    call), over at most `eval_steps` batches: the whole eval split when it is smaller."""
+    call), over at most `eval_steps` batches: the whole validation split when it is smaller."""
     steps_per_epoch = max(1, math.ceil(train_examples / batch_size))
     steps = max(config.min_train_steps, math.ceil(config.train_epochs * steps_per_epoch))
     cap = cap or config.train_steps
