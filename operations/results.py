@@ -51,8 +51,9 @@ class ThresholdCheck:
         if self.kind == "value" and t.floor:
             beaten = "beats" if self.passed else "does not beat"
             reference = f" ({t.trivial_metric} {self.trivial:.4f})" if t.trivial_metric else ""
+            strictly = ">" if t.higher_is_better else "<"  # a floor is passed only strictly beyond it
             return (f"{verdict}: {beaten} its trivial baseline{reference}: {t.metric} {self.candidate:.4f} "
-                    f"{sign} {t.bound:.4f} (floor)")
+                    f"{strictly} {t.bound:.4f} (floor)")
         if self.kind == "value":
             return f"{verdict}: {t.metric} {self.candidate:.4f} {sign} {t.bound:.4f} (value threshold)"
         return (

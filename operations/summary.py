@@ -54,7 +54,7 @@ def format_summary(results: list[FamilyResult], validation: Optional[dict] = Non
     generative = [r for r in results if tasks.get(r.task).nats_per_token]
     if len(generative) > 1:
         side_by_side = ", ".join(f"{r.family} {_nats_per_token(r):.4f}" for r in generative)
-        lines.append(f"  nats per eval token (cross-entropy; hvae: negative ELBO, an upper bound): {side_by_side}")
+        lines.append(f"  nats per test token (cross-entropy; hvae: negative ELBO, an upper bound): {side_by_side}")
     return "\n".join(lines)
 
 

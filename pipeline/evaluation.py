@@ -13,6 +13,8 @@ metrics are still computed).
 
 from __future__ import annotations
 
+import math
+
 import tensorflow_model_analysis as tfma
 
 from components.evaluation.classifier_metrics import PROBABILITIES
@@ -33,7 +35,12 @@ def describe_trivial_baseline(config: Config, family: str, metrics: dict[str, fl
 
 
 def _tfma_threshold(threshold: Threshold) -> tfma.MetricThreshold:
-    bound = {"lower_bound" if threshold.higher_is_better else "upper_bound": {"value": threshold.bound}}
+    """TFMA's bounds are inclusive; a floor is passed only strictly beyond its bound (a model that
+    equals its trivial baseline has not beaten it), so its bound is the next number past it."""
+    value = threshold.bound
+    if threshold.floor:
+        value = math.nextafter(value, math.inf if threshold.higher_is_better else -math.inf)
+    bound = {"lower_bound" if threshold.higher_is_better else "upper_bound": {"value": value}}
     change = None
     if threshold.max_worsening is not None:
         direction = tfma.MetricDirection.HIGHER_IS_BETTER if threshold.higher_is_better else tfma.MetricDirection.LOWER_IS_BETTER

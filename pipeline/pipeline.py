@@ -40,6 +40,7 @@ from components.data.text_example_gen import TextExampleGen
 from components.data.text_readers import ReaderOptions
 from components.data.text_schema_gen import TextSchemaGen
 from components.data.text_validator import LatestPerSpanStrategy, Settings, TextValidator
+from components.evaluation.retrieval_baseline import RetrievalBaseline
 from components.serving.serving_check import ServingCheck
 from components.serving.serving_pusher import ServingPusher
 from components.training.subword_transform import SubwordTransform
@@ -222,6 +223,13 @@ def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional
         )
         transform.add_upstream_node(data_gate)
     components.append(transform)
+    tested = example_gen.outputs["examples"]
+    if config.task_mode.retrieval_floor:
+        retrieval = RetrievalBaseline(examples=example_gen.outputs["examples"], source_columns=config.data.text_columns,
+                                      target_column=config.data.target_column)
+        retrieval.add_upstream_node(data_gate)
+        components.append(retrieval)
+        tested = retrieval.outputs["test_examples"]  # the test split, with each source's nearest training target
 
     for family in config.trained_families:
         hparams = config.family_config(family)
@@ -251,7 +259,7 @@ def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional
             ),
         ).with_id(ids["resolver"])
         evaluator = Evaluator(
-            examples=example_gen.outputs["examples"],
+            examples=tested,
             model=trainer.outputs["model"],
             baseline_model=baseline.outputs["model"],
             eval_config=eval_config(config, family),

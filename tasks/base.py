@@ -99,6 +99,9 @@ class Task:
     metrics: tuple[tuple[str, dict[str, str]], ...] = ()
     evaluates_labels: bool = False
     slice_by_label: bool = False
+    # whether the Evaluator reads the test split with each source's nearest training target
+    # (components/evaluation/retrieval_baseline.py), a floor beside the trivial baseline
+    retrieval_floor: bool = False
 
     # --- the config and the pipeline ---
 

@@ -21,6 +21,7 @@ from tasks.document import Block, Chart, Heatmap, Table, number
 from tasks.language_model import LM_METRICS_MODULE, floor_state
 
 SEQ2SEQ_METRICS_MODULE = "components.evaluation.seq2seq_metrics"
+SCORES = ("bleu", "chrf")  # every floor holds for both
 
 
 class PairTask(Task):
@@ -62,19 +63,33 @@ class PairTask(Task):
                 "denoise": dataclasses.asdict(config.denoise), "beam_width": config.evaluation.beam_width,
                 "decode_examples": config.evaluation.decode_examples}
 
+    @property
+    def scores(self) -> tuple[str, ...]:
+        """Both scores, the one the task is judged by first."""
+        return (self.score, *(s for s in SCORES if s != self.score))
+
+    def baselines(self) -> dict[str, str]:
+        """Each floor's baseline: its metric prefix and what it outputs, in words."""
+        return {"copy": f"copying {self.copied}"}
+
     def thresholds(self, limits: Any) -> list[Threshold]:
         thresholds = [Threshold(self.score, getattr(limits, f"min_{self.score}"), True,
                                 getattr(limits, f"max_{self.score}_drop"))]
-        if limits.require_beat_baseline:
-            thresholds.append(Threshold(f"{self.score}_above_copy", 0.0, True, floor=True,
-                                        trivial_metric=f"copy_{self.score}"))
+        if limits.require_beat_baseline:  # above every baseline, on BLEU and chrF both
+            thresholds += [Threshold(f"{score}_above_{baseline}", 0.0, True, floor=True,
+                                     trivial_metric=f"{baseline}_{score}")
+                           for baseline in self.baselines() for score in self.scores]
         return thresholds
 
     def trivial_baseline(self, limits: Any, metrics: dict[str, float]) -> str:
-        copy = metrics.get(f"copy_{self.score}", math.nan)
-        return (f"trivial baseline: copying {self.copied}, {self.score} {copy:.2f} on "
-                f"{int(metrics.get('decoded_examples', 0))} decoded test examples; beating it takes {self.score} "
-                f"above {copy:.2f}{floor_state(limits)}")
+        found = "; ".join(f"{words}, " + ", ".join(f"{s} {metrics.get(f'{baseline}_{s}', math.nan):.2f}"
+                                                    for s in self.scores)
+                          for baseline, words in self.baselines().items())
+        needed = " and ".join(f"{s} above {max(metrics.get(f'{b}_{s}', math.nan) for b in self.baselines()):.2f}"
+                              for s in self.scores)
+        return (f"trivial baseline{'s' if len(self.baselines()) > 1 else ''}: {found}, on "
+                f"{int(metrics.get('decoded_examples', 0))} decoded test examples; beating "
+                f"{'them' if len(self.baselines()) > 1 else 'it'} takes {needed}{floor_state(limits)}")
 
     def headline(self, metrics: dict[str, float]) -> str:
         m = metrics
@@ -195,6 +210,13 @@ class Seq2Seq(PairTask):
     several_sources = True  # question,context: joined into one source with a separator piece
     summary_label = " seq2seq"
     score, score_label, copied = "bleu", "BLEU", "the source"
+    retrieval_floor = True
+    metrics = (*PairTask.metrics, (SEQ2SEQ_METRICS_MODULE, {
+        "RetrievalBleu": "retrieval_bleu", "RetrievalChrf": "retrieval_chrf",
+        "BleuAboveRetrieval": "bleu_above_retrieval", "ChrfAboveRetrieval": "chrf_above_retrieval"}))
+
+    def baselines(self) -> dict[str, str]:
+        return {**super().baselines(), "retrieval": "the target of the nearest training pair (word TF-IDF of the source)"}
 
 
 class Denoise(PairTask):

@@ -1,3 +1,4 @@
+import math
 import re
 
 import pytest
@@ -163,13 +164,14 @@ def test_a_target_column_makes_a_seq2seq_run_with_subwords_and_its_own_branches(
     assert model_name(config, "transformer") == "textflow-transformer-seq2seq"
     assert node_ids(config, "rnn")["trainer"] == "Trainer_rnn_seq2seq"
     assert [(t.metric, t.bound, t.max_worsening) for t in blessing_thresholds(config, "rnn")] == [
-        ("bleu", 1.0, 1.0), ("bleu_above_copy", 0.0, None)]
+        ("bleu", 1.0, 1.0), ("bleu_above_copy", 0.0, None), ("chrf_above_copy", 0.0, None),
+        ("bleu_above_retrieval", 0.0, None), ("chrf_above_retrieval", 0.0, None)]
     question_answering = load_config(overrides={"data.format": "jsonl", "data.text_column": "question,context",
                                                 "data.target_column": "answer"})
     assert question_answering.data.text_columns == ["question", "context"]
     denoise = load_config(overrides={"task": "denoise"})
     assert denoise.transform.tokenizer == "subword" and model_name(denoise, "rnn") == "textflow-rnn-denoise"
-    assert [t.metric for t in blessing_thresholds(denoise, "rnn")] == ["chrf", "chrf_above_copy"]
+    assert [t.metric for t in blessing_thresholds(denoise, "rnn")] == ["chrf", "chrf_above_copy", "bleu_above_copy"]
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -212,7 +214,7 @@ def test_eval_config_carries_the_task_thresholds():
         "ExampleCount", "CrossEntropyPerToken", "Perplexity", "BitsPerToken", "TokenAccuracy",
         "UnigramCrossEntropy", "CrossEntropyBelowUnigram"}
     floor = {m.class_name: m for m in lm.metrics_specs[0].metrics}["CrossEntropyBelowUnigram"]
-    assert overall_threshold(floor).value_threshold.lower_bound.value == 0.05
+    assert overall_threshold(floor).value_threshold.lower_bound.value == math.nextafter(0.05, 1)  # strictly above
     assert [list(spec.feature_keys) for spec in lm.slicing_specs] == [[], ["length_bucket"]]
 
     config = load_config(overrides={"data.label_column": "label", "evaluation.min_accuracy": 0.7,
@@ -223,11 +225,11 @@ def test_eval_config_carries_the_task_thresholds():
     metrics = {m.class_name: m for m in classifier.metrics_specs[0].metrics}
     assert set(metrics) == {"ExampleCount", "Accuracy", "AUC", "MacroPrecision", "MacroRecall",
                             "MajorityClassAccuracy", "AccuracyAboveChance"}
-    assert overall_threshold(metrics["AccuracyAboveChance"]).value_threshold.lower_bound.value == 0.0
+    assert overall_threshold(metrics["AccuracyAboveChance"]).value_threshold.lower_bound.value == math.nextafter(0, 1)
     accuracy = overall_threshold(metrics["Accuracy"])
     assert accuracy.value_threshold.lower_bound.value == 0.7
     assert accuracy.change_threshold.absolute.value == -0.01  # at most 0.01 below the baseline
-    assert overall_threshold(metrics["AUC"]).value_threshold.lower_bound.value == 0.55  # the floor's AUC
+    assert overall_threshold(metrics["AUC"]).value_threshold.lower_bound.value == math.nextafter(0.55, 1)  # the floor's AUC
     assert [list(spec.feature_keys) for spec in classifier.slicing_specs] == [[], ["length_bucket"], ["label"]]
 
     floor_off = load_config(overrides={"data.label_column": "label", "evaluation.require_beat_baseline": False})
@@ -248,7 +250,7 @@ def test_the_vae_is_evaluated_on_its_own_signature_and_metrics():
                             "SampledReconstructionAccuracy", "ActiveUnits", "UnigramCrossEntropy",
                             "NegativeElboBelowUnigram", "ShuffledZSampledAccuracy", "EditSimilarity",
                             "ShuffledZEditSimilarity", "ShuffledZNllGap"}
-    assert overall_threshold(metrics["NegativeElboBelowUnigram"]).value_threshold.lower_bound.value == 0.05
+    assert overall_threshold(metrics["NegativeElboBelowUnigram"]).value_threshold.lower_bound.value == math.nextafter(0.05, 1)
     assert list(spec.preprocessing_function_names) == ["transform_features"]  # for the length_bucket slices
     nelbo = overall_threshold(metrics["NegativeElboPerToken"])
     assert nelbo.value_threshold.upper_bound.value == 2.5 and nelbo.change_threshold.absolute.value == 0.1

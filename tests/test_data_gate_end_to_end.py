@@ -57,8 +57,11 @@ def test_planted_data_problems_block_or_warn_by_policy(tmp_path):
             "--label-column", "sentiment", "--workspace", "ws", "--serving-dir", "serving", "--models", "rnn",
             "--tokenizer", "char",  # 50 reviews' words would be findings of their own (vocabulary coverage, token skew)
             "--set", "rnn.train_steps=10", *SMALL_MODEL,
-            # ~6 validation and ~6 test reviews: their length and label shares differ from train's by chance more than the defaults allow
-            "--set", "validation.skew.text_length_js=0.9", "--set", "validation.skew.label_linf=0.9"]
+            # a few validation and test reviews (span 2: 2 and 7): their length and label shares differ from train's by
+            # chance more than the defaults allow (2 reviews' lengths diverge from any histogram: JS 1.0, its maximum)
+            "--set", "validation.skew.text_length_js=1.0", "--set", "validation.skew.label_linf=0.9",
+            # span 2's few validation reviews hold no positive one by chance: warned, not one of the planted problems
+            "--set", "validation.policy.missing_class=warn"]
     clean = textflow(*args, cwd=tmp_path)
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert "span 1" in clean.stdout and "drift: not measured (no earlier span)" in clean.stdout
@@ -89,9 +92,9 @@ def test_planted_data_problems_block_or_warn_by_policy(tmp_path):
     assert warned.returncode == 0, warned.stdout + warned.stderr
     assert "Trainer_rnn_classifier finished" in warned.stdout
     listed = re.findall(r"\[warn\] (\w+), split", warned.stdout)
-    assert sorted(listed) == sorted(kinds), warned.stdout
+    assert sorted(listed) == sorted(kinds + ["missing_class"]), warned.stdout
     page = open(re.search(r"Report: (\S+\.html)", warned.stdout).group(1), encoding="utf-8").read()
-    assert page.count("<td class=\"warn\">") == 3 and "Model: textflow-rnn-classifier (rnn)" in page
+    assert page.count("<td class=\"warn\">") == 4 and "Model: textflow-rnn-classifier (rnn)" in page
     markdown = textflow("report", "--format", "md", "--workspace", "ws", "--serving-dir", "serving", cwd=tmp_path)
     assert markdown.returncode == 0 and "| warn | drift | train | tokens_per_text |" in markdown.stdout, markdown.stderr
     assert re.search(r"drift, train against span 1: .*tokens_per_text \d\.\d+", warned.stdout)
@@ -103,4 +106,4 @@ def test_planted_data_problems_block_or_warn_by_policy(tmp_path):
     assert spans == [1, 2, 2]  # span 2 was read again once its files changed
     latest = sorted(glob.glob(f"{tmp_path}/ws/runs/*/decision.json"))[-1]  # run folders are named by start time
     record = json.loads(open(latest).read())
-    assert sorted(f["kind"] for f in record["data_validation"]["findings"]) == sorted(kinds)
+    assert sorted(f["kind"] for f in record["data_validation"]["findings"]) == sorted(kinds + ["missing_class"])

@@ -87,14 +87,16 @@ def test_cli_prints_progress_and_summary_but_no_library_noise(first_run):
     assert "negative_elbo_per_token" in out and "active latent units" in out
     assert re.search(r"cross_entropy_per_token by length_bucket: (\d+)(-\d+|\+) tokens \d\.\d+ \(\d+\)", out), out
     assert re.search(r"negative_elbo_per_token by length_bucket: ", out)
-    assert re.search(r"nats per eval token .*: rnn \d\.\d+, transformer \d\.\d+, hvae \d\.\d+", out), out
+    assert re.search(r"nats per test token .*: rnn \d\.\d+, transformer \d\.\d+, hvae \d\.\d+", out), out
     assert out.count("pushed to") == 3
     for trainer in ("Trainer_rnn", "Trainer_transformer", "Trainer_hvae"):  # not a terminal: a line each 10%
         assert re.search(rf"\n  {trainer} step \d+/\d+ \(10%\): loss \d+\.\d+, [\d,]+ tokens/s, about \S+ left\n", out), out
     assert len(re.findall(r"trained on 1 replica\(s\) in (float32|mixed_bfloat16|mixed_float16), bucket batches: [\d.]+% padding "
                           r"\([\d.]+% at the full sequence length\)", out)) == 3, out
+    test_examples = int(re.search(r"/ (\d+) test examples, span", out).group(1))
+    batch = min(8, test_examples)  # requests of serving_check.batch_size test examples, or all there are
     assert len(re.findall(r"serving check passed: \d signatures called in a separate process; "
-                          r"serving_default p50 [\d.]+ ms, p99 [\d.]+ ms \(100 requests of 8\)", out)) == 3, out
+                          rf"serving_default p50 [\d.]+ ms, p99 [\d.]+ ms \(100 requests of {batch}\)", out)) == 3, out
     assert all(f"textflow-{family}/" in out for family in ["rnn", "transformer", "hvae"])
     noise = [line for line in (out + result.stderr).splitlines() if any(word in line for word in NOISE)]
     assert not noise and "tensorflow/" not in out + result.stderr and "WARNING" not in out + result.stderr, noise
@@ -166,7 +168,8 @@ def test_the_report_of_a_clean_run_has_every_section_and_the_same_numbers_in_eve
     sections = re.findall(r"<h2>([^<]+)</h2>", page)
     assert sections == ["Run summary", "Data", "Schema", "Anomalies", "Drift and skew", "Model: textflow-rnn (rnn)",
                         "Model: textflow-transformer (transformer)", "Model: textflow-hvae (hvae)", "Pushes and promotions"]
-    assert page.count('<figure class="chart">') == 2 and "http" not in page.replace("http://www.w3.org/2000/svg", "")
+    # a text-length histogram per split (train, validation, test)
+    assert page.count('<figure class="chart">') == 3 and "http" not in page.replace("http://www.w3.org/2000/svg", "")
     assert page.count("<h3>Training curve</h3>") == 3  # every family's loss and validation loss against steps
     assert page.count("What it writes") == 2  # the language models' continuations
     assert page.count("What its code holds") == 1 and "Interpolation: texts decoded" in page  # the VAE's
@@ -181,10 +184,11 @@ def test_the_report_of_a_clean_run_has_every_section_and_the_same_numbers_in_eve
 def test_artifacts_of_every_stage_are_written(first_run):
     root, _, _ = first_run
     art = root / "ws" / "artifacts"
-    assert os.path.exists(only(f"{art}/StatisticsGen/statistics/*/Split-eval/FeatureStats.pb"))
+    for split in ("train", "validation", "test"):
+        assert os.path.exists(only(f"{art}/StatisticsGen/statistics/*/Split-{split}/FeatureStats.pb"))
     schema = open(only(f"{art}/TextSchemaGen/schema/*/schema.pbtxt")).read()
     assert 'name: "review"' in schema and "natural_language_domain" in schema and "string_domain" not in schema.split('name: "sentiment"')[0]
-    assert os.path.exists(only(f"{art}/ExampleValidator/anomalies/*/Split-eval/SchemaDiff.pb"))
+    assert os.path.exists(only(f"{art}/ExampleValidator/anomalies/*/Split-test/SchemaDiff.pb"))
     assert os.path.exists(only(f"{art}/Transform/transform_graph/*/transform_fn/saved_model.pb"))
     assert os.path.exists(only(f"{art}/Trainer_rnn/model/*/Format-Serving/saved_model.pb"))
     assert os.path.exists(only(f"{art}/Evaluator_rnn/blessing/*/BLESSED"))

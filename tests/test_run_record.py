@@ -44,7 +44,7 @@ def test_a_model_under_its_trivial_baseline_is_named_in_words_and_the_floor_can_
     record = family_record(result(checks, blessed=False))
     assert record["decision"] == (
         "not blessed: does not beat its trivial baseline (unigram_cross_entropy 2.9100): cross_entropy_below_unigram "
-        "0.0100 >= 0.0500 (floor); not pushed"
+        "0.0100 > 0.0500 (floor); not pushed"
     )
     assert record["thresholds"][1]["kind"] == "floor" and record["baseline_floor"] == "on"
     off = family_record(result(checks[:1], blessed=True, floor_on=False))

@@ -60,7 +60,8 @@ def test_a_target_column_makes_a_seq2seq_run_of_both_encoder_decoders(translatio
                       "Evaluator_transformer_seq2seq", "ServingCheck_transformer_seq2seq", "Pusher_transformer_seq2seq"]:
         assert f"{component} started" in out and f"{component} finished in" in out, component
     assert "Trainer_hvae" not in out
-    assert "rnn seq2seq (textflow-rnn-seq2seq" in out and "trivial baseline: copying the source, bleu" in out
+    assert "rnn seq2seq (textflow-rnn-seq2seq" in out and "trivial baselines: copying the source, bleu" in out
+    assert "the target of the nearest training pair (word TF-IDF of the source), bleu" in out
 
 
 @pytest.mark.parametrize("family", ["rnn", "transformer"])
@@ -68,7 +69,8 @@ def test_bleu_and_chrf_are_tfma_metrics_overall_and_per_source_length(translatio
     root, _ = translation_run
     evaluation = only(f"{root}/ws/artifacts/Evaluator_{family}_seq2seq/evaluation/*")
     overall, _ = overall_metrics(evaluation)
-    for name in ("bleu", "chrf", "copy_bleu", "copy_chrf", "bleu_above_copy", "cross_entropy_per_token",
+    for name in ("bleu", "chrf", "copy_bleu", "copy_chrf", "bleu_above_copy", "retrieval_bleu", "retrieval_chrf",
+                 "bleu_above_retrieval", "chrf_above_retrieval", "cross_entropy_per_token",
                  "decoded_examples"):
         assert name in overall, (name, overall)
     assert 0 < overall["decoded_examples"] <= 60  # a hash sample of about 20 of the ~60 eval examples

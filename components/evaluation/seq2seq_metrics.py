@@ -11,6 +11,11 @@ gathers the sample's texts over a slice and scores them as one corpus, exactly a
   copy_bleu, copy_chrf         the source copied as it is (translation: the untranslated text;
                                denoising: the corrupted input)
   bleu_above_copy, chrf_above_copy   the model's score minus the copy's (the blessing floor)
+  retrieval_bleu, retrieval_chrf     the target of the nearest training pair, where the test split
+                               carries it (`retrieved_target`, written by
+                               `components.evaluation.retrieval_baseline` for seq2seq runs)
+  bleu_above_retrieval, chrf_above_retrieval   the model's score minus the retrieval's (the
+                               floor beside the copy's)
   decoded_examples             how many examples the scores cover
 
 The teacher-forced cross-entropy of the targets comes from `components.evaluation.lm_metrics`, which reads
@@ -30,7 +35,9 @@ from tensorflow_model_analysis.metrics import metric_types
 
 from components.evaluation.tfma_metrics import per_model_computations
 
-_Texts = tuple[list[str], list[str], list[str]]  # outputs, sources, references of the decoded examples
+# outputs, sources, references and (where the test split carries them) retrieved targets of the decoded examples
+_Texts = tuple[list[str], list[str], list[str], list[str]]
+RETRIEVED_FEATURE = "retrieved_target"
 
 
 def _text(value: object) -> str:
@@ -55,7 +62,7 @@ class _DecodedTexts(beam.CombineFn):
         self._key, self._model_name, self._finish = key, model_name, finish
 
     def create_accumulator(self) -> _Texts:
-        return [], [], []
+        return [], [], [], []
 
     def add_input(self, acc: _Texts, element: metric_types.StandardMetricInputs) -> _Texts:
         predictions = element.get_by_key(constants.PREDICTIONS_KEY, self._model_name)
@@ -65,10 +72,13 @@ class _DecodedTexts(beam.CombineFn):
         if int(np.asarray(predictions["decoded"]).reshape(-1)[0]):
             for texts, name in zip(acc, ("output", "source", "reference")):
                 texts.append(_text(predictions[name]))
+            features = element.get(constants.FEATURES_KEY) or {}
+            if RETRIEVED_FEATURE in features:
+                acc[3].append(_text(features[RETRIEVED_FEATURE]))
         return acc
 
     def merge_accumulators(self, accumulators: Iterable[_Texts]) -> _Texts:
-        merged: _Texts = ([], [], [])
+        merged: _Texts = ([], [], [], [])
         for acc in accumulators:
             for into, texts in zip(merged, acc):
                 into.extend(texts)
@@ -78,9 +88,17 @@ class _DecodedTexts(beam.CombineFn):
         return {self._key: float(self._finish(acc))}
 
 
-def _metric(finish: Callable[[_Texts], float]) -> Callable[..., metric_types.MetricComputations]:
+def _metric(finish: Callable[[_Texts], float], features: bool = False) -> Callable[..., metric_types.MetricComputations]:
     return per_model_computations(lambda key, model_name: _DecodedTexts(key, model_name, finish),
-                                  [constants.PREDICTIONS_KEY])
+                                  [constants.PREDICTIONS_KEY, *([constants.FEATURES_KEY] if features else [])])
+
+
+def _retrieved(texts: _Texts) -> list[str]:
+    """The retrieved targets, one per decoded example, or an error naming what is missing."""
+    if len(texts[3]) != len(texts[2]):
+        raise ValueError(f"'{RETRIEVED_FEATURE}' is missing from {len(texts[2]) - len(texts[3])} of the decoded test "
+                         "examples: the retrieval floor needs the RetrievalBaseline component's test split")
+    return texts[3]
 
 
 class CorpusBleu(tfma.metrics.Metric):
@@ -123,6 +141,34 @@ class ChrfAboveCopy(tfma.metrics.Metric):
 
     def __init__(self, name: str = "chrf_above_copy"):
         super().__init__(_metric(lambda t: chrf(t[0], t[2]) - chrf(t[1], t[2])), name=name)
+
+
+class RetrievalBleu(tfma.metrics.Metric):
+    """BLEU of the nearest training pair's target: the retrieval baseline."""
+
+    def __init__(self, name: str = "retrieval_bleu"):
+        super().__init__(_metric(lambda t: bleu(_retrieved(t), t[2]), features=True), name=name)
+
+
+class RetrievalChrf(tfma.metrics.Metric):
+    """chrF of the nearest training pair's target."""
+
+    def __init__(self, name: str = "retrieval_chrf"):
+        super().__init__(_metric(lambda t: chrf(_retrieved(t), t[2]), features=True), name=name)
+
+
+class BleuAboveRetrieval(tfma.metrics.Metric):
+    """BLEU points of the output above the nearest training pair's target."""
+
+    def __init__(self, name: str = "bleu_above_retrieval"):
+        super().__init__(_metric(lambda t: bleu(t[0], t[2]) - bleu(_retrieved(t), t[2]), features=True), name=name)
+
+
+class ChrfAboveRetrieval(tfma.metrics.Metric):
+    """chrF points of the output above the nearest training pair's target."""
+
+    def __init__(self, name: str = "chrf_above_retrieval"):
+        super().__init__(_metric(lambda t: chrf(t[0], t[2]) - chrf(_retrieved(t), t[2]), features=True), name=name)
 
 
 class DecodedExamples(tfma.metrics.Metric):
