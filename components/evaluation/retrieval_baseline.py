@@ -59,7 +59,7 @@ def nearest_targets(train_sources: list[str], train_targets: list[str], test_sou
     documents = [set(words(text)) for text in train_sources]
     frequency = collections.Counter(w for document in documents for w in document)
     index = {w: i for i, w in enumerate(sorted(frequency))}
-    idf = np.array([np.log((1 + len(documents)) / (1 + frequency[w])) + 1 for w in sorted(frequency)])
+    idf = np.array([np.log((1 + len(documents)) / (1 + frequency[w])) + 1 for w in index])
     train = _tf_idf(train_sources, index, idf).T.tocsc()
     found = []
     for start in range(0, len(test_sources), _CHUNK):

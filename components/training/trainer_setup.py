@@ -12,7 +12,7 @@ import tensorflow as tf
 import tf_keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from components.data.splits import TEST
+from components.data.splits import TEST, split_folder
 from components.training.training_data import TrainingDataConfig, count_records
 from models import registry
 from models.runtime.acceleration import distribution_strategy, gpu_visible
@@ -61,7 +61,7 @@ def training_setup(fn_args: FnArgs, kind: str) -> TrainingSetup:
 def sibling_split_files(file_patterns: list[str], split: str) -> list[str]:
     """The file patterns of another split of the Examples artifact that `file_patterns` (one
     split's, `<artifact>/Split-<name>/*`) belong to."""
-    return [os.path.join(os.path.dirname(os.path.dirname(pattern)), f"Split-{split}", "*") for pattern in file_patterns[:1]]
+    return [os.path.join(split_folder(os.path.dirname(os.path.dirname(pattern)), split), "*") for pattern in file_patterns[:1]]
 
 
 def resolve_acceleration(setup: TrainingSetup, kind: str, vocab_size: int, train_data: tf.data.Dataset,
