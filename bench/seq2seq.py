@@ -31,10 +31,10 @@ import time  # noqa: E402
 from typing import Optional  # noqa: E402
 
 import numpy as np  # noqa: E402
-import sacrebleu  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
+from bench.translate_file import read_pairs, scores  # noqa: E402
 from models import registry  # noqa: E402
 from models.runtime.acceleration import PRECISIONS, float32_copy, for_precision, precision_policy  # noqa: E402
 from models.serving.decoding import decode_seq2seq  # noqa: E402
@@ -46,7 +46,6 @@ from models.layers.subword import SubwordTokenizer, train_sentencepiece  # noqa:
 from models.layers.tokens import PAD_ID  # noqa: E402
 from models.families.transformer import TransformerConfig  # noqa: E402
 
-SOURCE, TARGET = "de", "en"
 MAX_OUTPUT = 256  # subwords; the decoder's own bound (twice the source plus a margin) is the one that acts
 
 
@@ -54,42 +53,15 @@ MAX_OUTPUT = 256  # subwords; the decoder's own bound (twice the source plus a m
 class Preset:
     model: object
     epochs: int
-    batch_size: int  # sentence pairs per step
     vocab_size: int = 8000  # joint SentencePiece vocabulary
     beam_width: int = 5
     max_train_tokens: int = 100  # longer training pairs (either side, in subwords) are left out
 
 
-PRESETS = {
-    ("transformer", "cpu"): Preset(
-        TransformerConfig(layers=3, encoder_layers=3, heads=8, width=256, ff_width=1024, dropout=0.1,
-                          learning_rate=1e-3, min_learning_rate=5e-5, warmup_steps=400, weight_decay=0.01,
-                          label_smoothing=0.1, shared_embeddings=True),
-        epochs=8, batch_size=128,
-    ),
-    ("rnn", "cpu"): Preset(
-        RNNConfig(cell="lstm", embedding_dim=256, units=512, layers=1, dropout=0.3, embedding_dropout=0.1,
-                  learning_rate=2e-3, attention="additive", label_smoothing=0.1, shared_embeddings=True),
-        epochs=7, batch_size=128,
-    ),
+PRESETS = {  # the families' `large` size is this benchmark's translator, which the pipeline trains on such a corpus
+    ("transformer", "cpu"): Preset(TransformerConfig(size="large"), epochs=8),
+    ("rnn", "cpu"): Preset(RNNConfig(size="large"), epochs=7),
 }
-
-
-def read_pairs(path: str) -> list[tuple[str, str]]:
-    """(German, English) pairs of a JSONL file; a bad line stops with its file and line number."""
-    pairs = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                pairs.append((str(row[SOURCE]), str(row[TARGET])))
-            except (json.JSONDecodeError, KeyError, TypeError) as error:
-                raise SystemExit(f"{path}:{number}: expected a JSON object with {SOURCE!r} and {TARGET!r} text ({error})")
-    if not pairs:
-        raise SystemExit(f"{path}: no sentence pairs")
-    return pairs
 
 
 def tokenize(tokenizer: SubwordTokenizer, texts: list[str]) -> list[np.ndarray]:
@@ -156,15 +128,6 @@ def translate_all(model: tf_keras.Model, tokenizer: SubwordTokenizer, sources: l
     return out, len(sources) / (time.perf_counter() - started)
 
 
-def scores(hypotheses: list[str], references: list[str], prefix: str = "") -> dict:
-    """sacreBLEU corpus BLEU (13a; cased and lowercased) and chrF of detokenized text."""
-    return {
-        f"{prefix}bleu_cased": round(sacrebleu.corpus_bleu(hypotheses, [references]).score, 2),
-        f"{prefix}bleu_lowercase": round(sacrebleu.corpus_bleu(hypotheses, [references], lowercase=True).score, 2),
-        f"{prefix}chrf": round(sacrebleu.corpus_chrf(hypotheses, [references]).score, 2),
-    }
-
-
 def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -187,8 +150,8 @@ def run(family: str, data_dir: str, preset_name: str, test_path: Optional[str], 
     kept = [i for i in range(len(train)) if max(len(train_source[i]), len(train_target[i])) <= preset.max_train_tokens]
     train_source, train_target = [train_source[i] for i in kept], [train_target[i] for i in kept]
     val_batches = length_sorted_batches(tokenize(tokenizer, [s for s, _ in val]), tokenize(tokenizer, [t for _, t in val]),
-                                        preset.batch_size, None)
-    steps_per_epoch = len(train_source) // preset.batch_size
+                                        preset.model.batch_size, None)
+    steps_per_epoch = len(train_source) // preset.model.batch_size
     total_steps = epochs * steps_per_epoch
     progress(f"{family}: {len(kept)} training pairs, vocabulary {vocab_size}, {steps_per_epoch} steps per epoch, "
              f"up to {epochs} epochs or {minutes:g} minutes")
@@ -224,7 +187,7 @@ def run(family: str, data_dir: str, preset_name: str, test_path: Optional[str], 
     best, best_weights, curve, epochs_run, out_of_time = math.inf, None, [], 0, False
     for epoch in range(1, epochs + 1):
         losses = []
-        for batch in length_sorted_batches(train_source, train_target, preset.batch_size, rng):
+        for batch in length_sorted_batches(train_source, train_target, preset.model.batch_size, rng):
             tick = time.perf_counter()
             losses.append(float(train_step(*batch)))
             if step > 0:

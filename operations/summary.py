@@ -62,10 +62,15 @@ def describe_training(training: dict) -> list[str]:
     """How the Trainer ran: how long and on how much data, then replicas, precision and padding."""
     lines = []
     if "steps" in training:
-        stopped = "stopped early" if training.get("stopped_early") else "ran to the end"
+        if training.get("stopped_at_budget"):
+            stopped = (f"stopped at its {training['train_minutes']:g}-minute budget of {training['planned_steps']:,} "
+                       f"planned steps")
+        else:
+            stopped = "stopped early" if training.get("stopped_early") else "ran to the end"
+        tokens = f", {training['train_tokens']:,} tokens" if "train_tokens" in training else ""
         lines.append(
             f"    trained {training['steps']:,} steps ({training['epochs']:.2f} epochs, {training['examples_seen']:,} "
-            f"examples of {training['train_examples']:,} training texts; size {training.get('size')}), {stopped}; "
+            f"examples of {training['train_examples']:,} training texts{tokens}; size {training.get('size')}), {stopped}; "
             f"kept the weights of step {training['best_step']:,} (validation loss {training.get('val_loss', math.nan):.4f})"
         )
     if "padding_share" in training:

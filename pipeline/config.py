@@ -72,7 +72,13 @@ class TransformConfig:
     lowercase: bool = False
     sequence_length: int = 192  # model positions per example (seq2seq: per source and per target); longer texts are truncated
     max_vocab_size: int = 20000  # most frequent tokens kept; the rest map to one OOV id
-    subword_vocab_size: int = 8000  # subword: SentencePiece pieces, learned from the train split
+    subword_vocab_size: Union[int, str] = "auto"  # subword: SentencePiece pieces, learned from the train split;
+    # auto: sized to the train split's characters (models.layers.subword.auto_vocab_size)
+
+    @property
+    def subword_vocab_pieces(self) -> int:
+        """The pieces SubwordVocabularyGen is asked for; 0: auto."""
+        return 0 if self.subword_vocab_size == "auto" else int(self.subword_vocab_size)
 
 
 @dataclasses.dataclass

@@ -104,9 +104,9 @@ def validate(config: Config) -> None:
 
 def _validate_family(config: Config, family: str) -> None:
     """The family's settings at each size it may train at, and what its model of the task's kind needs."""
-    settings = config.family_config(family)
+    settings, task = config.family_config(family), tasks.branch_task(config.task, family)
     try:
-        sizes = settings.every_size()
+        sizes = settings.every_size(task.size_rule)
     except ValueError as err:  # a setting with the presets of one size
         raise ConfigError(f"config section '{family}': {err}") from err
     kind = config.task_mode.model_kind(family)
@@ -162,9 +162,10 @@ def _validate_task(config: Config) -> None:
     problem = task.tokenizer_problem(config.transform.tokenizer)
     if problem:
         raise ConfigError(f"config key 'transform.tokenizer': task '{task.name}' reads {problem}")
-    if config.transform.subword_vocab_size < MIN_SUBWORD_VOCAB_SIZE:
-        raise ConfigError(f"config key 'transform.subword_vocab_size' must be at least {MIN_SUBWORD_VOCAB_SIZE} "
-                          f"(256 byte pieces are reserved), got {config.transform.subword_vocab_size}")
+    pieces = config.transform.subword_vocab_size
+    if pieces != "auto" and (isinstance(pieces, str) or pieces < MIN_SUBWORD_VOCAB_SIZE):
+        raise ConfigError(f"config key 'transform.subword_vocab_size' must be auto or at least {MIN_SUBWORD_VOCAB_SIZE} "
+                          f"(256 byte pieces are reserved), got {pieces!r}")
     for problem in task.config_problems(config):
         raise ConfigError(problem)
 

@@ -200,7 +200,7 @@ def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional
         vocabulary = SubwordVocabularyGen(
             examples=example_gen.outputs["examples"],
             columns=json.dumps({"source": config.data.text_columns, "target": config.data.target_column}),
-            vocab_size=config.transform.subword_vocab_size,
+            vocab_size=config.transform.subword_vocab_pieces,
         )
         vocabulary.add_upstream_node(data_gate)
         transform = SubwordTransform(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Optional, Protocol
 
+from models.runtime.sizing import SizeRule
 from tasks.document import Block
 
 # The hooks every task must override; the registry names the first one missing.
@@ -102,6 +103,13 @@ class Task:
     # whether the Evaluator reads the test split with each source's nearest training target
     # (components/evaluation/retrieval_baseline.py), a floor beside the trivial baseline
     retrieval_floor: bool = False
+    # How long and how large a family trains by default: `size: auto` by the training split's
+    # tokens (those of `token_features`, the Transform's), `train_epochs: null` and
+    # `train_minutes: null` (None: no budget) as here.
+    size_rule: SizeRule = SizeRule(base_tokens=500_000)
+    token_features: tuple[str, ...] = ("target_ids",)
+    train_epochs: float = 3.0
+    train_minutes: Optional[float] = None
 
     # --- the config and the pipeline ---
 

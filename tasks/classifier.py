@@ -11,6 +11,7 @@ import math
 from typing import Any, Optional
 
 from models import registry
+from models.runtime.sizing import SizeRule
 from tasks import samples as sample_io
 from tasks.base import Task, Threshold, TrainerRun, TrainingData
 from tasks.document import Block, Table, number
@@ -37,6 +38,7 @@ class Classifier(Task):
         "MajorityClassAccuracy": "majority_class_accuracy", "AccuracyAboveChance": "accuracy_above_chance"}),)
     evaluates_labels = True  # TFMA runs `transform_features` for the label's class id
     slice_by_label = True
+    size_rule = SizeRule(base_tokens=100_000)  # SST-2's 60,000 phrases (about 600,000 words): base
 
     def model_kind(self, family: str) -> Optional[str]:
         return "classifier" if "classifier" in registry.kinds(family) else None

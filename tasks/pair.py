@@ -15,6 +15,7 @@ import math
 from typing import Any, Optional
 
 from models import registry
+from models.runtime.sizing import SizeRule
 from tasks import samples as sample_io
 from tasks.base import Task, Threshold, TrainerRun, TrainingData
 from tasks.document import Block, Chart, Heatmap, Table, number
@@ -39,6 +40,13 @@ class PairTask(Task):
         (LM_METRICS_MODULE, {"CrossEntropyPerToken": "cross_entropy_per_token", "Perplexity": "perplexity",
                              "TokenAccuracy": "token_accuracy"}),
     )
+    # Both sides of a pair count. Multi30k's 23,000 training pairs (about 750,000 subwords) get
+    # `large`, `bench.seq2seq`'s translator, which needs about 10 passes (BLEU 38.66 after 8 of
+    # 29,000 pairs, 28 minutes); the budget bounds each family's training on a larger corpus.
+    size_rule = SizeRule(base_tokens=100_000, large_tokens=400_000)
+    token_features = ("source_ids", "target_ids")
+    train_epochs = 10.0
+    train_minutes = 30.0
     score = ""  # the metric the decoded output is judged by
     score_label = ""  # its name in prose
     copied = ""  # what the copying baseline copies
@@ -223,6 +231,7 @@ class Denoise(PairTask):
     name = "denoise"
     summary_label = " denoise"
     score, score_label, copied = "chrf", "chrF", "the corrupted input"
+    train_minutes = 15.0
 
     def noise(self, run: TrainerRun, subword_model: bytes) -> Any:
         """BART's noise (`config.denoise`), drawn afresh for every example each epoch."""

@@ -186,6 +186,7 @@ def test_a_target_column_makes_a_seq2seq_run_with_subwords_and_its_own_branches(
     ({"task": "translate"}, "config key 'task' must be one of"),
     ({"task": "denoise", "denoise.mask_rate": 0.0}, "nothing to restore"),
     ({"data.target_column": "en", "transform.subword_vocab_size": 100}, "at least 300"),
+    ({"data.target_column": "en", "transform.subword_vocab_size": "many"}, "must be auto or at least 300"),
     ({"data.format": "txt", "data.target_column": "en"}, "cannot be used with format txt"),
     ({"hvae.conductor_input": "tokens"}, "hvae.conductor_input must be one of zeros, z, got 'tokens'"),
 ])
@@ -282,8 +283,11 @@ def test_a_classifier_reads_words_and_a_language_model_characters_unless_the_con
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"transformer.width": 65}, r"at size small, which `size: auto` picks below 5,000 training texts: "
+    ({"transformer.width": 65}, r"at size small, which `size: auto` picks below 500,000 training tokens: "
                                 r"transformer.width \(65\) must be a multiple of transformer.heads \(4\)"),
+    # a translator may be sized large (8 heads), a language model of the same config not
+    ({"data.target_column": "en", "transformer.width": 36}, r"at size large, which `size: auto` picks from "
+                                                            r"400,000 training tokens: transformer.width \(36\)"),
     ({"transformer.heads": 3}, r"transformer.width \(64\) must be a multiple of transformer.heads \(3\)"),
     ({"transformer.size": "base", "transformer.width": 66}, r"transformer.width \(66\) must be a multiple"),
     ({"task": "denoise", "transformer.width": 65, "transformer.heads": 5}, r"must be even .*sinusoidal"),

@@ -50,3 +50,16 @@ def test_a_model_under_its_trivial_baseline_is_named_in_words_and_the_floor_can_
     off = family_record(result(checks[:1], blessed=True, floor_on=False))
     assert off["baseline_floor"] == "off"
     assert "the trivial-baseline floor was off" in off["decision"]
+
+
+def test_the_summary_says_when_training_stopped_at_its_budget_and_on_how_many_tokens():
+    from operations.summary import describe_training
+
+    training = {"steps": 1500, "epochs": 8.24, "examples_seen": 192_000, "train_examples": 23_301,
+                "train_tokens": 750_123, "size": "large", "best_step": 1500, "val_loss": 2.0123,
+                "stopped_at_budget": True, "train_minutes": 30.0, "planned_steps": 1820, "stopped_early": True}
+    [line] = describe_training(training)
+    assert "23,301 training texts, 750,123 tokens; size large" in line
+    assert "stopped at its 30-minute budget of 1,820 planned steps; kept the weights of step 1,500" in line
+    [line] = describe_training({**training, "stopped_at_budget": False})
+    assert "stopped early; kept" in line

@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from bench.seq2seq import length_sorted_batches, read_pairs, scores
+from bench.seq2seq import length_sorted_batches
+from bench.translate_file import read_pairs, scores
 
 HYPOTHESES = ["A man in an orange hat.", "Two dogs play in the grass!", "the cat", "A girl, jumping."]
 REFERENCES = ["A man in an orange hat starring at something.", "Two dogs are playing in the grass.",

@@ -16,7 +16,7 @@ from models.layers.seq2seq import decoder_inputs
 from models.serving.seq2seq_export import export_translator, source_ids_of
 from models.families.rnn_seq2seq import build_rnn_seq2seq
 from models.families.transformer_seq2seq import build_transformer_seq2seq
-from models.layers.subword import SubwordTokenizer, train_sentencepiece
+from models.layers.subword import AUTO_VOCAB_BOUNDS, SubwordTokenizer, auto_vocab_size, train_sentencepiece
 from models.families.transformer import TransformerConfig
 
 WORDS = "ein Mann eine Frau zwei Hunde spielen im Park auf der Straße a man woman two dogs play in the park on street".split()
@@ -56,6 +56,13 @@ def test_round_trip_is_exact(tokenizer):
     assert [t.decode("utf-8") for t in tokenizer.detokenize(padded).numpy()] == texts
 
 
+def test_the_auto_vocabulary_grows_with_the_corpus_within_its_bounds():
+    sizes = [auto_vocab_size(characters) for characters in (10_000, 900_000, 3_400_000, 20_000_000, 10**9)]
+    assert sizes == sorted(sizes) and sizes[0] == AUTO_VOCAB_BOUNDS[0] and sizes[-1] == AUTO_VOCAB_BOUNDS[1]
+    assert sizes[1] < sizes[2] < sizes[3]  # Tiny Shakespeare < Multi30k < a larger corpus
+    assert 8_000 <= sizes[2] <= 9_000 and all(size % 100 == 0 for size in sizes)
+
+
 def test_vocabulary_is_too_small_for_byte_fallback():
     with pytest.raises(ValueError, match="at least 300"):
         train_sentencepiece(["a b c"], 100)
@@ -89,6 +96,7 @@ def overfit(family: str, tokenizer: SubwordTokenizer) -> tf_keras.Model:
     return model
 
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SERVE = """
 import json, sys
 import tensorflow as tf
@@ -119,6 +127,14 @@ def test_overfit_pairs_come_back_exactly_from_the_exported_model_in_a_fresh_proc
     expected = [t for _, t in PAIRS]
     assert translations["1"] == expected  # greedy
     assert translations["4"] == expected  # beam search
+    if family == "transformer":  # the file scorer reads the same signature: exact translations score 100
+        pairs = tmp_path / "pairs.jsonl"
+        pairs.write_text("".join(json.dumps({"de": s, "en": t}) + "\n" for s, t in PAIRS), encoding="utf-8")
+        scored = subprocess.run([sys.executable, "-m", "bench.translate_file", "--model", str(tmp_path), "--data",
+                                 str(pairs)], capture_output=True, text=True, cwd=REPO, timeout=300)
+        assert scored.returncode == 0, scored.stderr[-3000:]
+        line = json.loads(scored.stdout.strip().splitlines()[-1])
+        assert (line["pairs"], line["bleu_cased"], line["bleu_lowercase"], line["chrf"]) == (len(PAIRS), 100.0, 100.0, 100.0)
 
 
 def test_the_exported_model_tokenizes_with_the_training_op_and_model(tokenizer, tmp_path):

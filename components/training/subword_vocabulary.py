@@ -21,7 +21,7 @@ from tfx.types import standard_artifacts
 
 from components.data.splits import TRAIN
 from components.data.text_profile import bytes_feature, split_records
-from models.layers.subword import PIPELINE_SYMBOLS, SEPARATOR, train_sentencepiece, vocab_size_of
+from models.layers.subword import PIPELINE_SYMBOLS, SEPARATOR, auto_vocab_size, train_sentencepiece, vocab_size_of
 
 MODEL_FILE = "subword.model"
 
@@ -55,11 +55,14 @@ def SubwordVocabularyGen(
     columns: Parameter[str],
     vocab_size: Parameter[int],
 ) -> None:
-    """`columns`: JSON {"source": [names], "target": name or null}. (No `from __future__ import
-    annotations` in this module: the decorator reads the annotations as types.)"""
+    """`columns`: JSON {"source": [names], "target": name or null}; `vocab_size` 0: sized to the
+    train split's characters (`auto_vocab_size`). (No `from __future__ import annotations` in
+    this module: the decorator reads the annotations as types.)"""
     names = json.loads(columns)
     texts = training_texts(split_records(examples, TRAIN), names["source"], names.get("target"))
+    vocab_size = vocab_size or auto_vocab_size(sum(len(text) for text in texts))
     proto = train_sentencepiece(texts, vocab_size, user_symbols=PIPELINE_SYMBOLS)
     with tf.io.gfile.GFile(model_path(vocabulary.uri), "wb") as f:
         f.write(proto)
     vocabulary.set_int_custom_property("vocab_size", vocab_size_of(proto))
+    vocabulary.set_int_custom_property("requested_vocab_size", vocab_size)

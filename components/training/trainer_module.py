@@ -38,7 +38,7 @@ from models import registry
 from models.runtime.acceleration import float32_copy, precision_policy
 from models.runtime.acceleration_trial import Choice
 from models.runtime.progress import note
-from models.runtime.training import train_model
+from models.runtime.training import TimeBudget, train_model
 from models.runtime.trial_gate import TrialGate, TrialWanted
 from tasks import registry as tasks
 
@@ -98,7 +98,7 @@ def run_fn(fn_args: FnArgs) -> None:
     custom: dict[str, Any] = fn_args.custom_config
     task = tasks.branch_task(custom.get("task", tasks.DEFAULT), custom["family"])
     kind = task.model_kind(custom["family"])
-    setup = training_setup(fn_args, kind)
+    setup = training_setup(fn_args, task)
     run, auto = TrainerRun(fn_args, setup), setup.hparams
     first_start = time.monotonic()
     try:
@@ -116,7 +116,9 @@ def run_fn(fn_args: FnArgs) -> None:
     metrics.update(
         phase_seconds={"setup": round(fitted.fit_began - started, 1), "trial": trial_seconds,
                        "fit": round(trained - fitted.fit_began, 1)},
-        size=hparams.size, train_examples=setup.train_examples, eval_examples=setup.eval_examples,
+        size=hparams.size, train_examples=setup.train_examples, train_tokens=setup.train_tokens,
+        eval_examples=setup.eval_examples, train_epochs_planned=hparams.train_epochs,
+        train_minutes=hparams.train_minutes,
         test_examples=setup.test_examples,
         parameters=int(model.count_params()), vocab_size=fitted.data.vocab_size,
         replicas=setup.strategy.num_replicas_in_sync, precision=hparams.precision, jit_compile=hparams.jit_compile,
@@ -170,7 +172,9 @@ def _fit(run: TrainerRun, task: Any, kind: str, setup: TrainingSetup, fn_args: F
         callbacks.append(TrialGate(acceleration, family.name, plan.steps, profile["batch_shapes"],
                                    hparams.steps_per_execution, tokens_per_step, prepared - building))
     metrics = train_model(
-        model, train_data, eval_data, plan, patience=hparams.patience, batch_size=global_batch,
+        model, train_data, eval_data, plan, patience=hparams.patience,
+        budget=TimeBudget(hparams.budget_seconds) if hparams.budget_seconds else None,
+        batch_size=global_batch,
         train_examples=setup.train_examples, log_dir=fn_args.model_run_dir, tokens_per_step=tokens_per_step,
         callbacks=callbacks, monitor_from_step=monitor_from_step,
     )

@@ -9,22 +9,25 @@ import os
 from typing import Any, Optional
 
 import tensorflow as tf
+import tensorflow_transform as tft
 import tf_keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from components.data.splits import TEST, split_folder
-from components.training.training_data import TrainingDataConfig, count_records
+from components.training.training_data import TrainingDataConfig, count_records, count_tokens
 from models import registry
 from models.runtime.acceleration import distribution_strategy, gpu_visible
 from models.runtime.acceleration_trial import Choice, TrialSpec, choose, gpu_capabilities
 from models.runtime.training_length import TrainingPlan, plan_training
+from tasks.base import Task
 
 
 @dataclasses.dataclass
 class TrainingSetup:
     family: registry.Family
-    hparams: Any  # the family's config, `size: auto` resolved by the training split's size
+    hparams: Any  # the family's config: `size: auto` resolved by the training split's tokens, the task's length
     train_examples: int
+    train_tokens: int  # the real tokens of the task's `token_features` in the training split
     eval_examples: int  # the validation split's
     test_examples: int  # the test split's count: the Evaluator's decoded share is sized by it
     strategy: tf.distribute.Strategy
@@ -35,14 +38,18 @@ class TrainingSetup:
     trial_cache_dir: Optional[str] = None  # where the acceleration trials are cached besides the user's cache
 
 
-def training_setup(fn_args: FnArgs, kind: str) -> TrainingSetup:
-    """Counts the splits, sizes the family's config, seeds every random generator and plans the
-    steps for a model of `kind` (`models.registry.KINDS`)."""
+def training_setup(fn_args: FnArgs, task: Task) -> TrainingSetup:
+    """Counts the splits, sizes the family's config by the task's rule, fills in the task's
+    training length, seeds every random generator and plans the steps."""
     custom: dict[str, Any] = fn_args.custom_config
     family = registry.get(custom["family"])
+    kind = task.model_kind(family.name)
     train_examples, eval_examples = count_records(fn_args.train_files), count_records(fn_args.eval_files)
     test_examples = count_records(sibling_split_files(fn_args.train_files, TEST))
-    hparams = family.config_class(**custom["hparams"]).sized(train_examples)
+    feature_spec = tft.TFTransformOutput(fn_args.transform_output).transformed_feature_spec()
+    train_tokens = count_tokens(fn_args.train_files, feature_spec, task.token_features)
+    hparams = family.config_class(**custom["hparams"]).sized(train_tokens, task.size_rule)
+    hparams = hparams.with_task_length(task.train_epochs, task.train_minutes)
     if hparams.jit_compile is True and not gpu_visible() and not registry.xla_compiles_on_cpu(family.name, hparams, kind):
         # the config refused this where the run started; a Trainer on another machine checks again
         raise ValueError(f"{family.name}.jit_compile is true, but this machine has no GPU and {registry.XLA_CPU_CRASH}")
@@ -53,7 +60,7 @@ def training_setup(fn_args: FnArgs, kind: str) -> TrainingSetup:
     global_batch = hparams.batch_size * strategy.num_replicas_in_sync
     plan = plan_training(hparams, train_examples, eval_examples, global_batch, cap=fn_args.train_steps,
                          steps_multiple=hparams.steps_per_execution)
-    return TrainingSetup(family, hparams, train_examples, eval_examples, test_examples, strategy,
+    return TrainingSetup(family, hparams, train_examples, train_tokens, eval_examples, test_examples, strategy,
                          TrainingDataConfig(**custom.get("training_data", {})), global_batch, plan, seed,
                          custom.get("trial_cache_dir"))
 

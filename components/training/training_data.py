@@ -29,6 +29,8 @@ import math
 import os
 from typing import TYPE_CHECKING, Callable, Optional
 
+from models.layers.tokens import PAD_ID
+
 if TYPE_CHECKING:
     import tensorflow as tf
 
@@ -180,6 +182,21 @@ def count_records(file_patterns: list[str]) -> int:
     files = _matching_files(file_patterns)
     records = tf.data.TFRecordDataset(files, compression_type=_compression(files), num_parallel_reads=tf.data.AUTOTUNE)
     return int(records.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1).numpy())
+
+
+def count_tokens(file_patterns: list[str], feature_spec: dict, features: tuple[str, ...]) -> int:
+    """The real (non-padding) token ids of `features` in a split's files, one pass in the graph."""
+    import tensorflow as tf
+
+    files = _matching_files(file_patterns)
+    spec = {name: feature_spec[name] for name in features}
+    batches = tf.data.TFRecordDataset(files, compression_type=_compression(files), num_parallel_reads=tf.data.AUTOTUNE)
+    batches = batches.batch(PARSE_BATCH).map(lambda records: tf.io.parse_example(records, spec))
+
+    def add(total: tf.Tensor, batch: dict) -> tf.Tensor:
+        return total + tf.add_n([tf.math.count_nonzero(batch[name] != PAD_ID) for name in features])
+
+    return int(batches.reduce(tf.constant(0, tf.int64), add).numpy())
 
 
 def _matching_files(file_patterns: list[str]) -> list[str]:

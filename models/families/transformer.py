@@ -26,11 +26,15 @@ class TransformerConfig(SizedConfig):
     size presets, training length and hardware switches every family shares (`models.runtime.sizing`).
     Settings left None take the size's value."""
 
+    # `large` is `bench.seq2seq`'s translator (3+3 layers of width 256: BLEU 38.66 on Multi30k);
+    # `size: auto` picks it for the encoder-decoder tasks of a large enough corpus
     SIZE_PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "small": {"layers": 2, "heads": 4, "width": 64, "ff_width": 256, "dropout": 0.1, "batch_size": 16,
-                  "warmup_steps": 20},
+                  "warmup_steps": 20, "learning_rate": 2e-3, "min_learning_rate": 2e-4, "weight_decay": 0.1},
         "base": {"layers": 4, "heads": 4, "width": 128, "ff_width": 512, "dropout": 0.1, "batch_size": 64,
-                 "warmup_steps": 100},
+                 "warmup_steps": 100, "learning_rate": 2e-3, "min_learning_rate": 2e-4, "weight_decay": 0.1},
+        "large": {"layers": 3, "heads": 8, "width": 256, "ff_width": 1024, "dropout": 0.1, "batch_size": 128,
+                  "warmup_steps": 400, "learning_rate": 1e-3, "min_learning_rate": 5e-5, "weight_decay": 0.01},
     }
     layers: Optional[int] = None
     heads: Optional[int] = None
@@ -39,10 +43,10 @@ class TransformerConfig(SizedConfig):
     dropout: Optional[float] = None
     context: int = 256  # longest sequence the position embedding covers
     batch_size: Optional[int] = None
-    learning_rate: float = 2e-3  # peak, after linear warm-up
-    min_learning_rate: float = 2e-4  # end of the cosine decay
+    learning_rate: Optional[float] = None  # peak, after linear warm-up
+    min_learning_rate: Optional[float] = None  # end of the cosine decay
     warmup_steps: Optional[int] = None
-    weight_decay: float = 0.1
+    weight_decay: Optional[float] = None
     min_train_steps: int = 200
     # seq2seq mode (models.families.transformer_seq2seq)
     encoder_layers: Optional[int] = None  # null: as many as the decoder's `layers`

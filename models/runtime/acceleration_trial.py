@@ -90,7 +90,7 @@ _WHY_NOT = {
 }
 # hyper-parameters that change neither the model's shape nor its step's cost
 _NOT_SHAPE = ("precision", "jit_compile", "train_epochs", "min_train_steps", "train_steps", "eval_steps", "patience",
-              "learning_rate", "min_learning_rate", "warmup_steps")
+              "train_minutes", "learning_rate", "min_learning_rate", "warmup_steps", "weight_decay")
 
 Setting = Union[bool, str]
 _logger = logging.getLogger(LOGGER)

@@ -136,6 +136,26 @@ class ProgressLog(tf_keras.callbacks.Callback):
             self.last_logged = step
 
 
+class TimeBudget(tf_keras.callbacks.Callback):
+    """Stops training once `seconds` of it have passed (from the first step, the model built and
+    compiled): Keras then measures the eval loss once more, at the step reached, and early
+    stopping restores the best weights seen, as at any other end."""
+
+    def __init__(self, seconds: float, clock=time.monotonic):
+        super().__init__()
+        self.seconds, self.clock = seconds, clock
+        self.started: Optional[float] = None
+        self.stopped_at_step: Optional[int] = None
+
+    def on_train_begin(self, logs: Optional[dict] = None) -> None:
+        self.started = self.clock()
+
+    def on_train_batch_end(self, batch: int, logs: Optional[dict] = None) -> None:
+        if self.stopped_at_step is None and self.clock() - self.started >= self.seconds:
+            self.stopped_at_step = int(self.model.optimizer.iterations.numpy())
+            self.model.stop_training = True
+
+
 def train_model(
     model: tf_keras.Model,
     train_data: tf.data.Dataset,
@@ -144,6 +164,7 @@ def train_model(
     *,
     patience: int,
     batch_size: int,
+    budget: Optional[TimeBudget] = None,
     train_examples: int,
     log_dir: Optional[str] = None,
     tokens_per_step: float = 0.0,
@@ -159,14 +180,16 @@ def train_model(
     `plan.eval_batches` batches each time. Training stops after `patience` measurements without
     a new best, and the weights of the best one are restored (also when training ran to the end);
     measurements before `monitor_from_step` (a warm-up) neither stop training nor are kept.
-    Progress is logged as it goes (`ProgressLog`); `callbacks` are the model's own.
+    With a `budget` (`TimeBudget`), training also stops when its time is spent, after a last
+    measurement at the step it reached. Progress is logged as it goes (`ProgressLog`); `callbacks` are the model's own.
     """
     epochs = plan.evaluations
     stopping = tf_keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=patience, restore_best_weights=True,
         start_from_epoch=math.ceil(monitor_from_step / plan.evaluation_interval),
     )
-    callbacks = [*(callbacks or []), stopping, ProgressLog(plan.evaluations * plan.evaluation_interval, tokens_per_step)]
+    callbacks = [*(callbacks or []), *([budget] if budget else []), stopping,
+                 ProgressLog(plan.evaluations * plan.evaluation_interval, tokens_per_step)]
     callbacks += [tf_keras.callbacks.TensorBoard(log_dir=log_dir)] if log_dir else []
     history = model.fit(
         train_data,
@@ -179,20 +202,25 @@ def train_model(
     ).history
     first = min(stopping.start_from_epoch, len(history["val_loss"]) - 1)  # the last one when training ended sooner
     best = first + int(np.argmin(history["val_loss"][first:]))
-    steps_run = len(history["val_loss"]) * plan.evaluation_interval
+    # the step of each measurement: every interval's end, the last one where a budget stopped it
+    measured = [(i + 1) * plan.evaluation_interval for i in range(len(history["val_loss"]))]
+    if budget and budget.stopped_at_step is not None:
+        measured[-1] = budget.stopped_at_step
+    steps_run = measured[-1]
     metrics = {name: float(values[best]) for name, values in history.items()}  # the restored weights' numbers
     metrics.update(
         planned_steps=plan.steps,
         steps=steps_run,
-        best_step=(best + 1) * plan.evaluation_interval,
+        best_step=measured[best],
         stopped_early=steps_run < plan.evaluations * plan.evaluation_interval,
+        stopped_at_budget=bool(budget and budget.stopped_at_step is not None),
         examples_seen=steps_run * batch_size,
         epochs=round(steps_run * batch_size / max(train_examples, 1), 3),
         eval_loss_curve=[round(float(v), 5) for v in history["val_loss"]],
         # The training curve: at the end of each interval, the steps so far, the mean training
         # loss over the interval and the eval loss measured there.
         curve={
-            "step": [(i + 1) * plan.evaluation_interval for i in range(len(history["val_loss"]))],
+            "step": measured,
             "loss": [round(float(v), 5) for v in history["loss"]],
             "eval_loss": [round(float(v), 5) for v in history["val_loss"]],
         },
