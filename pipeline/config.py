@@ -39,7 +39,7 @@ class DataConfig:
     label_column: Optional[str] = None
     target_column: Optional[str] = None  # set: a seq2seq run from text_column to this column
     txt_mode: str = "lines"  # txt only: one example per line, or the corpus cut into windows
-    window_chars: int = 256  # txt windows mode: characters per example
+    window_chars: Optional[int] = None  # txt windows mode: characters per example; null: the task's
     # Three splits (components/data/splits.py): train fits, validation chooses the kept step, test
     # judges. A split with no file of its own takes this share of the data file's examples, by hash.
     validation_percent: int = 10
@@ -121,7 +121,8 @@ class EvaluationConfig:
     min_chrf: float = 1.0  # denoise: chrF of the reconstruction, at least
     max_chrf_drop: float = 1.0  # denoise: chrF points below the last blessed model, at most
     beam_width: int = 4  # seq2seq and denoise: the beam of the decoded eval output and of serving_default
-    decode_examples: int = 1000  # about this many test examples are decoded (a hash sample); the loss uses all
+    decode_examples: Optional[int] = None  # about this many test examples are decoded (a hash sample); the loss
+    # uses all; null: the task's
     report_examples: int = 3  # test examples whose model output (seq2seq: with attention) the report shows
     # Metrics are also reported per text-length bucket (tokens before truncation), split at
     # these boundaries; the thresholds judge the whole test split.
@@ -244,8 +245,14 @@ class Config:
     def __post_init__(self) -> None:
         if self.task is None:  # follows the columns
             self.task = tasks.from_columns(self.data)
-        if self.evaluation.length_buckets is None and tasks.known(self.task):  # an unknown task is refused later
-            self.evaluation.length_buckets = list(tasks.get(self.task).length_buckets)
+        if tasks.known(self.task):  # an unknown task is refused later; a known one fills in its defaults
+            task = tasks.get(self.task)
+            if self.evaluation.length_buckets is None:
+                self.evaluation.length_buckets = list(task.length_buckets)
+            if self.data.window_chars is None:
+                self.data.window_chars = task.window_chars
+            if self.evaluation.decode_examples is None:
+                self.evaluation.decode_examples = task.decode_examples
 
     @property
     def task_mode(self) -> Task:

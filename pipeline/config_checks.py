@@ -42,7 +42,7 @@ def validate(config: Config) -> None:
         if path is not None and ("{SPAN}" in path) != ("{SPAN}" in (data.path or "")):
             raise ConfigError(f"config keys 'data.path' and 'data.{key}' must both hold a {{SPAN}} placeholder or "
                               "neither: ExampleGen reads the same span of each")
-    if data.window_chars < 1:
+    if data.window_chars is not None and data.window_chars < 1:
         raise ConfigError(f"config key 'data.window_chars' must be at least 1, got {data.window_chars}")
     if not data.text_columns or not all(data.text_columns):
         raise ConfigError("config key 'data.text_column' must name a column")
@@ -81,7 +81,7 @@ def validate(config: Config) -> None:
         raise ConfigError(f"config key 'evaluation.baseline_margin' must be 0 or more, got {limits.baseline_margin}")
     if limits.report_examples < 0:
         raise ConfigError(f"config key 'evaluation.report_examples' must be 0 or more, got {limits.report_examples}")
-    if limits.beam_width < 1 or limits.decode_examples < 1:
+    if limits.beam_width < 1 or (limits.decode_examples is not None and limits.decode_examples < 1):
         raise ConfigError("config keys 'evaluation.beam_width' and 'evaluation.decode_examples' must be at least 1")
     for key in ("min_bleu", "max_bleu_drop", "min_chrf", "max_chrf_drop"):
         if not 0 <= getattr(limits, key) <= 100:

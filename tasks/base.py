@@ -107,6 +107,8 @@ class Task:
     # tokens (those of `token_features`, the Transform's), `train_epochs: null` and
     # `train_minutes: null` (None: no budget) as here.
     size_rule: SizeRule = SizeRule(base_tokens=500_000)
+    window_chars: int = 256  # characters per text where a plain-text corpus is cut into windows
+    decode_examples: int = 1000  # test examples the Evaluator decodes, where a task decodes
     token_features: tuple[str, ...] = ("target_ids",)
     train_epochs: float = 3.0
     train_minutes: Optional[float] = None

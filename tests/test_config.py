@@ -309,3 +309,12 @@ def test_a_bad_size_governed_setting_exits_2_before_example_gen(tmp_path):
     assert result.returncode == 2, result.stderr
     assert "configuration error" in result.stderr and "transformer.heads (4)" in result.stderr
     assert "ExampleGen" not in result.stdout + result.stderr and not (tmp_path / "workspace").exists()
+
+
+def test_the_task_fills_in_the_window_length_and_the_decoded_share_the_config_leaves_null():
+    denoise = load_config(overrides={"task": "denoise"})
+    assert (denoise.data.window_chars, denoise.evaluation.decode_examples) == (128, 300)
+    default = load_config()
+    assert (default.data.window_chars, default.evaluation.decode_examples) == (256, 1000)
+    kept = load_config(overrides={"task": "denoise", "data.window_chars": 64, "evaluation.decode_examples": 50})
+    assert (kept.data.window_chars, kept.evaluation.decode_examples) == (64, 50)

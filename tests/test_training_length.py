@@ -74,15 +74,22 @@ def test_the_task_fills_in_the_passes_and_the_budget_the_config_leaves_null():
     assert get("language_model").train_minutes is None
 
 
-def test_early_stopping_keeps_the_weights_of_the_best_eval_loss():
-    """Train on one pattern and measure the eval loss on its opposite: the eval loss is lowest
-    early and rises, so training stops and the restored weights score the best loss seen."""
+def opposite_patterns() -> tuple:
+    """A compiled model, training batches of one pattern and eval batches of its opposite, whose
+    loss is lowest early and then rises."""
     tf_keras.utils.set_random_seed(3)
     x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
     train = tf.data.Dataset.from_tensor_slices((x, (x[:, 0] > 0).astype("int64"))).repeat().batch(16)
     evaluation = tf.data.Dataset.from_tensor_slices((x, (x[:, 0] <= 0).astype("int64"))).repeat().batch(16)
     model = tf_keras.Sequential([tf_keras.layers.Dense(2)])
     model.compile(tf_keras.optimizers.Adam(0.05), tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model, train, evaluation
+
+
+def test_early_stopping_keeps_the_weights_of_the_best_eval_loss():
+    """Train on one pattern and measure the eval loss on its opposite: the eval loss is lowest
+    early and rises, so training stops and the restored weights score the best loss seen."""
+    model, train, evaluation = opposite_patterns()
     metrics = train_model(model, train, evaluation, TrainingPlan(400, 4, 20, 4), patience=2, batch_size=16,
                           train_examples=64)
     curve = metrics["eval_loss_curve"]
@@ -106,12 +113,7 @@ class FakeClock:
 def test_the_time_budget_stops_training_and_keeps_the_best_validation_weights():
     """The eval data is the opposite pattern, so its loss is lowest early: the budget stops the
     run in its fourth interval, the step reached is measured, and the best weights come back."""
-    tf_keras.utils.set_random_seed(3)
-    x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
-    train = tf.data.Dataset.from_tensor_slices((x, (x[:, 0] > 0).astype("int64"))).repeat().batch(16)
-    evaluation = tf.data.Dataset.from_tensor_slices((x, (x[:, 0] <= 0).astype("int64"))).repeat().batch(16)
-    model = tf_keras.Sequential([tf_keras.layers.Dense(2)])
-    model.compile(tf_keras.optimizers.Adam(0.05), tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model, train, evaluation = opposite_patterns()
     clock = FakeClock()
 
     class Tick(tf_keras.callbacks.Callback):

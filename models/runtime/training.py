@@ -181,7 +181,8 @@ def train_model(
     a new best, and the weights of the best one are restored (also when training ran to the end);
     measurements before `monitor_from_step` (a warm-up) neither stop training nor are kept.
     With a `budget` (`TimeBudget`), training also stops when its time is spent, after a last
-    measurement at the step it reached. Progress is logged as it goes (`ProgressLog`); `callbacks` are the model's own.
+    measurement at the step it reached. Progress is logged as it goes (`ProgressLog`);
+    `callbacks` are the model's own.
     """
     epochs = plan.evaluations
     stopping = tf_keras.callbacks.EarlyStopping(
