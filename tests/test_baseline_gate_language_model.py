@@ -50,4 +50,4 @@ def test_the_report_shows_the_trivial_baseline_and_how_training_went(untrained_l
     _, result, _ = untrained_lm_runs
     page = open(re.search(r"Report: (\S+\.html)", result.stdout).group(1), encoding="utf-8").read()
     assert "Trivial baseline: the train split&#x27;s unigram model" in page or "Trivial baseline: the train split's" in page
-    assert re.search(r"Trained \d+ steps \([\d.]+ epochs, [\d,]+ examples of \d+ training texts; size small\)", page)
+    assert re.search(r"Trained \d+ steps \([\d.]+ epochs, [\d,]+ examples of \d+ training texts, [\d,]+ tokens; size small\)", page)
