@@ -250,9 +250,15 @@ class Config:
             if self.evaluation.length_buckets is None:
                 self.evaluation.length_buckets = list(task.length_buckets)
             if self.data.window_chars is None:
-                self.data.window_chars = task.window_chars
+                self.data.window_chars = self._window_chars(task)
             if self.evaluation.decode_examples is None:
                 self.evaluation.decode_examples = task.decode_examples
+
+    def _window_chars(self, task: Task) -> int:
+        """The run task's window, unless every family of the run asks one other window of its
+        branch (the VAE alone reconstructs shorter texts)."""
+        windows = {tasks.branch_task(self.task, f).window_chars for f in self.models if f in registry.names()}
+        return windows.pop() if len(windows) == 1 else task.window_chars
 
     @property
     def task_mode(self) -> Task:

@@ -201,6 +201,7 @@ def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional
             examples=example_gen.outputs["examples"],
             columns=json.dumps({"source": config.data.text_columns, "target": config.data.target_column}),
             vocab_size=config.transform.subword_vocab_pieces,
+            characters_per_piece=config.task_mode.characters_per_piece,
         )
         vocabulary.add_upstream_node(data_gate)
         transform = SubwordTransform(

@@ -109,6 +109,7 @@ class Task:
     size_rule: SizeRule = SizeRule(base_tokens=500_000)
     window_chars: int = 256  # characters per text where a plain-text corpus is cut into windows
     decode_examples: int = 1000  # test examples the Evaluator decodes, where a task decodes
+    characters_per_piece: int = 400  # `subword_vocab_size: auto`: one piece per this many training characters
     token_features: tuple[str, ...] = ("target_ids",)
     train_epochs: float = 3.0
     train_minutes: Optional[float] = None

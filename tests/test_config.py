@@ -318,3 +318,7 @@ def test_the_task_fills_in_the_window_length_and_the_decoded_share_the_config_le
     assert (default.data.window_chars, default.evaluation.decode_examples) == (256, 1000)
     kept = load_config(overrides={"task": "denoise", "data.window_chars": 64, "evaluation.decode_examples": 50})
     assert (kept.data.window_chars, kept.evaluation.decode_examples) == (64, 50)
+    # a run of the VAE alone takes its branch's shorter windows; beside the language models, theirs
+    assert load_config(overrides={"models": ["hvae"]}).data.window_chars == 63
+    assert load_config(overrides={"models": ["rnn", "hvae"]}).data.window_chars == 256
+    assert load_config(overrides={"models": ["hvae"], "data.window_chars": 128}).data.window_chars == 128

@@ -61,6 +61,11 @@ def test_the_auto_vocabulary_grows_with_the_corpus_within_its_bounds():
     assert sizes == sorted(sizes) and sizes[0] == AUTO_VOCAB_BOUNDS[0] and sizes[-1] == AUTO_VOCAB_BOUNDS[1]
     assert sizes[1] < sizes[2] < sizes[3]  # Tiny Shakespeare < Multi30k < a larger corpus
     assert 8_000 <= sizes[2] <= 9_000 and all(size % 100 == 0 for size in sizes)
+    # a denoiser asks one piece per 1,000 characters: Tiny Shakespeare's windows get the 1,000 it beat the copy with
+    from tasks.registry import get
+
+    assert (get("seq2seq").characters_per_piece, get("denoise").characters_per_piece) == (400, 1000)
+    assert auto_vocab_size(892_000, get("denoise").characters_per_piece) == 1_000 < auto_vocab_size(892_000)
 
 
 def test_vocabulary_is_too_small_for_byte_fallback():

@@ -58,7 +58,13 @@ def test_a_translator_of_a_corpus_is_sized_larger_than_its_language_model():
     assert (language_model.size, translator.size) == ("base", "large")
     assert (language_model.width, translator.width) == (128, 256)
     assert translator.learning_rate < language_model.learning_rate  # the large preset's own rate
-    assert HVAEConfig(size="auto").sized(tokens, SizeRule(1, 2)).size == "base"  # a family without large: its largest
+    vae = HVAEConfig(size="auto").sized(tokens, SizeRule(1, 2))
+    assert vae.size == "base"  # a family without large: its largest
+    # the VAE's base is the one-code-per-segment model; small keeps one code per text
+    assert (vae.latent_per_segment, vae.encoder_summary, vae.word_dropout) == (True, "local", 0.3)
+    assert (HVAEConfig().latent_per_segment, HVAEConfig().encoder_summary) == (False, "final")
+    with pytest.raises(ValueError, match="at size small.*latent_per_segment needs encoder_summary: local"):
+        HVAEConfig(size="auto", latent_per_segment=True).every_size()
     assert [c.size for c in config.every_size(get("seq2seq").size_rule)] == ["small", "base", "large"]
     assert [c.size for c in config.every_size(get("language_model").size_rule)] == ["small", "base"]
 

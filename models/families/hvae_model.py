@@ -202,7 +202,8 @@ class TextVAE(tf_keras.Model):
         x = self.conductor[0](steps, initial_state=[h0, c0])
         embeddings = self.conductor[1](x, initial_state=[h1, c1])
         if self.config.decoder_reads_z:  # MusicVAE's option: z itself beside every segment's embedding
-            embeddings = tf.concat([embeddings, self.segment_codes(z, segments)], -1)
+            codes = tf.cast(self.segment_codes(z, segments), embeddings.dtype)  # mixed precision: z stays float32
+            embeddings = tf.concat([embeddings, codes], -1)
         return embeddings
 
     def _run_decoder(self, x: tf.Tensor, states: list[list[tf.Tensor]], training: bool) -> tf.Tensor:

@@ -28,17 +28,16 @@ MIN_VOCAB_SIZE = 300  # 4 special pieces + 256 byte pieces + some characters
 SEPARATOR, MASK = "<sep>", "<mask>"
 PIPELINE_SYMBOLS = (SEPARATOR, MASK)
 MAX_TRAINING_SENTENCES = 2_000_000  # the SentencePiece trainer samples this many from a larger corpus
-# `subword_vocab_size: auto`: one piece per this many characters of training text, within the
-# bounds. Multi30k's 23,000 training pairs (3.4M characters) get about 8,000 pieces, the size
-# `bench.seq2seq` measured; Tiny Shakespeare's 0.9M characters about 2,200 (its denoisers beat
-# copying their input with 1,000 pieces; with 2,200 the Transformer did, the RNN did not).
+# `subword_vocab_size: auto`: one piece per this many characters of training text (a task may
+# ask another rate: `Task.characters_per_piece`), within the bounds. Multi30k's 23,000 training
+# pairs (3.4M characters) get about 8,000 pieces, the size `bench.seq2seq` measured.
 CHARACTERS_PER_PIECE, AUTO_VOCAB_BOUNDS = 400, (1_000, 32_000)
 
 
-def auto_vocab_size(characters: int) -> int:
+def auto_vocab_size(characters: int, characters_per_piece: int = CHARACTERS_PER_PIECE) -> int:
     """The vocabulary `subword_vocab_size: auto` learns from `characters` of training text (hundreds)."""
     low, high = AUTO_VOCAB_BOUNDS
-    return int(min(max(round(characters / CHARACTERS_PER_PIECE, -2), low), high))
+    return int(min(max(round(characters / characters_per_piece, -2), low), high))
 
 
 def train_sentencepiece(texts: Iterable[str], vocab_size: int, model_type: str = "unigram",
