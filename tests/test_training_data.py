@@ -28,6 +28,7 @@ from components.training.training_data import (  # noqa: E402
     TrainingDataConfig,
     batch_profile,
     bucket_edges,
+    count_records_and_tokens,
     training_batches,
 )
 from components.training.transform_module import language_model_ids  # noqa: E402
@@ -81,6 +82,12 @@ def batches_of(path: str, batching: str, columns=("input_ids", "target_ids"), mu
     config = TrainingDataConfig(batching=batching)
     data = training_batches([path], SPEC, columns, BATCH, edges, config, seed=3, same_shape_batches=same_shape)
     return edges, data, [(x.numpy(), y.numpy()) for x, y in data.take(count)]
+
+
+def test_one_pass_counts_the_records_and_their_real_tokens(examples):
+    """What `size: auto` reads: each text's target ids are its tokens and an end token; padding is not counted."""
+    path, token_ids = examples
+    assert count_records_and_tokens([path], SPEC, ("target_ids",)) == (len(token_ids), sum(len(t) + 1 for t in token_ids))
 
 
 def test_bucket_edges_are_multiples_and_end_at_the_sequence_length():

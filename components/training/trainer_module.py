@@ -20,7 +20,6 @@ import time
 from typing import Any, Callable
 
 import tensorflow as tf
-import tensorflow_transform as tft
 import tf_keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 
@@ -54,7 +53,7 @@ class TrainerRun:
         self.serving_model_dir, self.eval_examples = fn_args.serving_model_dir, setup.eval_examples
         self.test_examples = setup.test_examples
         self._transform_dir = fn_args.transform_output
-        self.transform_output = tft.TFTransformOutput(fn_args.transform_output)
+        self.transform_output = setup.transform_output
         self.feature_spec = self.transform_output.transformed_feature_spec()
         self.sequence_length = self.feature_spec["target_ids"].shape[0]
 

@@ -14,7 +14,7 @@ import tf_keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from components.data.splits import TEST, split_folder
-from components.training.training_data import TrainingDataConfig, count_records, count_tokens
+from components.training.training_data import TrainingDataConfig, count_records, count_records_and_tokens
 from models import registry
 from models.runtime.acceleration import distribution_strategy, gpu_visible
 from models.runtime.acceleration_trial import Choice, TrialSpec, choose, gpu_capabilities
@@ -34,6 +34,7 @@ class TrainingSetup:
     data_config: TrainingDataConfig
     global_batch: int  # the config's batch size is per replica; each step reads one batch for every replica
     plan: TrainingPlan
+    transform_output: tft.TFTransformOutput  # read once here; the task's hooks read it through `TrainerRun`
     seed: int = 0  # every random generator's, set before anything is built (and again for a second start)
     trial_cache_dir: Optional[str] = None  # where the acceleration trials are cached besides the user's cache
 
@@ -44,10 +45,11 @@ def training_setup(fn_args: FnArgs, task: Task) -> TrainingSetup:
     custom: dict[str, Any] = fn_args.custom_config
     family = registry.get(custom["family"])
     kind = task.model_kind(family.name)
-    train_examples, eval_examples = count_records(fn_args.train_files), count_records(fn_args.eval_files)
+    transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    train_examples, train_tokens = count_records_and_tokens(
+        fn_args.train_files, transform_output.transformed_feature_spec(), task.token_features)
+    eval_examples = count_records(fn_args.eval_files)
     test_examples = count_records(sibling_split_files(fn_args.train_files, TEST))
-    feature_spec = tft.TFTransformOutput(fn_args.transform_output).transformed_feature_spec()
-    train_tokens = count_tokens(fn_args.train_files, feature_spec, task.token_features)
     hparams = family.config_class(**custom["hparams"]).sized(train_tokens, task.size_rule)
     hparams = hparams.with_task_length(task.train_epochs, task.train_minutes)
     if hparams.jit_compile is True and not gpu_visible() and not registry.xla_compiles_on_cpu(family.name, hparams, kind):
@@ -61,8 +63,8 @@ def training_setup(fn_args: FnArgs, task: Task) -> TrainingSetup:
     plan = plan_training(hparams, train_examples, eval_examples, global_batch, cap=fn_args.train_steps,
                          steps_multiple=hparams.steps_per_execution)
     return TrainingSetup(family, hparams, train_examples, train_tokens, eval_examples, test_examples, strategy,
-                         TrainingDataConfig(**custom.get("training_data", {})), global_batch, plan, seed,
-                         custom.get("trial_cache_dir"))
+                         TrainingDataConfig(**custom.get("training_data", {})), global_batch, plan,
+                         transform_output, seed, custom.get("trial_cache_dir"))
 
 
 def sibling_split_files(file_patterns: list[str], split: str) -> list[str]:

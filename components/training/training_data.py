@@ -184,8 +184,9 @@ def count_records(file_patterns: list[str]) -> int:
     return int(records.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1).numpy())
 
 
-def count_tokens(file_patterns: list[str], feature_spec: dict, features: tuple[str, ...]) -> int:
-    """The real (non-padding) token ids of `features` in a split's files, one pass in the graph."""
+def count_records_and_tokens(file_patterns: list[str], feature_spec: dict, features: tuple[str, ...]) -> tuple[int, int]:
+    """The records in a split's files and their real (non-padding) token ids of `features`, one
+    pass in the graph."""
     import tensorflow as tf
 
     files = _matching_files(file_patterns)
@@ -193,10 +194,13 @@ def count_tokens(file_patterns: list[str], feature_spec: dict, features: tuple[s
     batches = tf.data.TFRecordDataset(files, compression_type=_compression(files), num_parallel_reads=tf.data.AUTOTUNE)
     batches = batches.batch(PARSE_BATCH).map(lambda records: tf.io.parse_example(records, spec))
 
-    def add(total: tf.Tensor, batch: dict) -> tf.Tensor:
-        return total + tf.add_n([tf.math.count_nonzero(batch[name] != PAD_ID) for name in features])
+    def add(totals: tuple[tf.Tensor, tf.Tensor], batch: dict) -> tuple[tf.Tensor, tf.Tensor]:
+        records = tf.shape(batch[features[0]], out_type=tf.int64)[0]
+        tokens = tf.add_n([tf.math.count_nonzero(batch[name] != PAD_ID) for name in features])
+        return totals[0] + records, totals[1] + tokens
 
-    return int(batches.reduce(tf.constant(0, tf.int64), add).numpy())
+    records, tokens = batches.reduce((tf.constant(0, tf.int64), tf.constant(0, tf.int64)), add)
+    return int(records.numpy()), int(tokens.numpy())
 
 
 def _matching_files(file_patterns: list[str]) -> list[str]:
