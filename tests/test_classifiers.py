@@ -1,5 +1,7 @@
 """Classifier mode of the RNN and Transformer families: padding is ignored, and they learn."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -16,13 +18,14 @@ CONFIGS = {
     "transformer": TransformerConfig(layers=1, heads=2, width=16, ff_width=32, dropout=0.0, context=16,
                                      learning_rate=5e-3, warmup_steps=5),
 }
+CONFIGS["transformer, max-pooled"] = dataclasses.replace(CONFIGS["transformer"], pooling="max")
 
 
-def build(family):
-    return registry.get(family).build_classifier(CONFIGS[family], VOCAB, 3)
+def build(variant):
+    return registry.get(variant.split(",")[0]).build_classifier(CONFIGS[variant], VOCAB, 3)
 
 
-@pytest.mark.parametrize("family", ["rnn", "transformer"])
+@pytest.mark.parametrize("family", list(CONFIGS))
 def test_right_padding_does_not_change_the_prediction(family):
     tf.keras.utils.set_random_seed(0)
     model = build(family)
@@ -59,7 +62,7 @@ def test_classifier_learns_a_task_that_needs_the_whole_text(family):
     assert metrics["val_accuracy"] > 0.9, metrics
 
 
-@pytest.mark.parametrize("family", ["rnn", "transformer"])
+@pytest.mark.parametrize("family", list(CONFIGS))
 def test_classifier_saves_and_reloads(family, tmp_path):
     model = build(family)
     ids = np.array([[1, 5, 7, 0]], dtype=np.int64)

@@ -109,6 +109,8 @@ def build_rnn_classifier(config: RNNConfig, vocab_size: int, num_classes: int) -
     against 0.784 at 400 steps, one seed each)."""
     import tf_keras
 
+    from models.layers.pooling import masked_max_pool_layer
+
     config = config.sized()
     token_ids = tf_keras.Input(shape=(None,), dtype="int64", name="input_ids")
     x = tf_keras.layers.Embedding(vocab_size, config.embedding_dim, mask_zero=True, name="embedding")(token_ids)
@@ -119,32 +121,11 @@ def build_rnn_classifier(config: RNNConfig, vocab_size: int, num_classes: int) -
         x = tf_keras.layers.Bidirectional(recurrent(config.units, return_sequences=True), name=f"bi{config.cell}_{i}")(x)
         if config.dropout:
             x = tf_keras.layers.Dropout(config.dropout, name=f"dropout_{i}")(x)
-    pooled = _masked_max_pool_layer()([x, token_ids])
+    pooled = masked_max_pool_layer()([x, token_ids])
     logits = tf_keras.layers.Dense(num_classes, dtype="float32", name="logits")(pooled)
     return tf_keras.Model(token_ids, logits, name="rnn_classifier")
 
 
-def _masked_max_pool_layer() -> "tf_keras.layers.Layer":
-    """A layer mapping ([batch, time, features], token ids) to the max over real positions."""
-    import tensorflow as tf
-    import tf_keras
-
-    from models.layers.tokens import PAD_ID
-
-    class MaskedMaxPool(tf_keras.layers.Layer):
-        def __init__(self, **kwargs):
-            super().__init__(**kwargs)
-            self.supports_masking = True  # consumes the implicit mask; the explicit one decides
-
-        def call(self, inputs: list) -> tf.Tensor:
-            sequence, ids = inputs
-            real = tf.not_equal(ids, PAD_ID)[:, :, None]
-            return tf.reduce_max(tf.where(real, sequence, tf.cast(-1e4, sequence.dtype)), axis=1)
-
-        def compute_mask(self, inputs: list, mask=None) -> None:
-            return None
-
-    return MaskedMaxPool(name="max_pool")
 
 
 def rnn_optimizer(config: RNNConfig, total_steps: int) -> "tf_keras.optimizers.Optimizer":

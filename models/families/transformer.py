@@ -1,5 +1,5 @@
 """Transformer family on Keras 2: a decoder-only (GPT-style) language model, or an encoder
-classifier (bidirectional attention, mean-pooled).
+classifier (bidirectional attention, mean- or max-pooled).
 
 keras-nlp's token + learned position embedding -> N pre-layer-norm decoder blocks (causal
 self-attention, feed-forward, residuals; `models.layers.transformer_block`) -> final layer norm ->
@@ -18,6 +18,8 @@ from models.runtime.sizing import SizedConfig
 if TYPE_CHECKING:
     import tensorflow as tf
     import tf_keras
+
+POOLINGS = ("mean", "max")  # how the classifier reads its encoder's outputs
 
 
 @dataclasses.dataclass
@@ -52,6 +54,8 @@ class TransformerConfig(SizedConfig):
     encoder_layers: Optional[int] = None  # null: as many as the decoder's `layers`
     shared_embeddings: bool = True  # one token table for source and target (a joint vocabulary)
     label_smoothing: float = 0.1
+    # classifier mode: the encoder's outputs pooled over the real tokens, averaged or their max
+    pooling: str = "mean"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -66,6 +70,8 @@ class TransformerConfig(SizedConfig):
             raise ValueError(f"transformer.label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"transformer.dropout must be in [0, 1), got {self.dropout}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"transformer.pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
 
 
 def build_transformer_lm(config: TransformerConfig, vocab_size: int) -> "tf_keras.Model":
@@ -90,9 +96,11 @@ def build_transformer_lm(config: TransformerConfig, vocab_size: int) -> "tf_kera
 
 def build_transformer_classifier(config: TransformerConfig, vocab_size: int, num_classes: int) -> "tf_keras.Model":
     """Encoder classifier: token + position embedding -> N pre-layer-norm `TransformerEncoder`
-    blocks that attend over the real tokens only -> mean over real tokens -> class logits."""
+    blocks that attend over the real tokens only -> mean (or `pooling: max`) over real tokens -> class logits."""
     import tf_keras
     from keras_nlp.layers import TokenAndPositionEmbedding, TransformerEncoder
+
+    from models.layers.pooling import masked_max_pool_layer
 
     config = config.sized()
     token_ids = tf_keras.Input(shape=(None,), dtype="int64", name="input_ids")
@@ -107,7 +115,10 @@ def build_transformer_classifier(config: TransformerConfig, vocab_size: int, num
         )
         x = block(x, padding_mask=padding_mask)
     x = tf_keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm")(x)
-    pooled = tf_keras.layers.GlobalAveragePooling1D(name="mean_pool")(x, mask=padding_mask)
+    if config.pooling == "max":
+        pooled = masked_max_pool_layer()([x, token_ids])
+    else:
+        pooled = tf_keras.layers.GlobalAveragePooling1D(name="mean_pool")(x, mask=padding_mask)
     if config.dropout:
         pooled = tf_keras.layers.Dropout(config.dropout, name="dropout")(pooled)
     logits = tf_keras.layers.Dense(num_classes, dtype="float32", name="logits")(pooled)
