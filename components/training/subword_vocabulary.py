@@ -57,8 +57,8 @@ def SubwordVocabularyGen(
     characters_per_piece: Parameter[int],
 ) -> None:
     """`columns`: JSON {"source": [names], "target": name or null}; `vocab_size` 0: sized to the
-    train split's characters, one piece per `characters_per_piece` (`auto_vocab_size`). (No `from __future__ import annotations` in
-    this module: the decorator reads the annotations as types.)"""
+    train split's characters, one piece per `characters_per_piece` (`auto_vocab_size`). (No
+    `from __future__ import annotations` in this module: the decorator reads the annotations as types.)"""
     names = json.loads(columns)
     texts = training_texts(split_records(examples, TRAIN), names["source"], names.get("target"))
     vocab_size = vocab_size or auto_vocab_size(sum(len(text) for text in texts), characters_per_piece)

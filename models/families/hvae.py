@@ -120,6 +120,7 @@ class HVAEConfig(SizedConfig):
         if not 0.0 < self.beta_rate < 1.0 or (self.beta_max or 0) < 0 or (self.free_bits or 0) < 0 or self.beta_width <= 0:
             raise ValueError("hvae: beta_rate must be in (0, 1); beta_max, free_bits and beta_width non-negative")
 
+
 def _lstm_parameters(inputs: int, units: int) -> int:
     return 4 * (inputs * units + units * units + units)
 
