@@ -126,8 +126,6 @@ def build_rnn_classifier(config: RNNConfig, vocab_size: int, num_classes: int) -
     return tf_keras.Model(token_ids, logits, name="rnn_classifier")
 
 
-
-
 def rnn_optimizer(config: RNNConfig, total_steps: int) -> "tf_keras.optimizers.Optimizer":
     """Adam (fused update, `models.runtime.fused_adam`) at a constant rate, gradients clipped to
     global norm 1 (recurrences can explode)."""
