@@ -18,7 +18,8 @@ CONFIGS = {
     "transformer": TransformerConfig(layers=1, heads=2, width=16, ff_width=32, dropout=0.0, context=16,
                                      learning_rate=5e-3, warmup_steps=5),
 }
-CONFIGS["transformer, max-pooled"] = dataclasses.replace(CONFIGS["transformer"], pooling="max")
+CONFIGS["transformer, mean-pooled, embedding dropout"] = dataclasses.replace(
+    CONFIGS["transformer"], pooling="mean", embedding_dropout=0.1)
 
 
 def build(variant):

@@ -291,7 +291,8 @@ def test_a_classifier_reads_words_and_a_language_model_characters_unless_the_con
     ({"transformer.heads": 3}, r"transformer.width \(64\) must be a multiple of transformer.heads \(3\)"),
     ({"transformer.size": "base", "transformer.width": 66}, r"transformer.width \(66\) must be a multiple"),
     ({"task": "denoise", "transformer.width": 65, "transformer.heads": 5}, r"must be even .*sinusoidal"),
-    ({"transformer.pooling": "cls"}, r"transformer.pooling must be one of mean, max, got 'cls'"),
+    ({"transformer.pooling": "cls"}, r"transformer.pooling must be one of max, mean, got 'cls'"),
+    ({"transformer.embedding_dropout": 1.0}, r"transformer.embedding_dropout must be in \[0, 1\), got 1.0"),
 ])
 def test_a_setting_that_a_size_makes_invalid_is_refused_when_the_config_loads(overrides, message):
     """Size-governed settings stay null until the Trainer counts the data, so the config tries

@@ -80,6 +80,21 @@ def test_the_task_fills_in_the_passes_and_the_budget_the_config_leaves_null():
     assert get("language_model").train_minutes is None
 
 
+def test_a_family_may_train_a_kind_of_model_for_another_number_of_passes_than_its_task():
+    """The Transformer classifier overfits SST-2's phrases after one pass (README): it takes one
+    where the RNN classifier and the Transformer language model take their task's three."""
+    from models import registry
+    from tasks.registry import get
+
+    classifier, language_model = get("classifier"), get("language_model")
+    assert registry.get("transformer").passes("classifier", classifier.train_epochs) == 1.0
+    assert registry.get("rnn").passes("classifier", classifier.train_epochs) == classifier.train_epochs == 3.0
+    assert registry.get("transformer").passes("language_model", language_model.train_epochs) == 3.0
+    set_by_user = TransformerConfig(train_epochs=3.0).with_task_length(registry.get("transformer").passes(
+        "classifier", classifier.train_epochs), None)
+    assert set_by_user.train_epochs == 3.0
+
+
 def opposite_patterns() -> tuple:
     """A compiled model, training batches of one pattern and eval batches of its opposite, whose
     loss is lowest early and then rises."""

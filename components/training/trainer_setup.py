@@ -51,7 +51,7 @@ def training_setup(fn_args: FnArgs, task: Task) -> TrainingSetup:
     eval_examples = count_records(fn_args.eval_files)
     test_examples = count_records(sibling_split_files(fn_args.train_files, TEST))
     hparams = family.config_class(**custom["hparams"]).sized(train_tokens, task.size_rule)
-    hparams = hparams.with_task_length(task.train_epochs, task.train_minutes)
+    hparams = hparams.with_task_length(family.passes(kind, task.train_epochs), task.train_minutes)
     if hparams.jit_compile is True and not gpu_visible() and not registry.xla_compiles_on_cpu(family.name, hparams, kind):
         # the config refused this where the run started; a Trainer on another machine checks again
         raise ValueError(f"{family.name}.jit_compile is true, but this machine has no GPU and {registry.XLA_CPU_CRASH}")
