@@ -26,10 +26,10 @@ def build(variant):
     return registry.get(variant.split(",")[0]).build_classifier(CONFIGS[variant], VOCAB, 3)
 
 
-@pytest.mark.parametrize("family", list(CONFIGS))
-def test_right_padding_does_not_change_the_prediction(family):
+@pytest.mark.parametrize("variant", list(CONFIGS))
+def test_right_padding_does_not_change_the_prediction(variant):
     tf.keras.utils.set_random_seed(0)
-    model = build(family)
+    model = build(variant)
     ids = np.array([[1, 5, 7, 9, 4, 0, 0, 0]], dtype=np.int64)
     longer = np.array([[1, 5, 7, 9, 4, 0, 0, 0, 0, 0, 0, 0]], dtype=np.int64)
     other = np.array([[1, 5, 7, 3, 4, 0, 0, 0]], dtype=np.int64)
@@ -63,9 +63,9 @@ def test_classifier_learns_a_task_that_needs_the_whole_text(family):
     assert metrics["val_accuracy"] > 0.9, metrics
 
 
-@pytest.mark.parametrize("family", list(CONFIGS))
-def test_classifier_saves_and_reloads(family, tmp_path):
-    model = build(family)
+@pytest.mark.parametrize("variant", list(CONFIGS))
+def test_classifier_saves_and_reloads(variant, tmp_path):
+    model = build(variant)
     ids = np.array([[1, 5, 7, 0]], dtype=np.int64)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int64)])
