@@ -9,11 +9,19 @@ import dataclasses
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 from models.families.hvae import HVAEConfig, hvae_optimizer
-from models.families.rnn import RNNConfig, build_rnn_classifier, build_rnn_lm, rnn_decoder, rnn_optimizer
+from models.families.rnn import (
+    RNNConfig,
+    build_rnn_classifier,
+    build_rnn_lm,
+    build_rnn_tagger,
+    rnn_decoder,
+    rnn_optimizer,
+)
 from models.families.transformer import (
     TransformerConfig,
     build_transformer_classifier,
     build_transformer_lm,
+    build_transformer_tagger,
     transformer_decoder,
     transformer_optimizer,
 )
@@ -54,6 +62,9 @@ class Family:
     # (config of one size, kind, sequence_length) -> why this config cannot build that kind of model for
     # texts of that many positions; None: it can (the config refuses it before anything runs)
     check: Callable[[Any, str, int], Optional[str]] = lambda config, kind, sequence_length: None
+    # (config, vocab_size, num_classes) -> model of (word ids, their character ids) emitting one
+    # class's logits per word; None: no tagger mode
+    build_tagger: Optional[Callable[[Any, int, int], "tf_keras.Model"]] = None
     # passes over the training split a kind of model of this family takes in place of its task's
     # (`train_epochs: null`); a kind not named takes the task's
     train_epochs: Mapping[str, float] = dataclasses.field(default_factory=dict)
@@ -117,16 +128,17 @@ _FAMILIES = {
     for family in (
         Family(
             "rnn", RNNConfig, build_rnn_lm, rnn_optimizer, rnn_decoder,
-            "LSTM/GRU language model; bidirectional classifier; attention encoder-decoder", build_rnn_classifier,
-            build_seq2seq=_build_rnn_seq2seq, seq2seq_optimizer=_rnn_seq2seq_optimizer, xla_on_cpu=_rnn_xla_on_cpu,
+            "LSTM/GRU language model; bidirectional classifier and tagger; attention encoder-decoder",
+            build_rnn_classifier, build_seq2seq=_build_rnn_seq2seq, build_tagger=build_rnn_tagger,
+            seq2seq_optimizer=_rnn_seq2seq_optimizer, xla_on_cpu=_rnn_xla_on_cpu,
             xla_on_cpu_hint=" (or, for a language model, rnn.cell: lstm with rnn.recurrence: auto)",
             xla_untried_on_cpu=("XLA ran the LSTM language model slower than without in every trial measured "
                                 "(0.19x on an AMD EPYC, 0.51-0.77x on an AMX Xeon); jit_compile: true still uses it"),
         ),
         Family(
             "transformer", TransformerConfig, build_transformer_lm, transformer_optimizer, transformer_decoder,
-            "decoder-only Transformer language model; encoder classifier; encoder-decoder",
-            build_transformer_classifier,
+            "decoder-only Transformer language model; encoder classifier and tagger; encoder-decoder",
+            build_transformer_classifier, build_tagger=build_transformer_tagger,
             build_seq2seq=_build_transformer_seq2seq, seq2seq_optimizer=transformer_optimizer,
             check=_transformer_check,
             # on SST-2's phrases the encoder classifier overfits after one pass: one pass, its learning
@@ -153,19 +165,19 @@ def names() -> list[str]:
 # What a family's model for a task is (the task names the kind it trains, `tasks.Task.model_kind`):
 # a language model (input ids -> next-token logits), a VAE (target ids -> reconstruction logits
 # plus a KL loss), a classifier (ids -> class logits) or an encoder-decoder ((source ids,
-# decoder input ids) -> logits).
-KINDS = ("language_model", "vae", "classifier", "seq2seq")
+# decoder input ids) -> logits) or a tagger ((word ids, character ids) -> one tag's logits per word).
+KINDS = ("language_model", "vae", "classifier", "seq2seq", "tagger")
 # Which element of a training batch (x, y) holds the positions a step's tokens per second counts:
 # a classifier's texts are its inputs, every other kind's are its targets.
-POSITIONS_INPUT = {"language_model": 1, "vae": 1, "classifier": 0, "seq2seq": 1}
+POSITIONS_INPUT = {"language_model": 1, "vae": 1, "classifier": 0, "seq2seq": 1, "tagger": 1}
 
 
 def kinds(name: str) -> tuple[str, ...]:
-    """The kinds of model a family builds: its objective, and a classifier and an encoder-decoder
-    where it has them."""
+    """The kinds of model a family builds: its objective, and a classifier, an encoder-decoder and a
+    tagger where it has them."""
     family = get(name)
     return ((family.objective,) + (("classifier",) if family.build_classifier else ())
-            + (("seq2seq",) if family.build_seq2seq else ()))
+            + (("seq2seq",) if family.build_seq2seq else ()) + (("tagger",) if family.build_tagger else ()))
 
 
 def build_model(name: str, kind: str, config: Any, vocab_size: int, num_classes: int = 0) -> "tf_keras.Model":
@@ -175,6 +187,8 @@ def build_model(name: str, kind: str, config: Any, vocab_size: int, num_classes:
         raise ValueError(f"the {name} family has no {kind} model (it builds: {', '.join(kinds(name))})")
     if kind == "classifier":
         return family.build_classifier(config, vocab_size, num_classes)
+    if kind == "tagger":
+        return family.build_tagger(config, vocab_size, num_classes)
     if kind == "seq2seq":
         from models.layers.seq2seq import built
 
@@ -184,7 +198,8 @@ def build_model(name: str, kind: str, config: Any, vocab_size: int, num_classes:
 
 def compile_model(name: str, kind: str, model: "tf_keras.Model", config: Any, total_steps: int) -> None:
     """The family's optimizer for a training of `total_steps` and the kind's loss and metrics, with
-    `config.jit_compile` and `config.steps_per_execution`; the optimizer's slots are created now."""
+    `config.jit_compile` and `config.steps_per_execution`; the optimizer's slots are created now.
+    A tagger learns as a language model does: cross-entropy per real position (class 0 pads)."""
     from models.runtime.training import compile_classifier, compile_language_model, compile_seq2seq
 
     family = get(name)

@@ -16,6 +16,7 @@ from operations.promotion import STATE_FILE, PromotionError, read_state, version
 from pipeline.config import Config
 from pipeline.metadata_connection import describe
 from tasks import registry as tasks
+from tasks.document import is_detail_metric
 
 
 def _stamp(seconds: Optional[float]) -> str:
@@ -64,7 +65,7 @@ def show_model(config: Config, serving_dir: str, name: str, version: int) -> str
         f"{name} version {r.version} ({r.branch})",
         f"  pushed to {r.destination} at {_stamp(r.pushed_at)}; labels: {', '.join(held) or 'none'}",
         f"  blessed: {'yes' if r.blessed else 'no'}; evaluation {r.evaluation_uri}",
-        *[f"    {metric} {value:.4f}" for metric, value in sorted(r.metrics.items())],
+        *[f"    {metric} {value:.4f}" for metric, value in sorted(r.metrics.items()) if not is_detail_metric(metric)],
     ]
     found = r.serving_check
     if found is None:
@@ -88,6 +89,8 @@ def show_model(config: Config, serving_dir: str, name: str, version: int) -> str
 INPUT_DEFAULTS = {"max_new_tokens": 40, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "beam_width": 1, "seed": 0,
                   "max_length": 100, "steps": 5, "num_samples": 1}
 TEXT_INPUTS = ("text", "prompt", "source")  # the string input `--text` fills
+# what `predict` calls when no signature is named: an encoder-decoder translates, a tagger tags raw text
+DEFAULT_SIGNATURES = ("translate", "tag")
 
 
 def predict(config: Config, serving_dir: str, name: str, version: Optional[int], label: Optional[str], text: Optional[str],
@@ -99,7 +102,7 @@ def predict(config: Config, serving_dir: str, name: str, version: Optional[int],
     as `interpolate`'s `--first`/`--second`); a number or a vector (comma-separated) is its
     own option (`max_new_tokens` from `--max-new-tokens`), decoding settings defaulting to
     `INPUT_DEFAULTS`. Without `signature`: `translate` for an encoder-decoder (the text is its
-    source), else `serving_default`."""
+    source), `tag` for a tagger (word/tag pairs first), else `serving_default`."""
     options = dict(options or {})
     if label:
         entry = read_state(serving_dir).get(name)
@@ -120,7 +123,7 @@ def predict(config: Config, serving_dir: str, name: str, version: Optional[int],
     except (ValueError, OSError, tf.errors.OpError) as err:
         raise PromotionError(f"{path} is not a SavedModel TensorFlow can load: {str(err).splitlines()[0]}") from None
     if signature is None:
-        signature = "translate" if "translate" in model.signatures else "serving_default"
+        signature = next((name for name in DEFAULT_SIGNATURES if name in model.signatures), "serving_default")
     if signature not in model.signatures:
         raise PromotionError(f"{name} version {version} has no signature {signature!r} "
                              f"(it has: {', '.join(sorted(model.signatures))})")
@@ -141,12 +144,16 @@ def predict(config: Config, serving_dir: str, name: str, version: Optional[int],
             given = options.get(key, text if key in TEXT_INPUTS or len(strings) == 1 else None)
             if given is None:
                 raise PromotionError(f"signature {signature!r} needs --{key.replace('_', '-')} (its inputs: {_options_of(specs)})")
-            values[key] = tf.constant([given] if spec.shape.rank == 1 else given)
+            values[key] = tf.constant([given] if spec.shape.rank == 1 else [given.split()])  # rank 2: a token list
         else:
             values[key] = _number_input(key, spec, options.get(key, INPUT_DEFAULTS.get(key)), signature, specs)
     outputs = function(**values)
     lines = [f"{name} version {version}, {signature}:"]
-    for key, value in sorted(outputs.items()):
+    shown = dict(outputs)
+    if "tokens" in outputs and "tags" in outputs:  # a tagger's answer: each word with its tag
+        lines += [f"  {' '.join(f'{w.decode()}/{t.decode()}' for w, t in zip(words, tags) if w)}"
+                  for words, tags in zip(shown.pop("tokens").numpy(), shown.pop("tags").numpy())]
+    for key, value in sorted(shown.items()):
         lines += _shown(key, value.numpy())
     return "\n".join(lines)
 

@@ -22,7 +22,7 @@ from operations.run_record import DECISION_FILE, RUNS_DIR
 from operations.summary import describe_training
 from pipeline.config import Config
 from tasks import registry as tasks
-from tasks.document import Block, Chart, LineChart, Section, Table
+from tasks.document import Block, Chart, LineChart, Section, Table, is_detail_metric
 from tasks.document import number as _number
 
 REPORT_FILE = "report.html"
@@ -149,7 +149,8 @@ def _model_section(family: dict) -> Section:
           if family.get("trivial_baseline") else []),
         *[line.strip()[0].upper() + line.strip()[1:] + "." for line in describe_training(family.get("training", {}))],
         Table(["metric", "candidate", "baseline"],
-              [[name, _number(value), _number(baseline.get(name))] for name, value in sorted(metrics.items())]),
+              [[name, _number(value), _number(baseline.get(name))] for name, value in sorted(metrics.items())
+               if not is_detail_metric(name)]),
         Table(["threshold", "kind", "candidate", "baseline", "limit", "result"],
               [[t["metric"], t["kind"], _number(t["candidate"]), _number(t["baseline"]), _number(t["threshold"]),
                 "pass" if t["passed"] else "FAIL"] for t in family.get("thresholds", [])]),

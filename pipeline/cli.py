@@ -1,6 +1,6 @@
 """The `textflow` command line.
 
-    textflow run [--config FILE] [--data PATH] [--format csv|tsv|jsonl|txt] ...
+    textflow run [--config FILE] [--data PATH] [--format csv|tsv|jsonl|txt|conllu] ...
     textflow report [--run latest|RUN_ID] [--format html|md|text] [--output PATH]
     textflow compile --target kubeflow --image IMAGE --pipeline-root URI --output FILE.yaml
 
@@ -133,12 +133,14 @@ def _add_config_options(command: argparse.ArgumentParser) -> None:
                          "the Evaluator judges and blesses on it; default: 10%% of --data, by hash")
     command.add_argument("--validation-data", metavar="PATH", help="the validation split's own file: early stopping "
                          "keeps the weights best on it; default: 10%% of --data, by hash")
-    command.add_argument("--format", choices=["csv", "tsv", "jsonl", "txt"], help="input format")
+    command.add_argument("--format", choices=["csv", "tsv", "jsonl", "txt", "conllu"], help="input format")
     command.add_argument("--text-column", metavar="NAME", help="column (or JSON field) holding the text; for seq2seq, "
                          "the source: several, comma-separated, are joined into one (question,context)")
     command.add_argument("--label-column", metavar="NAME", help="label column: train classifiers of it instead of language models")
     command.add_argument("--target-column", metavar="NAME", help="target column: train encoder-decoders from the text "
                          "column(s) to it (seq2seq: translation, summarisation, question answering)")
+    command.add_argument("--tag-column", metavar="NAME", help="tag column: train taggers of it, one tag per token "
+                         "(conllu: upos, xpos, deprel or a MISC key; jsonl: a list as long as the text column's)")
     command.add_argument("--task", choices=task_names(),
                          help="what to train (default: from the columns); denoise: encoder-decoders restoring "
                          "corrupted text (BART's pre-training)")
@@ -165,6 +167,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "data.text_column": args.text_column,
         "data.label_column": args.label_column,
         "data.target_column": args.target_column,
+        "data.tag_column": args.tag_column,
         "task": args.task,
         "transform.tokenizer": args.tokenizer,
         "transform.sequence_length": args.sequence_length,
@@ -214,6 +217,8 @@ def _columns(config: Any) -> str:
     text = " + ".join(f"'{c}'" for c in data.text_columns)
     if data.target_column:
         return f"source {text} -> target '{data.target_column}'"
+    if data.tag_column:
+        return f"tokens {text}, tag column '{data.tag_column}'"
     return f"text column {text}" + (f", label column '{data.label_column}'" if data.label_column else "")
 
 

@@ -17,6 +17,7 @@ from typing import Any, Optional, Union
 
 import yaml
 
+from components.data.conllu import TOKENS_FEATURE as CONLLU_TOKENS
 from components.training.training_data import TrainingDataConfig
 from models import registry
 from pipeline.config_checks import validate
@@ -38,6 +39,7 @@ class DataConfig:
     text_column: Union[str, list[str]] = "text"
     label_column: Optional[str] = None
     target_column: Optional[str] = None  # set: a seq2seq run from text_column to this column
+    tag_column: Optional[str] = None  # set: a tagger of this column, one tag per token of text_column
     txt_mode: str = "lines"  # txt only: one example per line, or the corpus cut into windows
     window_chars: Optional[int] = None  # txt windows mode: characters per example; null: the task's
     # Three splits (components/data/splits.py): train fits, validation chooses the kept step, test
@@ -222,8 +224,8 @@ class Config:
     """The whole project configuration (see pipeline/default_config.yaml)."""
 
     name: str = "textflow"
-    # language_model | classifier | seq2seq | denoise; null: from the columns (a label column:
-    # classifier; a target column: seq2seq; else language_model)
+    # language_model | classifier | seq2seq | denoise | tagger; null: from the columns (a label
+    # column: classifier; a target column: seq2seq; a tag column: tagger; else language_model)
     task: Optional[str] = None
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     transform: TransformConfig = dataclasses.field(default_factory=TransformConfig)
@@ -295,6 +297,8 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
         config.families[name] = coerce(section or {}, registry.get(name).config_class, name)
     if isinstance(config.data.text_column, str) and "," in config.data.text_column:  # --text-column a,b
         config.data.text_column = [c.strip() for c in config.data.text_column.split(",")]
+    if config.data.format == "conllu" and config.data.text_column == DataConfig.text_column:
+        config.data.text_column = CONLLU_TOKENS  # CoNLL-U's words, whatever the text column's default
     if config.transform.tokenizer is None and tasks.known(config.task):
         config.transform.tokenizer = config.task_mode.default_tokenizer
     validate(config)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
+from components.data.conllu import TOKENS_FEATURE as CONLLU_TOKENS
 from models import registry
 from models.layers.subword import MIN_VOCAB_SIZE as MIN_SUBWORD_VOCAB_SIZE
 from models.runtime.acceleration import gpu_visible
@@ -19,7 +20,9 @@ from tasks import registry as tasks
 if TYPE_CHECKING:
     from pipeline.config import Config, ValidationConfig
 
-INPUT_FORMATS = ("csv", "tsv", "jsonl", "txt")
+INPUT_FORMATS = ("csv", "tsv", "jsonl", "txt", "conllu")
+TAGGED_FORMATS = ("conllu", "jsonl")  # formats whose records can hold a token list and a tag list
+TASK_COLUMNS = ("label_column", "target_column", "tag_column")  # each chooses a task of its own
 TXT_MODES = ("lines", "windows")
 TOKENIZERS = ("char", "word", "subword")
 METADATA_KINDS = ("sqlite", "mysql", "grpc")
@@ -141,15 +144,26 @@ def _validate_task(config: Config) -> None:
         task = tasks.checked(config.task)
     except tasks.TaskError as err:
         raise ConfigError(f"config key 'task': {err}") from err
-    if data.label_column and data.target_column:
-        raise ConfigError("config keys 'data.label_column' and 'data.target_column' cannot both be set: a run trains "
-                          "classifiers of a label or encoder-decoders to a target, not both")
+    set_columns = [column for column in TASK_COLUMNS if getattr(data, column)]
+    if len(set_columns) > 1:
+        raise ConfigError(f"config keys {' and '.join(repr(f'data.{c}') for c in set_columns)} cannot both be set: a run "
+                          f"trains classifiers of a label, encoder-decoders to a target or taggers of a tag column, "
+                          f"one of them")
     needed = task.reads_column
     if needed and not getattr(data, needed):
         raise ConfigError(f"task '{task.name}' needs config key 'data.{needed}' (--{needed.replace('_', '-')})")
-    for column in ("label_column", "target_column"):
-        if getattr(data, column) and needed != column:
+    for column in set_columns:
+        if needed != column:
             raise ConfigError(f"config key 'data.{column}' is set, but task '{task.name}' does not read it: unset one of them")
+    if data.tag_column and data.format not in TAGGED_FORMATS:
+        raise ConfigError(f"config key 'data.tag_column' needs a format whose records hold token and tag lists "
+                          f"({' or '.join(TAGGED_FORMATS)}), got format {data.format}")
+    if data.format == "conllu" and not data.tag_column:
+        raise ConfigError("format conllu needs config key 'data.tag_column' (--tag-column upos, xpos, deprel or a "
+                          "MISC key): a CoNLL-U file is read as tagged sentences")
+    if data.format == "conllu" and data.text_columns != [CONLLU_TOKENS]:
+        raise ConfigError(f"config key 'data.text_column' is {data.text_column!r}, but a CoNLL-U file's words are "
+                          f"the feature {CONLLU_TOKENS!r}: leave the text column unset")
     if data.format == "txt" and data.target_column:
         raise ConfigError("config key 'data.target_column' cannot be used with format txt (plain text has no columns)")
     columns = data.text_columns

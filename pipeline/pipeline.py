@@ -34,6 +34,7 @@ from tfx.types import standard_artifacts
 from tfx.types.channel import Channel
 from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import LatestArtifactStrategy
 
+from components.data.conllu import SENTENCE_FEATURES as CONLLU_SENTENCE_FEATURES
 from components.data.data_gate import DataGate
 from components.data.splits import TEST, TRAIN, VALIDATION
 from components.data.text_example_gen import TextExampleGen
@@ -101,6 +102,7 @@ def _validator_settings(config: Config) -> Settings:
         label_column=data.label_column,
         other_text_columns=data.text_fields[1:],
         target_column=data.target_column,
+        tag_column=data.tag_column,
         # The checks count words: subwords are learned after them, from the data they pass.
         tokenizer="word" if config.transform.tokenizer == "subword" else config.transform.tokenizer,
         lowercase=config.transform.lowercase,
@@ -155,6 +157,7 @@ def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional
         text_column=config.data.text_column,
         label_column=config.data.label_column,
         target_column=config.data.target_column,
+        tag_column=config.data.tag_column,
         txt_mode=config.data.txt_mode,
         window_chars=config.data.window_chars,
     )
@@ -176,6 +179,7 @@ def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional
             text_columns=config.data.text_fields,
             min_coverage=config.validation.min_vocabulary_coverage,
             max_tokens=config.validation.max_text_tokens,
+            unconstrained_columns=CONLLU_SENTENCE_FEATURES if config.data.format == "conllu" else (),
         )
     example_validator = ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]

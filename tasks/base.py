@@ -66,7 +66,7 @@ class TrainingData:
     """What a task trains on, as its `training_data` hook works it out from the Transform output."""
 
     vocab_size: int
-    columns: tuple[str, str]  # the (inputs, targets) features of a training batch
+    columns: tuple  # the (inputs, targets) features of a training batch; inputs: a name, or a tuple of names (a dict)
     length_multiple: Optional[int] = None  # bucketed batches pad to a multiple of this; None: the input pipeline's
     num_classes: int = 0
     train_map: Optional[Callable] = None  # per example, before batching (fresh each epoch)

@@ -25,8 +25,9 @@ class Chart:
 
 @dataclasses.dataclass
 class Heatmap:
-    """Attention of an encoder-decoder: one row per output piece, one column per source piece,
-    each cell a weight in [0, 1]. Drawn in the HTML report only (the text forms list the texts)."""
+    """A matrix of weights in [0, 1]: an encoder-decoder's attention (one row per output piece,
+    one column per source piece) or a tagger's confusion matrix. Drawn in the HTML report only
+    (the text forms list the texts or tables beside it)."""
 
     title: str
     rows: list[str]
@@ -66,3 +67,9 @@ def number(value: Optional[float], digits: int = 4) -> str:
     if isinstance(value, int) or float(value).is_integer() and abs(value) >= 1:
         return f"{int(value):,}"
     return f"{value:.{digits}f}"
+
+
+def is_detail_metric(name: str) -> bool:
+    """A metric one of a family (`tag/NOUN/f1`, `confusion/NOUN/VERB`) that its task's own report
+    blocks show; the lists of a model's metrics leave it out."""
+    return "/" in name

@@ -10,10 +10,11 @@ from tasks.base import Task, missing_hooks
 from tasks.classifier import TASK as CLASSIFIER
 from tasks.language_model import TASK as LANGUAGE_MODEL
 from tasks.pair import DENOISE, SEQ2SEQ
+from tasks.tagger import TASK as TAGGER
 from tasks.vae import TASK as VAE
 
 DEFAULT = LANGUAGE_MODEL.name  # what a run trains when its config names no task and no task's column
-_TASKS: dict[str, Task] = {task.name: task for task in (LANGUAGE_MODEL, CLASSIFIER, SEQ2SEQ, DENOISE, VAE)}
+_TASKS: dict[str, Task] = {task.name: task for task in (LANGUAGE_MODEL, CLASSIFIER, SEQ2SEQ, DENOISE, TAGGER, VAE)}
 
 
 class TaskError(ValueError):

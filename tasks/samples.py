@@ -32,6 +32,13 @@ def texts(records: list[bytes], column: str) -> list[str]:
     return found
 
 
+def values(record: bytes, column: str) -> list[str]:
+    """Every value of one column of a serialized example (a tagger's tokens or tags)."""
+    import tensorflow as tf
+
+    return [v.decode("utf-8") for v in tf.train.Example.FromString(record).features.feature[column].bytes_list.value]
+
+
 def pieces(row: Any) -> list[str]:
     """Decoded pieces up to and including the first end piece."""
     decoded = [p.decode("utf-8", errors="replace") for p in row]

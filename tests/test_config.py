@@ -153,6 +153,23 @@ def test_a_label_column_switches_to_classifier_branches_with_their_own_names():
     assert node_ids(classifier, "transformer")["evaluator"] == "Evaluator_transformer_classifier"
 
 
+def test_a_tag_column_makes_a_tagger_run_of_word_lists_with_its_own_branches():
+    from pipeline.config import model_name
+    from pipeline.evaluation import blessing_thresholds
+    from pipeline.pipeline import node_ids
+
+    config = load_config(overrides={"data.format": "conllu", "data.tag_column": "upos"})
+    assert config.task == "tagger" and config.transform.tokenizer == "word"
+    assert config.data.text_column == "tokens"  # CoNLL-U's words
+    assert config.trained_families == ["rnn", "transformer"]  # hvae has no tagger
+    assert model_name(config, "rnn") == "textflow-rnn-tagger"
+    assert node_ids(config, "transformer")["evaluator"] == "Evaluator_transformer_tagger"
+    assert [(t.metric, t.bound, t.floor) for t in blessing_thresholds(config, "rnn")] == [
+        ("token_accuracy", 0.5, False), ("accuracy_above_baseline", 0.0, True)]
+    jsonl = load_config(overrides={"data.format": "jsonl", "data.text_column": "words", "data.tag_column": "ner"})
+    assert jsonl.task == "tagger" and jsonl.data.text_column == "words"
+
+
 def test_a_target_column_makes_a_seq2seq_run_with_subwords_and_its_own_branches():
     from pipeline.config import model_name
     from pipeline.evaluation import blessing_thresholds
@@ -189,6 +206,14 @@ def test_a_target_column_makes_a_seq2seq_run_with_subwords_and_its_own_branches(
     ({"data.target_column": "en", "transform.subword_vocab_size": "many"}, "must be auto or at least 300"),
     ({"data.format": "txt", "data.target_column": "en"}, "cannot be used with format txt"),
     ({"hvae.conductor_input": "tokens"}, "hvae.conductor_input must be one of zeros, z, got 'tokens'"),
+    ({"task": "tagger"}, "task 'tagger' needs config key 'data.tag_column'"),
+    ({"data.format": "conllu"}, "format conllu needs config key 'data.tag_column'"),
+    ({"data.tag_column": "upos"}, "needs a format whose records hold token and tag lists .conllu or jsonl., got format csv"),
+    ({"data.format": "jsonl", "data.tag_column": "tags", "data.label_column": "label"},
+     "'data.label_column' and 'data.tag_column' cannot both be set"),
+    ({"data.format": "conllu", "data.tag_column": "upos", "data.text_column": "form"},
+     "a CoNLL-U file's words are the feature 'tokens'"),
+    ({"data.format": "conllu", "data.tag_column": "upos", "transform.tokenizer": "char"}, "reads word tokens"),
 ])
 def test_task_and_column_mistakes_are_refused_by_name(overrides, message):
     with pytest.raises(ConfigError, match=message):

@@ -22,7 +22,7 @@ OPERATIONS_READ = {"pipeline.config", "pipeline.metadata_connection", "component
                    "components.data.validation_report", "components.serving.serving_check_report", "components.serving.serving_audit",
                    "components.training.metrics_file"}
 MAX_LINES = 450
-TASK_NAME = re.compile(r"[\"'](language_model|classifier|seq2seq|denoise|vae)[\"']")
+TASK_NAME = re.compile(r"[\"'](language_model|classifier|seq2seq|denoise|tagger|vae)[\"']")
 TASK_TEST = re.compile(r"task (==|!=|in|not in) ")
 
 

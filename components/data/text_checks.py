@@ -65,16 +65,21 @@ def coverage_findings(anomalies: anomalies_pb2.Anomalies, split: str, text_colum
 
 
 def label_findings(train: SplitText, evaluation: SplitText, label_column: str) -> list[Finding]:
-    """A label a held-out split (`evaluation`) has and train lacks (the model cannot predict it),
-    and a class with no example there."""
-    train_counts = collections.Counter(train.labels)
-    eval_counts = collections.Counter(evaluation.labels)
+    """A label (a tagger's: a tag) a held-out split (`evaluation`) has and train lacks (the model
+    cannot predict it), and a class with no example there (not for tags: a rare tag missing from
+    a held-out split is no reason to stop, and the per-tag table shows it has no support)."""
+    train_counts = collections.Counter(train.label_values)
+    eval_counts = collections.Counter(evaluation.label_values)
+    rows_of = evaluation.tags if evaluation.tags is not None else [[label] for label in evaluation.labels]
+    unit = "tokens" if evaluation.tags is not None else "examples"
     findings = []
     for label in sorted(set(eval_counts) - set(train_counts)):
-        rows = [i for i, value in enumerate(evaluation.labels) if value == label]
+        rows = [i for i, values in enumerate(rows_of) if label in values]
         findings.append(Finding("unseen_label", evaluation.name, label_column,
-                                f"label {label!r} ({eval_counts[label]} examples) never occurs in train: no class of "
+                                f"label {label!r} ({eval_counts[label]} {unit}) never occurs in train: no class of "
                                 f"the model can predict it", [_snippet(evaluation, i) for i in rows[:_SHOWN_EXAMPLES]]))
+    if evaluation.tags is not None:
+        return findings
     for label in sorted(set(train_counts) - set(eval_counts)):
         findings.append(Finding("missing_class", evaluation.name, label_column,
                                 f"class {label!r} ({train_counts[label]} train examples) has no {evaluation.name} "

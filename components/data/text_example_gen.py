@@ -1,4 +1,4 @@
-"""TextExampleGen: a file-based TFX ExampleGen for csv, tsv, jsonl and plain text.
+"""TextExampleGen: a file-based TFX ExampleGen for csv, tsv, jsonl, plain text and CoNLL-U.
 
 It is a `FileBasedExampleGen`, so it keeps TFX's file-based driver (input fingerprints and
 spans, hence caching; on Kubeflow Pipelines v2 the compiler runs that driver before the
@@ -31,15 +31,17 @@ from tfx.types import artifact_utils, standard_artifacts, standard_component_spe
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
 from components.data.splits import SPLITS, TEST, TRAIN, VALIDATION
-from components.data.text_readers import ReaderOptions, count_records, read_records
+from components.data.text_readers import ReaderOptions, Record, count_records, read_records
 
 READER_OPTIONS_KEY = "reader_options"
 CARVED_SPLITS_KEY = "carved_splits"
 
 
-def _to_example(record: dict[str, str]) -> tf.train.Example:
+def _to_example(record: Record) -> tf.train.Example:
+    """One bytes feature per column: one value for a text, one per token for a token or tag list."""
     features = {
-        name: tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode("utf-8")]))
+        name: tf.train.Feature(bytes_list=tf.train.BytesList(
+            value=[v.encode("utf-8") for v in ([value] if isinstance(value, str) else value)]))
         for name, value in record.items()
     }
     return tf.train.Example(features=tf.train.Features(feature=features))
@@ -57,7 +59,7 @@ def _TextToExample(pipeline: beam.Pipeline, exec_properties: dict[str, Any], spl
     files = _input_files(exec_properties[standard_component_specs.INPUT_BASE_KEY], split_pattern)
     count_records(files, options)  # fail fast, with the file and line, before Beam runs
 
-    def read(path: str) -> Iterable[dict[str, str]]:
+    def read(path: str) -> Iterable[Record]:
         return read_records(path, options)
 
     return (

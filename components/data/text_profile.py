@@ -5,7 +5,7 @@ need it as tokens, tokenized exactly as Transform will (`models.layers.tokens.to
 module derives, per split, the features TFDV can compare between datasets:
   tokens_per_text  INT    the text's length in tokens (Jensen-Shannon divergence for drift/skew)
   token            BYTES  every token of the text (its distribution: the token drift)
-  <label column>   BYTES  when there is one (L-infinity distance)
+  <label column>   BYTES  when there is one (L-infinity distance); a tagger's tag column, every tag
 and attaches TFDV's `NaturalLanguageStatistics` (vocabulary coverage, token and sequence
 lengths, top tokens) to the text column, as TFDV's own natural-language generator would.
 """
@@ -43,6 +43,12 @@ class SplitText:
     texts: list[str]
     labels: Optional[list[str]]
     tokens: list[list[str]]
+    tags: Optional[list[list[str]]] = None  # a tagger's: one tag per token
+
+    @property
+    def label_values(self) -> Optional[list[str]]:
+        """The values a label check counts: a classifier's labels, or every tag of every sentence."""
+        return [t for row in self.tags for t in row] if self.tags is not None else self.labels
 
     @property
     def lengths(self) -> np.ndarray:
@@ -58,18 +64,27 @@ def split_records(examples: types.Artifact, split: str, limit: Optional[int] = N
     return [record.numpy() for record in dataset]
 
 
-def bytes_feature(example: tf.train.Example, name: str) -> str:
-    """A one-string feature's value ("" when the example lacks it)."""
+def string_values(example: tf.train.Example, name: str) -> list[str]:
+    """A bytes feature's values: one for a text, one per token for a token or tag list."""
     feature = example.features.feature.get(name)
-    return feature.bytes_list.value[0].decode("utf-8") if feature is not None and feature.bytes_list.value else ""
+    return [v.decode("utf-8") for v in feature.bytes_list.value] if feature is not None else []
+
+
+def bytes_feature(example: tf.train.Example, name: str) -> str:
+    """A text feature's value, a token list's tokens joined by spaces ("" when the example lacks it)."""
+    return " ".join(string_values(example, name))
 
 
 def read_split(examples: types.Artifact, split: str, text_column: str, label_column: Optional[str],
-               tokenizer: str, lowercase: bool) -> SplitText:
-    """A split's texts and labels, tokenized as the Transform graph tokenizes them."""
+               tokenizer: str, lowercase: bool, tag_column: Optional[str] = None) -> SplitText:
+    """A split's texts and labels, tokenized as the Transform graph tokenizes them; a tagger's
+    texts are token lists already (never re-tokenized), with their tags."""
     parsed = [tf.train.Example.FromString(r) for r in split_records(examples, split)]
     texts = [bytes_feature(e, text_column) for e in parsed]
     labels = [bytes_feature(e, label_column) for e in parsed] if label_column else None
+    if tag_column:
+        tokens = [[t.lower() if lowercase else t for t in string_values(e, text_column)] for e in parsed]
+        return SplitText(split, texts, None, tokens, [string_values(e, tag_column) for e in parsed])
     return SplitText(split, texts, labels, tokenize_texts(texts, tokenizer, lowercase))
 
 
@@ -92,7 +107,7 @@ def text_statistics(split: SplitText, text_column: str, label_column: Optional[s
     """TFDV statistics of the derived features, plus the text column with its natural-language statistics."""
     frame = pd.DataFrame({LENGTH_FEATURE: split.lengths, TOKEN_FEATURE: split.tokens})
     if label_column:
-        frame[label_column] = split.labels
+        frame[label_column] = split.tags if split.tags is not None else split.labels
     options = tfdv.StatsOptions(num_top_values=TOP_TOKENS, num_rank_histogram_buckets=1000)
     stats = tfdv.generate_statistics_from_dataframe(frame, stats_options=options)
     dataset = stats.datasets[0]
@@ -167,5 +182,5 @@ def split_profile(split: SplitText, stats: statistics_pb2.DatasetFeatureStatisti
         "length_histogram": [[round(b.low_value, 1), round(b.high_value, 1), int(b.sample_count)]
                              for b in nl.sequence_length_histogram.buckets],
         "top_tokens": [[b.label, int(b.sample_count)] for b in nl.rank_histogram.buckets[:shown_tokens]],
-        "labels": dict(collections.Counter(split.labels).most_common()) if split.labels is not None else None,
+        "labels": dict(collections.Counter(split.label_values).most_common()) if split.label_values is not None else None,
     }

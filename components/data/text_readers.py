@@ -1,7 +1,8 @@
-"""Readers for the input formats (csv, tsv, jsonl, txt) that turn a file into text records.
+"""Readers for the input formats (csv, tsv, jsonl, txt, conllu) that turn a file into text records.
 
 Each reader streams one file and yields `{column: str}` dicts holding the text column (and the
-label column when configured). Anything that cannot be read raises `InputDataError` with a
+label column when configured); a tagging run's records hold the token list and the tag list
+(`{column: list[str]}`: CoNLL-U, `components.data.conllu`, or JSONL lists). Anything that cannot be read raises `InputDataError` with a
 one-paragraph message naming the file, the line and the problem, so the CLI can show it as is.
 """
 
@@ -14,7 +15,10 @@ from typing import Iterator, Optional, Union
 
 import tensorflow as tf
 
+from components.data.conllu import ConlluError, read_sentences
+
 csv.field_size_limit(2**31 - 1)  # a review or a document can be long; the default is 128 KiB
+Record = dict[str, Union[str, list[str]]]  # column -> text, or (tagging) a token or tag list
 
 
 class InputDataError(ValueError):
@@ -25,10 +29,11 @@ class InputDataError(ValueError):
 class ReaderOptions:
     """How to read the input files (a projection of the `data:` config section)."""
 
-    format: str  # csv | tsv | jsonl | txt
+    format: str  # csv | tsv | jsonl | txt | conllu
     text_column: Union[str, list[str]]  # several: a seq2seq source made of columns
     label_column: Optional[str] = None
     target_column: Optional[str] = None  # a seq2seq target
+    tag_column: Optional[str] = None  # a tagger's tags, one per token (CoNLL-U: a field or a MISC key)
     txt_mode: str = "lines"  # txt only: lines | windows
     window_chars: int = 256  # txt windows: characters per example
 
@@ -42,14 +47,15 @@ class ReaderOptions:
     @property
     def columns(self) -> list[str]:
         texts = [self.text_column] if isinstance(self.text_column, str) else list(self.text_column)
-        return texts + [c for c in (self.label_column, self.target_column) if c]
+        return texts + [c for c in (self.label_column, self.target_column, self.tag_column) if c]
 
 
-def read_records(path: str, options: ReaderOptions) -> Iterator[dict[str, str]]:
+def read_records(path: str, options: ReaderOptions) -> Iterator[Record]:
     """Yields the records of one file; raises InputDataError on the first bad one."""
-    reader = {"csv": _read_delimited, "tsv": _read_delimited, "jsonl": _read_jsonl, "txt": _read_txt}
+    reader = {"csv": _read_delimited, "tsv": _read_delimited, "jsonl": _read_jsonl, "txt": _read_txt,
+              "conllu": _read_conllu}
     if options.format not in reader:
-        raise InputDataError(f"{path}: unknown input format {options.format!r} (use csv, tsv, jsonl or txt)")
+        raise InputDataError(f"{path}: unknown input format {options.format!r} (use {', '.join(reader)})")
     found = False
     for record in reader[options.format](path, options):
         found = True
@@ -135,8 +141,9 @@ def _read_delimited(path: str, options: ReaderOptions) -> Iterator[dict[str, str
         raise InputDataError(f"{path}, line {line}: malformed {options.format.upper()} ({err}).") from None
 
 
-def _read_jsonl(path: str, options: ReaderOptions) -> Iterator[dict[str, str]]:
-    """One JSON object per line; text and label fields may be strings or numbers."""
+def _read_jsonl(path: str, options: ReaderOptions) -> Iterator[Record]:
+    """One JSON object per line; text and label fields may be strings or numbers; a tagging run's
+    text and tag fields are lists of strings of one length."""
     for number, line in _decoded_lines(path):
         if not line.strip():
             continue
@@ -156,13 +163,46 @@ def _read_jsonl(path: str, options: ReaderOptions) -> Iterator[dict[str, str]]:
             if column == options.target_column and not isinstance(value, str):
                 raise InputDataError(f"{path}, line {number}: the target field {column!r} must be a string (the text "
                                      f"to produce), got {json.dumps(value)}.")
+            if options.tag_column and column in (options.text_column, options.tag_column):
+                record[column] = _string_list(value, column, f"{path}, line {number}")
+                continue
             if isinstance(value, (dict, list)):
                 raise InputDataError(f"{path}, line {number}: field {column!r} must be a string or a number.")
             record[column] = value if isinstance(value, str) else json.dumps(value)
+        if options.tag_column:
+            _check_tagged(record, options, f"{path}, line {number}")
         yield _checked_label(record, path, number, options)
 
 
-def _checked_label(record: dict[str, str], path: str, line: int, options: ReaderOptions) -> dict[str, str]:
+def _string_list(value: object, column: str, where: str) -> list[str]:
+    """A tagging field: a non-empty list of non-empty strings."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InputDataError(f"{where}: field {column!r} must be a list of strings (one per token), got "
+                             f"{json.dumps(value)[:80]}.")
+    if not value or not all(v.strip() for v in value):
+        raise InputDataError(f"{where}: field {column!r} holds {'no tokens' if not value else 'an empty string'}.")
+    return value
+
+
+def _check_tagged(record: Record, options: ReaderOptions, where: str) -> None:
+    """A sentence whose token and tag counts differ cannot be tagged word by word."""
+    tokens, tags = record[options.text_column], record[options.tag_column]
+    if len(tokens) != len(tags):
+        raise InputDataError(f"{where}: {len(tokens)} tokens in {options.text_column!r} but {len(tags)} tags in "
+                             f"{options.tag_column!r}; each token needs exactly one tag.")
+
+
+def _read_conllu(path: str, options: ReaderOptions) -> Iterator[Record]:
+    """CoNLL-U: one record per sentence, its words and their tags (`components.data.conllu`)."""
+    if not options.tag_column:
+        raise InputDataError(f"{path}: reading CoNLL-U needs the tag column (--tag-column upos, xpos, deprel or a MISC key).")
+    try:
+        yield from read_sentences(_decoded_lines(path), path, options.tag_column)
+    except ConlluError as err:
+        raise InputDataError(f"{path}, {err} (CoNLL-U).") from None
+
+
+def _checked_label(record: Record, path: str, line: int, options: ReaderOptions) -> Record:
     """A record whose label is empty cannot train a classifier: refuse it by line."""
     if options.label_column and not record[options.label_column].strip():
         raise InputDataError(f"{path}, line {line}: the label column {options.label_column!r} is empty.")

@@ -6,7 +6,8 @@ into a would-be anomaly. Text columns get a `natural_language_domain` instead, w
 they are and where text-aware constraints belong: the minimum share of tokens in the train
 vocabulary (`coverage.min_coverage`, which TFDV checks against natural-language statistics)
 and the length range in tokens (`sequence_length_constraints`), both from the config's
-`validation` section; TextValidator enforces them.
+`validation` section; TextValidator enforces them. Columns that identify a sentence (a
+CoNLL-U sentence's id and text) are unique per example and get no domain at all.
 """
 
 from __future__ import annotations
@@ -30,14 +31,19 @@ CONSTRAINTS_KEY = "text_constraints"
 
 
 def mark_free_text(schema: schema_pb2.Schema, text_columns: list[str], min_coverage: float = 0.0,
-                   max_tokens: int = 0) -> None:
-    """Gives each text column a natural-language domain, with its constraints, in place of an inferred enum."""
+                   max_tokens: int = 0, unconstrained_columns: tuple[str, ...] = ()) -> None:
+    """Gives each text column a natural-language domain, with its constraints, in place of an
+    inferred enum; `unconstrained_columns` (a sentence's id and text beside its token list) lose
+    an inferred enum and get no domain."""
     dropped_domains = set()
     for feature in schema.feature:
-        if feature.name not in text_columns:
+        if feature.name not in text_columns and feature.name not in unconstrained_columns:
             continue
         if feature.WhichOneof("domain_info") == "domain":
             dropped_domains.add(feature.domain)
+        if feature.name in unconstrained_columns:
+            feature.ClearField("domain")
+            continue
         domain = feature.natural_language_domain  # replaces any other domain_info
         domain.SetInParent()
         if min_coverage:
@@ -82,13 +88,14 @@ class TextSchemaGen(base_component.BaseComponent):
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
     def __init__(self, statistics: types.BaseChannel, text_columns: list[str], min_coverage: float = 0.0,
-                 max_tokens: int = 0):
+                 max_tokens: int = 0, unconstrained_columns: tuple[str, ...] = ()):
         spec = TextSchemaGenSpec(
             statistics=statistics,
             infer_feature_shape=1,
             exclude_splits=json.dumps(list(HELD_OUT)),  # infer from train; validation and test are validated against it
             text_columns=json.dumps(text_columns),
-            text_constraints=json.dumps({"min_coverage": min_coverage, "max_tokens": max_tokens}),
+            text_constraints=json.dumps({"min_coverage": min_coverage, "max_tokens": max_tokens,
+                                         "unconstrained_columns": list(unconstrained_columns)}),
             schema=types.Channel(type=standard_artifacts.Schema),
         )
         super().__init__(spec=spec)

@@ -58,6 +58,12 @@ class Settings:
     # for empty and over-long texts as the text column is.
     other_text_columns: list[str] = dataclasses.field(default_factory=list)
     target_column: Optional[str] = None  # a seq2seq target (one of other_text_columns): pair checks
+    tag_column: Optional[str] = None  # a tagger's tags: the text column holds token lists, the labels are the tags
+
+    @property
+    def labels(self) -> Optional[str]:
+        """The column whose values the label checks count: a classifier's labels or a tagger's tags."""
+        return self.label_column or self.tag_column
 
 
 class LatestPerSpanStrategy(resolver_strategy.ResolverStrategy):
@@ -95,8 +101,8 @@ def comparator_schema(settings: Settings, kind: str) -> schema_pb2.Schema:
     schema = schema_pb2.Schema()
     compared = [(LENGTH_FEATURE, schema_pb2.INT, "jensen_shannon_divergence", limits["text_length_js"]),
                 (TOKEN_FEATURE, schema_pb2.BYTES, "jensen_shannon_divergence", limits["token_js"])]
-    if settings.label_column:
-        compared.append((settings.label_column, schema_pb2.BYTES, "infinity_norm", limits["label_linf"]))
+    if settings.labels:
+        compared.append((settings.labels, schema_pb2.BYTES, "infinity_norm", limits["label_linf"]))
     for name, feature_type, measure, threshold in compared:
         feature = schema.feature.add(name=name, type=feature_type)
         comparator = feature.drift_comparator if kind == "drift" else feature.skew_comparator
@@ -107,7 +113,7 @@ def comparator_schema(settings: Settings, kind: str) -> schema_pb2.Schema:
 def validate_text(splits: dict[str, SplitText], previous_train: Optional[SplitText], schema: schema_pb2.Schema,
                   settings: Settings, previous_span: Optional[int] = None) -> tuple[list[text_checks.Finding], dict[str, statistics_pb2.DatasetFeatureStatisticsList], dict]:
     """All text checks; returns the findings (without actions), the statistics per split, and context."""
-    text, label = settings.text_column, settings.label_column
+    text, label = settings.text_column, settings.labels
     train = splits[TRAIN]
     vocabulary = train_vocabulary(train, settings.max_vocab_size)
     stats = {name: text_statistics(split, text, label, vocabulary) for name, split in splits.items()}
@@ -236,7 +242,7 @@ class Executor(base_executor.BaseExecutor):
         examples = artifact_utils.get_single_instance(input_dict["examples"])
         schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(artifact_utils.get_single_uri(input_dict["schema"])))
         read = lambda artifact, split: read_split(artifact, split, settings.text_column, settings.label_column,  # noqa: E731
-                                                  settings.tokenizer, settings.lowercase)
+                                                  settings.tokenizer, settings.lowercase, settings.tag_column)
         splits = {split: read(examples, split) for split in SPLITS}
         previous = _previous_span(examples, input_dict.get("previous_examples", []))
         findings, stats, context = validate_text(splits, read(previous, TRAIN) if previous else None, schema, settings,

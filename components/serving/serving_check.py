@@ -53,6 +53,7 @@ _INPUT_RULES: dict[str, Callable[[_Batch, list[int]], Any]] = {
     "second": lambda batch, shape: batch["texts"][::-1],
     "prompt": lambda batch, shape: [" ".join(t.split()[:3]) for t in batch["texts"]],
     "source": lambda batch, shape: batch["texts"],  # `translate`
+    "tokens": lambda batch, shape: _padded([t.split() for t in batch["texts"]]),  # `tag_tokens`
     "max_length": lambda batch, shape: 16,
     "z": lambda batch, shape: np.zeros([len(batch["texts"]), shape[1]]),  # the prior's mean
     "max_new_tokens": lambda batch, shape: 8,
@@ -64,6 +65,12 @@ _INPUT_RULES: dict[str, Callable[[_Batch, list[int]], Any]] = {
     "temperature": lambda batch, shape: 0.8,
     "seed": lambda batch, shape: 1,
 }
+
+
+def _padded(rows: list[list[str]]) -> list[list[str]]:
+    """Token lists as one [batch, longest] block, "" padding the shorter ones."""
+    width = max((len(row) for row in rows), default=0)
+    return [row + [""] * (width - len(row)) for row in rows]
 
 
 def eval_batches(examples: types.Artifact, text_column: str, size: int, count: int) -> list[_Batch]:

@@ -35,7 +35,8 @@ def read_requests(path):
 
 def output_problems(function, inputs, outputs):
     """What is wrong with one signature's outputs: shapes against the declared ones and the
-    request's batch, non-finite numbers, probabilities that do not sum to one."""
+    request's batch, non-finite numbers, probabilities that do not sum to one or (one per
+    word) lie outside [0, 1]."""
     problems = []
     batch_sizes = {value.shape[0] for value in inputs.values() if value.ndim >= 1}
     declared = function.structured_outputs
@@ -50,6 +51,8 @@ def output_problems(function, inputs, outputs):
                 problems.append(f"output '{name}' has {int(np.sum(~np.isfinite(array)))} non-finite values")
             elif name == "probabilities" and not np.allclose(array.sum(axis=-1), 1.0, atol=1e-3):
                 problems.append(f"output '{name}' rows sum to {array.sum(axis=-1).round(4).tolist()}, not 1")
+            elif name.endswith("_probability") and array.size and not 0.0 <= array.min() <= array.max() <= 1.0 + 1e-6:
+                problems.append(f"output '{name}' holds values outside [0, 1] ({array.min():.4f} to {array.max():.4f})")
     return problems
 
 

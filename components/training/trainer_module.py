@@ -55,7 +55,7 @@ class TrainerRun:
         self._transform_dir = fn_args.transform_output
         self.transform_output = setup.transform_output
         self.feature_spec = self.transform_output.transformed_feature_spec()
-        self.sequence_length = self.feature_spec["target_ids"].shape[0]
+        self.sequence_length = self.feature_spec.get("target_ids", self.feature_spec["input_ids"]).shape[0]
 
     def vocabulary_size(self) -> int:
         return self.transform_output.vocabulary_size_by_name(VOCAB_NAME)

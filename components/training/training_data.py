@@ -76,7 +76,7 @@ def bucket_edges(sequence_length: int, buckets: int, length_multiple: int) -> li
 def training_batches(
     file_patterns: list[str],
     feature_spec: dict,
-    columns: tuple[str, str],
+    columns: tuple,
     batch_size: int,
     edges: list[int],
     config: TrainingDataConfig,
@@ -95,13 +95,18 @@ def training_batches(
     may shorten a sequence, never lengthen it. Every batch has `batch_size` rows, and each run of
     `same_shape_batches` batches has one shape: a step that runs several train steps per call
     (`steps_per_execution`) under MirroredStrategy failed its cross-replica gather of the
-    embedding gradient when the batches of one call differed in length.
+    embedding gradient when the batches of one call differed in length. `columns` is (inputs,
+    target); inputs may be a tuple of names, batched as a dict (a model of named inputs).
     """
     import tensorflow as tf
 
     files = _matching_files(file_patterns)
-    spec = {name: feature_spec[name] for name in dict.fromkeys(columns)}
-    sequences = [name for name, feature in spec.items() if list(feature.shape) == [edges[-1]]]
+    inputs, target = columns
+    names = [*(inputs if isinstance(inputs, tuple) else (inputs,)), target]
+    spec = {name: feature_spec[name] for name in dict.fromkeys(names)}
+    # per-position features (a tagger's characters per word too) are cut; the 1-D ones measure a text
+    sequences = [name for name, feature in spec.items() if list(feature.shape)[:1] == [edges[-1]]]
+    measured = [name for name in sequences if len(spec[name].shape) == 1]
     parallel = tf.data.AUTOTUNE if config.autotune else PARALLEL_CALLS
     records = tf.data.TFRecordDataset(files, compression_type=_compression(files),
                                       num_parallel_reads=parallel if config.autotune else min(len(files), parallel))
@@ -118,8 +123,9 @@ def training_batches(
     edge_lengths = tf.constant(edges, tf.int32)
 
     def length(example: dict) -> tf.Tensor:
-        """Real tokens in the example's longest sequence column (padding is 0, at the right)."""
-        return tf.reduce_max([tf.math.count_nonzero(example[name], axis=-1, dtype=tf.int32) for name in sequences], 0)
+        """Real tokens in the example's longest sequence column (ids above 0; padding is 0, or a
+        tagger's -1, at the right)."""
+        return tf.reduce_max([tf.math.count_nonzero(example[name] > 0, axis=-1, dtype=tf.int32) for name in measured], 0)
 
     def first_edge_holding(tokens: tf.Tensor) -> tf.Tensor:
         """Index of the first edge at least `tokens` long."""
@@ -143,8 +149,10 @@ def training_batches(
         batches = batches.map(cut, num_parallel_calls=parallel)
     if same_shape_batches > 1:
         batches = batches.flat_map(lambda group: tf.data.Dataset.from_tensor_slices(group).batch(batch_size))
-    inputs, target = columns
-    batches = batches.map(lambda batch: (batch[inputs], batch[target]))
+    if isinstance(inputs, tuple):  # a model of several named inputs
+        batches = batches.map(lambda batch: ({name: batch[name] for name in inputs}, batch[target]))
+    else:
+        batches = batches.map(lambda batch: (batch[inputs], batch[target]))
     if config.autotune:
         return batches.prefetch(tf.data.AUTOTUNE)
     from models.runtime.training import without_autotuning
@@ -163,7 +171,7 @@ def batch_profile(dataset: "tf.data.Dataset", sequence_length: int, batches: int
     real = computed = rows = 0
     shapes = set()
     for inputs, targets in dataset.take(batches):
-        ids = tf.nest.flatten(inputs)[0].numpy()
+        ids = (inputs["input_ids"] if isinstance(inputs, dict) else tf.nest.flatten(inputs)[0]).numpy()
         real += int(np.count_nonzero(ids))
         computed += ids.size
         rows += ids.shape[0]

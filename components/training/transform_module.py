@@ -21,6 +21,9 @@ A seq2seq or denoising run (a `subword_model_path` in the config, see
   length, length_bucket         as above, of the target and of the source
 The decoder's inputs (BOS + target) and, for denoising, the corruption of the source are made
 in the Trainer's input pipeline (fresh noise every epoch) and in the exported model.
+
+A tagger's run (a `tag_column` in the config) reads token lists and gives per-word features
+instead (`components.training.tagger_transform`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Any
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from components.training.tagger_transform import tagger_outputs
 from models.layers.subword import SubwordTokenizer, joined_source
 from models.layers.tokens import BOS_ID, EOS_ID, NUM_RESERVED, tokenize
 
@@ -128,9 +132,14 @@ def pair_outputs(inputs: dict[str, Any], custom_config: dict[str, Any]) -> dict[
 def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> dict[str, tf.Tensor]:
     """TFT entry point; `custom_config` holds text_column, label_column (or None), tokenizer,
     lowercase, sequence_length, max_vocab_size and length_buckets from the project config
-    (and, for subword tokens, text_columns, target_column and subword_model_path)."""
+    (and, for subword tokens, text_columns, target_column and subword_model_path; for a tagger,
+    tag_column and max_word_chars)."""
     if custom_config.get("tokenizer") == "subword":
         return pair_outputs(inputs, custom_config)
+    if custom_config.get("tag_column"):
+        boundaries = custom_config.get("length_buckets") or []
+        return tagger_outputs(inputs, {**custom_config, "vocab_name": VOCAB_NAME, "tag_vocab_name": LABEL_VOCAB_NAME},
+                              lambda counts: length_buckets(counts, boundaries))
     text = _dense_text(inputs[custom_config["text_column"]])
     tokens = tokenize(text, custom_config["tokenizer"], custom_config["lowercase"])
     vocab_ids = tft.compute_and_apply_vocabulary(

@@ -1,5 +1,6 @@
 """RNN family: embedding -> stacked LSTM/GRU -> logits over the vocabulary (language model),
-or bidirectional LSTM/GRU layers max-pooled over positions -> class logits (classifier).
+bidirectional LSTM/GRU layers max-pooled over positions -> class logits (classifier), or
+over words and their characters -> a tag's logits per word (tagger).
 
 The recurrent layers keep Keras' cuDNN-compatible defaults (tanh, sigmoid gates, no recurrent
 dropout, not unrolled), so on a GPU they run the fused cuDNN kernel; on CPU the same weights
@@ -14,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
+from models.layers.tokens import padding_mask_layer
 from models.runtime.sizing import SizedConfig
 
 if TYPE_CHECKING:
@@ -124,6 +126,35 @@ def build_rnn_classifier(config: RNNConfig, vocab_size: int, num_classes: int) -
     pooled = masked_max_pool_layer()([x, token_ids])
     logits = tf_keras.layers.Dense(num_classes, dtype="float32", name="logits")(pooled)
     return tf_keras.Model(token_ids, logits, name="rnn_classifier")
+
+
+def build_rnn_tagger(config: RNNConfig, vocab_size: int, num_classes: int) -> tf_keras.Model:
+    """Bidirectional LSTM/GRU tagger: each word's embedding beside its characters' vector
+    (`models.layers.characters`, for words the vocabulary never showed) -> BiLSTM layers -> one
+    softmax per word over `num_classes` (class 0 is the padding slot, never a target).
+
+    Each direction reads the real words only, from an explicit padding mask passed to every
+    recurrent layer; dropout as in the classifier."""
+    import tf_keras
+
+    from models.layers.characters import CharacterCNN
+
+    config = config.sized()
+    token_ids = tf_keras.Input(shape=(None,), dtype="int64", name="input_ids")
+    char_ids = tf_keras.Input(shape=(None, None), dtype="int64", name="char_ids")
+    padding_mask = padding_mask_layer()(token_ids)
+    words = tf_keras.layers.Embedding(vocab_size, config.embedding_dim, name="embedding")(token_ids)
+    x = tf_keras.layers.Concatenate(name="word_and_characters")([words, CharacterCNN(name="characters")(char_ids)])
+    if config.embedding_dropout:
+        x = tf_keras.layers.SpatialDropout1D(config.embedding_dropout, name="embedding_dropout")(x)
+    recurrent = tf_keras.layers.LSTM if config.cell == "lstm" else tf_keras.layers.GRU
+    for i in range(config.layers):
+        x = tf_keras.layers.Bidirectional(recurrent(config.units, return_sequences=True),
+                                          name=f"bi{config.cell}_{i}")(x, mask=padding_mask)
+        if config.dropout:
+            x = tf_keras.layers.Dropout(config.dropout, name=f"dropout_{i}")(x)
+    logits = tf_keras.layers.Dense(num_classes, dtype="float32", name="logits")(x)
+    return tf_keras.Model({"input_ids": token_ids, "char_ids": char_ids}, logits, name="rnn_tagger")
 
 
 def rnn_optimizer(config: RNNConfig, total_steps: int) -> "tf_keras.optimizers.Optimizer":

@@ -1,5 +1,5 @@
-"""Transformer family on Keras 2: a decoder-only (GPT-style) language model, or an encoder
-classifier (bidirectional attention, mean- or max-pooled).
+"""Transformer family on Keras 2: a decoder-only (GPT-style) language model, an encoder
+classifier (bidirectional attention, mean- or max-pooled), or an encoder tagger (one softmax per word).
 
 keras-nlp's token + learned position embedding -> N pre-layer-norm decoder blocks (causal
 self-attention, feed-forward, residuals; `models.layers.transformer_block`) -> final layer norm ->
@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
+from models.layers.tokens import padding_mask_layer
 from models.runtime.sizing import SizedConfig
 
 if TYPE_CHECKING:
@@ -113,9 +114,7 @@ def build_transformer_classifier(config: TransformerConfig, vocab_size: int, num
 
     config = config.sized()
     token_ids = tf_keras.Input(shape=(None,), dtype="int64", name="input_ids")
-    # The pad mask is passed explicitly, not left to Keras' implicit mask propagation, which a
-    # reloaded SavedModel did not reproduce (its outputs then depended on the padding).
-    padding_mask = _padding_mask_layer()(token_ids)
+    padding_mask = padding_mask_layer()(token_ids)
     x = TokenAndPositionEmbedding(vocab_size, config.context, config.width, name="embedding")(token_ids)
     if config.embedding_dropout:
         x = tf_keras.layers.SpatialDropout1D(config.embedding_dropout, name="embedding_dropout")(x)
@@ -136,19 +135,31 @@ def build_transformer_classifier(config: TransformerConfig, vocab_size: int, num
     return tf_keras.Model(token_ids, logits, name="transformer_classifier")
 
 
-def _padding_mask_layer() -> "tf_keras.layers.Layer":
-    """A layer mapping token ids to `ids != PAD_ID` (a Lambda would capture modules and
-    break the model's serialisation)."""
-    import tensorflow as tf
+def build_transformer_tagger(config: TransformerConfig, vocab_size: int, num_classes: int) -> "tf_keras.Model":
+    """Encoder tagger: each word's token + position embedding plus its characters' vector
+    (`models.layers.characters`, projected to the width) -> N pre-layer-norm `TransformerEncoder`
+    blocks over the real words -> one softmax per word over `num_classes` (0: the padding slot)."""
     import tf_keras
+    from keras_nlp.layers import TokenAndPositionEmbedding, TransformerEncoder
 
-    from models.layers.tokens import PAD_ID
+    from models.layers.characters import CharacterCNN
 
-    class PaddingMask(tf_keras.layers.Layer):
-        def call(self, token_ids: tf.Tensor) -> tf.Tensor:
-            return tf.not_equal(token_ids, PAD_ID)
-
-    return PaddingMask(name="padding_mask")
+    config = config.sized()
+    token_ids = tf_keras.Input(shape=(None,), dtype="int64", name="input_ids")
+    char_ids = tf_keras.Input(shape=(None, None), dtype="int64", name="char_ids")
+    padding_mask = padding_mask_layer()(token_ids)
+    words = TokenAndPositionEmbedding(vocab_size, config.context, config.width, name="embedding")(token_ids)
+    characters = tf_keras.layers.Dense(config.width, name="characters_projection")(CharacterCNN(name="characters")(char_ids))
+    x = tf_keras.layers.Add(name="word_and_characters")([words, characters])
+    if config.embedding_dropout:
+        x = tf_keras.layers.SpatialDropout1D(config.embedding_dropout, name="embedding_dropout")(x)
+    for i in range(config.layers):
+        block = TransformerEncoder(config.ff_width, config.heads, dropout=config.dropout, activation="gelu",
+                                   normalize_first=True, name=f"block_{i}")
+        x = block(x, padding_mask=padding_mask)
+    x = tf_keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm")(x)
+    logits = tf_keras.layers.Dense(num_classes, dtype="float32", name="logits")(x)
+    return tf_keras.Model({"input_ids": token_ids, "char_ids": char_ids}, logits, name="transformer_tagger")
 
 
 def transformer_optimizer(config: TransformerConfig, total_steps: int) -> "tf_keras.optimizers.Optimizer":

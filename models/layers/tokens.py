@@ -47,3 +47,18 @@ def tokenize(text: "tf.Tensor", tokenizer: str, lowercase: bool) -> "tf.RaggedTe
     if tokenizer == "word":
         return tf_text.regex_split(text, _WORD_DELIMITERS, _KEPT_DELIMITERS)
     raise ValueError(f"unknown tokenizer {tokenizer!r} (use 'char' or 'word')")
+
+
+def padding_mask_layer() -> "tf.keras.layers.Layer":
+    """A layer mapping token ids to `ids != PAD_ID`. The pad mask is passed explicitly, not left
+    to Keras' implicit mask propagation, which a reloaded SavedModel did not reproduce (its
+    outputs then depended on the padding); a Lambda would capture modules and break the model's
+    serialisation."""
+    import tensorflow as tf
+    import tf_keras
+
+    class PaddingMask(tf_keras.layers.Layer):
+        def call(self, token_ids: tf.Tensor) -> tf.Tensor:
+            return tf.not_equal(token_ids, PAD_ID)
+
+    return PaddingMask(name="padding_mask")

@@ -1,0 +1,1 @@
+"""Decoding (greedy, sampling, beam search) and the SavedModel exports whose signatures serve raw text."""
