@@ -58,6 +58,15 @@ def format_summary(results: list[FamilyResult], validation: Optional[dict] = Non
     return "\n".join(lines)
 
 
+def _kept_by(training: dict) -> str:
+    """The validation numbers of the kept weights: the loss, and the metric that chose them if another."""
+    chosen = training.get("selected_by", "val_loss")
+    loss = f"validation loss {training.get('val_loss', math.nan):.4f}"
+    if chosen == "val_loss":
+        return loss
+    return f"the best {chosen.removeprefix('val_').replace('_', ' ')} on validation, {training.get(chosen, math.nan):.4f}; {loss}"
+
+
 def describe_training(training: dict) -> list[str]:
     """How the Trainer ran: how long and on how much data, then replicas, precision and padding."""
     lines = []
@@ -71,7 +80,7 @@ def describe_training(training: dict) -> list[str]:
         lines.append(
             f"    trained {training['steps']:,} steps ({training['epochs']:.2f} epochs, {training['examples_seen']:,} "
             f"examples of {training['train_examples']:,} training texts{tokens}; size {training.get('size')}), {stopped}; "
-            f"kept the weights of step {training['best_step']:,} (validation loss {training.get('val_loss', math.nan):.4f})"
+            f"kept the weights of step {training['best_step']:,} ({_kept_by(training)})"
         )
     if "padding_share" in training:
         lines.append(

@@ -73,6 +73,9 @@ class TrainingData:
     eval_map: Optional[Callable] = None  # per example, the same every measurement
     batch_map: Optional[Callable] = None  # per (inputs, targets) batch: what the model takes
     sequences_per_example: int = 1  # text sequences a step's tokens per second counts (a pair has two)
+    # the validation number that chooses the kept weights and stops training: the loss, or a
+    # Keras metric that grows (`val_token_accuracy`)
+    selected_by: str = "val_loss"
     state: dict = dataclasses.field(default_factory=dict)  # what the export hook needs again
     recorded: dict = dataclasses.field(default_factory=dict)  # extra entries of training_metrics.json
 

@@ -175,6 +175,6 @@ def _fit(run: TrainerRun, task: Any, kind: str, setup: TrainingSetup, fn_args: F
         budget=TimeBudget(hparams.budget_seconds) if hparams.budget_seconds else None,
         batch_size=global_batch,
         train_examples=setup.train_examples, log_dir=fn_args.model_run_dir, tokens_per_step=tokens_per_step,
-        callbacks=callbacks, monitor_from_step=monitor_from_step,
+        callbacks=callbacks, monitor_from_step=monitor_from_step, selected_by=data.selected_by,
     )
     return Fitted(data, acceleration, profile, build, model, metrics, prepared)

@@ -40,3 +40,4 @@ class CharacterCNN(tf_keras.layers.Layer):
     def get_config(self) -> dict:
         return {**super().get_config(), "embedding_dim": self.embedding_dim, "filters": self.filters,
                 "width": self.width}
+

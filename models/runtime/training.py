@@ -170,6 +170,7 @@ def train_model(
     tokens_per_step: float = 0.0,
     callbacks: Optional[list[tf_keras.callbacks.Callback]] = None,
     monitor_from_step: int = 0,
+    selected_by: str = "val_loss",
 ) -> dict[str, float]:
     """Fits a compiled model on (inputs, targets) batches as `plan` says; returns the metrics of
     the kept weights and how training went.
@@ -178,15 +179,17 @@ def train_model(
     call (so the input pipeline's runs of same-shape batches stay aligned with the calls; see
     `components.training.training_data`), ended by a measurement of the eval loss on the same
     `plan.eval_batches` batches each time. Training stops after `patience` measurements without
-    a new best, and the weights of the best one are restored (also when training ran to the end);
+    a new best of `selected_by` (the eval loss, or an eval metric that grows: `val_token_accuracy`),
+    and the weights of the best one are restored (also when training ran to the end);
     measurements before `monitor_from_step` (a warm-up) neither stop training nor are kept.
     With a `budget` (`TimeBudget`), training also stops when its time is spent, after a last
     measurement at the step it reached. Progress is logged as it goes (`ProgressLog`);
     `callbacks` are the model's own.
     """
     epochs = plan.evaluations
+    higher_is_better = selected_by != "val_loss"
     stopping = tf_keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=patience, restore_best_weights=True,
+        monitor=selected_by, mode="max" if higher_is_better else "min", patience=patience, restore_best_weights=True,
         start_from_epoch=math.ceil(monitor_from_step / plan.evaluation_interval),
     )
     callbacks = [*(callbacks or []), *([budget] if budget else []), stopping,
@@ -202,7 +205,8 @@ def train_model(
         verbose=2,
     ).history
     first = min(stopping.start_from_epoch, len(history["val_loss"]) - 1)  # the last one when training ended sooner
-    best = first + int(np.argmin(history["val_loss"][first:]))
+    chosen = np.asarray(history[selected_by][first:])
+    best = first + int(np.argmax(chosen) if higher_is_better else np.argmin(chosen))
     # the step of each measurement: every interval's end, the last one where a budget stopped it
     measured = [(i + 1) * plan.evaluation_interval for i in range(len(history["val_loss"]))]
     if budget and budget.stopped_at_step is not None:
@@ -215,6 +219,7 @@ def train_model(
         best_step=measured[best],
         stopped_early=steps_run < plan.evaluations * plan.evaluation_interval,
         stopped_at_budget=bool(budget and budget.stopped_at_step is not None),
+        selected_by=selected_by,
         examples_seen=steps_run * batch_size,
         epochs=round(steps_run * batch_size / max(train_examples, 1), 3),
         eval_loss_curve=[round(float(v), 5) for v in history["val_loss"]],
