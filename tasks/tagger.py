@@ -41,7 +41,8 @@ class Tagger(Task):
     metrics = ((TAGGER_METRICS_MODULE, {
         "TokenAccuracy": "token_accuracy", "MacroF1": "macro_f1", "SentenceAccuracy": "sentence_accuracy",
         "SeenWordAccuracy": "seen_word_accuracy", "UnseenWordAccuracy": "unseen_word_accuracy",
-        "MostFrequentTagAccuracy": "most_frequent_tag_accuracy", "AccuracyAboveBaseline": "accuracy_above_baseline",
+        "MostFrequentTagAccuracy": "most_frequent_tag_accuracy", "MajorityTagAccuracy": "majority_tag_accuracy",
+        "AccuracyAboveBaseline": "accuracy_above_baseline",
         "SpanF1": "span_f1", "PerTagCount": "per_tag_count"}),)
     size_rule = SizeRule(base_tokens=100_000)  # UD English EWT's 205,000 training words: base
     token_features = ("input_ids",)
@@ -65,11 +66,13 @@ class Tagger(Task):
         return thresholds
 
     def trivial_baseline(self, limits: Any, metrics: dict[str, float]) -> str:
-        baseline = metrics.get("most_frequent_tag_accuracy", math.nan)
-        margin = metrics.get("token_accuracy", math.nan) - metrics.get("accuracy_above_baseline", math.nan)
+        per_word = metrics.get("most_frequent_tag_accuracy", math.nan)
+        majority = metrics.get("majority_tag_accuracy", math.nan)
+        needed = metrics.get("token_accuracy", math.nan) - metrics.get("accuracy_above_baseline", math.nan)
         return (f"trivial baseline: each word's most frequent train tag (unseen words: the most frequent tag), token "
-                f"accuracy {baseline:.4f} on the test split; beating it takes token accuracy >= {margin:.4f} "
-                f"(+{BASELINE_STANDARD_ERRORS:g} standard errors){floor_state(limits)}")
+                f"accuracy {per_word:.4f} on the test split (the most frequent tag for every word: {majority:.4f}); "
+                f"beating the stronger takes token accuracy >= {needed:.4f} (+{BASELINE_STANDARD_ERRORS:g} standard "
+                f"errors){floor_state(limits)}")
 
     def headline(self, metrics: dict[str, float]) -> str:
         m = metrics

@@ -97,6 +97,7 @@ def reference(gold, predicted, baseline, seen):
         "seen_word_accuracy": sum(g == p for g, p in seen_pairs) / len(seen_pairs),
         "unseen_word_accuracy": sum(g == p for g, p in unseen_pairs) / len(unseen_pairs),
         "most_frequent_tag_accuracy": sum(g == b for g, _, b, _ in pairs) / len(pairs),
+        "majority_tag_accuracy": sum(g == 0 for g, *_ in pairs) / len(pairs),  # tag 0: train's most frequent
     }
 
 
@@ -118,9 +119,8 @@ def test_the_metrics_equal_a_reference_computation():
     expected = reference(gold, predicted, baseline, seen)
     for name, value in expected.items():
         assert getattr(metrics, name)(counts) == pytest.approx(value), name
-    words = 9
-    floor = expected["most_frequent_tag_accuracy"] + 2 * np.sqrt(
-        expected["most_frequent_tag_accuracy"] * (1 - expected["most_frequent_tag_accuracy"]) / words)
+    words, stronger = 9, max(expected["most_frequent_tag_accuracy"], expected["majority_tag_accuracy"])
+    floor = stronger + 2 * np.sqrt(stronger * (1 - stronger) / words)
     assert metrics.accuracy_above_baseline(counts) == pytest.approx(expected["token_accuracy"] - floor)
     merged = metrics.TagCounts()
     for half in (slice(0, 1), slice(1, 3)):
@@ -134,6 +134,12 @@ def test_the_metrics_equal_a_reference_computation():
     assert scores["tag/VERB/recall"] == pytest.approx(2 / 3) and scores["confusion/VERB/DET"] == 1
     assert scores["confusion/NOUN/VERB"] == 1 and "confusion/NOUN/DET" not in scores
     assert np.isnan(metrics.span_f1(counts))  # not a BIO tag set
+    # where words tell nothing of their tags, always answering the most frequent tag is the stronger baseline
+    shuffled = metrics.TagCounts()
+    shuffled.add(np.array([0, 0, 0, 1]), np.array([1, 1, 1, 1]), np.array([2, 1, 2, 1]), np.ones(4), names([0, 0, 0, 1]),
+                 names([1, 1, 1, 1]))
+    assert metrics.most_frequent_tag_accuracy(shuffled) == 0.25 and metrics.majority_tag_accuracy(shuffled) == 0.75
+    assert metrics.accuracy_above_baseline(shuffled) == pytest.approx(0.25 - (0.75 + 2 * np.sqrt(0.75 * 0.25 / 4)))
 
 
 @pytest.mark.parametrize("family", ["rnn", "transformer"])

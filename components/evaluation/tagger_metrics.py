@@ -12,9 +12,11 @@ words the train split showed and those it did not are two metrics rather than tw
   unseen_word_accuracy        token accuracy on the others (the character view's work)
   most_frequent_tag_accuracy  the trivial baseline: each word's most frequent train tag (a word
                               train never showed: the most frequent tag)
-  accuracy_above_baseline     token_accuracy - (the baseline + 2 standard errors of it,
-                              sqrt(p (1 - p) / words)): above 0 when a tagger beats it by more
-                              than the test split's sampling noise
+  majority_tag_accuracy       the train split's most frequent tag for every word (where words
+                              tell nothing of their tags, this one is the stronger)
+  accuracy_above_baseline     token_accuracy - (the stronger of the two + 2 standard errors of
+                              it, sqrt(p (1 - p) / words)): above 0 when a tagger beats both by
+                              more than the test split's sampling noise
   span_f1                     for span tags (BIO: every tag `O` or `B-`/`I-` something), F1 of
                               the spans as conlleval counts them (a span is right when its
                               start, end and type all are); NaN for other tag sets
@@ -152,6 +154,11 @@ def most_frequent_tag_accuracy(counts: TagCounts) -> float:
     return _share(counts.baseline_right, counts.words)
 
 
+def majority_tag_accuracy(counts: TagCounts) -> float:
+    """Tag id 0 is the train split's most frequent tag (the Transform's vocabulary is by frequency)."""
+    return _share(counts.confusion[0].sum() if counts.confusion.size else 0, counts.words)
+
+
 def baseline_floor(baseline: float, words: int) -> float:
     """The baseline's accuracy plus BASELINE_STANDARD_ERRORS standard errors of it on `words`."""
     return baseline + BASELINE_STANDARD_ERRORS * math.sqrt(baseline * (1.0 - baseline) / max(words, 1))
@@ -160,7 +167,8 @@ def baseline_floor(baseline: float, words: int) -> float:
 def accuracy_above_baseline(counts: TagCounts) -> float:
     if not counts.words:
         return float("nan")
-    return token_accuracy(counts) - baseline_floor(most_frequent_tag_accuracy(counts), counts.words)
+    baseline = max(most_frequent_tag_accuracy(counts), majority_tag_accuracy(counts))
+    return token_accuracy(counts) - baseline_floor(baseline, counts.words)
 
 
 def span_f1(counts: TagCounts) -> float:
@@ -259,8 +267,10 @@ SeenWordAccuracy = _metric("seen_word_accuracy", seen_word_accuracy, "Token accu
 UnseenWordAccuracy = _metric("unseen_word_accuracy", unseen_word_accuracy, "Token accuracy on words it did not.")
 MostFrequentTagAccuracy = _metric("most_frequent_tag_accuracy", most_frequent_tag_accuracy,
                                   "The trivial baseline: each word's most frequent train tag.")
+MajorityTagAccuracy = _metric("majority_tag_accuracy", majority_tag_accuracy,
+                              "The train split's most frequent tag for every word.")
 SpanF1 = _metric("span_f1", span_f1, "F1 of BIO spans as conlleval counts them (NaN for other tag sets).")
 PerTagCount = _metric("per_tag_count", per_tag_count, "The tags seen, with each tag's precision, recall, F1 and "
                       "support and the confusion matrix's cells as metrics of their own.")
 AccuracyAboveBaseline = _metric("accuracy_above_baseline", accuracy_above_baseline,
-                                "Token accuracy minus the baseline's and two standard errors of it.")
+                                "Token accuracy minus the stronger baseline's and two standard errors of it.")

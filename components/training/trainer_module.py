@@ -55,7 +55,8 @@ class TrainerRun:
         self._transform_dir = fn_args.transform_output
         self.transform_output = setup.transform_output
         self.feature_spec = self.transform_output.transformed_feature_spec()
-        self.sequence_length = self.feature_spec.get("target_ids", self.feature_spec["input_ids"]).shape[0]
+        positions = "target_ids" if "target_ids" in self.feature_spec else "input_ids"  # a tagger has no targets' ids
+        self.sequence_length = self.feature_spec[positions].shape[0]
 
     def vocabulary_size(self) -> int:
         return self.transform_output.vocabulary_size_by_name(VOCAB_NAME)

@@ -171,7 +171,8 @@ def batch_profile(dataset: "tf.data.Dataset", sequence_length: int, batches: int
     real = computed = rows = 0
     shapes = set()
     for inputs, targets in dataset.take(batches):
-        ids = (inputs["input_ids"] if isinstance(inputs, dict) else tf.nest.flatten(inputs)[0]).numpy()
+        named = isinstance(inputs, dict) and "input_ids" in inputs  # a tagger's words beside their characters
+        ids = (inputs["input_ids"] if named else tf.nest.flatten(inputs)[0]).numpy()
         real += int(np.count_nonzero(ids))
         computed += ids.size
         rows += ids.shape[0]
