@@ -72,6 +72,7 @@ def test_a_tiny_tagger_learns_a_few_sentences_and_serves_them(tmp_path):
                       "--workspace", "ws", "--serving-dir", "serving", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "task tagger" in result.stdout and "rnn tagger (textflow-rnn-tagger" in result.stdout
+    assert "(the best token accuracy on validation, 1.0000; validation loss" in result.stdout  # how a tagger keeps weights
     values = overall_metrics(f"{tmp_path}/ws/artifacts/Evaluator_rnn_tagger/evaluation/*")
     assert values["token_accuracy"] == 1.0 and values["sentence_accuracy"] == 1.0, values
     assert values["most_frequent_tag_accuracy"] < 1.0  # a sentence's context tells what the word alone does not

@@ -2,8 +2,9 @@
 
 Each reader streams one file and yields `{column: str}` dicts holding the text column (and the
 label column when configured); a tagging run's records hold the token list and the tag list
-(`{column: list[str]}`: CoNLL-U, `components.data.conllu`, or JSONL lists). Anything that cannot be read raises `InputDataError` with a
-one-paragraph message naming the file, the line and the problem, so the CLI can show it as is.
+(`{column: list[str]}`: CoNLL-U, `components.data.conllu`, or JSONL lists). Anything that
+cannot be read raises `InputDataError` with a one-paragraph message naming the file, the line
+and the problem, so the CLI can show it as is.
 """
 
 from __future__ import annotations
