@@ -38,10 +38,10 @@ from tensorflow_model_analysis.metrics import metric_types
 
 from components.evaluation.tfma_metrics import per_model_computations
 from components.training.tagger_transform import BASELINE_TAG_FEATURE, SEEN_FEATURE, TAG_FEATURE, TAG_NAME_FEATURE
+from tasks.tagger import BASELINE_STANDARD_ERRORS
 
 PREDICTED_TAGS = "tag_ids"  # serving_default's output: each word's tag id, -1 pads
 PREDICTED_TAG_NAMES = "tags"  # and its name
-BASELINE_STANDARD_ERRORS = 2.0
 OUTSIDE = "O"  # the BIO tag of a word in no span
 
 
