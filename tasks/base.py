@@ -14,6 +14,7 @@ Transform output comes through `TrainerRun`.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Callable, Optional, Protocol
 
 from models.runtime.sizing import SizeRule
@@ -22,6 +23,16 @@ from tasks.document import Block
 # The hooks every task must override; the registry names the first one missing.
 HOOKS = ("model_kind", "thresholds", "trivial_baseline", "headline", "samples", "report_blocks", "training_data",
          "export")
+
+
+FLOOR_STANDARD_ERRORS = 2.0  # how far above a trivial baseline's accuracy a model must score
+
+
+def accuracy_floor(baseline: float, count: int) -> float:
+    """A trivial baseline's accuracy on `count` test items (examples, words) plus
+    FLOOR_STANDARD_ERRORS standard errors of it, sqrt(p (1 - p) / count): what beating it by more
+    than the test split's sampling noise takes."""
+    return baseline + FLOOR_STANDARD_ERRORS * math.sqrt(baseline * (1.0 - baseline) / max(count, 1))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,18 +13,12 @@ from typing import Any, Optional
 from models import registry
 from models.runtime.sizing import SizeRule
 from tasks import samples as sample_io
-from tasks.base import Task, Threshold, TrainerRun, TrainingData
+from tasks.base import FLOOR_STANDARD_ERRORS, Task, Threshold, TrainerRun, TrainingData, accuracy_floor
 from tasks.document import Block, Table, number
 from tasks.language_model import floor_state
 
 CLASSIFIER_METRICS_MODULE = "components.evaluation.classifier_metrics"
-CHANCE_STANDARD_ERRORS = 2.0  # how far above the majority class a classifier must score
 CLASSIFIED_EXAMPLES = 200  # a classifier's right and wrong answers are picked from this many
-
-
-def chance_accuracy_floor(majority: float, examples: int) -> float:
-    """The majority-class accuracy plus CHANCE_STANDARD_ERRORS standard errors of it on `examples`."""
-    return majority + CHANCE_STANDARD_ERRORS * math.sqrt(majority * (1.0 - majority) / max(examples, 1))
 
 
 class Classifier(Task):
@@ -58,11 +52,11 @@ class Classifier(Task):
     def trivial_baseline(self, limits: Any, metrics: dict[str, float]) -> str:
         majority = metrics.get("majority_class_accuracy", math.nan)
         examples = int(metrics.get("example_count", 0))
-        needed = chance_accuracy_floor(majority, examples)
+        needed = accuracy_floor(majority, examples)
         too_few = (" (above 1: this test split is too small to show that any model beats a constant answer)"
                    if needed > 1 else "")
         return (f"trivial baseline: majority class accuracy {majority:.4f} on {examples} test examples; beating it takes "
-                f"accuracy >= {needed:.4f} (+{CHANCE_STANDARD_ERRORS:g} standard errors) and AUC >= "
+                f"accuracy >= {needed:.4f} (+{FLOOR_STANDARD_ERRORS:g} standard errors) and AUC >= "
                 f"{max(limits.min_auc, limits.baseline_min_auc):.2f}{too_few}{floor_state(limits)}")
 
     def headline(self, metrics: dict[str, float]) -> str:

@@ -17,12 +17,11 @@ from typing import Any, Optional
 from models import registry
 from models.runtime.sizing import SizeRule
 from tasks import samples as sample_io
-from tasks.base import Task, Threshold, TrainerRun, TrainingData
+from tasks.base import FLOOR_STANDARD_ERRORS, Task, Threshold, TrainerRun, TrainingData
 from tasks.document import Block, Heatmap, Table, number
 from tasks.language_model import floor_state
 
 TAGGER_METRICS_MODULE = "components.evaluation.tagger_metrics"
-BASELINE_STANDARD_ERRORS = 2.0  # how far above the most-frequent-tag baseline a tagger must score
 MAX_WORD_CHARACTERS = 20  # characters of a word its character view reads (a longer word: its first and last 10)
 # In training, each word is read as the unknown word this often (fresh each epoch), so the model
 # learns to tag from the characters and the context what the test split's unseen words give it
@@ -71,7 +70,7 @@ class Tagger(Task):
         needed = metrics.get("token_accuracy", math.nan) - metrics.get("accuracy_above_baseline", math.nan)
         return (f"trivial baseline: each word's most frequent train tag (unseen words: the most frequent tag), token "
                 f"accuracy {per_word:.4f} on the test split (the most frequent tag for every word: {majority:.4f}); "
-                f"beating the stronger takes token accuracy >= {needed:.4f} (+{BASELINE_STANDARD_ERRORS:g} standard "
+                f"beating the stronger takes token accuracy >= {needed:.4f} (+{FLOOR_STANDARD_ERRORS:g} standard "
                 f"errors){floor_state(limits)}")
 
     def headline(self, metrics: dict[str, float]) -> str:

@@ -30,7 +30,7 @@ from tensorflow_model_analysis import constants
 from tensorflow_model_analysis.metrics import metric_types
 
 from components.evaluation.tfma_metrics import per_model_computations
-from tasks.classifier import chance_accuracy_floor
+from tasks.base import accuracy_floor
 
 PROBABILITIES = "probabilities"
 _BUCKETS = 1000  # score histogram resolution for the AUC: error below 1/_BUCKETS
@@ -92,7 +92,7 @@ def majority_class_accuracy(counts: _Counts) -> float:
 
 def accuracy_above_chance(counts: _Counts) -> float:
     examples = int(counts.confusion.sum())
-    return accuracy(counts) - chance_accuracy_floor(majority_class_accuracy(counts), examples) if examples else float("nan")
+    return accuracy(counts) - accuracy_floor(majority_class_accuracy(counts), examples) if examples else float("nan")
 
 
 def auc(counts: _Counts) -> float:

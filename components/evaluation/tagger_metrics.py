@@ -27,8 +27,7 @@ words the train split showed and those it did not are two metrics rather than tw
 
 from __future__ import annotations
 
-import math
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Optional
 
 import apache_beam as beam
 import numpy as np
@@ -38,7 +37,7 @@ from tensorflow_model_analysis.metrics import metric_types
 
 from components.evaluation.tfma_metrics import per_model_computations
 from components.training.tagger_transform import BASELINE_TAG_FEATURE, SEEN_FEATURE, TAG_FEATURE, TAG_NAME_FEATURE
-from tasks.tagger import BASELINE_STANDARD_ERRORS
+from tasks.base import accuracy_floor
 
 PREDICTED_TAGS = "tag_ids"  # serving_default's output: each word's tag id, -1 pads
 PREDICTED_TAG_NAMES = "tags"  # and its name
@@ -159,16 +158,11 @@ def majority_tag_accuracy(counts: TagCounts) -> float:
     return _share(counts.confusion[0].sum() if counts.confusion.size else 0, counts.words)
 
 
-def baseline_floor(baseline: float, words: int) -> float:
-    """The baseline's accuracy plus BASELINE_STANDARD_ERRORS standard errors of it on `words`."""
-    return baseline + BASELINE_STANDARD_ERRORS * math.sqrt(baseline * (1.0 - baseline) / max(words, 1))
-
-
 def accuracy_above_baseline(counts: TagCounts) -> float:
     if not counts.words:
         return float("nan")
     baseline = max(most_frequent_tag_accuracy(counts), majority_tag_accuracy(counts))
-    return token_accuracy(counts) - baseline_floor(baseline, counts.words)
+    return token_accuracy(counts) - accuracy_floor(baseline, counts.words)
 
 
 def span_f1(counts: TagCounts) -> float:
@@ -195,10 +189,12 @@ def per_tag_scores(counts: TagCounts) -> dict[str, float]:
 
 
 class _TaggerCombiner(beam.CombineFn):
-    """Accumulates `TagCounts` over a slice, then applies `finish` to them."""
+    """Accumulates `TagCounts` over a slice, then applies `finish` to them (and `details`, the
+    metrics of their own it names, where a metric has them)."""
 
-    def __init__(self, key: metric_types.MetricKey, model_name: str, finish: Callable[[TagCounts], float]):
-        self._key, self._model_name, self._finish = key, model_name, finish
+    def __init__(self, key: metric_types.MetricKey, model_name: str, finish: Callable[[TagCounts], float],
+                 details: Optional[Callable[[TagCounts], dict[str, float]]] = None):
+        self._key, self._model_name, self._finish, self._details = key, model_name, finish, details
 
     def create_accumulator(self) -> TagCounts:
         return TagCounts()
@@ -227,10 +223,9 @@ class _TaggerCombiner(beam.CombineFn):
 
     def extract_output(self, acc: TagCounts) -> dict[metric_types.MetricKey, float]:
         output = {self._key: self._finish(acc)}
-        if self._finish is per_tag_count:  # one metric of its own per tag and per confusion cell
-            output.update({metric_types.MetricKey(name=name, model_name=self._key.model_name,
-                                                  example_weighted=self._key.example_weighted): value
-                           for name, value in per_tag_scores(acc).items()})
+        for name, value in (self._details(acc) if self._details else {}).items():
+            output[metric_types.MetricKey(name=name, model_name=self._key.model_name,
+                                          example_weighted=self._key.example_weighted)] = value
         return output
 
 
@@ -246,16 +241,17 @@ def per_tag_count(counts: TagCounts) -> float:
     return float(len(counts.names))
 
 
-def _computations(finish: Callable) -> Callable[..., metric_types.MetricComputations]:
-    return per_model_computations(lambda key, model_name: _TaggerCombiner(key, model_name, finish),
+def _computations(finish: Callable, details: Optional[Callable] = None) -> Callable[..., metric_types.MetricComputations]:
+    return per_model_computations(lambda key, model_name: _TaggerCombiner(key, model_name, finish, details),
                                   [constants.PREDICTIONS_KEY, constants.TRANSFORMED_FEATURES_KEY])
 
 
-def _metric(name: str, finish: Callable[[TagCounts], float], doc: str) -> type:
+def _metric(name: str, finish: Callable[[TagCounts], float], doc: str,
+            details: Optional[Callable[[TagCounts], dict[str, float]]] = None) -> type:
     """A TFMA metric class of the tagger's counts (TFMA builds metrics by class name)."""
 
     def __init__(self, name: str = name):
-        tfma.metrics.Metric.__init__(self, _computations(finish), name=name)
+        tfma.metrics.Metric.__init__(self, _computations(finish, details), name=name)
 
     return type(name.title().replace("_", ""), (tfma.metrics.Metric,), {"__init__": __init__, "__doc__": doc})
 
@@ -271,6 +267,6 @@ MajorityTagAccuracy = _metric("majority_tag_accuracy", majority_tag_accuracy,
                               "The train split's most frequent tag for every word.")
 SpanF1 = _metric("span_f1", span_f1, "F1 of BIO spans as conlleval counts them (NaN for other tag sets).")
 PerTagCount = _metric("per_tag_count", per_tag_count, "The tags seen, with each tag's precision, recall, F1 and "
-                      "support and the confusion matrix's cells as metrics of their own.")
+                      "support and the confusion matrix's cells as metrics of their own.", details=per_tag_scores)
 AccuracyAboveBaseline = _metric("accuracy_above_baseline", accuracy_above_baseline,
                                 "Token accuracy minus the stronger baseline's and two standard errors of it.")
