@@ -199,8 +199,9 @@ def build_model(name: str, kind: str, config: Any, vocab_size: int, num_classes:
 def compile_model(name: str, kind: str, model: "tf_keras.Model", config: Any, total_steps: int) -> None:
     """The family's optimizer for a training of `total_steps` and the kind's loss and metrics, with
     `config.jit_compile` and `config.steps_per_execution`; the optimizer's slots are created now.
-    A tagger learns as a language model does: cross-entropy per real position (class 0 pads)."""
-    from models.runtime.training import compile_classifier, compile_language_model, compile_seq2seq
+    A tagger learns as a language model does (cross-entropy per real position, class 0 pads), or by
+    its CRF's likelihood where it has one."""
+    from models.runtime.training import compile_classifier, compile_language_model, compile_seq2seq, compile_tagger
 
     family = get(name)
     settings = dict(jit_compile=config.jit_compile, steps_per_execution=config.steps_per_execution)
@@ -208,6 +209,8 @@ def compile_model(name: str, kind: str, model: "tf_keras.Model", config: Any, to
         compile_classifier(model, family.optimizer(config, total_steps), **settings)
     elif kind == "seq2seq":
         compile_seq2seq(model, family.seq2seq_optimizer(config, total_steps), config.label_smoothing, **settings)
+    elif kind == "tagger":
+        compile_tagger(model, family.optimizer(config, total_steps), **settings)
     else:
         compile_language_model(model, family.optimizer(config, total_steps), **settings)
 

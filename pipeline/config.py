@@ -105,6 +105,20 @@ class DenoiseConfig:
 
 
 @dataclasses.dataclass
+class TaggerConfig:
+    """How `task: tagger` reads its tags."""
+
+    # span tags (BIO: `B-PER I-PER O`): the Evaluator adds span F1 as conlleval counts it.
+    # auto: when every tag of the test split is `O` or starts with `B-`/`I-`; true: always (other
+    # tags count as outside a span); false: never
+    spans: Union[bool, str] = "auto"
+
+    def __post_init__(self) -> None:
+        if self.spans not in (True, False, "auto"):
+            raise ValueError(f"tagger.spans must be auto, true or false, got {self.spans!r}")
+
+
+@dataclasses.dataclass
 class EvaluationConfig:
     """Blessing thresholds. Language models: cross-entropy per token (nats); the VAE: negative
     ELBO per token against the same limits. Classifiers (a label column is set): accuracy and macro AUC."""
@@ -235,6 +249,7 @@ class Config:
     training_data: TrainingDataConfig = dataclasses.field(default_factory=TrainingDataConfig)
     evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
     denoise: DenoiseConfig = dataclasses.field(default_factory=DenoiseConfig)
+    tagger: TaggerConfig = dataclasses.field(default_factory=TaggerConfig)
     serving_check: ServingCheckConfig = dataclasses.field(default_factory=ServingCheckConfig)
     workspace: str = "workspace"
     serving_dir: str = "serving"

@@ -13,6 +13,7 @@ metrics are still computed).
 
 from __future__ import annotations
 
+import json
 import math
 
 import tensorflow_model_analysis as tfma
@@ -76,10 +77,9 @@ def eval_config(config: Config, family: str) -> tfma.EvalConfig:
     model_spec = tfma.ModelSpec(signature_name=task.eval_signature, model_type=tfma.TF_GENERIC,
                                 preprocessing_function_names=["transform_features"], **labels)
     metrics = [tfma.MetricConfig(class_name="ExampleCount")]
-    for module_name, module_metrics in task.metrics:
-        for class_name, name in module_metrics.items():
-            metrics.append(tfma.MetricConfig(class_name=class_name, module=module_name,
-                                             per_slice_thresholds=thresholds.get(name, [])))
+    for module_name, class_name, name, settings in task.metric_configs(config):
+        metrics.append(tfma.MetricConfig(class_name=class_name, module=module_name, config=json.dumps(settings) if settings else "",
+                                         per_slice_thresholds=thresholds.get(name, [])))
     return tfma.EvalConfig(
         model_specs=[model_spec],
         slicing_specs=slicing_specs(config, family),

@@ -162,6 +162,11 @@ class Task:
 
     # --- the Evaluator ---
 
+    def metric_configs(self, config: Any) -> list[tuple[str, str, str, dict]]:
+        """(module, class name, metric name, the class's settings) of each metric the Evaluator
+        computes: `metrics`, none with settings of its own unless a task's config gives them."""
+        return [(module, class_name, name, {}) for module, classes in self.metrics for class_name, name in classes.items()]
+
     def thresholds(self, limits: Any) -> list[Threshold]:
         """The thresholds a candidate must pass (`limits`: the config's evaluation section)."""
         raise NotImplementedError

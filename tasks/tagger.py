@@ -57,6 +57,12 @@ class Tagger(Task):
     def trainer_settings(self, config: Any) -> dict:
         return {"tag_column": config.data.tag_column}
 
+    def metric_configs(self, config: Any) -> list[tuple[str, str, str, dict]]:
+        """`metrics`, span F1 as `tagger.spans` sets it (auto: where the tags are BIO tags; false: left out)."""
+        spans = config.tagger.spans
+        return [(module, class_name, name, {"spans": spans} if name == "span_f1" else {})
+                for module, class_name, name, _ in super().metric_configs(config) if name != "span_f1" or spans is not False]
+
     def thresholds(self, limits: Any) -> list[Threshold]:
         thresholds = [Threshold("token_accuracy", limits.min_accuracy, True, limits.max_accuracy_drop)]
         if limits.require_beat_baseline:
@@ -77,7 +83,8 @@ class Tagger(Task):
         m = metrics
         return (f"token accuracy {m.get('token_accuracy', math.nan):.4f} (unseen words "
                 f"{m.get('unseen_word_accuracy', math.nan):.4f}), macro F1 {m.get('macro_f1', math.nan):.4f}, "
-                f"sentences all right {m.get('sentence_accuracy', math.nan):.4f}")
+                f"sentences all right {m.get('sentence_accuracy', math.nan):.4f}"
+                + (f", span F1 {m['span_f1']:.4f}" if not math.isnan(m.get("span_f1", math.nan)) else ""))
 
     def samples(self, model_path: str, split_uri: str, data: Any, count: int) -> list[dict]:
         """The first `count` test sentences with their gold and predicted tags (`serving_default`)."""

@@ -213,6 +213,9 @@ def test_a_target_column_makes_a_seq2seq_run_with_subwords_and_its_own_branches(
      "'data.label_column' and 'data.tag_column' cannot both be set"),
     ({"data.format": "conllu", "data.tag_column": "upos", "data.text_column": "form"},
      "a CoNLL-U file's words are the feature 'tokens'"),
+    ({"data.format": "conllu", "data.tag_column": "upos", "tagger.spans": "bio"}, "tagger.spans must be auto, true or false"),
+    ({"data.format": "conllu", "data.tag_column": "upos", "rnn.characters": "bilstm"},
+     "rnn.characters must be one of cnn, lstm, got 'bilstm'"),
     ({"data.format": "conllu", "data.tag_column": "upos", "transform.tokenizer": "char"}, "reads word tokens"),
 ])
 def test_task_and_column_mistakes_are_refused_by_name(overrides, message):

@@ -142,9 +142,9 @@ def test_the_metrics_equal_a_reference_computation():
     assert metrics.accuracy_above_baseline(shuffled) == pytest.approx(0.25 - (0.75 + 2 * np.sqrt(0.75 * 0.25 / 4)))
 
 
-@pytest.mark.parametrize("family", ["rnn", "transformer"])
-def test_padding_never_changes_a_real_words_tag(family):
-    config = registry.get(family).config_class(size="small")
+@pytest.mark.parametrize("family,characters", [("rnn", "cnn"), ("transformer", "cnn"), ("rnn", "lstm")])
+def test_padding_never_changes_a_real_words_tag(family, characters):
+    config = registry.get(family).config_class(size="small", characters=characters)
     model = registry.build_model(family, "tagger", config, vocab_size=50, num_classes=6)
     rng = np.random.default_rng(0)
     ids = rng.integers(3, 50, size=(2, 5))
@@ -178,6 +178,25 @@ def test_span_f1_counts_spans_as_conlleval_does():
                    np.ones(4, np.int64), g, p)
     # 4 gold spans, 5 predicted, 3 right (PER, LOC, ORG): precision 3/5, recall 3/4, F1 = 2*3/(4+5)
     assert metrics.span_f1(counts) == pytest.approx(6 / 9)
+    assert metrics.span_f1(counts, spans=True) == pytest.approx(6 / 9) and np.isnan(metrics.span_f1(counts, spans=False))
+    # a tag without a B-/I- prefix: auto takes the set for no span tags; true counts it as outside, as conlleval does
+    counts.add(np.array([ids["B-PER"], 9]), np.array([ids["B-PER"], 9]), np.zeros(2, np.int64), np.ones(2, np.int64),
+               ["B-PER", "NUM"], ["B-PER", "NUM"])
+    assert np.isnan(metrics.span_f1(counts)) and metrics.span_f1(counts, spans=True) == pytest.approx(8 / 11)
+
+
+@pytest.mark.parametrize("spans", [True, False, "auto"])
+def test_the_spans_setting_reaches_the_evaluators_span_f1(spans):
+    from tensorflow_model_analysis.metrics import metric_specs
+
+    from pipeline.config import config_from_dict
+    from pipeline.evaluation import eval_config
+
+    config = config_from_dict({"data": {"format": "conllu", "tag_column": "upos"}, "tagger": {"spans": spans}})
+    built = {m.class_name: m for m in eval_config(config, "rnn").metrics_specs[0].metrics}
+    assert ("SpanF1" in built) == (spans is not False) and "TokenAccuracy" in built
+    if spans is not False:
+        assert metric_specs.metric_instance(built["SpanF1"]).get_config()["spans"] == spans
 
 
 def test_the_report_shows_each_tag_and_the_confusions_from_the_evaluators_metrics():

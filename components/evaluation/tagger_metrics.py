@@ -27,7 +27,8 @@ words the train split showed and those it did not are two metrics rather than tw
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Optional
+import functools
+from typing import Callable, Iterable, Optional, Union
 
 import apache_beam as beam
 import numpy as np
@@ -165,8 +166,10 @@ def accuracy_above_baseline(counts: TagCounts) -> float:
     return token_accuracy(counts) - accuracy_floor(baseline, counts.words)
 
 
-def span_f1(counts: TagCounts) -> float:
-    if not counts.names or not all(is_span_tag(tag) for tag in counts.names.values()):
+def span_f1(counts: TagCounts, spans: Union[bool, str] = "auto") -> float:
+    """conlleval's span F1; `spans`: the `tagger.spans` setting (auto: only where every tag is a
+    BIO tag, true: always)."""
+    if spans is False or not counts.names or (spans == "auto" and not all(is_span_tag(t) for t in counts.names.values())):
         return float("nan")
     right, gold, predicted = counts.spans
     return float(2 * right / (gold + predicted)) if gold + predicted else float("nan")
@@ -246,6 +249,13 @@ def _computations(finish: Callable, details: Optional[Callable] = None) -> Calla
                                   [constants.PREDICTIONS_KEY, constants.TRANSFORMED_FEATURES_KEY])
 
 
+def _span_computations(name: str, spans: Union[bool, str] = "auto", model_names: Optional[list[str]] = None,
+                       example_weighted: bool = False) -> metric_types.MetricComputations:
+    """SpanF1's computations: TFMA passes the metric's `spans` setting with its own arguments."""
+    return _computations(functools.partial(span_f1, spans=spans))(
+        name, model_names=model_names, example_weighted=example_weighted)
+
+
 def _metric(name: str, finish: Callable[[TagCounts], float], doc: str,
             details: Optional[Callable[[TagCounts], dict[str, float]]] = None) -> type:
     """A TFMA metric class of the tagger's counts (TFMA builds metrics by class name)."""
@@ -265,7 +275,16 @@ MostFrequentTagAccuracy = _metric("most_frequent_tag_accuracy", most_frequent_ta
                                   "The trivial baseline: each word's most frequent train tag.")
 MajorityTagAccuracy = _metric("majority_tag_accuracy", majority_tag_accuracy,
                               "The train split's most frequent tag for every word.")
-SpanF1 = _metric("span_f1", span_f1, "F1 of BIO spans as conlleval counts them (NaN for other tag sets).")
+
+
+class SpanF1(tfma.metrics.Metric):
+    """F1 of BIO spans as conlleval counts them; `spans` as the `tagger.spans` setting (auto: NaN
+    unless every tag is a BIO tag)."""
+
+    def __init__(self, name: str = "span_f1", spans: Union[bool, str] = "auto"):
+        super().__init__(_span_computations, name=name, spans=spans)
+
+
 PerTagCount = _metric("per_tag_count", per_tag_count, "The tags seen, with each tag's precision, recall, F1 and "
                       "support and the confusion matrix's cells as metrics of their own.", details=per_tag_scores)
 AccuracyAboveBaseline = _metric("accuracy_above_baseline", accuracy_above_baseline,

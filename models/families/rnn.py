@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
-from models.layers.tokens import padding_mask_layer
+from models.layers.tokens import check_character_view, padding_mask_layer
 from models.runtime.sizing import SizedConfig
 
 if TYPE_CHECKING:
@@ -51,9 +51,14 @@ class RNNConfig(SizedConfig):
     attention: str = "additive"  # additive (Bahdanau) | multiplicative (Luong's general score)
     shared_embeddings: bool = True  # one token table for source and target (a joint vocabulary)
     label_smoothing: float = 0.1
+    # tagger mode: how a word's characters are read (models.layers.characters): cnn | lstm
+    characters: str = "cnn"
+    # tagger mode: a linear-chain CRF over the words' tag scores (models.layers.crf), decoded by Viterbi
+    crf: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_character_view(self.characters, "rnn")
         if self.cell not in ("lstm", "gru"):
             raise ValueError(f"rnn.cell must be 'lstm' or 'gru', got {self.cell!r}")
         if self.attention not in ("additive", "multiplicative"):
@@ -130,21 +135,23 @@ def build_rnn_classifier(config: RNNConfig, vocab_size: int, num_classes: int) -
 
 def build_rnn_tagger(config: RNNConfig, vocab_size: int, num_classes: int) -> tf_keras.Model:
     """Bidirectional LSTM/GRU tagger: each word's embedding beside its characters' vector
-    (`models.layers.characters`, for words the vocabulary never showed) -> BiLSTM layers -> one
-    softmax per word over `num_classes` (class 0 is the padding slot, never a target).
+    (`models.layers.characters`, by `config.characters`, for words the vocabulary never showed)
+    -> BiLSTM layers -> one softmax per word over `num_classes` (class 0 is the padding slot,
+    never a target).
 
     Each direction reads the real words only, from an explicit padding mask passed to every
-    recurrent layer; dropout as in the classifier."""
+    recurrent layer; dropout as in the classifier. `config.crf`: a CRF over the tag scores."""
     import tf_keras
 
-    from models.layers.characters import CharacterCNN
+    from models.layers.characters import character_encoder
+    from models.layers.crf import CRF
 
     config = config.sized()
     token_ids = tf_keras.Input(shape=(None,), dtype="int64", name="input_ids")
     char_ids = tf_keras.Input(shape=(None, None), dtype="int64", name="char_ids")
     padding_mask = padding_mask_layer()(token_ids)
     words = tf_keras.layers.Embedding(vocab_size, config.embedding_dim, name="embedding")(token_ids)
-    x = tf_keras.layers.Concatenate(name="word_and_characters")([words, CharacterCNN(name="characters")(char_ids)])
+    x = tf_keras.layers.Concatenate(name="word_and_characters")([words, character_encoder(config.characters)(char_ids)])
     if config.embedding_dropout:
         x = tf_keras.layers.SpatialDropout1D(config.embedding_dropout, name="embedding_dropout")(x)
     recurrent = tf_keras.layers.LSTM if config.cell == "lstm" else tf_keras.layers.GRU
@@ -154,6 +161,8 @@ def build_rnn_tagger(config: RNNConfig, vocab_size: int, num_classes: int) -> tf
         if config.dropout:
             x = tf_keras.layers.Dropout(config.dropout, name=f"dropout_{i}")(x)
     logits = tf_keras.layers.Dense(num_classes, dtype="float32", name="logits")(x)
+    if config.crf:
+        logits = CRF(name="crf")(logits)
     return tf_keras.Model({"input_ids": token_ids, "char_ids": char_ids}, logits, name="rnn_tagger")
 
 

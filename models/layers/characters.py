@@ -1,8 +1,14 @@
 """A word's characters as a vector: what a tagger knows of a word its vocabulary never showed.
 
-Each word's character ids (`[batch, words, chars]`, 0 pads) are embedded, convolved (width 3,
-so the filters see prefixes, suffixes, capitals and digits) and max-pooled over the word's real
-characters (Ma and Hovy's char CNN for tagging). Padded words come out as zeros.
+Each word's character ids (`[batch, words, chars]`, 0 pads) are embedded, then read by one of:
+
+  cnn   convolved (width 3, so the filters see prefixes, suffixes, capitals and digits) and
+        max-pooled over the word's real characters (Ma and Hovy's char CNN for tagging)
+  lstm  a bidirectional LSTM over the real characters, its two final states joined (Lample et
+        al.'s and Plank et al.'s char BiLSTM)
+
+Both give 64 numbers per word; padded words come out as zeros. The tagger families default to
+`cnn` (README, "Tagging: parts of speech on UD English EWT", measures both).
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras
 
-from models.layers.tokens import model_vocab_size
+from models.layers.tokens import CHARACTER_VIEWS, model_vocab_size
 
 MAX_CHARACTERS = 1000  # distinct characters a tagger's Transform gives ids; the rest share one OOV id
 CHARACTER_IDS = model_vocab_size(MAX_CHARACTERS)  # the character table's rows (reserved ids, OOV included)
@@ -41,3 +47,33 @@ class CharacterCNN(tf_keras.layers.Layer):
         return {**super().get_config(), "embedding_dim": self.embedding_dim, "filters": self.filters,
                 "width": self.width}
 
+
+class CharacterLSTM(tf_keras.layers.Layer):
+    """[batch, words, chars] character ids -> [batch, words, 2 x units] word vectors: the last
+    states of an LSTM reading the word's real characters forwards and of one reading them backwards."""
+
+    def __init__(self, embedding_dim: int = 32, units: int = 32, **kwargs):
+        super().__init__(**kwargs)
+        self.embedding_dim, self.units = embedding_dim, units
+        self.embedding = tf_keras.layers.Embedding(CHARACTER_IDS, embedding_dim, name="char_embedding")
+        self.lstm = tf_keras.layers.Bidirectional(tf_keras.layers.LSTM(units), name="char_bilstm")
+
+    def call(self, char_ids: tf.Tensor) -> tf.Tensor:
+        shape = tf.shape(char_ids)
+        flat = tf.reshape(char_ids, [-1, shape[2]])  # one row per word
+        real = tf.not_equal(flat, 0)
+        # a padded word has no character: its vector is zeros, not the LSTM's state after nothing
+        vectors = self.lstm(self.embedding(flat), mask=real) * tf.cast(tf.reduce_any(real, axis=1), self.compute_dtype)[:, None]
+        return tf.reshape(vectors, [shape[0], shape[1], 2 * self.units])
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "embedding_dim": self.embedding_dim, "units": self.units}
+
+
+ENCODERS = {"cnn": CharacterCNN, "lstm": CharacterLSTM}
+assert tuple(ENCODERS) == CHARACTER_VIEWS
+
+
+def character_encoder(kind: str) -> tf_keras.layers.Layer:
+    """The tagger's character view of each word, by the family's `characters` setting."""
+    return ENCODERS[kind](name="characters")

@@ -23,6 +23,15 @@ BOS_ID = 1
 EOS_ID = 2
 NUM_RESERVED = 3
 
+# How a tagger family may read a word's characters (`models.layers.characters`; its `characters` setting)
+CHARACTER_VIEWS = ("cnn", "lstm")
+
+
+def check_character_view(kind: str, section: str) -> None:
+    """Refuses a `characters` setting that names no character view (`section`: the config section)."""
+    if kind not in CHARACTER_VIEWS:
+        raise ValueError(f"{section}.characters must be one of {', '.join(CHARACTER_VIEWS)}, got {kind!r}")
+
 
 def model_vocab_size(tft_vocab_size: int) -> int:
     """Size of the model's embedding/softmax for a TFT vocabulary of `tft_vocab_size` tokens."""

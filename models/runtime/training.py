@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from models.layers.crf import ViterbiTokenAccuracy, crf_layer
 from models.layers.lm_loss import MaskedTokenAccuracy, label_smoothed_cross_entropy, masked_token_cross_entropy
 from models.runtime.progress import log_progress
 from models.runtime.training_length import TrainingPlan
@@ -71,6 +72,21 @@ def compile_language_model(
         optimizer=optimizer, loss=masked_token_cross_entropy, metrics=[MaskedTokenAccuracy()],
         jit_compile=jit_compile, steps_per_execution=steps_per_execution,
     )
+    build_optimizer_state(model)
+
+
+def compile_tagger(
+    model: tf_keras.Model, optimizer: tf_keras.optimizers.Optimizer, jit_compile: bool = False, steps_per_execution: int = 1
+) -> None:
+    """A tagger with a softmax per word learns as a language model does (cross-entropy per real
+    word, class 0 pads); one with a CRF layer (`models.layers.crf`) by the CRF's negative
+    log-likelihood per word, its accuracy that of the Viterbi sequence."""
+    crf = crf_layer(model)
+    if crf is None:
+        compile_language_model(model, optimizer, jit_compile, steps_per_execution)
+        return
+    model.compile(optimizer=optimizer, loss=crf.loss, metrics=[ViterbiTokenAccuracy(crf.decode)],
+                  jit_compile=jit_compile, steps_per_execution=steps_per_execution)
     build_optimizer_state(model)
 
 

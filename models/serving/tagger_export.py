@@ -7,8 +7,9 @@ docs/architecture.md.
   tag(text)                  raw sentences, split on whitespace -> `tokens`, `tags`, `tag_probability`
   tag_tokens(tokens)         token lists ([batch, n] strings, "" pads) -> the same
   transform_features(examples)  the Transform's output, for the Evaluator
-The model computes over the batch's longest sentence only; the Transform graph turns words into
-ids and characters, so a client needs no project code.
+A tagger with a CRF layer gives the best tag sequence (Viterbi) and each word's marginal
+probability of its tag. The model computes over the batch's longest sentence only; the
+Transform graph turns words into ids and characters, so a client needs no project code.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Mapping
 import tensorflow as tf
 import tf_keras
 
+from models.layers.crf import crf_layer
 from models.layers.tokens import PAD_ID
 from models.serving.export import save_model, transform_features_signature
 
@@ -33,6 +35,7 @@ def export_tagger(model: tf_keras.Model, export_dir: str, transform_layer: tf_ke
     spec = dict(token_spec)
     token_feature = next(iter(spec))
     tag_names = tf.constant([""] + list(classes))  # index 0: no tag (padding)
+    crf = crf_layer(model)
 
     def tag_features(features: dict) -> dict[str, tf.Tensor]:
         ids = features["input_ids"]
@@ -40,9 +43,13 @@ def export_tagger(model: tf_keras.Model, export_dir: str, transform_layer: tf_ke
         real = tf.not_equal(ids, PAD_ID)
         longest = tf.maximum(tf.reduce_max(tf.reduce_sum(tf.cast(real, tf.int32), axis=1)), 1)
         logits = model({name: features[name][:, :longest] for name in TAGGER_INPUTS}, training=False)
-        probabilities = tf.nn.softmax(tf.cast(logits, tf.float32)[:, :, 1:])  # the padding slot is never a tag
-        best = tf.argmax(probabilities, axis=-1)
         real = real[:, :longest]
+        if crf is None:
+            probabilities = tf.nn.softmax(tf.cast(logits, tf.float32)[:, :, 1:])  # the padding slot is never a tag
+            best = tf.argmax(probabilities, axis=-1)
+        else:  # the best sequence, each word's tag with its marginal probability
+            probabilities = crf.marginals(logits, real)
+            best = tf.cast(crf.decode(logits, real) - 1, tf.int64)
 
         def to_full_length(values: tf.Tensor, pad: object) -> tf.Tensor:
             return tf.pad(values, [[0, 0], [0, full_length - longest]], constant_values=pad)
@@ -50,7 +57,7 @@ def export_tagger(model: tf_keras.Model, export_dir: str, transform_layer: tf_ke
         return {
             "tag_ids": to_full_length(tf.where(real, best, tf.constant(-1, tf.int64)), -1),
             "tags": to_full_length(tf.where(real, tf.gather(tag_names, best + 1), ""), ""),
-            "tag_probability": to_full_length(tf.where(real, tf.reduce_max(probabilities, axis=-1), 0.0), 0.0),
+            "tag_probability": to_full_length(tf.where(real, tf.gather(probabilities, best, batch_dims=2), 0.0), 0.0),
         }
 
     def tag_lists(tokens: tf.RaggedTensor) -> dict[str, tf.Tensor]:
