@@ -8,7 +8,8 @@ Each word's character ids (`[batch, words, chars]`, 0 pads) are embedded, then r
         al.'s and Plank et al.'s char BiLSTM)
 
 Both give 64 numbers per word; padded words come out as zeros. The tagger families default to
-`cnn` (README, "Tagging: parts of speech on UD English EWT", measures both).
+`cnn`: on UD English EWT both reached the same validation accuracy, and the CNN trains at about
+1.7 times the BiLSTM's speed (README, "Tagging: parts of speech on UD English EWT").
 """
 
 from __future__ import annotations
