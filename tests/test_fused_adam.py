@@ -71,3 +71,37 @@ def test_fused_update_compiles_with_xla():
 def test_fused_update_refuses_what_it_does_not_implement():
     with pytest.raises(ValueError, match="amsgrad"):
         FusedAdam(1e-3, amsgrad=True)
+
+
+def _steps(optimizer: tf_keras.optimizers.Optimizer, weights: list[np.ndarray], steps: int, group: slice = slice(0, 0),
+           scale: float = 1.0, frozen_steps: int = 0) -> list[np.ndarray]:
+    """The weights after `steps` steps, the variables of `group` (by index) in a scaled group."""
+    model = _model()
+    model.set_weights(weights)
+    optimizer.build(model.trainable_variables)
+    if group != slice(0, 0):
+        optimizer.scale_learning_rate(model.trainable_variables[group], scale, frozen_steps)
+    data = np.random.default_rng(0).integers(0, 30, size=(steps, 4, 7))
+    for batch in data:
+        with tf.GradientTape() as tape:
+            logits = model(batch[:, :-1], training=True)
+            loss = tf.reduce_mean(tf_keras.losses.sparse_categorical_crossentropy(batch[:, 1:], logits, from_logits=True))
+        optimizer.minimize(loss, model.trainable_variables, tape=tape)
+    return [v.numpy() for v in model.trainable_variables]
+
+
+def test_a_scaled_group_learns_at_its_rate_and_waits_its_frozen_steps():
+    """Fine-tuning's groups: the loaded layers (here the embedding and the layer norm) at a tenth
+    of the rate, weight decay included, and not at all for the first steps."""
+    weights = _model().get_weights()
+    loaded = slice(0, 3)  # embedding table, layer norm gamma and beta; the Dense layer is the new head
+    reference = _steps(FusedAdamW(1e-2, weight_decay=0.1), weights, 1)
+    scaled = _steps(FusedAdamW(1e-2, weight_decay=0.1), weights, 1, loaded, scale=0.1)
+    for index, (start, want, got) in enumerate(zip(weights, reference, scaled)):
+        factor = 0.1 if index < 3 else 1.0  # Adam's first step from the same gradient: the rate's share of it
+        np.testing.assert_allclose(got - start, factor * (want - start), rtol=1e-4, atol=1e-7)
+    frozen = _steps(FusedAdamW(1e-2, weight_decay=0.1), weights, 2, loaded, scale=0.1, frozen_steps=2)
+    assert all(np.array_equal(frozen[i], weights[i]) for i in range(3))
+    assert not np.allclose(frozen[3], weights[3])  # the head learned meanwhile
+    after = _steps(FusedAdamW(1e-2, weight_decay=0.1), weights, 3, loaded, scale=0.1, frozen_steps=2)
+    assert not np.allclose(after[0], weights[0])

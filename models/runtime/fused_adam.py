@@ -13,6 +13,9 @@ same. AdamW's decoupled weight decay stays a separate update before it (var -= l
 fused `ResourceApplyGradientDescent` per variable), and gradient clipping is Keras' own. Sparse
 gradients (embedding lookups) are made dense first, which is what Keras' sparse path costs too:
 it decays the whole of `m` and `v` every step.
+
+For fine-tuning, a group of variables (the layers loaded from a pre-trained model) can learn at
+a share of the rate and wait a number of steps before it learns at all (`scale_learning_rate`).
 """
 
 from __future__ import annotations
@@ -31,12 +34,25 @@ class _FusedUpdate:
         kwargs["jit_compile"] = False  # one kernel per variable already: no per-variable XLA function
         super().__init__(*args, **kwargs)
 
-    def _step_scalars(self, dtype: tf.DType) -> dict[str, tf.Tensor]:
+    def scale_learning_rate(self, variables: list, scale: float, frozen_steps: int = 0) -> None:
+        """Puts `variables` in a group of their own (fine-tuning: the layers loaded from a
+        pre-trained model): their learning rate, and so their weight decay, is `scale` times the
+        others', and 0 for the first `frozen_steps` steps, while the new layers learn alone."""
+        self._scaled = {self._var_key(v) for v in variables}
+        self._scale, self._frozen_steps = float(scale), int(frozen_steps)
+
+    def _group_factor(self, variable) -> tf.Tensor:
+        """The learning rate's factor for `variable`'s group at this step (1 outside a scaled group)."""
+        if self._var_key(variable) not in getattr(self, "_scaled", ()):
+            return tf.constant(1.0)
+        return tf.where(self.iterations < self._frozen_steps, 0.0, self._scale)
+
+    def _step_scalars(self, dtype: tf.DType, factor: tf.Tensor) -> dict[str, tf.Tensor]:
         """The step's learning rate and bias-correction powers, once per step (t = iterations + 1)."""
         step = tf.cast(self.iterations + 1, dtype)
         beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
         return {
-            "lr": tf.cast(self.learning_rate, dtype),
+            "lr": tf.cast(self.learning_rate, dtype) * tf.cast(factor, dtype),
             "beta1_power": tf.pow(beta_1, step), "beta2_power": tf.pow(beta_2, step),
             "beta1": beta_1, "beta2": beta_2, "epsilon": tf.cast(self.epsilon, dtype),
         }
@@ -49,7 +65,8 @@ class _FusedUpdate:
         def decay_variables(distribution, variables):
             for variable in variables:
                 if self._use_weight_decay(variable):
-                    distribution.extended.update(variable, _decay, args=(decay,), group=False)
+                    distribution.extended.update(variable, _decay, args=(decay * self._group_factor(variable),),
+                                                 group=False)
 
         tf.__internal__.distribute.interim.maybe_merge_call(decay_variables, self._distribution_strategy, variables)
 
@@ -62,9 +79,10 @@ class _FusedUpdate:
     def _distributed_apply_gradients_fn(self, distribution, grads_and_vars, **kwargs):
         scalars = {}
         for grad, var in grads_and_vars:
-            if var.dtype not in scalars:
-                scalars[var.dtype] = self._step_scalars(var.dtype)
-            distribution.extended.update(var, self._fused_step, args=(grad, scalars[var.dtype]), group=False)
+            group = (var.dtype, self._var_key(var) in getattr(self, "_scaled", ()))
+            if group not in scalars:
+                scalars[group] = self._step_scalars(var.dtype, self._group_factor(var))
+            distribution.extended.update(var, self._fused_step, args=(grad, scalars[group]), group=False)
         return self.iterations.assign_add(1)
 
     def _fused_step(self, variable, gradient, scalars: dict[str, tf.Tensor]):

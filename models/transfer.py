@@ -1,0 +1,59 @@
+"""A pre-trained model's layers under a new head: fine-tuning as GPT does it.
+
+A pushed model is rebuilt from what it was (family, kind, hyper-parameters, vocabulary size)
+and its weights are read from the SavedModel's variables, which hold the Keras model as the
+checkpoint's root (the exported signatures and the Transform layer are left aside). A language
+model's hidden states are the input of its `logits` layer, in every family; a classifier
+fine-tuned from it reads them, max-pooled over the text's real tokens, into a new class layer.
+The fine-tuned model keeps the pre-trained model's architecture and size, so only the head is new.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import tensorflow as tf
+import tf_keras
+
+from models import registry
+
+LM_OUTPUT_LAYER = "logits"  # a language model's last layer: its input is the hidden states
+
+
+def load_pretrained(family: str, kind: str, hparams: dict[str, Any], vocab_size: int, saved_model_dir: str) -> tf_keras.Model:
+    """The model a SavedModel of this project was exported from, rebuilt with its weights.
+    Raises ValueError naming the directory when its variables do not fit the rebuilt model."""
+    config = registry.get(family).config_class(**hparams)
+    model = registry.build_model(family, kind, config, vocab_size)
+    try:
+        status = model.load_weights(os.path.join(saved_model_dir, "variables", "variables"))
+        status.expect_partial()  # the SavedModel also holds its signatures and the Transform layer
+        status.assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as err:
+        raise ValueError(f"{saved_model_dir}: its weights do not fit a {family} {kind} of these settings "
+                         f"({str(err).strip().splitlines()[0]})") from None
+    return model
+
+
+def classifier_from_language_model(language_model: tf_keras.Model, num_classes: int, dropout: float = 0.0) -> tf_keras.Model:
+    """The language model's embedding and layers up to its hidden states (shared, so they keep
+    their weights), max-pooled over the real tokens, then dropout and a new layer of class logits."""
+    from models.layers.pooling import masked_max_pool_layer
+
+    token_ids = language_model.inputs[0]
+    hidden = language_model.get_layer(LM_OUTPUT_LAYER).input
+    pooled = masked_max_pool_layer()([hidden, token_ids])
+    if dropout:
+        pooled = tf_keras.layers.Dropout(dropout, name="head_dropout")(pooled)
+    logits = tf_keras.layers.Dense(num_classes, dtype="float32", name="class_logits")(pooled)
+    return tf_keras.Model(token_ids, logits, name=f"{language_model.name}_classifier")
+
+
+def loaded_and_new(model: tf_keras.Model, pretrained: tf_keras.Model) -> tuple[list[str], list[str]]:
+    """The names of the fine-tuned model's layers with weights that come from `pretrained`, and
+    of those that are new (the head)."""
+    shared = {id(layer) for layer in pretrained.layers}
+    weighted = [layer for layer in model.layers if layer.weights]
+    return ([layer.name for layer in weighted if id(layer) in shared],
+            [layer.name for layer in weighted if id(layer) not in shared])

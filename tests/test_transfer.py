@@ -1,0 +1,60 @@
+"""A pushed language model rebuilt with its weights, and a classifier fine-tuned from it: the
+loaded layers hold the pushed weights before the first step, the head is new, and a model of
+other settings is refused naming the SavedModel."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from models import registry
+from models.serving.export import save_model
+from models.transfer import classifier_from_language_model, load_pretrained, loaded_and_new
+
+VOCAB = 40
+
+
+def pushed_language_model(family, directory):
+    """A small language model with weights no initialiser gives, exported as the project exports."""
+    config = registry.get(family).config_class(size="small", layers=1)
+    model = registry.build_model(family, "language_model", config, VOCAB)
+    rng = np.random.default_rng(1)
+    for weight in model.weights:
+        weight.assign(rng.normal(scale=0.1, size=weight.shape).astype(np.float32))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int64, name="input_ids")])
+    def logits(input_ids):
+        return {"logits": model(input_ids)}
+
+    save_model(model, str(directory), {"serving_default": logits.get_concrete_function()})
+    return config, model
+
+
+@pytest.mark.parametrize("family", ["rnn", "transformer"])
+def test_a_classifier_from_a_pushed_language_model_starts_from_its_weights(family, tmp_path):
+    config, pushed = pushed_language_model(family, tmp_path)
+    loaded = load_pretrained(family, "language_model", dataclasses.asdict(config), VOCAB, str(tmp_path))
+    classifier = classifier_from_language_model(loaded, num_classes=3, dropout=0.1)
+    kept, new = loaded_and_new(classifier, loaded)
+    assert new == ["class_logits"] and "embedding" in kept and "logits" not in kept
+    for rebuilt, original in zip(loaded.weights, pushed.weights):  # one builder: the same order
+        np.testing.assert_array_equal(rebuilt.numpy(), original.numpy(), err_msg=original.name)
+    loaded_ids = {id(w) for w in loaded.weights}
+    kept_weights = [w for layer in classifier.layers if layer.name in kept for w in layer.weights]
+    assert kept_weights and all(id(w) in loaded_ids for w in kept_weights)  # shared, not copied
+    assert len(kept_weights) == len(loaded.weights) - len(loaded.get_layer("logits").weights)
+    head = classifier.get_layer("class_logits")
+    assert not head.bias.numpy().any()  # a fresh layer: zero bias, Glorot kernel
+    assert np.abs(head.kernel.numpy()).max() <= np.sqrt(6 / sum(head.kernel.shape))
+    ids = np.array([[1, 5, 6, 7, 0, 0], [1, 9, 0, 0, 0, 0]])
+    assert classifier(ids).shape == (2, 3)
+    # padding after a text never changes its class scores
+    np.testing.assert_allclose(classifier(ids[:, :4]).numpy(), classifier(ids).numpy(), atol=1e-5)
+
+
+def test_a_pushed_model_of_other_settings_is_refused_naming_it(tmp_path):
+    config, _ = pushed_language_model("transformer", tmp_path)
+    wider = dataclasses.asdict(dataclasses.replace(config, width=config.sized().width * 2))
+    with pytest.raises(ValueError, match=f"{tmp_path}: its weights do not fit a transformer language_model"):
+        load_pretrained("transformer", "language_model", wider, VOCAB, str(tmp_path))
