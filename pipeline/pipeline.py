@@ -126,6 +126,7 @@ def _trainer_settings(config: Config, family: str, pipeline_root: str) -> dict:
         "text_column": config.data.first_text_column,
         "label_column": config.data.label_column,
         "tokenizer": config.transform.tokenizer,
+        "lowercase": config.transform.lowercase,
         "trial_cache_dir": pipeline_root,
         **config.task_mode.trainer_settings(config),
     }

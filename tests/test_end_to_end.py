@@ -272,6 +272,13 @@ def test_pushed_model_serves_in_a_fresh_process_without_project_code(first_run, 
     assert all(isinstance(text, str) and 0 < len(text) <= 12 for text in same_seed + greedy)  # characters
     assert beam == beam_other_seed and all(isinstance(text, str) and len(text) <= 12 for text in beam)  # no sampling
     assert warmup_signatures(version_dir) == ["generate", "serving_default", "transform_features"]
+    from components.training.model_description import read_description
+
+    described = read_description(version_dir)  # what a later run needs to start from this model
+    assert (described["family"], described["task"], described["kind"], described["tokenizer"]) == (
+        family, "language_model", "language_model", "char")
+    assert os.path.exists(os.path.join(version_dir, "assets", described["vocabulary"]))
+    assert described["hparams"]["size"] in ("small", "base") and described["vocab_size"] > 10
 
 
 def warmup_signatures(version_dir):

@@ -58,3 +58,20 @@ def test_a_pushed_model_of_other_settings_is_refused_naming_it(tmp_path):
     wider = dataclasses.asdict(dataclasses.replace(config, width=config.sized().width * 2))
     with pytest.raises(ValueError, match=f"{tmp_path}: its weights do not fit a transformer language_model"):
         load_pretrained("transformer", "language_model", wider, VOCAB, str(tmp_path))
+
+
+def test_a_model_description_is_read_back_and_a_missing_or_broken_one_is_named(tmp_path):
+    from components.training.model_description import DESCRIPTION_FILE, read_description, write_description
+
+    with pytest.raises(ValueError, match=f"{tmp_path / DESCRIPTION_FILE} is missing"):
+        read_description(str(tmp_path))
+    description = {"family": "rnn", "task": "language_model", "kind": "language_model", "hparams": {"size": "small"},
+                   "vocab_size": 40, "vocabulary": "tokens", "tokenizer": "word", "lowercase": False}
+    write_description(str(tmp_path), description)
+    assert read_description(str(tmp_path)) == description
+    (tmp_path / DESCRIPTION_FILE).write_text('{"family": "rnn"}')
+    with pytest.raises(ValueError, match="lacks task, kind, hparams"):
+        read_description(str(tmp_path))
+    (tmp_path / DESCRIPTION_FILE).write_text("{not json")
+    with pytest.raises(ValueError, match="is not a model description"):
+        read_description(str(tmp_path))

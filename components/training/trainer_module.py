@@ -24,6 +24,7 @@ import tf_keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from components.training.metrics_file import METRICS_FILE
+from components.training.model_description import write_description
 from components.training.subword_transform import subword_model_in_graph
 from components.training.trainer_setup import TrainingSetup, resolve_acceleration, training_setup
 from components.training.training_data import (
@@ -129,8 +130,23 @@ def run_fn(fn_args: FnArgs) -> None:
         f.write(json.dumps(metrics, indent=2, sort_keys=True))
 
     task.export(run, float32_copy(fitted.build, model), fitted.data)  # served in float32, outside the training strategy
+    write_description(fn_args.serving_model_dir, _description(run, task, kind, setup, fitted))
     note(f"{setup.family.name}: setup {fitted.fit_began - started:.0f} s (the acceleration trial {trial_seconds:.0f} s), "
          f"training {trained - fitted.fit_began:.0f} s, export {time.monotonic() - trained:.0f} s")
+
+
+def _description(run: TrainerRun, task: Any, kind: str, setup: TrainingSetup, fitted: Fitted) -> dict:
+    """What the exported model is (`components.training.model_description`): enough to rebuild it."""
+    vocabulary = run.transform_output.vocabulary_file_by_name(VOCAB_NAME)
+    return {
+        "family": setup.family.name, "task": task.name, "kind": kind, "hparams": dataclasses.asdict(setup.hparams),
+        "vocab_size": fitted.data.vocab_size, "num_classes": fitted.data.num_classes,
+        # the asset holding the token vocabulary; a subword model's SentencePiece model is in its graph
+        "vocabulary": os.path.basename(vocabulary) if vocabulary else "sentencepiece",
+        "tokenizer": run.settings["tokenizer"], "lowercase": run.settings.get("lowercase", False),
+        "sequence_length": run.sequence_length,
+        "trained_on": {"train_examples": setup.train_examples, "train_tokens": setup.train_tokens},
+    }
 
 
 def _fit(run: TrainerRun, task: Any, kind: str, setup: TrainingSetup, fn_args: FnArgs,

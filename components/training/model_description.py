@@ -1,0 +1,48 @@
+"""What an exported model is, written beside it, so that a later run can start from it.
+
+The Trainer writes `assets.extra/textflow_model.json` into every SavedModel it exports (TensorFlow
+Serving reads only the warm-up requests there; the Pusher copies the whole folder): the family,
+the task and the kind of model, its hyper-parameters as trained (size resolved), the model's
+vocabulary size and the asset holding the vocabulary, how its text was tokenized, and what it
+was trained on. A run that fine-tunes a pushed model rebuilds it from this and reads its weights
+from the SavedModel's variables (`models.transfer`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import tensorflow as tf
+
+DESCRIPTION_FILE = os.path.join("assets.extra", "textflow_model.json")
+FIELDS = ("family", "task", "kind", "hparams", "vocab_size", "vocabulary", "tokenizer", "lowercase")
+
+
+def write_description(model_dir: str, description: dict[str, Any]) -> None:
+    missing = [field for field in FIELDS if field not in description]
+    if missing:
+        raise ValueError(f"a model description needs {', '.join(missing)}")
+    path = os.path.join(model_dir, DESCRIPTION_FILE)
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    with tf.io.gfile.GFile(path, "w") as f:
+        f.write(json.dumps(description, indent=2, sort_keys=True))
+
+
+def read_description(model_dir: str) -> dict[str, Any]:
+    """The description of the SavedModel in `model_dir`; ValueError naming the file when it is
+    missing (a model exported by an earlier textflow, or not by textflow) or unreadable."""
+    path = os.path.join(model_dir, DESCRIPTION_FILE)
+    if not tf.io.gfile.exists(path):
+        raise ValueError(f"{path} is missing: the model was not exported by this version of textflow, which "
+                         "describes what it trained there")
+    try:
+        with tf.io.gfile.GFile(path) as f:
+            description = json.loads(f.read())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not a model description ({err})") from None
+    missing = [field for field in FIELDS if field not in description] if isinstance(description, dict) else list(FIELDS)
+    if missing:
+        raise ValueError(f"{path} lacks {', '.join(missing)}")
+    return description
