@@ -6,12 +6,14 @@ checkpoint's root (the exported signatures and the Transform layer are left asid
 model's hidden states are the input of its `logits` layer, in every family; a classifier
 fine-tuned from it reads them, max-pooled over the text's real tokens, into a new class layer.
 The fine-tuned model keeps the pre-trained model's architecture and size, so only the head is new.
+
+What can start from what (pre-trained kind -> fine-tuned kind) is `TRANSFERS`.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Callable
 
 import tensorflow as tf
 import tf_keras
@@ -57,3 +59,23 @@ def loaded_and_new(model: tf_keras.Model, pretrained: tf_keras.Model) -> tuple[l
     weighted = [layer for layer in model.layers if layer.weights]
     return ([layer.name for layer in weighted if id(layer) in shared],
             [layer.name for layer in weighted if id(layer) not in shared])
+
+
+# (pre-trained kind, fine-tuned kind) -> (the loaded model, classes, head dropout) -> the fine-tuned model
+TRANSFERS: dict[tuple[str, str], Callable[[tf_keras.Model, int, float], tf_keras.Model]] = {
+    ("language_model", "classifier"): classifier_from_language_model,
+}
+
+
+def can_transfer(from_kind: str, to_kind: str) -> bool:
+    return (from_kind, to_kind) in TRANSFERS
+
+
+def fine_tuned(kind: str, family: str, pretrained_kind: str, hparams: dict[str, Any], vocab_size: int,
+               saved_model_dir: str, num_classes: int, dropout: float) -> tuple[tf_keras.Model, tf_keras.Model]:
+    """(the model of `kind` that starts from the pushed model in `saved_model_dir`, the loaded
+    pre-trained model whose layers it shares)."""
+    if not can_transfer(pretrained_kind, kind):
+        raise ValueError(f"a {kind} cannot start from a {pretrained_kind}")
+    pretrained = load_pretrained(family, pretrained_kind, hparams, vocab_size, saved_model_dir)
+    return TRANSFERS[(pretrained_kind, kind)](pretrained, num_classes, dropout), pretrained

@@ -12,7 +12,7 @@ import os
 from typing import Any, Optional
 
 from operations.model_records import ModelRecord, model_records
-from operations.promotion import STATE_FILE, PromotionError, read_state, versions
+from operations.promotion import PromotionError, read_state, resolve_version
 from pipeline.config import Config
 from pipeline.metadata_connection import describe
 from tasks import registry as tasks
@@ -104,16 +104,7 @@ def predict(config: Config, serving_dir: str, name: str, version: Optional[int],
     `INPUT_DEFAULTS`. Without `signature`: `translate` for an encoder-decoder (the text is its
     source), `tag` for a tagger (word/tag pairs first), else `serving_default`."""
     options = dict(options or {})
-    if label:
-        entry = read_state(serving_dir).get(name)
-        version = entry.labels.get(label) if entry else None
-        if version is None:
-            raise PromotionError(f"{name} has no '{label}' label in {os.path.join(serving_dir, STATE_FILE)}")
-    pushed = versions(serving_dir, name)
-    version = version if version is not None else (pushed[-1] if pushed else None)
-    if version not in pushed:
-        raise PromotionError(f"{name} has no pushed version {version} under {serving_dir} "
-                             f"(pushed: {', '.join(map(str, pushed)) or 'none'})")
+    version = resolve_version(serving_dir, name, version, label)
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (registers the tokenizers' ops, as TensorFlow Serving has them)
 

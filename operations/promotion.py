@@ -92,6 +92,22 @@ def versions(serving_dir: str, model: str) -> list[int]:
     )
 
 
+def resolve_version(serving_dir: str, name: str, version: Optional[int] = None, label: Optional[str] = None) -> int:
+    """The pushed version a command means: the one a label points at, the one given, or the
+    latest; PromotionError naming what is missing otherwise."""
+    if label:
+        entry = read_state(serving_dir).get(name)
+        version = entry.labels.get(label) if entry else None
+        if version is None:
+            raise PromotionError(f"{name} has no '{label}' label in {os.path.join(serving_dir, STATE_FILE)}")
+    pushed = versions(serving_dir, name)
+    version = version if version is not None else (pushed[-1] if pushed else None)
+    if version not in pushed:
+        raise PromotionError(f"{name} has no pushed version {version} under {serving_dir} "
+                             f"(pushed: {', '.join(map(str, pushed)) or 'none'})")
+    return version
+
+
 def read_state(serving_dir: str) -> dict[str, ModelLabels]:
     """The promotion state: from `labels.json`, or from an earlier textflow's comment line in
     `models.config`; empty when nothing was promoted yet. A file that cannot be read, or that

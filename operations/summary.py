@@ -82,6 +82,14 @@ def describe_training(training: dict) -> list[str]:
             f"examples of {training['train_examples']:,} training texts{tokens}; size {training.get('size')}), {stopped}; "
             f"kept the weights of step {training['best_step']:,} ({_kept_by(training)})"
         )
+    start = training.get("initialised_from")
+    if start:
+        trained_on = start.get("trained_on", {})
+        lines.append(
+            f"    initialised from {start['model']} version {start['version']} (its {start['task']}, trained on "
+            f"{trained_on.get('train_examples', 0):,} texts): loaded {', '.join(start['loaded_layers'])}; new "
+            f"{', '.join(start['new_layers'])}; the loaded layers at {start['loaded_rate']:g}x the learning rate"
+            + (f", frozen for the first {start['frozen_steps']:,} steps" if start["frozen_steps"] else ""))
     if "padding_share" in training:
         lines.append(
             f"    trained on {training.get('replicas', 1)} replica(s) in {training.get('precision', 'float32')}, "

@@ -147,6 +147,9 @@ def _add_config_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--tokenizer", choices=["char", "word", "subword"], help="token unit")
     command.add_argument("--sequence-length", type=int, metavar="N", help="model positions per example")
     command.add_argument("--models", metavar="LIST", help="comma-separated model families, e.g. rnn")
+    command.add_argument("--init-from", action="append", metavar="MODEL[@VERSION|@LABEL]",
+                         help="fine-tune: start the family of this pushed model from its weights, tokenizing with its "
+                         "vocabulary (a language model -> a classifier); repeat for another family")
     command.add_argument(
         "--set",
         action="append",
@@ -172,6 +175,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "transform.tokenizer": args.tokenizer,
         "transform.sequence_length": args.sequence_length,
         "models": [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None,
+        "training.init_from": args.init_from,
         "workspace": getattr(args, "workspace", None),
         "serving_dir": getattr(args, "serving_dir", None),
     }
@@ -228,6 +232,9 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         config = load_config(args.config, _overrides(args))
+        from operations.pretrained import resolve_init_from
+
+        start_from = resolve_init_from(config)
     except ConfigError as err:
         print(_paragraph("textflow: configuration error: ", str(err)), file=sys.stderr)
         return EXIT_CONFIG
@@ -241,6 +248,8 @@ def _run(args: argparse.Namespace) -> int:
         f"  task {config.task}: {config.data.format}, {_columns(config)}, {config.transform.tokenizer} tokens, "
         f"models: {', '.join(config.trained_families)}"
         + (f" ({', '.join(skipped)}: no {config.task} mode, not trained)" if skipped else "")
+        + "".join(f"\n  {family} starts from {start.name} version {start.version} (its {start.description['task']} "
+                  f"weights, with this run's head)" for family, start in start_from.items())
         + "\n"
         f"  workspace {os.path.abspath(config.workspace)}, serving {os.path.abspath(config.serving_dir)}\n"
         f"  log {log_path}",
@@ -256,7 +265,7 @@ def _run(args: argparse.Namespace) -> int:
             from operations.summary import format_summary
             from pipeline.run_local import run_pipeline
 
-            run_pipeline(config, terminal.out)
+            run_pipeline(config, terminal.out, start_from)
             results = read_run(config)
             summary = format_summary(results.families, results.data_validation)
             record = keep_run_record(config, results.families, summary, results.data_validation)
@@ -291,6 +300,9 @@ def _compile(args: argparse.Namespace) -> int:
             raise ConfigError("compile needs the pipeline image: --image IMAGE or kubeflow.image in the config")
         if not root:
             raise ConfigError("compile needs where the cluster keeps artifacts: --pipeline-root URI or kubeflow.pipeline_root")
+        if config.training.init_from:
+            raise ConfigError("compile does not carry training.init_from yet: the pushed model would have to be "
+                              "resolved in the cluster's serving directory; fine-tune with `textflow run`")
         if not args.output.endswith((".yaml", ".yml")):
             raise ConfigError(f"--output {args.output}: the KFP pipeline package is YAML; give a .yaml file name")
     except ConfigError as err:

@@ -22,6 +22,7 @@ from components.training.training_data import TrainingDataConfig
 from models import registry
 from pipeline.config_checks import validate
 from pipeline.config_schema import ConfigError, build, coerce
+from pipeline.fine_tuning import TrainingConfig
 from tasks import registry as tasks
 from tasks.base import Task
 
@@ -250,6 +251,7 @@ class Config:
     evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
     denoise: DenoiseConfig = dataclasses.field(default_factory=DenoiseConfig)
     tagger: TaggerConfig = dataclasses.field(default_factory=TaggerConfig)
+    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
     serving_check: ServingCheckConfig = dataclasses.field(default_factory=ServingCheckConfig)
     workspace: str = "workspace"
     serving_dir: str = "serving"
@@ -423,6 +425,7 @@ def node_ids(config: Config, family: str) -> dict[str, str]:
     branch = branch_name(config, family)
     return {
         "trainer": f"Trainer_{branch}",
+        "pretrained": f"PretrainedModel_{branch}",  # the pushed model a fine-tuning Trainer starts from
         "resolver": f"LatestBlessedModel_{branch}",
         "evaluator": f"Evaluator_{branch}",
         "serving_check": f"ServingCheck_{branch}",

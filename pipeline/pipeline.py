@@ -24,6 +24,7 @@ from typing import Optional
 
 from tfx.components import Evaluator, ExampleValidator, StatisticsGen, Trainer, Transform
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
+from tfx.dsl.components.common.importer import Importer
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
 from tfx.orchestration.pipeline import Pipeline
@@ -46,9 +47,11 @@ from components.serving.serving_check import ServingCheck
 from components.serving.serving_pusher import ServingPusher
 from components.training.subword_transform import SubwordTransform
 from components.training.subword_vocabulary import SubwordVocabularyGen
+from models.layers.tokens import NUM_RESERVED
 from pipeline import kubeflow
 from pipeline.config import Config, data_path, eval_data_path, model_name, node_ids, schema_path, validation_data_path
 from pipeline.evaluation import eval_config
+from pipeline.fine_tuning import PushedModel
 from pipeline.metadata_connection import pipeline_connection_config
 
 LOCAL, KUBEFLOW = "local", "kubeflow"
@@ -87,11 +90,17 @@ def input_patterns(path: str, split_paths: dict[str, Optional[str]]) -> tuple[st
     return common, relative(input_base, pattern), {split: relative(*found) for split, found in given.items()}
 
 
-def _transform_settings(config: Config) -> dict:
+def _transform_settings(config: Config, start_from: dict[str, PushedModel]) -> dict:
+    """The Transform's settings; a run that fine-tunes pushed models tokenizes with their vocabulary."""
     data = config.data
-    return {"text_column": data.first_text_column, "label_column": data.label_column,
-            **dataclasses.asdict(config.transform), "length_buckets": list(config.evaluation.length_buckets),
-            **config.task_mode.transform_settings(config)}
+    settings = {"text_column": data.first_text_column, "label_column": data.label_column,
+                **dataclasses.asdict(config.transform), "length_buckets": list(config.evaluation.length_buckets),
+                **config.task_mode.transform_settings(config)}
+    if start_from:
+        start = next(iter(start_from.values()))  # they share one vocabulary (operations.pretrained)
+        settings.update(vocabulary_file=os.path.join(start.path, "assets", start.description["vocabulary"]),
+                        max_vocab_size=start.description["vocab_size"] - NUM_RESERVED - 1)
+    return settings
 
 
 def _validator_settings(config: Config) -> Settings:
@@ -113,6 +122,11 @@ def _validator_settings(config: Config) -> Settings:
     )
 
 
+def _fine_tuning_settings(config: Config, start: PushedModel) -> dict:
+    return {"model": start.name, "version": start.version, "loaded_rate": config.training.loaded_rate,
+            "frozen_steps": config.training.frozen_steps}
+
+
 def _trainer_settings(config: Config, family: str, pipeline_root: str) -> dict:
     """What a family's Trainer reads (`components.training.trainer_module`); a task's own settings
     only in its runs (`Task.trainer_settings`), so that changing them leaves other runs' Trainers
@@ -132,9 +146,13 @@ def _trainer_settings(config: Config, family: str, pipeline_root: str) -> dict:
     }
 
 
-def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional[str] = None) -> Pipeline:
+def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional[str] = None,
+                    start_from: Optional[dict[str, PushedModel]] = None) -> Pipeline:
     """Builds the pipeline for `config` to run on `target`. Local paths in the config are made
-    absolute here; a Kubeflow build needs `pipeline_root` (or kubeflow.pipeline_root)."""
+    absolute here; a Kubeflow build needs `pipeline_root` (or kubeflow.pipeline_root).
+    `start_from`: the pushed model each fine-tuned family starts from (`training.init_from`,
+    resolved by `operations.pretrained`), imported as the Trainer's `base_model`."""
+    start_from = start_from or {}
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r} (known: {', '.join(TARGETS)})")
     on_cluster = target == KUBEFLOW
@@ -214,7 +232,7 @@ def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional
             schema=schema_gen.outputs["schema"],
             subword_vocabulary=vocabulary.outputs["vocabulary"],
             preprocessing_fn="components.training.transform_module.preprocessing_fn",
-            custom_config=_transform_settings(config),
+            custom_config=_transform_settings(config, start_from),
             splits_config=TRANSFORMED_SPLITS,
         ).with_id("Transform")
         components.append(vocabulary)
@@ -223,7 +241,7 @@ def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional
             examples=example_gen.outputs["examples"],
             schema=schema_gen.outputs["schema"],
             preprocessing_fn="components.training.transform_module.preprocessing_fn",
-            custom_config=_transform_settings(config),
+            custom_config=_transform_settings(config, start_from),
             splits_config=TRANSFORMED_SPLITS,
             disable_statistics=True,
         )
@@ -240,6 +258,13 @@ def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional
     for family in config.trained_families:
         hparams = config.family_config(family)
         ids = node_ids(config, family)
+        pretrained = None
+        if family in start_from:  # ML Metadata records the pushed model as the Trainer's input
+            pretrained = Importer(source_uri=start_from[family].path, artifact_type=standard_artifacts.Model,
+                                  custom_properties={"pushed_model": start_from[family].name,
+                                                     "pushed_version": start_from[family].version},
+                                  ).with_id(ids["pretrained"])
+            components.append(pretrained)
         trainer = Trainer(
             run_fn="components.training.trainer_module.run_fn",
             examples=transform.outputs["transformed_examples"],
@@ -249,7 +274,9 @@ def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional
             train_args=(kubeflow.train_args_parameter(config, family, hparams.train_steps) if on_cluster
                         else TrainArgs(splits=[TRAIN], num_steps=hparams.train_steps)),
             eval_args=EvalArgs(splits=[VALIDATION], num_steps=hparams.eval_steps),
-            custom_config=_trainer_settings(config, family, pipeline_root),
+            custom_config={**_trainer_settings(config, family, pipeline_root),
+                           **({"fine_tuning": _fine_tuning_settings(config, start_from[family])} if family in start_from else {})},
+            **({"base_model": pretrained.outputs["result"]} if pretrained else {}),
         ).with_id(ids["trainer"])
         if on_cluster:
             trainer.with_platform_config(kubeflow.trainer_resources(config, family))

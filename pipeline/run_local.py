@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TextIO
+from typing import Optional, TextIO
 
 from absl import logging as absl_logging
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
 from pipeline.config import Config
+from pipeline.fine_tuning import PushedModel
 from pipeline.console import ProgressPrinter
 from pipeline.pipeline import create_pipeline
 
 
-def run_pipeline(config: Config, progress_stream: TextIO) -> dict[str, float]:
-    """Runs the whole pipeline; returns each component's duration. Raises what a component raised."""
+def run_pipeline(config: Config, progress_stream: TextIO,
+                 start_from: Optional[dict[str, PushedModel]] = None) -> dict[str, float]:
+    """Runs the whole pipeline (fine-tuned families starting from `start_from`); returns each
+    component's duration. Raises what a component raised."""
     os.makedirs(config.workspace, exist_ok=True)
-    pipeline = create_pipeline(config)
+    pipeline = create_pipeline(config, start_from=start_from)
     absl_logging.set_verbosity(absl_logging.INFO)
     progress = ProgressPrinter(progress_stream, total=len(pipeline.components))
     root = logging.getLogger()

@@ -20,7 +20,8 @@ MAY_IMPORT = {
 # metadata store, and the small modules that read what a component wrote (never a component itself).
 OPERATIONS_READ = {"pipeline.config", "pipeline.metadata_connection", "components.data.splits",
                    "components.data.validation_report", "components.serving.serving_check_report", "components.serving.serving_audit",
-                   "components.training.metrics_file"}
+                   "components.training.metrics_file", "components.training.model_description",
+                   "pipeline.fine_tuning"}
 MAX_LINES = 450
 TASK_NAME = re.compile(r"[\"'](language_model|classifier|seq2seq|denoise|tagger|vae)[\"']")
 TASK_TEST = re.compile(r"task (==|!=|in|not in) ")

@@ -114,3 +114,18 @@ def test_unigram_log_likelihood_is_the_add_one_unigram_model_of_the_analyzed_tok
     raw = {"text": tf.constant([["z"]])}
     unseen = output.transform_raw_features(raw)["unigram_log_likelihood"].numpy()[0]
     np.testing.assert_allclose(unseen, np.log(1 / 13) + np.log(p["eos"]), rtol=1e-5)
+
+
+def test_a_given_vocabulary_is_taken_whole_and_travels_with_the_graph(tmp_path):
+    """Fine-tuning reads a pre-trained model's vocabulary: its ids, whatever the new texts' counts,
+    an unknown token the OOV id, and the file a part of the Transform graph."""
+    import os
+
+    vocabulary_file = tmp_path / "tokens"
+    vocabulary_file.write_text("z\na\nb\n")
+    transformed, output = run_transform(["abq", "bb"], vocabulary_file=str(vocabulary_file), max_vocab_size=3)
+    assert [t.decode() for t in output.vocabulary_by_name(VOCAB_NAME)] == ["z", "a", "b"]
+    assert list(transformed[0]["target_ids"][:3]) == [NUM_RESERVED + 1, NUM_RESERVED + 2, NUM_RESERVED + 3]  # q: OOV
+    os.remove(vocabulary_file)  # the graph keeps its own copy
+    again = output.transform_raw_features({"text": tf.constant([["za"]])})
+    assert list(again["target_ids"].numpy()[0][:2]) == [NUM_RESERVED, NUM_RESERVED + 1]

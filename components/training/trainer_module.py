@@ -26,6 +26,7 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 from components.training.metrics_file import METRICS_FILE
 from components.training.model_description import write_description
 from components.training.subword_transform import subword_model_in_graph
+from components.training.fine_tuning import starting_point
 from components.training.trainer_setup import TrainingSetup, resolve_acceleration, training_setup
 from components.training.training_data import (
     LM_LENGTH_MULTIPLE,
@@ -117,7 +118,7 @@ def run_fn(fn_args: FnArgs) -> None:
     metrics.update(
         phase_seconds={"setup": round(fitted.fit_began - started, 1), "trial": trial_seconds,
                        "fit": round(trained - fitted.fit_began, 1)},
-        size=hparams.size, train_examples=setup.train_examples, train_tokens=setup.train_tokens,
+        size=fitted.data.recorded.get("initialised_from", {}).get("size") or hparams.size, train_examples=setup.train_examples, train_tokens=setup.train_tokens,
         eval_examples=setup.eval_examples, train_epochs_planned=hparams.train_epochs,
         train_minutes=hparams.train_minutes,
         test_examples=setup.test_examples,
@@ -146,6 +147,8 @@ def _description(run: TrainerRun, task: Any, kind: str, setup: TrainingSetup, fi
         "tokenizer": run.settings["tokenizer"], "lowercase": run.settings.get("lowercase", False),
         "sequence_length": run.sequence_length,
         "trained_on": {"train_examples": setup.train_examples, "train_tokens": setup.train_tokens},
+        # a fine-tuned model is the pushed model's architecture under a new head, not the registry's
+        **({"initialised_from": fitted.data.recorded["initialised_from"]} if "initialised_from" in fitted.data.recorded else {}),
     }
 
 
@@ -169,17 +172,25 @@ def _fit(run: TrainerRun, task: Any, kind: str, setup: TrainingSetup, fn_args: F
     train_data, eval_data = ((train_batches.map(data.batch_map), eval_batches.map(data.batch_map)) if data.batch_map
                              else (train_batches, eval_batches))
     profile = batch_profile(train_batches, run.sequence_length)
-    acceleration = resolve_acceleration(setup, kind, data.vocab_size, train_data, data.num_classes,
-                                        batch_shapes=profile["batch_shapes"], defer=defer_trial)
+    start = starting_point(fn_args, data.vocab_size)
+    if start is None:
+        acceleration = resolve_acceleration(setup, kind, data.vocab_size, train_data, data.num_classes,
+                                            batch_shapes=profile["batch_shapes"], defer=defer_trial)
+    else:
+        acceleration = start.acceleration(setup)
     hparams = run.hparams = setup.hparams
 
     def build() -> Any:
+        if start is not None:
+            return start.build(kind, data.num_classes, hparams)
         return registry.build_model(family.name, kind, hparams, data.vocab_size, data.num_classes)
 
     building = time.monotonic()
     with strategy.scope(), precision_policy(hparams.precision):
         model = build()
         registry.compile_model(family.name, kind, model, hparams, plan.steps)
+        if start is not None:
+            start.group_loaded_layers(model, run.settings["fine_tuning"])
     prepared = time.monotonic()
     callbacks, monitor_from_step = task.fit_settings(run, model)
     tokens_per_step = (data.sequences_per_example * global_batch * run.sequence_length
@@ -194,4 +205,6 @@ def _fit(run: TrainerRun, task: Any, kind: str, setup: TrainingSetup, fn_args: F
         train_examples=setup.train_examples, log_dir=fn_args.model_run_dir, tokens_per_step=tokens_per_step,
         callbacks=callbacks, monitor_from_step=monitor_from_step, selected_by=data.selected_by,
     )
+    if start is not None:
+        data.recorded["initialised_from"] = start.record(run.settings["fine_tuning"])
     return Fitted(data, acceleration, profile, build, model, metrics, prepared)

@@ -22,12 +22,16 @@ A seq2seq or denoising run (a `subword_model_path` in the config, see
 The decoder's inputs (BOS + target) and, for denoising, the corruption of the source are made
 in the Trainer's input pipeline (fresh noise every epoch) and in the exported model.
 
+A run that fine-tunes a pushed model (a `vocabulary_file` in the config) takes that model's
+vocabulary whole instead of counting one from the train split.
+
 A tagger's run (a `tag_column` in the config) reads token lists and gives per-word features
 instead (`components.training.tagger_transform`).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import tensorflow as tf
@@ -42,6 +46,16 @@ LABEL_VOCAB_NAME = "labels"
 LABEL_FEATURE = "label_id"  # the class id a classifier trains on and the Evaluator reads
 LENGTH_BUCKET_FEATURE = "length_bucket"
 UNIGRAM_FEATURE = "unigram_log_likelihood"
+def fixed_vocabulary_ids(tokens: tf.Tensor, path: str) -> tf.Tensor:
+    """The ids of `tokens` in a vocabulary file taken whole (a pre-trained model's, one token per
+    line, as TFT writes them), an unknown token the one OOV id after it, as TFT's vocabulary gives.
+    The file becomes an asset of the Transform graph, found under the vocabulary's name."""
+    initializer = tf.lookup.TextFileInitializer(path, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE,
+                                                tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER)
+    tft.annotate_asset(VOCAB_NAME, os.path.basename(path))
+    return tf.lookup.StaticVocabularyTable(initializer, num_oov_buckets=1).lookup(tokens)
+
+
 def language_model_ids(ids: tf.RaggedTensor, sequence_length: int) -> dict[str, tf.Tensor]:
     """Token ids [batch, (n)] -> fixed-length LM inputs, targets and target counts."""
     batch = tf.shape(ids.row_splits, out_type=tf.int64)[0] - 1
@@ -142,12 +156,15 @@ def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> d
                               lambda counts: length_buckets(counts, boundaries))
     text = _dense_text(inputs[custom_config["text_column"]])
     tokens = tokenize(text, custom_config["tokenizer"], custom_config["lowercase"])
-    vocab_ids = tft.compute_and_apply_vocabulary(
-        tokens.flat_values,
-        top_k=custom_config["max_vocab_size"],
-        num_oov_buckets=1,
-        vocab_filename=VOCAB_NAME,
-    )
+    if custom_config.get("vocabulary_file"):  # fine-tuning: the pre-trained model's ids
+        vocab_ids = fixed_vocabulary_ids(tokens.flat_values, custom_config["vocabulary_file"])
+    else:
+        vocab_ids = tft.compute_and_apply_vocabulary(
+            tokens.flat_values,
+            top_k=custom_config["max_vocab_size"],
+            num_oov_buckets=1,
+            vocab_filename=VOCAB_NAME,
+        )
     ids = tokens.with_flat_values(vocab_ids + NUM_RESERVED)
     outputs = language_model_ids(ids, custom_config["sequence_length"])
     id_slots = NUM_RESERVED + custom_config["max_vocab_size"] + 1  # every id the vocabulary can give

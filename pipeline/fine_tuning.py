@@ -1,0 +1,33 @@
+"""Fine-tuning's settings: the pushed models families start from (`training:`), and such a
+model once resolved in the serving directory (`operations.pretrained`)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass
+class TrainingConfig:
+    """Families that start from pushed models' weights (fine-tuning) instead of random ones."""
+
+    # pushed models, each `MODEL`, `MODEL@VERSION` or `MODEL@LABEL` (latest, a version, a promotion
+    # label); each starts the family it is of, with this run's task head on it
+    init_from: list[str] = dataclasses.field(default_factory=list)
+    loaded_rate: float = 0.1  # the loaded layers' learning rate, as a share of the family's
+    frozen_steps: int = 0  # steps the loaded layers wait while the new head learns alone
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.loaded_rate <= 1.0:
+            raise ValueError(f"training.loaded_rate must be in (0, 1], got {self.loaded_rate}")
+        if self.frozen_steps < 0:
+            raise ValueError(f"training.frozen_steps must be 0 or more, got {self.frozen_steps}")
+
+
+@dataclasses.dataclass
+class PushedModel:
+    """A pushed version a family starts from: `training.init_from` resolved in the serving directory."""
+
+    name: str
+    version: int
+    path: str  # the version's SavedModel folder
+    description: dict  # its `assets.extra/textflow_model.json`
