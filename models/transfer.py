@@ -13,12 +13,12 @@ What can start from what (pre-trained kind -> fine-tuned kind) is `TRANSFERS`.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
-
-import tensorflow as tf
-import tf_keras
+from typing import TYPE_CHECKING, Any, Callable
 
 from models import registry
+
+if TYPE_CHECKING:
+    import tf_keras
 
 LM_OUTPUT_LAYER = "logits"  # a language model's last layer: its input is the hidden states
 
@@ -26,6 +26,8 @@ LM_OUTPUT_LAYER = "logits"  # a language model's last layer: its input is the hi
 def load_pretrained(family: str, kind: str, hparams: dict[str, Any], vocab_size: int, saved_model_dir: str) -> tf_keras.Model:
     """The model a SavedModel of this project was exported from, rebuilt with its weights.
     Raises ValueError naming the directory when its variables do not fit the rebuilt model."""
+    import tensorflow as tf
+
     config = registry.get(family).config_class(**hparams)
     model = registry.build_model(family, kind, config, vocab_size)
     try:
@@ -41,6 +43,8 @@ def load_pretrained(family: str, kind: str, hparams: dict[str, Any], vocab_size:
 def classifier_from_language_model(language_model: tf_keras.Model, num_classes: int, dropout: float = 0.0) -> tf_keras.Model:
     """The language model's embedding and layers up to its hidden states (shared, so they keep
     their weights), max-pooled over the real tokens, then dropout and a new layer of class logits."""
+    import tf_keras
+
     from models.layers.pooling import masked_max_pool_layer
 
     token_ids = language_model.inputs[0]
@@ -62,7 +66,7 @@ def loaded_and_new(model: tf_keras.Model, pretrained: tf_keras.Model) -> tuple[l
 
 
 # (pre-trained kind, fine-tuned kind) -> (the loaded model, classes, head dropout) -> the fine-tuned model
-TRANSFERS: dict[tuple[str, str], Callable[[tf_keras.Model, int, float], tf_keras.Model]] = {
+TRANSFERS: dict[tuple[str, str], Callable[["tf_keras.Model", int, float], "tf_keras.Model"]] = {
     ("language_model", "classifier"): classifier_from_language_model,
 }
 

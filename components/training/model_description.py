@@ -14,8 +14,6 @@ import json
 import os
 from typing import Any
 
-import tensorflow as tf
-
 DESCRIPTION_FILE = os.path.join("assets.extra", "textflow_model.json")
 FIELDS = ("family", "task", "kind", "hparams", "vocab_size", "vocabulary", "tokenizer", "lowercase")
 
@@ -24,6 +22,8 @@ def write_description(model_dir: str, description: dict[str, Any]) -> None:
     missing = [field for field in FIELDS if field not in description]
     if missing:
         raise ValueError(f"a model description needs {', '.join(missing)}")
+    import tensorflow as tf  # the Trainer's export folder may be on a cluster's file system
+
     path = os.path.join(model_dir, DESCRIPTION_FILE)
     tf.io.gfile.makedirs(os.path.dirname(path))
     with tf.io.gfile.GFile(path, "w") as f:
@@ -34,11 +34,17 @@ def read_description(model_dir: str) -> dict[str, Any]:
     """The description of the SavedModel in `model_dir`; ValueError naming the file when it is
     missing (a model exported by an earlier textflow, or not by textflow) or unreadable."""
     path = os.path.join(model_dir, DESCRIPTION_FILE)
-    if not tf.io.gfile.exists(path):
+    if "://" in path:  # a cluster's file system; a local path is read without TensorFlow (the CLI's checks)
+        import tensorflow as tf
+
+        exists, opener = tf.io.gfile.exists, tf.io.gfile.GFile
+    else:
+        exists, opener = os.path.exists, open
+    if not exists(path):
         raise ValueError(f"{path} is missing: the model was not exported by this version of textflow, which "
                          "describes what it trained there")
     try:
-        with tf.io.gfile.GFile(path) as f:
+        with opener(path) as f:
             description = json.loads(f.read())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path} is not a model description ({err})") from None

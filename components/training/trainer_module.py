@@ -23,10 +23,10 @@ import tensorflow as tf
 import tf_keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 
+from components.training.fine_tuning import starting_point
 from components.training.metrics_file import METRICS_FILE
 from components.training.model_description import write_description
 from components.training.subword_transform import subword_model_in_graph
-from components.training.fine_tuning import starting_point
 from components.training.trainer_setup import TrainingSetup, resolve_acceleration, training_setup
 from components.training.training_data import (
     LM_LENGTH_MULTIPLE,
@@ -115,10 +115,11 @@ def run_fn(fn_args: FnArgs) -> None:
     trained, hparams, acceleration, model = time.monotonic(), setup.hparams, fitted.acceleration, fitted.model
     trial_seconds = 0.0 if acceleration.cached else acceleration.trial_seconds
     metrics = dict(fitted.metrics)
+    start = fitted.data.recorded.get("initialised_from", {})  # a fine-tuned model: the pushed model's size
     metrics.update(
         phase_seconds={"setup": round(fitted.fit_began - started, 1), "trial": trial_seconds,
                        "fit": round(trained - fitted.fit_began, 1)},
-        size=fitted.data.recorded.get("initialised_from", {}).get("size") or hparams.size, train_examples=setup.train_examples, train_tokens=setup.train_tokens,
+        size=start.get("size") or hparams.size, train_examples=setup.train_examples, train_tokens=setup.train_tokens,
         eval_examples=setup.eval_examples, train_epochs_planned=hparams.train_epochs,
         train_minutes=hparams.train_minutes,
         test_examples=setup.test_examples,
