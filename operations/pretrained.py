@@ -55,7 +55,8 @@ def resolve_init_from(config: Config) -> dict[str, PushedModel]:
 
 
 def _check(config: Config, reference: str, start: PushedModel, earlier: Optional[PushedModel]) -> None:
-    d, what = start.description, f"training.init_from {reference!r} (a {start.description['family']} {start.description['kind']})"
+    d = start.description
+    what = f"training.init_from {reference!r} (a {d['family']} {d['kind']})"
     if earlier is not None:
         raise ConfigError(f"{what}: {earlier.name} version {earlier.version} already starts the {d['family']} family")
     if d["family"] not in config.trained_families:

@@ -73,5 +73,5 @@ def test_a_model_description_is_read_back_and_a_missing_or_broken_one_is_named(t
     with pytest.raises(ValueError, match="lacks task, kind, hparams"):
         read_description(str(tmp_path))
     (tmp_path / DESCRIPTION_FILE).write_text("{not json")
-    with pytest.raises(ValueError, match="is not a model description"):
+    with pytest.raises(ValueError, match="is not a readable model description"):
         read_description(str(tmp_path))

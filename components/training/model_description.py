@@ -46,8 +46,8 @@ def read_description(model_dir: str) -> dict[str, Any]:
     try:
         with opener(path) as f:
             description = json.loads(f.read())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is not a model description ({err})") from None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not a readable model description ({err})") from None
     missing = [field for field in FIELDS if field not in description] if isinstance(description, dict) else list(FIELDS)
     if missing:
         raise ValueError(f"{path} lacks {', '.join(missing)}")
