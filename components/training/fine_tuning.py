@@ -45,8 +45,7 @@ class StartingPoint:
         model, pretrained = fine_tuned(kind, d["family"], d["kind"], d["hparams"], d["vocab_size"], self.path,
                                        num_classes, dropout=getattr(hparams, "dropout", None) or 0.0)
         self.loaded_layers, self.new_layers = loaded_and_new(model, pretrained)
-        shared = {id(layer) for layer in pretrained.layers}
-        self._loaded_weights = [w for layer in model.layers if id(layer) in shared for w in layer.trainable_weights]
+        self._loaded_weights = [w for name in self.loaded_layers for w in model.get_layer(name).trainable_weights]
         return model
 
     def group_loaded_layers(self, model: Any, settings: dict[str, Any]) -> None:
