@@ -5,6 +5,7 @@ and its weights are read from the SavedModel's variables, which hold the Keras m
 checkpoint's root (the exported signatures and the Transform layer are left aside). A language
 model's hidden states are the input of its `logits` layer, in every family; a classifier
 fine-tuned from it reads them, max-pooled over the text's real tokens, into a new class layer.
+An encoder-decoder (a denoiser, a translator) carries on whole as another pair task's model.
 The fine-tuned model keeps the pre-trained model's architecture and size, so only the head is new.
 
 What can start from what (pre-trained kind -> fine-tuned kind) is `TRANSFERS`.
@@ -56,6 +57,12 @@ def classifier_from_language_model(language_model: tf_keras.Model, num_classes: 
     return tf_keras.Model(token_ids, logits, name=f"{language_model.name}_classifier")
 
 
+def the_whole_model(pretrained: tf_keras.Model, num_classes: int, dropout: float) -> tf_keras.Model:
+    """An encoder-decoder carried on whole to another pair task (BART's recipe: a denoiser's
+    encoder and decoder become a translator's); the model is the pre-trained one."""
+    return pretrained
+
+
 def loaded_and_new(model: tf_keras.Model, pretrained: tf_keras.Model) -> tuple[list[str], list[str]]:
     """The names of the fine-tuned model's layers with weights that come from `pretrained`, and
     of those that are new (the head)."""
@@ -68,6 +75,7 @@ def loaded_and_new(model: tf_keras.Model, pretrained: tf_keras.Model) -> tuple[l
 # (pre-trained kind, fine-tuned kind) -> (the loaded model, classes, head dropout) -> the fine-tuned model
 TRANSFERS: dict[tuple[str, str], Callable[["tf_keras.Model", int, float], "tf_keras.Model"]] = {
     ("language_model", "classifier"): classifier_from_language_model,
+    ("seq2seq", "seq2seq"): the_whole_model,
 }
 
 

@@ -11,8 +11,10 @@ import json
 import os
 from typing import Any, Optional
 
+from components.training.model_description import read_description
 from operations.model_records import ModelRecord, model_records
 from operations.promotion import PromotionError, read_state, resolve_version
+from operations.summary import describe_start
 from pipeline.config import Config
 from pipeline.metadata_connection import describe
 from tasks import registry as tasks
@@ -77,12 +79,22 @@ def show_model(config: Config, serving_dir: str, name: str, version: int) -> str
                      f"model loaded in {found.get('load_seconds', float('nan')):.1f} s")
         lines += [f"    {signature}: outputs {entry['outputs']}" for signature, entry in sorted(found.get("signatures", {}).items())]
         lines += [f"    problem: {problem}" for problem in found["problems"]]
+    start = _initialised_from(r)
     lines += [
         f"  trained at {_stamp(r.trained_at)}: {r.uri}",
+        *([f"  {describe_start(start)}"] if start else []),
         f"  data span: {r.data_span if r.data_span is not None else 'unknown'}",
         *[f"  {key}: {', '.join(uris)}" for key, uris in sorted(r.trainer_inputs.items())],
     ]
     return "\n".join(lines)
+
+
+def _initialised_from(record: ModelRecord) -> Optional[dict]:
+    """The pushed model a fine-tuned model started from, from the description its Trainer wrote."""
+    try:
+        return read_description(record.destination or os.path.join(record.uri, "Format-Serving")).get("initialised_from")
+    except ValueError:  # exported before models were described: no lineage to tell
+        return None
 
 
 # Values for the decoding settings a signature may take, when the command line leaves them out.

@@ -13,7 +13,7 @@ import filecmp
 import os
 from typing import Optional
 
-from components.training.model_description import read_description
+from components.training.model_description import read_description, vocabulary_path
 from models.transfer import TRANSFERS
 from operations.promotion import LABELS, PromotionError, check_model_name, resolve_version
 from pipeline.config import Config, ConfigError
@@ -66,6 +66,10 @@ def _check(config: Config, reference: str, start: PushedModel, earlier: Optional
     if (d["kind"], kind) not in TRANSFERS:
         starts = sorted(f"a {to} from a {frm}" for frm, to in TRANSFERS)
         raise ConfigError(f"{what}: a {kind} cannot start from a {d['kind']} (what can: {', '.join(starts)})")
+    earlier_start = d.get("initialised_from")
+    if earlier_start and earlier_start.get("new_layers"):
+        raise ConfigError(f"{what} is itself {earlier_start['model']}'s layers under a new head, which the registry "
+                          f"does not build; start from {earlier_start['model']} version {earlier_start['version']}")
     run = (config.transform.tokenizer, config.transform.lowercase)
     if (d["tokenizer"], d["lowercase"]) != run:
         raise ConfigError(f"{what} reads {d['tokenizer']} tokens{', lowercased' if d['lowercase'] else ''}; this run "
@@ -76,7 +80,7 @@ def _check(config: Config, reference: str, start: PushedModel, earlier: Optional
 
 def _check_one_vocabulary(starts: dict[str, PushedModel]) -> None:
     """Every model a run starts from has the same vocabulary file (the run's Transform reads one)."""
-    files = {family: os.path.join(s.path, "assets", s.description["vocabulary"]) for family, s in starts.items()}
+    files = {family: vocabulary_path(s.path, s.description) for family, s in starts.items()}
     for family, path in files.items():
         if not os.path.isfile(path):
             raise ConfigError(f"training.init_from {starts[family].name}: its vocabulary {path} is missing")

@@ -89,6 +89,7 @@ def _data_sections(data: dict) -> list[Section]:
     if not data:
         return [Section("Data", ["This run kept no data validation (it ran before the TextValidator existed)."], "data")]
     profiles = data.get("profiles", {})
+    vocabulary = data.get("vocabulary", "the train split's vocabulary")
     splits = list(profiles)
     counts = Table(["split", "examples", "tokens", "mean tokens per text", "shortest", "longest",
                     "vocabulary coverage", "mean token length"],
@@ -96,8 +97,8 @@ def _data_sections(data: dict) -> list[Section]:
                      _number(p["max_tokens"]), _number(p["vocabulary_coverage"]), _number(p["avg_token_length"], 3)]
                     for s, p in profiles.items()])
     blocks: list[Block] = [
-        f"Span {data.get('span')}; train vocabulary of {_number(data.get('vocabulary_size'))} tokens. Coverage is the "
-        f"share of a split's tokens found in the train vocabulary (at least {_number(data.get('min_vocabulary_coverage'))} "
+        f"Span {data.get('span')}; {vocabulary} of {_number(data.get('vocabulary_size'))} tokens. Coverage is the "
+        f"share of a split's tokens found in it (at least {_number(data.get('min_vocabulary_coverage'))} "
         f"required).", counts]
     for split, profile in profiles.items():
         blocks.append(Chart(f"Text length in tokens, {split} split",

@@ -67,6 +67,16 @@ def _kept_by(training: dict) -> str:
     return f"the best {chosen.removeprefix('val_').replace('_', ' ')} on validation, {training.get(chosen, math.nan):.4f}; {loss}"
 
 
+def describe_start(start: dict) -> str:
+    """The lineage of a fine-tuned model: the pushed model it started from and what it loaded."""
+    trained_on = start.get("trained_on", {})
+    loaded = (f"loaded {', '.join(start['loaded_layers'])}; new {', '.join(start['new_layers'])}; the loaded layers"
+              if start["new_layers"] else "the whole model loaded,")
+    return (f"initialised from {start['model']} version {start['version']} (its {start['task']}, trained on "
+            f"{trained_on.get('train_examples', 0):,} texts): {loaded} at {start['loaded_rate']:g}x the learning rate"
+            + (f", frozen for the first {start['frozen_steps']:,} steps" if start["frozen_steps"] else ""))
+
+
 def describe_training(training: dict) -> list[str]:
     """How the Trainer ran: how long and on how much data, then replicas, precision and padding."""
     lines = []
@@ -84,12 +94,7 @@ def describe_training(training: dict) -> list[str]:
         )
     start = training.get("initialised_from")
     if start:
-        trained_on = start.get("trained_on", {})
-        lines.append(
-            f"    initialised from {start['model']} version {start['version']} (its {start['task']}, trained on "
-            f"{trained_on.get('train_examples', 0):,} texts): loaded {', '.join(start['loaded_layers'])}; new "
-            f"{', '.join(start['new_layers'])}; the loaded layers at {start['loaded_rate']:g}x the learning rate"
-            + (f", frozen for the first {start['frozen_steps']:,} steps" if start["frozen_steps"] else ""))
+        lines.append("    " + describe_start(start))
     if "padding_share" in training:
         lines.append(
             f"    trained on {training.get('replicas', 1)} replica(s) in {training.get('precision', 'float32')}, "

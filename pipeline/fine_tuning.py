@@ -8,7 +8,12 @@ import dataclasses
 
 @dataclasses.dataclass
 class TrainingConfig:
-    """Families that start from pushed models' weights (fine-tuning) instead of random ones."""
+    """How the Trainers start: the random seed, and the families that start from pushed models'
+    weights (fine-tuning) instead of random ones."""
+
+    # every random generator's in the Trainers (initial weights, dropout, the training data's
+    # order): runs that differ only in it measure how much a result owes to chance
+    seed: int = 0
 
     # pushed models, each `MODEL`, `MODEL@VERSION` or `MODEL@LABEL` (latest, a version, a promotion
     # label); each starts the family it is of, with this run's task head on it
@@ -19,6 +24,8 @@ class TrainingConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.loaded_rate <= 1.0:
             raise ValueError(f"training.loaded_rate must be in (0, 1], got {self.loaded_rate}")
+        if self.seed < 0:
+            raise ValueError(f"training.seed must be 0 or more, got {self.seed}")
         if self.frozen_steps < 0:
             raise ValueError(f"training.frozen_steps must be 0 or more, got {self.frozen_steps}")
 

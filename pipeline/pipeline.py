@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Optional
+from typing import Any, Optional
 
 from tfx.components import Evaluator, ExampleValidator, StatisticsGen, Trainer, Transform
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
@@ -46,7 +46,8 @@ from components.evaluation.retrieval_baseline import RetrievalBaseline
 from components.serving.serving_check import ServingCheck
 from components.serving.serving_pusher import ServingPusher
 from components.training.subword_transform import SubwordTransform
-from components.training.subword_vocabulary import SubwordVocabularyGen
+from components.training.model_description import reads_subwords, vocabulary_path
+from components.training.subword_vocabulary import SubwordVocabulary, SubwordVocabularyGen
 from models.layers.tokens import NUM_RESERVED
 from pipeline import kubeflow
 from pipeline.config import Config, data_path, eval_data_path, model_name, node_ids, schema_path, validation_data_path
@@ -96,16 +97,26 @@ def _transform_settings(config: Config, start_from: dict[str, PushedModel]) -> d
     settings = {"text_column": data.first_text_column, "label_column": data.label_column,
                 **dataclasses.asdict(config.transform), "length_buckets": list(config.evaluation.length_buckets),
                 **config.task_mode.transform_settings(config)}
-    if start_from:
-        start = next(iter(start_from.values()))  # they share one vocabulary (operations.pretrained)
-        settings.update(vocabulary_file=os.path.join(start.path, "assets", start.description["vocabulary"]),
+    start = _token_vocabulary_start(start_from)
+    if start:  # a subword model's SentencePiece model is imported instead (`_subword_vocabulary`)
+        settings.update(vocabulary_file=vocabulary_path(start.path, start.description),
                         max_vocab_size=start.description["vocab_size"] - NUM_RESERVED - 1)
     return settings
 
 
-def _validator_settings(config: Config) -> Settings:
+def _token_vocabulary_start(start_from: dict[str, PushedModel]) -> Optional[PushedModel]:
+    """The pushed model whose token vocabulary the run takes (they share one: `operations.pretrained`);
+    None where there is none, or its vocabulary is a SentencePiece model."""
+    start = next(iter(start_from.values()), None)
+    return start if start and not reads_subwords(start.description) else None
+
+
+def _validator_settings(config: Config, start_from: dict[str, PushedModel]) -> Settings:
+    """The TextValidator's settings; a fine-tuning run measures its text's coverage by the pushed
+    model's vocabulary, which its Transform takes whole."""
     validation = config.validation
     data = config.data
+    start = _token_vocabulary_start(start_from)
     return Settings(
         text_column=data.first_text_column,
         label_column=data.label_column,
@@ -119,7 +130,29 @@ def _validator_settings(config: Config) -> Settings:
         drift=dataclasses.asdict(validation.drift),
         skew=dataclasses.asdict(validation.skew),
         policy=dataclasses.asdict(validation.policy),
+        **({"vocabulary_file": vocabulary_path(start.path, start.description),
+            "vocabulary_name": f"the vocabulary of {start.name} version {start.version}"} if start else {}),
     )
+
+
+def _subword_vocabulary(config: Config, examples: Channel, start_from: dict[str, PushedModel]) -> tuple[Any, Channel]:
+    """(the node, its SubwordVocabulary): learned from the train split, or, where the run fine-tunes
+    a subword model, that model's SentencePiece model imported, so ML Metadata records its source."""
+    start = next(iter(start_from.values()), None)  # they share one vocabulary (operations.pretrained)
+    if start:
+        imported = Importer(source_uri=os.path.dirname(vocabulary_path(start.path, start.description)),
+                            artifact_type=SubwordVocabulary,
+                            custom_properties={"vocab_size": start.description["vocab_size"],
+                                               "pushed_model": start.name, "pushed_version": start.version},
+                            ).with_id("SubwordVocabulary")
+        return imported, imported.outputs["result"]
+    learned = SubwordVocabularyGen(
+        examples=examples,
+        columns=json.dumps({"source": config.data.text_columns, "target": config.data.target_column}),
+        vocab_size=config.transform.subword_vocab_pieces,
+        characters_per_piece=config.task_mode.characters_per_piece,
+    )
+    return learned, learned.outputs["vocabulary"]
 
 
 def _fine_tuning_settings(config: Config, start: PushedModel) -> dict:
@@ -142,6 +175,7 @@ def _trainer_settings(config: Config, family: str, pipeline_root: str) -> dict:
         "tokenizer": config.transform.tokenizer,
         "lowercase": config.transform.lowercase,
         "trial_cache_dir": pipeline_root,
+        "seed": config.training.seed,
         **config.task_mode.trainer_settings(config),
     }
 
@@ -214,23 +248,18 @@ def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional
         schema=schema_gen.outputs["schema"],
         schema_anomalies=example_validator.outputs["anomalies"],
         previous_examples=earlier_spans.outputs["examples"],
-        settings=_validator_settings(config),
+        settings=_validator_settings(config, start_from),
     )
     data_gate = DataGate(validation=text_validator.outputs["anomalies"])
     components = [example_gen, statistics_gen, schema_gen, example_validator, earlier_spans, text_validator, data_gate]
     if config.transform.tokenizer == "subword":
-        # The SentencePiece vocabulary is learned from the train split once the data has passed the gate.
-        vocabulary = SubwordVocabularyGen(
-            examples=example_gen.outputs["examples"],
-            columns=json.dumps({"source": config.data.text_columns, "target": config.data.target_column}),
-            vocab_size=config.transform.subword_vocab_pieces,
-            characters_per_piece=config.task_mode.characters_per_piece,
-        )
+        # The SentencePiece vocabulary is learned (or imported) once the data has passed the gate.
+        vocabulary, pieces = _subword_vocabulary(config, example_gen.outputs["examples"], start_from)
         vocabulary.add_upstream_node(data_gate)
         transform = SubwordTransform(
             examples=example_gen.outputs["examples"],
             schema=schema_gen.outputs["schema"],
-            subword_vocabulary=vocabulary.outputs["vocabulary"],
+            subword_vocabulary=pieces,
             preprocessing_fn="components.training.transform_module.preprocessing_fn",
             custom_config=_transform_settings(config, start_from),
             splits_config=TRANSFORMED_SPLITS,

@@ -2,13 +2,15 @@
 restore corrupted text, judged against copying the corrupted input."""
 
 import glob
+from pathlib import Path
 
 import pytest
 
 from conftest import SHARED_DATA
 from test_end_to_end import only, textflow
-from test_seq2seq_pipeline import TINY_SEQ2SEQ
+from test_seq2seq_pipeline import TINY_SEQ2SEQ, write_pairs
 
+from components.training.model_description import read_description
 from operations.results import overall_metrics
 from pipeline_args import FIXED_ACCELERATION
 
@@ -39,3 +41,27 @@ def test_denoising_trains_on_plain_text_against_the_copy_of_the_corrupted_input(
     assert 20 < overall["copy_chrf"] < 95, overall
     assert overall["chrf_above_copy"] == pytest.approx(overall["chrf"] - overall["copy_chrf"], abs=1e-6)
     assert glob.glob(f"{root}/serving/textflow-rnn-denoise/*")
+
+
+def test_a_translator_starts_from_the_pushed_denoiser_whole(denoising_run):
+    """BART's recipe through the CLI: the translator is the denoiser carried on whole, tokenizing
+    with its SentencePiece model (imported, not learned again), and it serves."""
+    root, _ = denoising_run
+    denoiser = only(f"{root}/serving/textflow-rnn-denoise/*")
+    data = write_pairs(root / "pairs.jsonl", rows=200)
+    args = ["run", *FIXED_ACCELERATION, "--data", data, "--format", "jsonl", "--text-column", "de", "--target-column", "en",
+            "--models", "rnn", "--init-from", "textflow-rnn-denoise", "--workspace", "ws", "--serving-dir", "serving",
+            *TINY_SEQ2SEQ]
+    result = textflow(*args, cwd=root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SubwordVocabularyGen" not in result.stdout and "SubwordVocabulary finished" in result.stdout
+    assert (f"initialised from textflow-rnn-denoise version {Path(denoiser).name} (its denoise, trained on "
+            in result.stdout), result.stdout
+    assert "the whole model loaded, at 0.1x the learning rate" in result.stdout
+    assert "serving check passed" in result.stdout
+    translator = only(f"{root}/serving/textflow-rnn-seq2seq/*")
+    model_file = Path(translator) / "assets.extra" / "subword.model"
+    assert model_file.read_bytes() == (Path(denoiser) / "assets.extra" / "subword.model").read_bytes()
+    described = read_description(translator)
+    assert described["hparams"] == read_description(denoiser)["hparams"]  # rebuilt as the denoiser was
+    assert described["initialised_from"]["new_layers"] == []

@@ -58,6 +58,10 @@ def test_a_classifier_starts_from_a_pushed_language_model(pretrained):
                      "--workspace", "ws", "--serving-dir", "serving", cwd=root)
     assert shown.returncode == 0, shown.stderr
     assert f"base_model: {lm_dir}" in shown.stdout
+    assert f"initialised from textflow-transformer version {version} (its language_model" in shown.stdout
+    report = textflow("report", "--workspace", "ws", "--format", "md", cwd=root)
+    assert report.returncode == 0, report.stderr
+    assert f"Initialised from textflow-transformer version {version}" in report.stdout
     # the Transform tokenized with the language model's vocabulary, taken whole
     graphs = glob.glob(f"{root}/ws/artifacts/Transform/transform_graph/*/transform_fn/assets/tokens")
     latest = max(graphs, key=lambda path: int(Path(path).parents[2].name))  # the fine-tuning run's

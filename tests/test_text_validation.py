@@ -86,6 +86,25 @@ def test_tokens_outside_the_train_vocabulary_are_found_by_tfdv_coverage():
     assert "Fraction of tokens in the vocabulary" in finding.explanation  # TFDV's own words
 
 
+def test_a_fine_tuning_run_measures_coverage_by_the_pushed_vocabulary(tmp_path):
+    vocabulary_file = tmp_path / "tokens"
+    vocabulary_file.write_text("\n".join(WORDS[:8]) + "\n", encoding="utf-8")  # half the words the texts use
+    train, evaluation = split("train", sentences(40)), split("eval", sentences(10, offset=40))
+    pushed = dataclasses.replace(settings(token_js=1.0), vocabulary_file=str(vocabulary_file),
+                                 vocabulary_name="the vocabulary of textflow-rnn version 7")
+    findings, stats, context = validate_text({"train": train, "eval": evaluation}, None, text_schema(), pushed)
+    assert context["vocabulary_size"] == 8 and context["vocabulary"] == "the vocabulary of textflow-rnn version 7"
+    uncovered = {f.split: f for f in findings if f.kind == "out_of_vocabulary"}
+    assert set(uncovered) == {"train", "eval"}  # train too: its own words are not what the model reads
+    assert "not in the vocabulary of textflow-rnn version 7" in uncovered["train"].explanation
+    in_vocabulary = sum(t in WORDS[:8] for row in train.tokens for t in row) / sum(map(len, train.tokens))
+    assert nl_statistics(stats["train"], "text").feature_coverage == pytest.approx(in_vocabulary)
+    # without a pushed model, the train split's own vocabulary covers it
+    own = validate_text({"train": train, "eval": evaluation}, None, text_schema(), settings(token_js=1.0))
+    assert own[2]["vocabulary"] == "the train split's vocabulary"
+    assert not [f for f in own[0] if f.kind == "out_of_vocabulary" and f.split == "train"]
+
+
 def test_drift_against_the_previous_span_and_skew_between_splits():
     previous = split("train", sentences(80, words=5))
     train, evaluation = split("train", sentences(80, words=30)), split("eval", sentences(20, words=30, offset=80))

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from models import registry
 from models.serving.export import save_model
-from models.transfer import classifier_from_language_model, load_pretrained, loaded_and_new
+from models.transfer import classifier_from_language_model, fine_tuned, load_pretrained, loaded_and_new
 
 VOCAB = 40
 
@@ -53,6 +53,24 @@ def test_a_classifier_from_a_pushed_language_model_starts_from_its_weights(famil
     np.testing.assert_allclose(classifier(ids[:, :4]).numpy(), classifier(ids).numpy(), atol=1e-5)
 
 
+@pytest.mark.parametrize("family", ["rnn", "transformer"])
+def test_an_encoder_decoder_carries_on_whole_with_its_weights(family, tmp_path):
+    """BART's recipe: a pushed denoiser becomes the translator, every layer loaded, none new."""
+    config = registry.get(family).config_class(size="small", layers=1)
+    pushed = registry.build_model(family, "seq2seq", config, VOCAB)
+    rng = np.random.default_rng(2)
+    for weight in pushed.weights:
+        weight.assign(rng.normal(scale=0.1, size=weight.shape).astype(np.float32))
+    pushed.save(str(tmp_path), save_format="tf", save_traces=False)
+    model, loaded = fine_tuned("seq2seq", family, "seq2seq", dataclasses.asdict(config), VOCAB, str(tmp_path),
+                               num_classes=0, dropout=0.1)
+    kept, new = loaded_and_new(model, loaded)
+    assert model is loaded and new == [] and kept == [layer.name for layer in model.layers if layer.weights]
+    assert len(model.weights) == len(pushed.weights)
+    for rebuilt, original in zip(model.weights, pushed.weights):
+        np.testing.assert_array_equal(rebuilt.numpy(), original.numpy(), err_msg=original.name)
+
+
 def test_a_pushed_model_of_other_settings_is_refused_naming_it(tmp_path):
     config, _ = pushed_language_model("transformer", tmp_path)
     wider = dataclasses.asdict(dataclasses.replace(config, width=config.sized().width * 2))
@@ -61,7 +79,8 @@ def test_a_pushed_model_of_other_settings_is_refused_naming_it(tmp_path):
 
 
 def test_a_model_description_is_read_back_and_a_missing_or_broken_one_is_named(tmp_path):
-    from components.training.model_description import DESCRIPTION_FILE, read_description, write_description
+    from components.training.model_description import (DESCRIPTION_FILE, SENTENCEPIECE, read_description,
+                                                        vocabulary_path, write_description)
 
     with pytest.raises(ValueError, match=f"{tmp_path / DESCRIPTION_FILE} is missing"):
         read_description(str(tmp_path))
@@ -69,6 +88,13 @@ def test_a_model_description_is_read_back_and_a_missing_or_broken_one_is_named(t
                    "vocab_size": 40, "vocabulary": "tokens", "tokenizer": "word", "lowercase": False}
     write_description(str(tmp_path), description)
     assert read_description(str(tmp_path)) == description
+    # a subword model's SentencePiece model is written beside its description, where an Importer finds it
+    subword = {**description, "vocabulary": SENTENCEPIECE, "tokenizer": "subword"}
+    with pytest.raises(ValueError, match="goes with its SentencePiece model"):
+        write_description(str(tmp_path / "subword"), subword)
+    write_description(str(tmp_path / "subword"), subword, b"pieces")
+    assert open(vocabulary_path(str(tmp_path / "subword"), subword), "rb").read() == b"pieces"
+    assert vocabulary_path(str(tmp_path), description) == str(tmp_path / "assets" / "tokens")
     (tmp_path / DESCRIPTION_FILE).write_text('{"family": "rnn"}')
     with pytest.raises(ValueError, match="lacks task, kind, hparams"):
         read_description(str(tmp_path))

@@ -52,14 +52,14 @@ def long_texts(split: SplitText, text_column: str, max_tokens: int) -> list[Find
 
 
 def coverage_findings(anomalies: anomalies_pb2.Anomalies, split: str, text_column: str,
-                      coverage: float, min_coverage: float) -> list[Finding]:
+                      coverage: float, min_coverage: float, vocabulary: str) -> list[Finding]:
     """TFDV's natural-language coverage anomalies (FEATURE_COVERAGE_*) of the text column, as findings."""
     info = anomalies.anomaly_info.get(text_column)
     reasons = [r for r in (info.reason if info else []) if anomalies_pb2.AnomalyInfo.Type.Name(r.type).startswith("FEATURE_COVERAGE")]
     if not reasons:
         return []
     return [Finding("out_of_vocabulary", split, text_column,
-                    f"{1 - coverage:.1%} of the tokens are not in the train split's vocabulary (at most "
+                    f"{1 - coverage:.1%} of the tokens are not in {vocabulary} (at most "
                     f"{1 - min_coverage:.1%} allowed): the model reads each of them as the one unknown token. "
                     f"TFDV: {' '.join(r.description for r in reasons)}", value=round(coverage, 4), limit=min_coverage)]
 

@@ -102,6 +102,14 @@ def train_vocabulary(train: SplitText, max_size: int) -> set[str]:
     return {token for token, _ in counts.most_common(max_size)}
 
 
+def read_vocabulary(path: str) -> set[str]:
+    """A vocabulary file as TFT writes it (a pushed model's asset): one token per line."""
+    import tensorflow as tf  # the file may be on a cluster's file system
+
+    with tf.io.gfile.GFile(path, "rb") as f:
+        return {line.decode("utf-8", "replace") for line in f.read().split(b"\n") if line}
+
+
 def text_statistics(split: SplitText, text_column: str, label_column: Optional[str],
                     vocabulary: set[str]) -> statistics_pb2.DatasetFeatureStatisticsList:
     """TFDV statistics of the derived features, plus the text column with its natural-language statistics."""

@@ -35,7 +35,7 @@ from tfx.utils import io_utils
 from components.data import text_checks
 from components.data.splits import SPLITS, TRAIN
 from components.data.text_profile import (LENGTH_FEATURE, TOKEN_FEATURE, SplitText, nl_statistics, read_split,
-                                     split_profile, text_statistics, train_vocabulary)
+                                     split_profile, read_vocabulary, text_statistics, train_vocabulary)
 from components.data.validation_report import REPORT_FILE
 
 STATS_FILE = "FeatureStats.pb"  # where StatisticsGen keeps a split's statistics, so TFX tools read ours too
@@ -59,6 +59,10 @@ class Settings:
     other_text_columns: list[str] = dataclasses.field(default_factory=list)
     target_column: Optional[str] = None  # a seq2seq target (one of other_text_columns): pair checks
     tag_column: Optional[str] = None  # a tagger's tags: the text column holds token lists, the labels are the tags
+    # a fine-tuning run's: the pushed model's vocabulary (its asset, one token per line), which the
+    # run's Transform takes whole; the text column's coverage is then measured against it
+    vocabulary_file: Optional[str] = None
+    vocabulary_name: str = "the train split's vocabulary"  # what the findings and the report call it
 
     @property
     def labels(self) -> Optional[str]:
@@ -115,10 +119,11 @@ def validate_text(splits: dict[str, SplitText], previous_train: Optional[SplitTe
     """All text checks; returns the findings (without actions), the statistics per split, and context."""
     text, label = settings.text_column, settings.labels
     train = splits[TRAIN]
-    vocabulary = train_vocabulary(train, settings.max_vocab_size)
+    vocabulary = (read_vocabulary(settings.vocabulary_file) if settings.vocabulary_file
+                  else train_vocabulary(train, settings.max_vocab_size))
     stats = {name: text_statistics(split, text, label, vocabulary) for name, split in splits.items()}
     min_coverage, max_tokens = text_constraints(schema, text)
-    findings = column_findings(splits, stats, text, schema)
+    findings = column_findings(splits, stats, text, schema, settings.vocabulary_name)
     skew = {}
     held_out = [name for name in splits if name != TRAIN]  # validation and test
     for held in held_out:
@@ -139,6 +144,7 @@ def validate_text(splits: dict[str, SplitText], previous_train: Optional[SplitTe
         "min_vocabulary_coverage": round(min_coverage, 6),
         "max_text_tokens": max_tokens,
         "vocabulary_size": len(vocabulary),
+        "vocabulary": settings.vocabulary_name,
         "skew": [{"split": held, **row} for held in held_out for row in _measurements(skew[held], "skew")],
         "drift": _measurements(drift, "drift") if drift is not None else [],
     }
@@ -146,7 +152,8 @@ def validate_text(splits: dict[str, SplitText], previous_train: Optional[SplitTe
 
 
 def column_findings(splits: dict[str, SplitText], stats: dict[str, statistics_pb2.DatasetFeatureStatisticsList],
-                    column: str, schema: schema_pb2.Schema) -> list[text_checks.Finding]:
+                    column: str, schema: schema_pb2.Schema,
+                    vocabulary: str = "the train split's vocabulary") -> list[text_checks.Finding]:
     """Empty and over-long texts, and vocabulary coverage (TFDV, from each split's statistics),
     of one text column, under the schema's constraints for it."""
     min_coverage, max_tokens = text_constraints(schema, column)
@@ -159,7 +166,7 @@ def column_findings(splits: dict[str, SplitText], stats: dict[str, statistics_pb
         if min_coverage:
             coverage = nl_statistics(stats[name], column).feature_coverage
             anomalies = tfdv.validate_statistics(stats[name], coverage_schema)
-            findings += text_checks.coverage_findings(anomalies, name, column, coverage, min_coverage)
+            findings += text_checks.coverage_findings(anomalies, name, column, coverage, min_coverage, vocabulary)
     return findings
 
 

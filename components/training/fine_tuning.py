@@ -59,7 +59,9 @@ class StartingPoint:
                 "task": d["task"], "kind": d["kind"], "size": d["hparams"].get("size"),
                 "trained_on": d.get("trained_on", {}),
                 "loaded_layers": self.loaded_layers, "new_layers": self.new_layers,
-                "loaded_rate": settings["loaded_rate"], "frozen_steps": settings["frozen_steps"]}
+                "loaded_rate": settings["loaded_rate"], "frozen_steps": settings["frozen_steps"],
+                # the whole model carried on (BART's translator): its settings rebuild it, as the pushed model's did
+                **({"architecture": d["hparams"]} if not self.new_layers else {})}
 
 
 def starting_point(fn_args: Any, vocab_size: int) -> Optional[StartingPoint]:

@@ -12,22 +12,45 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, Optional
 
 DESCRIPTION_FILE = os.path.join("assets.extra", "textflow_model.json")
 FIELDS = ("family", "task", "kind", "hparams", "vocab_size", "vocabulary", "tokenizer", "lowercase")
+# A subword model's `vocabulary`: its SentencePiece model, which its graph holds as a constant and
+# the Trainer also writes beside the description, where a fine-tuning run imports it
+SENTENCEPIECE = "sentencepiece"
+SUBWORD_MODEL_FOLDER = "assets.extra"
+SUBWORD_MODEL_FILE = "subword.model"  # the file name a SubwordVocabulary artifact holds
 
 
-def write_description(model_dir: str, description: dict[str, Any]) -> None:
+def vocabulary_path(model_dir: str, description: dict[str, Any]) -> str:
+    """The file a described model's tokens are looked up in: its token vocabulary asset (one token
+    per line), or a subword model's SentencePiece model."""
+    if description["vocabulary"] == SENTENCEPIECE:
+        return os.path.join(model_dir, SUBWORD_MODEL_FOLDER, SUBWORD_MODEL_FILE)
+    return os.path.join(model_dir, "assets", description["vocabulary"])
+
+
+def reads_subwords(description: dict[str, Any]) -> bool:
+    return description["vocabulary"] == SENTENCEPIECE
+
+
+def write_description(model_dir: str, description: dict[str, Any], subword_model: Optional[bytes] = None) -> None:
+    """Writes the description, and a subword model's SentencePiece model beside it."""
     missing = [field for field in FIELDS if field not in description]
     if missing:
         raise ValueError(f"a model description needs {', '.join(missing)}")
+    if reads_subwords(description) != (subword_model is not None):
+        raise ValueError("a subword model's description goes with its SentencePiece model, and only its")
     import tensorflow as tf  # the Trainer's export folder may be on a cluster's file system
 
     path = os.path.join(model_dir, DESCRIPTION_FILE)
     tf.io.gfile.makedirs(os.path.dirname(path))
     with tf.io.gfile.GFile(path, "w") as f:
         f.write(json.dumps(description, indent=2, sort_keys=True))
+    if subword_model is not None:
+        with tf.io.gfile.GFile(vocabulary_path(model_dir, description), "wb") as f:
+            f.write(subword_model)
 
 
 def read_description(model_dir: str) -> dict[str, Any]:

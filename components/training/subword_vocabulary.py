@@ -20,10 +20,11 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 
 from components.data.splits import TRAIN
+from components.training.model_description import SUBWORD_MODEL_FILE
 from components.data.text_profile import bytes_feature, split_records
 from models.layers.subword import PIPELINE_SYMBOLS, SEPARATOR, auto_vocab_size, train_sentencepiece, vocab_size_of
 
-MODEL_FILE = "subword.model"
+MODEL_FILE = SUBWORD_MODEL_FILE  # a pushed subword model keeps its SentencePiece model by this name too
 
 
 class SubwordVocabulary(types.Artifact):

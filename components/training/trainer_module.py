@@ -25,7 +25,7 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 
 from components.training.fine_tuning import starting_point
 from components.training.metrics_file import METRICS_FILE
-from components.training.model_description import write_description
+from components.training.model_description import SENTENCEPIECE, reads_subwords, write_description
 from components.training.subword_transform import subword_model_in_graph
 from components.training.trainer_setup import TrainingSetup, resolve_acceleration, training_setup
 from components.training.training_data import (
@@ -132,7 +132,9 @@ def run_fn(fn_args: FnArgs) -> None:
         f.write(json.dumps(metrics, indent=2, sort_keys=True))
 
     task.export(run, float32_copy(fitted.build, model), fitted.data)  # served in float32, outside the training strategy
-    write_description(fn_args.serving_model_dir, _description(run, task, kind, setup, fitted))
+    description = _description(run, task, kind, setup, fitted)
+    write_description(fn_args.serving_model_dir, description,
+                      run.subword_model() if reads_subwords(description) else None)
     note(f"{setup.family.name}: setup {fitted.fit_began - started:.0f} s (the acceleration trial {trial_seconds:.0f} s), "
          f"training {trained - fitted.fit_began:.0f} s, export {time.monotonic() - trained:.0f} s")
 
@@ -140,16 +142,18 @@ def run_fn(fn_args: FnArgs) -> None:
 def _description(run: TrainerRun, task: Any, kind: str, setup: TrainingSetup, fitted: Fitted) -> dict:
     """What the exported model is (`components.training.model_description`): enough to rebuild it."""
     vocabulary = run.transform_output.vocabulary_file_by_name(VOCAB_NAME)
+    start = fitted.data.recorded.get("initialised_from", {})
     return {
-        "family": setup.family.name, "task": task.name, "kind": kind, "hparams": dataclasses.asdict(setup.hparams),
+        "family": setup.family.name, "task": task.name, "kind": kind,
+        "hparams": start.get("architecture") or dataclasses.asdict(setup.hparams),
         "vocab_size": fitted.data.vocab_size, "num_classes": fitted.data.num_classes,
-        # the asset holding the token vocabulary; a subword model's SentencePiece model is in its graph
-        "vocabulary": os.path.basename(vocabulary) if vocabulary else "sentencepiece",
+        # the asset holding the token vocabulary, or a subword model's SentencePiece model
+        "vocabulary": os.path.basename(vocabulary) if vocabulary else SENTENCEPIECE,
         "tokenizer": run.settings["tokenizer"], "lowercase": run.settings.get("lowercase", False),
         "sequence_length": run.sequence_length,
         "trained_on": {"train_examples": setup.train_examples, "train_tokens": setup.train_tokens},
-        # a fine-tuned model is the pushed model's architecture under a new head, not the registry's
-        **({"initialised_from": fitted.data.recorded["initialised_from"]} if "initialised_from" in fitted.data.recorded else {}),
+        # a fine-tuned model under a new head is the pushed model's architecture, not the registry's
+        **({"initialised_from": start} if start else {}),
     }
 
 
@@ -167,7 +171,7 @@ def _fit(run: TrainerRun, task: Any, kind: str, setup: TrainingSetup, fn_args: F
         edges=bucket_edges(run.sequence_length, data_config.buckets, data.length_multiple or LM_LENGTH_MULTIPLE),
         config=data_config, same_shape_batches=setup.hparams.steps_per_execution,
     )
-    train_batches = training_batches(fn_args.train_files, seed=1, example_map=data.train_map, **batches)
+    train_batches = training_batches(fn_args.train_files, seed=setup.seed + 1, example_map=data.train_map, **batches)
     # the same eval batches each time, so two measurements of the eval loss compare the same texts
     eval_batches = training_batches(fn_args.eval_files, seed=2, shuffle=False, example_map=data.eval_map, **batches)
     train_data, eval_data = ((train_batches.map(data.batch_map), eval_batches.map(data.batch_map)) if data.batch_map
