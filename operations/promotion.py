@@ -103,7 +103,7 @@ def resolve_version(serving_dir: str, name: str, version: Optional[int] = None, 
     pushed = versions(serving_dir, name)
     version = version if version is not None else (pushed[-1] if pushed else None)
     if version not in pushed:
-        raise PromotionError(f"{name} has no pushed version {version} under {serving_dir} "
+        raise PromotionError(f"{name} has no pushed version{'' if version is None else f' {version}'} under {serving_dir} "
                              f"(pushed: {', '.join(map(str, pushed)) or 'none'})")
     return version
 

@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     compile_.add_argument("--pipeline-root", metavar="URI", help="artifacts of the cluster's runs, e.g. gs://bucket/textflow; "
                           "default: kubeflow.pipeline_root in the config")
     compile_.add_argument("--output", metavar="FILE.yaml", default="textflow-pipeline.yaml", help="the pipeline file to write")
+    compile_.add_argument("--serving-dir", metavar="DIR", help="where --init-from models are looked up: the cluster's "
+                          "serving directory mounted here, or a copy of it (default ./serving); the pipeline imports "
+                          "the same versions from the cluster's (kubeflow.serving_dir)")
     _add_config_options(compile_)
 
     promote = commands.add_parser(
@@ -300,9 +303,9 @@ def _compile(args: argparse.Namespace) -> int:
             raise ConfigError("compile needs the pipeline image: --image IMAGE or kubeflow.image in the config")
         if not root:
             raise ConfigError("compile needs where the cluster keeps artifacts: --pipeline-root URI or kubeflow.pipeline_root")
-        if config.training.init_from:
-            raise ConfigError("compile does not carry training.init_from yet: the pushed model would have to be "
-                              "resolved in the cluster's serving directory; fine-tune with `textflow run`")
+        from operations.pretrained import resolve_init_from
+
+        start_from = resolve_init_from(config)  # in --serving-dir: the cluster's, mounted, or a copy of it
         if not args.output.endswith((".yaml", ".yml")):
             raise ConfigError(f"--output {args.output}: the KFP pipeline package is YAML; give a .yaml file name")
     except ConfigError as err:
@@ -314,10 +317,16 @@ def _compile(args: argparse.Namespace) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning)  # google-cloud's notices on import
     from pipeline.compile import compile_kubeflow, runtime_parameters
 
-    pipeline = compile_kubeflow(config, image, root, args.output)
+    pipeline = compile_kubeflow(config, image, root, args.output, start_from)
     print(f"textflow: compiled pipeline '{config.name}' for Kubeflow Pipelines v2 -> {os.path.abspath(args.output)}\n"
           f"  {len(pipeline.components)} components in image {image}, artifacts under {root}\n"
           f"  run parameters: " + ", ".join(f"{name}={p.default}" for name, p in sorted(runtime_parameters(pipeline).items())))
+    if start_from:
+        from pipeline.kubeflow import serving_dir
+
+        cluster = serving_dir(config, root).rstrip("/")
+        print("  starts from: " + ", ".join(f"{family} <- {s.name} version {s.version} ({cluster}/{s.name}/{s.version})"
+                                            for family, s in start_from.items()))
     return 0
 
 

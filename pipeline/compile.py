@@ -10,7 +10,7 @@ compile time (Trainer and Transform name their functions, not module files).
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Optional
 
 import yaml
 from tfx import v1 as tfx
@@ -18,13 +18,16 @@ from tfx.orchestration import data_types
 
 from models.runtime.atomic_file import write_atomically
 from pipeline.config import Config
+from pipeline.fine_tuning import PushedModel
 from pipeline.pipeline import KUBEFLOW, create_pipeline
 
 
-def compile_kubeflow(config: Config, image: str, pipeline_root: str, output: str) -> tfx.dsl.Pipeline:
+def compile_kubeflow(config: Config, image: str, pipeline_root: str, output: str,
+                     start_from: Optional[dict[str, PushedModel]] = None) -> tfx.dsl.Pipeline:
     """Writes the KFP v2 pipeline spec of `config` to `output` as YAML, replacing any earlier file
-    whole; returns the TFX pipeline it compiled."""
-    pipeline = create_pipeline(config, target=KUBEFLOW, pipeline_root=pipeline_root)
+    whole; returns the TFX pipeline it compiled. `start_from`: `training.init_from` resolved in
+    a serving directory this machine reads, imported from the cluster's (`kubeflow.serving_dir`)."""
+    pipeline = create_pipeline(config, target=KUBEFLOW, pipeline_root=pipeline_root, start_from=start_from)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
             default_image=image, use_pipeline_spec_2_1=True  # the schema the KFP 2 SDK and backend read

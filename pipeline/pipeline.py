@@ -185,7 +185,8 @@ def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional
     """Builds the pipeline for `config` to run on `target`. Local paths in the config are made
     absolute here; a Kubeflow build needs `pipeline_root` (or kubeflow.pipeline_root).
     `start_from`: the pushed model each fine-tuned family starts from (`training.init_from`,
-    resolved by `operations.pretrained`), imported as the Trainer's `base_model`."""
+    resolved by `operations.pretrained`), imported as the Trainer's `base_model`; a Kubeflow
+    build imports the same version from the cluster's serving directory."""
     start_from = start_from or {}
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r} (known: {', '.join(TARGETS)})")
@@ -199,6 +200,9 @@ def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional
         input_base = kubeflow.input_base_parameter(input_base)
         imported_schema = kubeflow.image_schema_path(schema_path(config))
         serving_dir = kubeflow.serving_dir(config, pipeline_root)
+        # resolved where the compile could read them; imported from the cluster's serving directory
+        start_from = {family: dataclasses.replace(start, path=f"{serving_dir.rstrip('/')}/{start.name}/{start.version}")
+                      for family, start in start_from.items()}
     else:
         pipeline_root = os.path.abspath(config.pipeline_root)
         input_base, file_pattern, patterns = input_patterns(

@@ -12,6 +12,8 @@ from kfp import components as kfp_components
 
 from tfx.proto import trainer_pb2
 
+from components.training.model_description import write_description
+from operations.pretrained import resolve_init_from
 from pipeline.compile import compile_kubeflow
 from pipeline.config import ConfigError, load_config
 from pipeline.pipeline import KUBEFLOW, LOCAL, create_pipeline
@@ -142,3 +144,29 @@ def test_a_seq2seq_pipeline_compiles_with_its_vocabulary_component_before_transf
     assert "SubwordVocabularyGen" in tasks["Transform"]["dependentTasks"]
     artifact_types = json.dumps(spec["components"])
     assert "SubwordVocabulary" in artifact_types
+
+
+def test_a_fine_tuning_pipeline_imports_the_pushed_model_from_the_clusters_serving_directory(tmp_path):
+    """`--init-from` resolved in a serving directory the compile reads; the spec imports the same
+    version from the cluster's, as the fine-tuned Trainer's base model, and tokenizes with its vocabulary."""
+    version = tmp_path / "serving" / "textflow-transformer" / "5"
+    (version / "assets").mkdir(parents=True)
+    (version / "assets" / "tokens").write_text("the\nfilm\n", encoding="utf-8")
+    (version / "saved_model.pb").write_bytes(b"")  # compile reads the description, never the graph
+    write_description(str(version), {"family": "transformer", "task": "language_model", "kind": "language_model",
+                                     "hparams": {"size": "small"}, "vocab_size": 7, "vocabulary": "tokens",
+                                     "tokenizer": "word", "lowercase": False})
+    config = load_config(overrides={"data.label_column": "label", "models": ["transformer"],
+                                    "serving_dir": str(tmp_path / "serving"),
+                                    "training.init_from": ["textflow-transformer"]})
+    output = tmp_path / "pipeline.yaml"
+    compile_kubeflow(config, IMAGE, ROOT, str(output), resolve_init_from(config))
+    kfp_components.load_component_from_file(str(output))
+    spec = yaml.safe_load(output.read_text())
+    tasks = spec["root"]["dag"]["tasks"]
+    importer = "PretrainedModel_transformer_classifier"
+    assert importer in tasks["Trainer_transformer_classifier"]["dependentTasks"]
+    cluster_version = f"{ROOT}/serving/textflow-transformer/5"
+    text = json.dumps(spec)
+    assert json.dumps(cluster_version)[1:-1] in text and str(tmp_path) not in text  # nothing local reaches the cluster
+    assert f"{cluster_version}/assets/tokens" in text  # the Transform's and the checks' vocabulary
