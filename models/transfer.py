@@ -41,15 +41,45 @@ def load_pretrained(family: str, kind: str, hparams: dict[str, Any], vocab_size:
     return model
 
 
-def classifier_from_language_model(language_model: tf_keras.Model, num_classes: int, dropout: float = 0.0) -> tf_keras.Model:
+def language_modelling_term(logits_layer: Any, weight: float) -> Any:
+    """A layer that passes hidden states [batch, time, width] through and, in training, adds
+    `weight` times the language model's next-token cross-entropy over the text's real tokens to
+    the model's loss (GPT's auxiliary objective while fine-tuning: the loaded layers keep
+    modelling the language as they learn the task). At inference it computes nothing."""
+    import tensorflow as tf
+    import tf_keras
+
+    class LanguageModellingTerm(tf_keras.layers.Layer):
+        def __init__(self, **kwargs: Any):
+            super().__init__(name="language_modelling_term", **kwargs)
+            self.logits_layer = logits_layer  # the pushed model's own, so its weights are the loaded ones
+
+        def call(self, inputs: list, training: Any = None) -> Any:
+            hidden, token_ids = inputs
+            if training:
+                targets = token_ids[:, 1:]  # the ids begin with BOS: position t predicts id t + 1
+                logits = self.logits_layer(hidden[:, :-1])
+                per_token = tf_keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
+                real = tf.cast(targets > 0, per_token.dtype)
+                self.add_loss(weight * tf.reduce_sum(per_token * real) / tf.maximum(tf.reduce_sum(real), 1.0))
+            return hidden
+
+    return LanguageModellingTerm()
+
+
+def classifier_from_language_model(language_model: tf_keras.Model, num_classes: int, dropout: float = 0.0,
+                                   lm_weight: float = 0.0) -> tf_keras.Model:
     """The language model's embedding and layers up to its hidden states (shared, so they keep
-    their weights), max-pooled over the real tokens, then dropout and a new layer of class logits."""
+    their weights), max-pooled over the real tokens, then dropout and a new layer of class logits;
+    with `lm_weight`, the language model's loss stays in training as an auxiliary term."""
     import tf_keras
 
     from models.layers.pooling import masked_max_pool_layer
 
     token_ids = language_model.inputs[0]
     hidden = language_model.get_layer(LM_OUTPUT_LAYER).input
+    if lm_weight:
+        hidden = language_modelling_term(language_model.get_layer(LM_OUTPUT_LAYER), lm_weight)([hidden, token_ids])
     pooled = masked_max_pool_layer()([hidden, token_ids])
     if dropout:
         pooled = tf_keras.layers.Dropout(dropout, name="head_dropout")(pooled)
@@ -57,23 +87,24 @@ def classifier_from_language_model(language_model: tf_keras.Model, num_classes: 
     return tf_keras.Model(token_ids, logits, name=f"{language_model.name}_classifier")
 
 
-def the_whole_model(pretrained: tf_keras.Model, num_classes: int, dropout: float) -> tf_keras.Model:
+def the_whole_model(pretrained: tf_keras.Model, num_classes: int, dropout: float, lm_weight: float) -> tf_keras.Model:
     """An encoder-decoder carried on whole to another pair task (BART's recipe: a denoiser's
     encoder and decoder become a translator's); the model is the pre-trained one."""
     return pretrained
 
 
 def loaded_and_new(model: tf_keras.Model, pretrained: tf_keras.Model) -> tuple[list[str], list[str]]:
-    """The names of the fine-tuned model's layers with weights that come from `pretrained`, and
-    of those that are new (the head)."""
-    shared = {id(layer) for layer in pretrained.layers}
+    """The names of the fine-tuned model's layers whose weights all come from `pretrained`, and
+    of those with new weights (the head)."""
+    loaded = {id(weight) for weight in pretrained.weights}
     weighted = [layer for layer in model.layers if layer.weights]
-    return ([layer.name for layer in weighted if id(layer) in shared],
-            [layer.name for layer in weighted if id(layer) not in shared])
+    return ([layer.name for layer in weighted if all(id(w) in loaded for w in layer.weights)],
+            [layer.name for layer in weighted if not all(id(w) in loaded for w in layer.weights)])
 
 
-# (pre-trained kind, fine-tuned kind) -> (the loaded model, classes, head dropout) -> the fine-tuned model
-TRANSFERS: dict[tuple[str, str], Callable[["tf_keras.Model", int, float], "tf_keras.Model"]] = {
+# (pre-trained kind, fine-tuned kind) -> (the loaded model, classes, head dropout, weight of the
+# language modelling term) -> the fine-tuned model
+TRANSFERS: dict[tuple[str, str], Callable[["tf_keras.Model", int, float, float], "tf_keras.Model"]] = {
     ("language_model", "classifier"): classifier_from_language_model,
     ("seq2seq", "seq2seq"): the_whole_model,
 }
@@ -84,10 +115,11 @@ def can_transfer(from_kind: str, to_kind: str) -> bool:
 
 
 def fine_tuned(kind: str, family: str, pretrained_kind: str, hparams: dict[str, Any], vocab_size: int,
-               saved_model_dir: str, num_classes: int, dropout: float) -> tuple[tf_keras.Model, tf_keras.Model]:
+               saved_model_dir: str, num_classes: int, dropout: float,
+               lm_weight: float = 0.0) -> tuple[tf_keras.Model, tf_keras.Model]:
     """(the model of `kind` that starts from the pushed model in `saved_model_dir`, the loaded
     pre-trained model whose layers it shares)."""
     if not can_transfer(pretrained_kind, kind):
         raise ValueError(f"a {kind} cannot start from a {pretrained_kind}")
     pretrained = load_pretrained(family, pretrained_kind, hparams, vocab_size, saved_model_dir)
-    return TRANSFERS[(pretrained_kind, kind)](pretrained, num_classes, dropout), pretrained
+    return TRANSFERS[(pretrained_kind, kind)](pretrained, num_classes, dropout, lm_weight), pretrained

@@ -66,6 +66,8 @@ def _check(config: Config, reference: str, start: PushedModel, earlier: Optional
     if (d["kind"], kind) not in TRANSFERS:
         starts = sorted(f"a {to} from a {frm}" for frm, to in TRANSFERS)
         raise ConfigError(f"{what}: a {kind} cannot start from a {d['kind']} (what can: {', '.join(starts)})")
+    if config.training.lm_weight and d["kind"] != "language_model":
+        raise ConfigError(f"{what}: training.lm_weight keeps a language model's loss, and this is no language model")
     earlier_start = d.get("initialised_from")
     if earlier_start and earlier_start.get("new_layers"):
         raise ConfigError(f"{what} is itself {earlier_start['model']}'s layers under a new head, which the registry "

@@ -74,7 +74,8 @@ def describe_start(start: dict) -> str:
               if start["new_layers"] else "the whole model loaded,")
     return (f"initialised from {start['model']} version {start['version']} (its {start['task']}, trained on "
             f"{trained_on.get('train_examples', 0):,} texts): {loaded} at {start['loaded_rate']:g}x the learning rate"
-            + (f", frozen for the first {start['frozen_steps']:,} steps" if start["frozen_steps"] else ""))
+            + (f", frozen for the first {start['frozen_steps']:,} steps" if start["frozen_steps"] else "")
+            + (f"; its language modelling loss kept at weight {start['lm_weight']:g}" if start.get("lm_weight") else ""))
 
 
 def describe_training(training: dict) -> list[str]:

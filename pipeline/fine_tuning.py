@@ -20,12 +20,17 @@ class TrainingConfig:
     init_from: list[str] = dataclasses.field(default_factory=list)
     loaded_rate: float = 0.1  # the loaded layers' learning rate, as a share of the family's
     frozen_steps: int = 0  # steps the loaded layers wait while the new head learns alone
+    # a classifier from a language model: the weight of the language model's own loss, kept as an
+    # auxiliary term of the training loss (GPT's recipe: 0.5); 0 leaves it out
+    lm_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.loaded_rate <= 1.0:
             raise ValueError(f"training.loaded_rate must be in (0, 1], got {self.loaded_rate}")
         if self.seed < 0:
             raise ValueError(f"training.seed must be 0 or more, got {self.seed}")
+        if self.lm_weight < 0:
+            raise ValueError(f"training.lm_weight must be 0 or more, got {self.lm_weight}")
         if self.frozen_steps < 0:
             raise ValueError(f"training.frozen_steps must be 0 or more, got {self.frozen_steps}")
 

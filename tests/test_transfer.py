@@ -15,9 +15,9 @@ from models.transfer import classifier_from_language_model, fine_tuned, load_pre
 VOCAB = 40
 
 
-def pushed_language_model(family, directory):
+def pushed_language_model(family, directory, **settings):
     """A small language model with weights no initialiser gives, exported as the project exports."""
-    config = registry.get(family).config_class(size="small", layers=1)
+    config = registry.get(family).config_class(size="small", layers=1, **settings)
     model = registry.build_model(family, "language_model", config, VOCAB)
     rng = np.random.default_rng(1)
     for weight in model.weights:
@@ -51,6 +51,25 @@ def test_a_classifier_from_a_pushed_language_model_starts_from_its_weights(famil
     assert classifier(ids).shape == (2, 3)
     # padding after a text never changes its class scores
     np.testing.assert_allclose(classifier(ids[:, :4]).numpy(), classifier(ids).numpy(), atol=1e-5)
+
+
+def test_the_language_modelling_term_adds_the_pushed_models_loss_in_training_only(tmp_path):
+    config, pushed = pushed_language_model("transformer", tmp_path, dropout=0.0)  # training equals inference
+    loaded = load_pretrained("transformer", "language_model", dataclasses.asdict(config), VOCAB, str(tmp_path))
+    classifier = classifier_from_language_model(loaded, num_classes=2, lm_weight=0.5)
+    kept, new = loaded_and_new(classifier, loaded)
+    assert new == ["class_logits"] and "language_modelling_term" in kept  # it holds the pushed logits layer
+    ids = np.array([[1, 5, 6, 7, 0, 0], [1, 9, 8, 0, 0, 0]])
+    classifier(ids, training=False)
+    assert classifier.losses == []
+    classifier(ids, training=True)
+    (term,) = classifier.losses
+    logits = pushed(ids).numpy()[:, :-1]
+    targets = ids[:, 1:]
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    picked = np.take_along_axis(log_p, targets[..., None], -1)[..., 0]
+    expected = 0.5 * -(picked * (targets > 0)).sum() / (targets > 0).sum()
+    np.testing.assert_allclose(term.numpy(), expected, rtol=1e-5)
 
 
 @pytest.mark.parametrize("family", ["rnn", "transformer"])

@@ -24,8 +24,9 @@ from models.transfer import fine_tuned, loaded_and_new
 class StartingPoint:
     """The pushed model a Trainer starts from, and what it loaded of it."""
 
-    def __init__(self, path: str, description: dict[str, Any]):
+    def __init__(self, path: str, description: dict[str, Any], settings: dict[str, Any]):
         self.path, self.description = path, description
+        self.settings = settings  # the pipeline's `_fine_tuning_settings`: the model's name and version, the rates
         self.loaded_layers: list[str] = []
         self.new_layers: list[str] = []
         self._loaded_weights: list[tf.Variable] = []
@@ -43,23 +44,26 @@ class StartingPoint:
     def build(self, kind: str, num_classes: int, hparams: Any) -> Any:
         d = self.description
         model, pretrained = fine_tuned(kind, d["family"], d["kind"], d["hparams"], d["vocab_size"], self.path,
-                                       num_classes, dropout=getattr(hparams, "dropout", None) or 0.0)
+                                       num_classes, dropout=getattr(hparams, "dropout", None) or 0.0,
+                                       lm_weight=self.settings.get("lm_weight", 0.0))
         self.loaded_layers, self.new_layers = loaded_and_new(model, pretrained)
         self._loaded_weights = [w for name in self.loaded_layers for w in model.get_layer(name).trainable_weights]
         return model
 
-    def group_loaded_layers(self, model: Any, settings: dict[str, Any]) -> None:
+    def group_loaded_layers(self, model: Any) -> None:
         """The loaded layers' learning rate and frozen steps (`models.runtime.fused_adam`)."""
-        model.optimizer.scale_learning_rate(self._loaded_weights, settings["loaded_rate"], settings["frozen_steps"])
+        model.optimizer.scale_learning_rate(self._loaded_weights, self.settings["loaded_rate"],
+                                            self.settings["frozen_steps"])
 
-    def record(self, settings: dict[str, Any]) -> dict[str, Any]:
+    def record(self) -> dict[str, Any]:
         """What `training_metrics.json` keeps of the start: for the summary, the report and `models show`."""
-        d = self.description
+        d, settings = self.description, self.settings
         return {"model": settings.get("model"), "version": settings.get("version"), "path": self.path,
                 "task": d["task"], "kind": d["kind"], "size": d["hparams"].get("size"),
                 "trained_on": d.get("trained_on", {}),
                 "loaded_layers": self.loaded_layers, "new_layers": self.new_layers,
                 "loaded_rate": settings["loaded_rate"], "frozen_steps": settings["frozen_steps"],
+                "lm_weight": settings.get("lm_weight", 0.0),
                 # the whole model carried on (BART's translator): its settings rebuild it, as the pushed model's did
                 **({"architecture": d["hparams"]} if not self.new_layers else {})}
 
@@ -76,4 +80,4 @@ def starting_point(fn_args: Any, vocab_size: int) -> Optional[StartingPoint]:
     if description["vocab_size"] != vocab_size:
         raise ValueError(f"{path} reads {description['vocab_size']} token ids, this run's Transform gives "
                          f"{vocab_size}: the run must tokenize with the pushed model's vocabulary")
-    return StartingPoint(path, description)
+    return StartingPoint(path, description, fn_args.custom_config["fine_tuning"])

@@ -195,7 +195,7 @@ def _fit(run: TrainerRun, task: Any, kind: str, setup: TrainingSetup, fn_args: F
         model = build()
         registry.compile_model(family.name, kind, model, hparams, plan.steps)
         if start is not None:
-            start.group_loaded_layers(model, run.settings["fine_tuning"])
+            start.group_loaded_layers(model)
     prepared = time.monotonic()
     callbacks, monitor_from_step = task.fit_settings(run, model)
     tokens_per_step = (data.sequences_per_example * global_batch * run.sequence_length
@@ -211,5 +211,5 @@ def _fit(run: TrainerRun, task: Any, kind: str, setup: TrainingSetup, fn_args: F
         callbacks=callbacks, monitor_from_step=monitor_from_step, selected_by=data.selected_by,
     )
     if start is not None:
-        data.recorded["initialised_from"] = start.record(run.settings["fine_tuning"])
+        data.recorded["initialised_from"] = start.record()
     return Fitted(data, acceleration, profile, build, model, metrics, prepared)
