@@ -47,7 +47,7 @@ def list_models(config: Config, serving_dir: str) -> str:
              f"{'pushed':<16}  labels"]
     for r in records:
         name = os.path.basename(os.path.dirname(r.destination)) if r.destination else f"{config.name}-{r.branch.replace('_', '-')}"
-        key = next((m for m in tasks.of_branch(r.branch).key_metrics if m in r.metrics), None)
+        key = tasks.of_branch(r.branch).key_metric(r.metrics)
         metric = f"{key} {r.metrics[key]:.4f}" if key else "-"
         blessed = {True: "yes", False: "no", None: "-"}[r.blessed]
         held = ",".join(label for label, v in labels.get(name, {}).items() if v == r.version) or "-"

@@ -162,7 +162,7 @@ def _model_section(family: dict) -> Section:
                                 {"loss": curve["loss"], "validation loss": curve["eval_loss"]}))
     slices = family.get("slices", {})
     if slices:
-        key = next(t["metric"] for t in family["thresholds"]) if family.get("thresholds") else None
+        key = tasks.get(family["task"]).key_metric(metrics)
         blocks.append(Table(["slice", key or "metric", "examples"],
                             [[name, _number(values.get(key)), _number(values.get("example_count"))]
                              for name, values in slices.items()]))

@@ -169,8 +169,9 @@ def blessing_checks(thresholds: list[Threshold], metrics: dict[str, float], base
     for threshold in thresholds:
         value = metrics.get(threshold.metric, math.nan)
         trivial = metrics.get(threshold.trivial_metric or "", math.nan)
-        passed = failed is not None and (threshold.metric, False) not in failed and not math.isnan(value)
-        checks.append(ThresholdCheck(threshold, "value", value, passed, trivial=trivial))
+        if threshold.bound is not None:
+            passed = failed is not None and (threshold.metric, False) not in failed and not math.isnan(value)
+            checks.append(ThresholdCheck(threshold, "value", value, passed, trivial=trivial))
         if threshold.max_worsening is not None and threshold.metric in baseline:
             passed = failed is not None and (threshold.metric, True) not in failed
             checks.append(ThresholdCheck(threshold, "change", value, passed, baseline[threshold.metric]))

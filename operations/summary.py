@@ -49,6 +49,9 @@ def format_summary(results: list[FamilyResult], validation: Optional[dict] = Non
             lines.append("    baseline: none (no blessed model of this family yet)")
         lines.append(f"    {'BLESSED' if r.blessed else 'NOT BLESSED'}:")
         lines += [f"      {check.describe()}" for check in r.checks]
+        if not r.checks:
+            lines.append("      no threshold had anything to check: no value bound is set (evaluation.max_cross_entropy is "
+                         "null for word and subword tokens), no earlier blessed model, and the floor is off")
         lines += _describe_serving_check(r.serving_check)
         lines.append(f"    pushed to {r.pushed_to}" if r.pushed_to else "    not pushed")
     generative = [r for r in results if tasks.get(r.task).nats_per_token]
@@ -115,7 +118,7 @@ def describe_training(training: dict) -> list[str]:
 
 def _describe_slices(r: FamilyResult) -> list[str]:
     """One line per sliced feature: the blessing metric and example count of each of its slices."""
-    metric = r.checks[0].threshold.metric if r.checks else None
+    metric = tasks.get(r.task).key_metric(r.metrics)
     by_feature: dict[str, list[str]] = {}
     for name, values in r.slices.items():
         feature, _, value = name.partition("=")

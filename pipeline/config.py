@@ -119,12 +119,18 @@ class TaggerConfig:
             raise ValueError(f"tagger.spans must be auto, true or false, got {self.spans!r}")
 
 
+CHARACTER_MAX_CROSS_ENTROPY = 3.0  # nats per character: the language models' default ceiling
+
+
 @dataclasses.dataclass
 class EvaluationConfig:
     """Blessing thresholds. Language models: cross-entropy per token (nats); the VAE: negative
     ELBO per token against the same limits. Classifiers (a label column is set): accuracy and macro AUC."""
 
-    max_cross_entropy: float = 3.0  # value threshold: a candidate above this is not blessed
+    # value threshold: a candidate above this is not blessed. Null: CHARACTER_MAX_CROSS_ENTROPY for
+    # character tokens, and no value bound for words and subwords, whose nats per token depend on
+    # the vocabulary (the unigram floor and the change threshold still judge them)
+    max_cross_entropy: Optional[float] = None
     max_increase: float = 0.05  # change threshold: at most this much worse than the baseline
     min_accuracy: float = 0.5  # classifiers: value threshold on accuracy
     max_accuracy_drop: float = 0.02  # classifiers: at most this much less accurate than the baseline
@@ -318,6 +324,8 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
         config.data.text_column = CONLLU_TOKENS  # CoNLL-U's words, whatever the text column's default
     if config.transform.tokenizer is None and tasks.known(config.task):
         config.transform.tokenizer = config.task_mode.default_tokenizer
+    if config.evaluation.max_cross_entropy is None and config.transform.tokenizer == "char":
+        config.evaluation.max_cross_entropy = CHARACTER_MAX_CROSS_ENTROPY
     validate(config)
     return config
 

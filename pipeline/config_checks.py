@@ -76,7 +76,8 @@ def validate(config: Config) -> None:
     _validate_xla_on_cpu(config)
     _validate_validation(config.validation)
     limits = config.evaluation
-    if limits.max_cross_entropy <= 0 or limits.max_increase < 0 or limits.max_accuracy_drop < 0:
+    if (limits.max_cross_entropy is not None and limits.max_cross_entropy <= 0) or limits.max_increase < 0 \
+            or limits.max_accuracy_drop < 0:
         raise ConfigError("config section 'evaluation': thresholds must be positive")
     if not (0 <= limits.min_accuracy <= 1 and 0 <= limits.min_auc <= 1 and 0 <= limits.baseline_min_auc <= 1):
         raise ConfigError("config section 'evaluation': min_accuracy, min_auc and baseline_min_auc must be between 0 and 1")

@@ -39,14 +39,17 @@ def _tfma_threshold(threshold: Threshold) -> tfma.MetricThreshold:
     """TFMA's bounds are inclusive; a floor is passed only strictly beyond its bound (a model that
     equals its trivial baseline has not beaten it), so its bound is the next number past it."""
     value = threshold.bound
-    if threshold.floor:
+    if value is None:  # only the change is bounded: an open bound, as TFMA fails a first run's metric it checked nothing on
+        value = -math.inf if threshold.higher_is_better else math.inf
+    elif threshold.floor:
         value = math.nextafter(value, math.inf if threshold.higher_is_better else -math.inf)
-    bound = {"lower_bound" if threshold.higher_is_better else "upper_bound": {"value": value}}
+    value_threshold = tfma.GenericValueThreshold(
+        **{"lower_bound" if threshold.higher_is_better else "upper_bound": {"value": value}})
     change = None
     if threshold.max_worsening is not None:
         direction = tfma.MetricDirection.HIGHER_IS_BETTER if threshold.higher_is_better else tfma.MetricDirection.LOWER_IS_BETTER
         change = tfma.GenericChangeThreshold(direction=direction, absolute={"value": threshold.allowed_change})
-    return tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(**bound), change_threshold=change)
+    return tfma.MetricThreshold(value_threshold=value_threshold, change_threshold=change)
 
 
 def slicing_specs(config: Config, family: str) -> list[tfma.SlicingSpec]:

@@ -40,7 +40,7 @@ class Threshold:
     """A value threshold on one metric and, optionally, how much worse than the baseline it may get."""
 
     metric: str
-    bound: float  # lowest (higher_is_better) or highest allowed value
+    bound: Optional[float]  # lowest (higher_is_better) or highest allowed value; None: only the change is bounded
     higher_is_better: bool
     max_worsening: Optional[float] = None  # change threshold against the last blessed model
     floor: bool = False  # part of the trivial-baseline floor (pipeline/evaluation.py)
@@ -176,6 +176,10 @@ class Task:
         raise NotImplementedError
 
     # --- the summary and the report ---
+
+    def key_metric(self, metrics: dict[str, Any]) -> Optional[str]:
+        """The first of `key_metrics` that `metrics` hold: what a listing or a slice table shows."""
+        return next((m for m in self.key_metrics if m in metrics), None)
 
     def headline(self, metrics: dict[str, float]) -> str:
         """The model's metrics in one line of the summary."""

@@ -267,6 +267,23 @@ def test_eval_config_carries_the_task_thresholds():
     assert overall_threshold(metrics["AUC"]).value_threshold.lower_bound.value == 0.5
 
 
+def test_a_word_language_model_has_no_cross_entropy_ceiling_unless_set():
+    """3 nats per character is a ceiling; per word, nats depend on the vocabulary: the unigram
+    floor and the change threshold judge a word model."""
+    from pipeline.evaluation import blessing_thresholds, eval_config
+
+    assert load_config().evaluation.max_cross_entropy == 3.0  # character tokens
+    words = load_config(overrides={"transform.tokenizer": "word"})
+    assert words.evaluation.max_cross_entropy is None
+    xent = {m.class_name: m for m in eval_config(words, "rnn").metrics_specs[0].metrics}["CrossEntropyPerToken"]
+    assert overall_threshold(xent).value_threshold.upper_bound.value == math.inf  # open: TFMA checks something
+    assert overall_threshold(xent).change_threshold.absolute.value == 0.05
+    assert [(t.metric, t.bound) for t in blessing_thresholds(words, "rnn")] == [
+        ("cross_entropy_per_token", None), ("cross_entropy_below_unigram", 0.05)]
+    set_one = load_config(overrides={"transform.tokenizer": "word", "evaluation.max_cross_entropy": 6})
+    assert set_one.evaluation.max_cross_entropy == 6.0
+
+
 def test_the_vae_is_evaluated_on_its_own_signature_and_metrics():
     from pipeline.evaluation import eval_config
 
