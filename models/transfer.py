@@ -13,6 +13,7 @@ What can start from what (pre-trained kind -> fine-tuned kind) is `TRANSFERS`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -67,27 +68,42 @@ def language_modelling_term(logits_layer: Any, weight: float) -> Any:
     return LanguageModellingTerm()
 
 
-def classifier_from_language_model(language_model: tf_keras.Model, num_classes: int, dropout: float = 0.0,
-                                   lm_weight: float = 0.0) -> tf_keras.Model:
+POOLINGS = ("max", "last", "both")  # how a classifier reads a language model's hidden states
+
+
+@dataclasses.dataclass(frozen=True)
+class Head:
+    """The new head's settings (`training:` in the config)."""
+
+    dropout: float = 0.0  # on the pooled features
+    lm_weight: float = 0.0  # the language model's own loss, kept as an auxiliary term at this weight
+    pooling: str = "max"  # one of POOLINGS
+
+
+def classifier_from_language_model(language_model: tf_keras.Model, num_classes: int, head: Head = Head()) -> tf_keras.Model:
     """The language model's embedding and layers up to its hidden states (shared, so they keep
-    their weights), max-pooled over the real tokens, then dropout and a new layer of class logits;
-    with `lm_weight`, the language model's loss stays in training as an auxiliary term."""
+    their weights), pooled (`max` over the real tokens, the `last` real token's, where a causal
+    model has read the whole text, or `both` side by side), then dropout and a new layer of class
+    logits; with `lm_weight`, the language model's loss stays in training as an auxiliary term."""
     import tf_keras
 
-    from models.layers.pooling import masked_max_pool_layer
+    from models.layers.pooling import last_position_layer, masked_max_pool_layer
 
     token_ids = language_model.inputs[0]
     hidden = language_model.get_layer(LM_OUTPUT_LAYER).input
-    if lm_weight:
-        hidden = language_modelling_term(language_model.get_layer(LM_OUTPUT_LAYER), lm_weight)([hidden, token_ids])
-    pooled = masked_max_pool_layer()([hidden, token_ids])
-    if dropout:
-        pooled = tf_keras.layers.Dropout(dropout, name="head_dropout")(pooled)
+    if head.lm_weight:
+        hidden = language_modelling_term(language_model.get_layer(LM_OUTPUT_LAYER), head.lm_weight)([hidden, token_ids])
+    pools = {"max": [masked_max_pool_layer()], "last": [last_position_layer()],
+             "both": [masked_max_pool_layer(), last_position_layer()]}[head.pooling]
+    pooled = [pool([hidden, token_ids]) for pool in pools]
+    pooled = pooled[0] if len(pooled) == 1 else tf_keras.layers.Concatenate(name="pooled")(pooled)
+    if head.dropout:
+        pooled = tf_keras.layers.Dropout(head.dropout, name="head_dropout")(pooled)
     logits = tf_keras.layers.Dense(num_classes, dtype="float32", name="class_logits")(pooled)
     return tf_keras.Model(token_ids, logits, name=f"{language_model.name}_classifier")
 
 
-def the_whole_model(pretrained: tf_keras.Model, num_classes: int, dropout: float, lm_weight: float) -> tf_keras.Model:
+def the_whole_model(pretrained: tf_keras.Model, num_classes: int, head: Head) -> tf_keras.Model:
     """An encoder-decoder carried on whole to another pair task (BART's recipe: a denoiser's
     encoder and decoder become a translator's); the model is the pre-trained one."""
     return pretrained
@@ -102,9 +118,8 @@ def loaded_and_new(model: tf_keras.Model, pretrained: tf_keras.Model) -> tuple[l
             [layer.name for layer in weighted if not all(id(w) in loaded for w in layer.weights)])
 
 
-# (pre-trained kind, fine-tuned kind) -> (the loaded model, classes, head dropout, weight of the
-# language modelling term) -> the fine-tuned model
-TRANSFERS: dict[tuple[str, str], Callable[["tf_keras.Model", int, float, float], "tf_keras.Model"]] = {
+# (pre-trained kind, fine-tuned kind) -> (the loaded model, classes, the head's settings) -> the fine-tuned model
+TRANSFERS: dict[tuple[str, str], Callable[["tf_keras.Model", int, Head], "tf_keras.Model"]] = {
     ("language_model", "classifier"): classifier_from_language_model,
     ("seq2seq", "seq2seq"): the_whole_model,
 }
@@ -115,11 +130,10 @@ def can_transfer(from_kind: str, to_kind: str) -> bool:
 
 
 def fine_tuned(kind: str, family: str, pretrained_kind: str, hparams: dict[str, Any], vocab_size: int,
-               saved_model_dir: str, num_classes: int, dropout: float,
-               lm_weight: float = 0.0) -> tuple[tf_keras.Model, tf_keras.Model]:
+               saved_model_dir: str, num_classes: int, head: Head = Head()) -> tuple[tf_keras.Model, tf_keras.Model]:
     """(the model of `kind` that starts from the pushed model in `saved_model_dir`, the loaded
     pre-trained model whose layers it shares)."""
     if not can_transfer(pretrained_kind, kind):
         raise ValueError(f"a {kind} cannot start from a {pretrained_kind}")
     pretrained = load_pretrained(family, pretrained_kind, hparams, vocab_size, saved_model_dir)
-    return TRANSFERS[(pretrained_kind, kind)](pretrained, num_classes, dropout, lm_weight), pretrained
+    return TRANSFERS[(pretrained_kind, kind)](pretrained, num_classes, head), pretrained

@@ -78,7 +78,8 @@ def describe_start(start: dict) -> str:
     return (f"initialised from {start['model']} version {start['version']} (its {start['task']}, trained on "
             f"{trained_on.get('train_examples', 0):,} texts): {loaded} at {start['loaded_rate']:g}x the learning rate"
             + (f", frozen for the first {start['frozen_steps']:,} steps" if start["frozen_steps"] else "")
-            + (f"; its language modelling loss kept at weight {start['lm_weight']:g}" if start.get("lm_weight") else ""))
+            + (f"; its language modelling loss kept at weight {start['lm_weight']:g}" if start.get("lm_weight") else "")
+            + (f"; pooling {start['pooling']}" if start.get("pooling", "max") != "max" else ""))
 
 
 def describe_training(training: dict) -> list[str]:

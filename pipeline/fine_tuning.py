@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from models.transfer import POOLINGS
+
 
 @dataclasses.dataclass
 class TrainingConfig:
@@ -23,12 +25,18 @@ class TrainingConfig:
     # a classifier from a language model: the weight of the language model's own loss, kept as an
     # auxiliary term of the training loss (GPT's recipe: 0.5); 0 leaves it out
     lm_weight: float = 0.0
+    # a classifier from a language model: how it reads the hidden states (models.transfer.POOLINGS):
+    # max over the text's positions, the last position's (GPT's: a causal model has read the whole
+    # text there), or both side by side
+    pooling: str = "max"
 
     def __post_init__(self) -> None:
         if not 0.0 < self.loaded_rate <= 1.0:
             raise ValueError(f"training.loaded_rate must be in (0, 1], got {self.loaded_rate}")
         if self.seed < 0:
             raise ValueError(f"training.seed must be 0 or more, got {self.seed}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"training.pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
         if self.lm_weight < 0:
             raise ValueError(f"training.lm_weight must be 0 or more, got {self.lm_weight}")
         if self.frozen_steps < 0:

@@ -157,7 +157,8 @@ def _subword_vocabulary(config: Config, examples: Channel, start_from: dict[str,
 
 def _fine_tuning_settings(config: Config, start: PushedModel) -> dict:
     return {"model": start.name, "version": start.version, "loaded_rate": config.training.loaded_rate,
-            "frozen_steps": config.training.frozen_steps, "lm_weight": config.training.lm_weight}
+            "frozen_steps": config.training.frozen_steps, "lm_weight": config.training.lm_weight,
+            "pooling": config.training.pooling}
 
 
 def _trainer_settings(config: Config, family: str, pipeline_root: str) -> dict:

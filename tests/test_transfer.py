@@ -7,10 +7,12 @@ import dataclasses
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras
 
 from models import registry
+from models.layers.pooling import last_position_layer
 from models.serving.export import save_model
-from models.transfer import classifier_from_language_model, fine_tuned, load_pretrained, loaded_and_new
+from models.transfer import Head, classifier_from_language_model, fine_tuned, load_pretrained, loaded_and_new
 
 VOCAB = 40
 
@@ -35,7 +37,7 @@ def pushed_language_model(family, directory, **settings):
 def test_a_classifier_from_a_pushed_language_model_starts_from_its_weights(family, tmp_path):
     config, pushed = pushed_language_model(family, tmp_path)
     loaded = load_pretrained(family, "language_model", dataclasses.asdict(config), VOCAB, str(tmp_path))
-    classifier = classifier_from_language_model(loaded, num_classes=3, dropout=0.1)
+    classifier = classifier_from_language_model(loaded, num_classes=3, head=Head(dropout=0.1))
     kept, new = loaded_and_new(classifier, loaded)
     assert new == ["class_logits"] and "embedding" in kept and "logits" not in kept
     for rebuilt, original in zip(loaded.weights, pushed.weights):  # one builder: the same order
@@ -53,10 +55,23 @@ def test_a_classifier_from_a_pushed_language_model_starts_from_its_weights(famil
     np.testing.assert_allclose(classifier(ids[:, :4]).numpy(), classifier(ids).numpy(), atol=1e-5)
 
 
+def test_the_last_position_is_where_a_causal_model_has_read_the_whole_text(tmp_path):
+    config, _ = pushed_language_model("transformer", tmp_path)
+    loaded = load_pretrained("transformer", "language_model", dataclasses.asdict(config), VOCAB, str(tmp_path))
+    states = tf_keras.Model(loaded.inputs[0], loaded.get_layer("logits").input)
+    ids = np.array([[1, 5, 6, 7, 0, 0], [1, 9, 0, 0, 0, 0]])
+    expected = states(ids).numpy()[[0, 1], [3, 1]]
+    last = last_position_layer()([states(ids), tf.constant(ids)]).numpy()
+    np.testing.assert_allclose(last, expected, atol=1e-6)
+    both = classifier_from_language_model(loaded, num_classes=2, head=Head(pooling="both"))
+    assert both.get_layer("pooled").output.shape[-1] == 2 * expected.shape[-1]
+    np.testing.assert_allclose(both(ids[:, :4]).numpy(), both(ids).numpy(), atol=1e-5)  # padding changes nothing
+
+
 def test_the_language_modelling_term_adds_the_pushed_models_loss_in_training_only(tmp_path):
     config, pushed = pushed_language_model("transformer", tmp_path, dropout=0.0)  # training equals inference
     loaded = load_pretrained("transformer", "language_model", dataclasses.asdict(config), VOCAB, str(tmp_path))
-    classifier = classifier_from_language_model(loaded, num_classes=2, lm_weight=0.5)
+    classifier = classifier_from_language_model(loaded, num_classes=2, head=Head(lm_weight=0.5))
     kept, new = loaded_and_new(classifier, loaded)
     assert new == ["class_logits"] and "language_modelling_term" in kept  # it holds the pushed logits layer
     ids = np.array([[1, 5, 6, 7, 0, 0], [1, 9, 8, 0, 0, 0]])
@@ -82,7 +97,7 @@ def test_an_encoder_decoder_carries_on_whole_with_its_weights(family, tmp_path):
         weight.assign(rng.normal(scale=0.1, size=weight.shape).astype(np.float32))
     pushed.save(str(tmp_path), save_format="tf", save_traces=False)
     model, loaded = fine_tuned("seq2seq", family, "seq2seq", dataclasses.asdict(config), VOCAB, str(tmp_path),
-                               num_classes=0, dropout=0.1)
+                               num_classes=0, head=Head(dropout=0.1))
     kept, new = loaded_and_new(model, loaded)
     assert model is loaded and new == [] and kept == [layer.name for layer in model.layers if layer.weights]
     assert len(model.weights) == len(pushed.weights)

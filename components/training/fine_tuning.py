@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from components.training.model_description import read_description
 from models.runtime.acceleration_trial import Choice
-from models.transfer import fine_tuned, loaded_and_new
+from models.transfer import Head, fine_tuned, loaded_and_new
 
 
 class StartingPoint:
@@ -43,9 +43,10 @@ class StartingPoint:
 
     def build(self, kind: str, num_classes: int, hparams: Any) -> Any:
         d = self.description
+        head = Head(dropout=getattr(hparams, "dropout", None) or 0.0, lm_weight=self.settings.get("lm_weight", 0.0),
+                    pooling=self.settings.get("pooling", "max"))
         model, pretrained = fine_tuned(kind, d["family"], d["kind"], d["hparams"], d["vocab_size"], self.path,
-                                       num_classes, dropout=getattr(hparams, "dropout", None) or 0.0,
-                                       lm_weight=self.settings.get("lm_weight", 0.0))
+                                       num_classes, head)
         self.loaded_layers, self.new_layers = loaded_and_new(model, pretrained)
         self._loaded_weights = [w for name in self.loaded_layers for w in model.get_layer(name).trainable_weights]
         return model
@@ -63,7 +64,7 @@ class StartingPoint:
                 "trained_on": d.get("trained_on", {}),
                 "loaded_layers": self.loaded_layers, "new_layers": self.new_layers,
                 "loaded_rate": settings["loaded_rate"], "frozen_steps": settings["frozen_steps"],
-                "lm_weight": settings.get("lm_weight", 0.0),
+                "lm_weight": settings.get("lm_weight", 0.0), "pooling": settings.get("pooling", "max"),
                 # the whole model carried on (BART's translator): its settings rebuild it, as the pushed model's did
                 **({"architecture": d["hparams"]} if not self.new_layers else {})}
 
