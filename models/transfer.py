@@ -4,7 +4,8 @@ A pushed model is rebuilt from what it was (family, kind, hyper-parameters, voca
 and its weights are read from the SavedModel's variables, which hold the Keras model as the
 checkpoint's root (the exported signatures and the Transform layer are left aside). A language
 model's hidden states are the input of its `logits` layer, in every family; a classifier
-fine-tuned from it reads them, max-pooled over the text's real tokens, into a new class layer.
+fine-tuned from it reads them, pooled over the text, into a new class layer; a tagger reads each
+word's state beside a new view of its characters.
 An encoder-decoder (a denoiser, a translator) carries on whole as another pair task's model.
 The fine-tuned model keeps the pre-trained model's architecture and size, so only the head is new.
 
@@ -75,9 +76,10 @@ POOLINGS = ("max", "last", "both")  # how a classifier reads a language model's 
 class Head:
     """The new head's settings (`training:` in the config)."""
 
-    dropout: float = 0.0  # on the pooled features
+    dropout: float = 0.0  # on the pooled features (a tagger's: on each word's)
     lm_weight: float = 0.0  # the language model's own loss, kept as an auxiliary term at this weight
     pooling: str = "max"  # one of POOLINGS
+    characters: str = "cnn"  # a tagger's new view of each word's characters (models.layers.characters)
 
 
 def classifier_from_language_model(language_model: tf_keras.Model, num_classes: int, head: Head = Head()) -> tf_keras.Model:
@@ -103,6 +105,41 @@ def classifier_from_language_model(language_model: tf_keras.Model, num_classes: 
     return tf_keras.Model(token_ids, logits, name=f"{language_model.name}_classifier")
 
 
+def tagger_from_language_model(language_model: tf_keras.Model, num_classes: int, head: Head = Head()) -> tf_keras.Model:
+    """Each word's state in the language model (the sentence read from BOS, as the model was
+    trained: a state has read the words up to its own), beside a new view of the word's
+    characters (the words the vocabulary lacks are read there), then dropout and a new layer of
+    tag scores. Inputs as the registry's taggers': word ids and character ids."""
+    import tensorflow as tf
+    import tf_keras
+
+    from models.layers.characters import character_encoder
+    from models.layers.tokens import BOS_ID
+
+    states = tf_keras.Model(language_model.inputs[0], language_model.get_layer(LM_OUTPUT_LAYER).input,
+                            name="language_model")
+
+    class WordStates(tf_keras.layers.Layer):
+        """[batch, words] ids -> [batch, words, width]: the language model's state after each word."""
+
+        def __init__(self, **kwargs: Any):
+            super().__init__(name="word_states", **kwargs)
+            self.states = states
+
+        def call(self, ids: tf.Tensor) -> tf.Tensor:
+            bos = tf.fill([tf.shape(ids)[0], 1], tf.constant(BOS_ID, ids.dtype))
+            return self.states(tf.concat([bos, ids], axis=1))[:, 1:]
+
+    word_ids = tf_keras.Input(shape=(None,), dtype="int64", name="input_ids")
+    char_ids = tf_keras.Input(shape=(None, None), dtype="int64", name="char_ids")
+    words = tf_keras.layers.Concatenate(name="states_and_characters")(
+        [WordStates()(word_ids), character_encoder(head.characters)(char_ids)])
+    if head.dropout:
+        words = tf_keras.layers.Dropout(head.dropout, name="head_dropout")(words)
+    logits = tf_keras.layers.Dense(num_classes, dtype="float32", name="tag_logits")(words)
+    return tf_keras.Model({"input_ids": word_ids, "char_ids": char_ids}, logits, name=f"{language_model.name}_tagger")
+
+
 def the_whole_model(pretrained: tf_keras.Model, num_classes: int, head: Head) -> tf_keras.Model:
     """An encoder-decoder carried on whole to another pair task (BART's recipe: a denoiser's
     encoder and decoder become a translator's); the model is the pre-trained one."""
@@ -121,12 +158,23 @@ def loaded_and_new(model: tf_keras.Model, pretrained: tf_keras.Model) -> tuple[l
 # (pre-trained kind, fine-tuned kind) -> (the loaded model, classes, the head's settings) -> the fine-tuned model
 TRANSFERS: dict[tuple[str, str], Callable[["tf_keras.Model", int, Head], "tf_keras.Model"]] = {
     ("language_model", "classifier"): classifier_from_language_model,
+    ("language_model", "tagger"): tagger_from_language_model,
     ("seq2seq", "seq2seq"): the_whole_model,
 }
 
 
+# positions a fine-tuned model's input takes beyond the run's sequence length (a tagger's BOS)
+EXTRA_POSITIONS = {("language_model", "tagger"): 1}
+
+
 def can_transfer(from_kind: str, to_kind: str) -> bool:
     return (from_kind, to_kind) in TRANSFERS
+
+
+def positions_needed(from_kind: str, to_kind: str, sequence_length: int) -> int:
+    """The positions the pre-trained model reads in the fine-tuned model, for a run of this
+    sequence length: a model with a fixed number of positions (a Transformer's `context`) must have them."""
+    return sequence_length + EXTRA_POSITIONS.get((from_kind, to_kind), 0)
 
 
 def fine_tuned(kind: str, family: str, pretrained_kind: str, hparams: dict[str, Any], vocab_size: int,

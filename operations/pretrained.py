@@ -14,7 +14,7 @@ import os
 from typing import Optional
 
 from components.training.model_description import read_description, vocabulary_path
-from models.transfer import TRANSFERS
+from models.transfer import TRANSFERS, positions_needed
 from operations.promotion import LABELS, PromotionError, check_model_name, resolve_version
 from pipeline.config import Config, ConfigError
 from pipeline.fine_tuning import PushedModel
@@ -66,12 +66,18 @@ def _check(config: Config, reference: str, start: PushedModel, earlier: Optional
     if (d["kind"], kind) not in TRANSFERS:
         starts = sorted(f"a {to} from a {frm}" for frm, to in TRANSFERS)
         raise ConfigError(f"{what}: a {kind} cannot start from a {d['kind']} (what can: {', '.join(starts)})")
-    if config.training.lm_weight and d["kind"] != "language_model":
-        raise ConfigError(f"{what}: training.lm_weight keeps a language model's loss, and this is no language model")
+    if config.training.lm_weight and (d["kind"], kind) != ("language_model", "classifier"):
+        raise ConfigError(f"{what}: training.lm_weight keeps a language model's loss under a classifier; this run "
+                          f"trains a {kind}")
     earlier_start = d.get("initialised_from")
     if earlier_start and earlier_start.get("new_layers"):
         raise ConfigError(f"{what} is itself {earlier_start['model']}'s layers under a new head, which the registry "
                           f"does not build; start from {earlier_start['model']} version {earlier_start['version']}")
+    needed = positions_needed(d["kind"], kind, config.transform.sequence_length)
+    if d["hparams"].get("context") and needed > d["hparams"]["context"]:
+        raise ConfigError(f"{what} reads at most {d['hparams']['context']} positions (its context); this run's "
+                          f"{kind} gives it {needed} (transform.sequence_length {config.transform.sequence_length}): "
+                          f"set --sequence-length {config.transform.sequence_length - needed + d['hparams']['context']}")
     run = (config.transform.tokenizer, config.transform.lowercase)
     if (d["tokenizer"], d["lowercase"]) != run:
         raise ConfigError(f"{what} reads {d['tokenizer']} tokens{', lowercased' if d['lowercase'] else ''}; this run "

@@ -12,6 +12,7 @@ import pytest
 from components.training.model_description import read_description
 from pipeline_args import FIXED_ACCELERATION
 from test_end_to_end import only, textflow
+from test_tagger_pipeline import ewt_sentences, write_conllu
 
 pytestmark = pytest.mark.slow
 
@@ -79,9 +80,32 @@ def test_a_classifier_starts_from_a_pushed_language_model(pretrained):
     (["--init-from", "textflow-transformer", "--tokenizer", "word"], "a language_model cannot start from a language_model"),
     (["--label-column", "label", "--init-from", "textflow-transformer", "--models", "rnn"],
      "this run does not train the transformer family"),
+    (["--format", "jsonl", "--text-column", "words", "--tag-column", "tags", "--init-from", "textflow-transformer"],
+     "reads at most 64 positions (its context); this run's tagger gives it 65 (transform.sequence_length 64): "
+     "set --sequence-length 63"),
 ])
 def test_a_start_that_cannot_work_is_refused_before_anything_runs(pretrained, extra, message):
     result = textflow("run", *SMALL_TRANSFORMER, *extra, cwd=pretrained)
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in " ".join(result.stderr.split()), result.stderr
     assert "started" not in result.stdout  # no component ran
+
+
+def test_a_tagger_starts_from_a_pushed_language_model(pretrained):
+    """The word language model's state of each word, beside a new character view: the tagger
+    trains, tokenizes with the language model's vocabulary (the checks measure UD's coverage by
+    it) and serves its `tag` signature."""
+    root = pretrained
+    write_conllu(root / "ud.conllu", ewt_sentences(120))
+    result = textflow("run", "--data", "ud.conllu", "--format", "conllu", "--tag-column", "upos", "--models", "transformer",
+                      "--init-from", "textflow-transformer", "--sequence-length", "63", "--set", "transformer.train_steps=30",
+                      "--set", "transformer.eval_steps=2", "--set", "transformer.batch_size=8",
+                      "--set", "evaluation.min_accuracy=0.0", "--set", "evaluation.require_beat_baseline=false",
+                      "--set", "serving_check.latency_requests=5", "--workspace", "ws_tagger", "--serving-dir", "serving",
+                      *FIXED_ACCELERATION, cwd=root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"initialised from textflow-transformer version \d+ \(its language_model, trained on [\d,]+ "
+                     r"texts\): loaded word_states; new characters, tag_logits", result.stdout), result.stdout
+    assert "not in the vocabulary of textflow-transformer version" in result.stdout  # SST-2's words cover UD's partly
+    assert "serving check passed" in result.stdout
+    assert only(f"{root}/serving/textflow-transformer-tagger/*")

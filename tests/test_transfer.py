@@ -12,7 +12,8 @@ import tf_keras
 from models import registry
 from models.layers.pooling import last_position_layer
 from models.serving.export import save_model
-from models.transfer import Head, classifier_from_language_model, fine_tuned, load_pretrained, loaded_and_new
+from models.transfer import (Head, classifier_from_language_model, fine_tuned, load_pretrained, loaded_and_new,
+                             tagger_from_language_model)
 
 VOCAB = 40
 
@@ -66,6 +67,29 @@ def test_the_last_position_is_where_a_causal_model_has_read_the_whole_text(tmp_p
     both = classifier_from_language_model(loaded, num_classes=2, head=Head(pooling="both"))
     assert both.get_layer("pooled").output.shape[-1] == 2 * expected.shape[-1]
     np.testing.assert_allclose(both(ids[:, :4]).numpy(), both(ids).numpy(), atol=1e-5)  # padding changes nothing
+
+
+@pytest.mark.parametrize("family", ["rnn", "transformer"])
+def test_a_tagger_reads_each_words_language_model_state_beside_new_characters(family, tmp_path):
+    config, _ = pushed_language_model(family, tmp_path)
+    loaded = load_pretrained(family, "language_model", dataclasses.asdict(config), VOCAB, str(tmp_path))
+    tagger = tagger_from_language_model(loaded, num_classes=5)
+    kept, new = loaded_and_new(tagger, loaded)
+    assert kept == ["word_states"] and new == ["characters", "tag_logits"]
+    words = np.array([[5, 6, 7, 0], [9, 0, 0, 0]])
+    chars = np.zeros([2, 4, 6], np.int64)
+    chars[:, :, :2] = [[7, 8]]
+    chars[words == 0] = 0
+    scores = tagger({"input_ids": words, "char_ids": chars}).numpy()
+    assert scores.shape == (2, 4, 5)
+    states = tf_keras.Model(loaded.inputs[0], loaded.get_layer("logits").input)
+    from_bos = states(np.array([[1, 5, 6, 7], [1, 9, 0, 0]])).numpy()  # BOS, then the words
+    word_states = tagger.get_layer("word_states")(tf.constant(words)).numpy()
+    np.testing.assert_allclose(word_states[0, :3], from_bos[0, 1:4], atol=1e-5)
+    np.testing.assert_allclose(word_states[1, :1], from_bos[1, 1:2], atol=1e-5)
+    # padding after a sentence never changes its words' scores
+    short = tagger({"input_ids": words[:, :3], "char_ids": chars[:, :3]}).numpy()
+    np.testing.assert_allclose(short[0], scores[0, :3], atol=1e-5)
 
 
 def test_the_language_modelling_term_adds_the_pushed_models_loss_in_training_only(tmp_path):

@@ -44,7 +44,7 @@ class StartingPoint:
     def build(self, kind: str, num_classes: int, hparams: Any) -> Any:
         d = self.description
         head = Head(dropout=getattr(hparams, "dropout", None) or 0.0, lm_weight=self.settings.get("lm_weight", 0.0),
-                    pooling=self.settings.get("pooling", "max"))
+                    pooling=self.settings.get("pooling", "max"), characters=getattr(hparams, "characters", "cnn"))
         model, pretrained = fine_tuned(kind, d["family"], d["kind"], d["hparams"], d["vocab_size"], self.path,
                                        num_classes, head)
         self.loaded_layers, self.new_layers = loaded_and_new(model, pretrained)

@@ -13,7 +13,9 @@ Output features (int64, fixed length `sequence_length` = L words; longer sentenc
   seen_in_train [L]  1 where the word is in the train split's vocabulary, 0 where it is not, -1 pads
   length     []      the sentence's words (at most L)
   length_bucket [] string  the sentence's length in words, as a bucket name
-TFT analyzes the train split only, so the vocabularies and the baseline are the train split's.
+TFT analyzes the train split only, so the vocabularies and the baseline are the train split's;
+a fine-tuning run's word ids come from the pushed model's vocabulary instead (`vocabulary_file`),
+while the baseline and `seen_in_train` still speak of the train split's words.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from components.training.given_vocabulary import fixed_vocabulary_ids
 from models.layers.characters import MAX_CHARACTERS
 from models.layers.tokens import NUM_RESERVED
 
@@ -77,11 +80,14 @@ def tagger_outputs(inputs: dict[str, Any], custom_config: dict[str, Any], length
     words = token_lists(inputs[custom_config["text_column"]])
     tags = token_lists(inputs[custom_config["tag_column"]])
     keys = tf.strings.lower(words, encoding="utf-8") if custom_config["lowercase"] else words
+    given = custom_config.get("vocabulary_file")  # fine-tuning: the pushed model's words give the ids
     word_vocabulary = tft.vocabulary(keys.flat_values, top_k=custom_config["max_vocab_size"],
-                                     vocab_filename=custom_config["vocab_name"])
+                                     vocab_filename=f"{custom_config['vocab_name']}_of_train" if given
+                                     else custom_config["vocab_name"])
     tag_vocabulary = tft.vocabulary(tags.flat_values, vocab_filename=custom_config["tag_vocab_name"])
     known_ids = tft.apply_vocabulary(keys.flat_values, word_vocabulary, default_value=-1)
-    vocab_ids = tft.apply_vocabulary(keys.flat_values, word_vocabulary, num_oov_buckets=1)
+    vocab_ids = (fixed_vocabulary_ids(keys.flat_values, given, custom_config["vocab_name"]) if given
+                 else tft.apply_vocabulary(keys.flat_values, word_vocabulary, num_oov_buckets=1))
     tag_ids = tft.apply_vocabulary(tags.flat_values, tag_vocabulary, default_value=-1)
     best_tags = most_frequent_tags(keys.flat_values, tags.flat_values, word_vocabulary, tag_vocabulary,
                                    custom_config["max_vocab_size"] + 1)

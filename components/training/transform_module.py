@@ -31,12 +31,12 @@ instead (`components.training.tagger_transform`).
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from components.training.given_vocabulary import fixed_vocabulary_ids
 from components.training.tagger_transform import tagger_outputs
 from models.layers.subword import SubwordTokenizer, joined_source
 from models.layers.tokens import BOS_ID, EOS_ID, NUM_RESERVED, tokenize
@@ -46,16 +46,6 @@ LABEL_VOCAB_NAME = "labels"
 LABEL_FEATURE = "label_id"  # the class id a classifier trains on and the Evaluator reads
 LENGTH_BUCKET_FEATURE = "length_bucket"
 UNIGRAM_FEATURE = "unigram_log_likelihood"
-def fixed_vocabulary_ids(tokens: tf.Tensor, path: str) -> tf.Tensor:
-    """The ids of `tokens` in a vocabulary file taken whole (a pre-trained model's, one token per
-    line, as TFT writes them), an unknown token the one OOV id after it, as TFT's vocabulary gives.
-    The file becomes an asset of the Transform graph, found under the vocabulary's name."""
-    initializer = tf.lookup.TextFileInitializer(path, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE,
-                                                tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER)
-    tft.annotate_asset(VOCAB_NAME, os.path.basename(path))
-    return tf.lookup.StaticVocabularyTable(initializer, num_oov_buckets=1).lookup(tokens)
-
-
 def language_model_ids(ids: tf.RaggedTensor, sequence_length: int) -> dict[str, tf.Tensor]:
     """Token ids [batch, (n)] -> fixed-length LM inputs, targets and target counts."""
     batch = tf.shape(ids.row_splits, out_type=tf.int64)[0] - 1
@@ -157,7 +147,7 @@ def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> d
     text = _dense_text(inputs[custom_config["text_column"]])
     tokens = tokenize(text, custom_config["tokenizer"], custom_config["lowercase"])
     if custom_config.get("vocabulary_file"):  # fine-tuning: the pre-trained model's ids
-        vocab_ids = fixed_vocabulary_ids(tokens.flat_values, custom_config["vocabulary_file"])
+        vocab_ids = fixed_vocabulary_ids(tokens.flat_values, custom_config["vocabulary_file"], VOCAB_NAME)
     else:
         vocab_ids = tft.compute_and_apply_vocabulary(
             tokens.flat_values,
