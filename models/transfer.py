@@ -164,17 +164,22 @@ TRANSFERS: dict[tuple[str, str], Callable[["tf_keras.Model", int, Head], "tf_ker
 
 
 # positions a fine-tuned model's input takes beyond the run's sequence length (a tagger's BOS)
-EXTRA_POSITIONS = {("language_model", "tagger"): 1}
+EXTRA_POSITIONS = {tagger_from_language_model: 1}
+KEEPS_LM_LOSS = (classifier_from_language_model,)  # the transfers `Head.lm_weight` applies to
 
 
 def can_transfer(from_kind: str, to_kind: str) -> bool:
     return (from_kind, to_kind) in TRANSFERS
 
 
+def keeps_lm_loss(from_kind: str, to_kind: str) -> bool:
+    return TRANSFERS.get((from_kind, to_kind)) in KEEPS_LM_LOSS
+
+
 def positions_needed(from_kind: str, to_kind: str, sequence_length: int) -> int:
     """The positions the pre-trained model reads in the fine-tuned model, for a run of this
     sequence length: a model with a fixed number of positions (a Transformer's `context`) must have them."""
-    return sequence_length + EXTRA_POSITIONS.get((from_kind, to_kind), 0)
+    return sequence_length + EXTRA_POSITIONS.get(TRANSFERS.get((from_kind, to_kind)), 0)
 
 
 def fine_tuned(kind: str, family: str, pretrained_kind: str, hparams: dict[str, Any], vocab_size: int,

@@ -14,7 +14,7 @@ import os
 from typing import Optional
 
 from components.training.model_description import read_description, vocabulary_path
-from models.transfer import TRANSFERS, positions_needed
+from models.transfer import TRANSFERS, keeps_lm_loss, positions_needed
 from operations.promotion import LABELS, PromotionError, check_model_name, resolve_version
 from pipeline.config import Config, ConfigError
 from pipeline.fine_tuning import PushedModel
@@ -66,9 +66,9 @@ def _check(config: Config, reference: str, start: PushedModel, earlier: Optional
     if (d["kind"], kind) not in TRANSFERS:
         starts = sorted(f"a {to} from a {frm}" for frm, to in TRANSFERS)
         raise ConfigError(f"{what}: a {kind} cannot start from a {d['kind']} (what can: {', '.join(starts)})")
-    if config.training.lm_weight and (d["kind"], kind) != ("language_model", "classifier"):
-        raise ConfigError(f"{what}: training.lm_weight keeps a language model's loss under a classifier; this run "
-                          f"trains a {kind}")
+    if config.training.lm_weight and not keeps_lm_loss(d["kind"], kind):
+        raise ConfigError(f"{what}: training.lm_weight keeps a language model's loss under a new classifier head; "
+                          f"a {kind} from a {d['kind']} has none")
     earlier_start = d.get("initialised_from")
     if earlier_start and earlier_start.get("new_layers"):
         raise ConfigError(f"{what} is itself {earlier_start['model']}'s layers under a new head, which the registry "
