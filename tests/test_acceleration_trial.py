@@ -2,11 +2,9 @@
 CPU's flags allow, the decision on measured trials, a crashing or hanging candidate costing only
 itself, the per-machine cache, and one real trial of a tiny model in child processes."""
 
-import os
 import pickle
 
 import numpy as np
-import pytest
 
 from models.runtime import acceleration_cache as cache
 from models.runtime import acceleration_trial as trial
