@@ -20,7 +20,9 @@ class TrainingConfig:
     # pushed models, each `MODEL`, `MODEL@VERSION` or `MODEL@LABEL` (latest, a version, a promotion
     # label); each starts the family it is of, with this run's task head on it
     init_from: list[str] = dataclasses.field(default_factory=list)
-    loaded_rate: float = 0.1  # the loaded layers' learning rate, as a share of the family's
+    # the loaded layers' learning rate, as a share of the family's: on SST-2 a classifier from a
+    # language model at 0.1 fitted far less (validation loss 0.45 against 0.25 at 1.0)
+    loaded_rate: float = 1.0
     frozen_steps: int = 0  # steps the loaded layers wait while the new head learns alone
     # a classifier from a language model: the weight of the language model's own loss, kept as an
     # auxiliary term of the training loss (GPT's recipe: 0.5); 0 leaves it out

@@ -57,7 +57,7 @@ def test_a_translator_starts_from_the_pushed_denoiser_whole(denoising_run):
     assert "SubwordVocabularyGen" not in result.stdout and "SubwordVocabulary finished" in result.stdout
     assert (f"initialised from textflow-rnn-denoise version {Path(denoiser).name} (its denoise, trained on "
             in result.stdout), result.stdout
-    assert "the whole model loaded, at 0.1x the learning rate" in result.stdout
+    assert "the whole model loaded, at 1x the learning rate" in result.stdout
     assert "serving check passed" in result.stdout
     translator = only(f"{root}/serving/textflow-rnn-seq2seq/*")
     model_file = Path(translator) / "assets.extra" / "subword.model"

@@ -49,7 +49,7 @@ def test_a_classifier_starts_from_a_pushed_language_model(pretrained):
     assert f"transformer starts from textflow-transformer version {version}" in result.stdout
     assert re.search(rf"initialised from textflow-transformer version {version} \(its language_model, trained on "
                      r"[\d,]+ texts\): loaded embedding, block_0, final_norm; new class_logits; the loaded layers "
-                     r"at 0\.1x the learning rate", result.stdout), result.stdout
+                     r"at 1x the learning rate", result.stdout), result.stdout
     assert "serving check passed" in result.stdout
     classifier_dir = only(f"{root}/serving/textflow-transformer-classifier/*")
     described = read_description(classifier_dir)
