@@ -100,6 +100,11 @@ def describe_training(training: dict) -> list[str]:
     start = training.get("initialised_from")
     if start:
         lines.append("    " + describe_start(start))
+    if training.get("workers", 1) > 1:
+        lines.append(
+            f"    trained by {training['workers']} workers ({training['replicas']} replicas, global batch "
+            f"{training['global_batch']}, sharded by {training['shard']})"
+            + (f"; resumed from the backup at step {training['resumed_at_step']:,}" if training.get("resumed_at_step") else ""))
     if "padding_share" in training:
         lines.append(
             f"    trained on {training.get('replicas', 1)} replica(s) in {training.get('precision', 'float32')}, "

@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--workspace", metavar="DIR", help="pipeline root and ML Metadata (default ./workspace)")
     run.add_argument("--serving-dir", metavar="DIR", help="where blessed models are pushed (default ./serving)")
     run.add_argument("--verbose", action="store_true", help="show TFX/TensorFlow logging instead of writing it to the log file")
+    run.add_argument("--trainer-workers", type=int, metavar="N", help="train each family with N processes on this "
+                     "machine (MultiWorkerMirroredStrategy over loopback; training.workers)")
 
     compile_ = commands.add_parser(
         "compile",
@@ -58,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     compile_.add_argument("--serving-dir", metavar="DIR", help="where --init-from models are looked up: the cluster's "
                           "serving directory mounted here, or a copy of it (default ./serving); the pipeline imports "
                           "the same versions from the cluster's (kubeflow.serving_dir)")
+    compile_.add_argument("--trainer-workers", type=int, metavar="N", help="each Trainer trains as a TFJob of N "
+                          "workers (one chief, N-1 workers; kubeflow.trainer's resources each; training.workers)")
     _add_config_options(compile_)
 
     promote = commands.add_parser(
@@ -179,6 +183,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "transform.sequence_length": args.sequence_length,
         "models": [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None,
         "training.init_from": args.init_from,
+        "training.workers": getattr(args, "trainer_workers", None),
         "workspace": getattr(args, "workspace", None),
         "serving_dir": getattr(args, "serving_dir", None),
     }

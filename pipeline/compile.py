@@ -9,6 +9,7 @@ compile time (Trainer and Transform name their functions, not module files).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any, Optional
 
@@ -27,6 +28,7 @@ def compile_kubeflow(config: Config, image: str, pipeline_root: str, output: str
     """Writes the KFP v2 pipeline spec of `config` to `output` as YAML, replacing any earlier file
     whole; returns the TFX pipeline it compiled. `start_from`: `training.init_from` resolved in
     a serving directory this machine reads, imported from the cluster's (`kubeflow.serving_dir`)."""
+    config = dataclasses.replace(config, kubeflow=dataclasses.replace(config.kubeflow, image=image))  # a TFJob's too
     pipeline = create_pipeline(config, target=KUBEFLOW, pipeline_root=pipeline_root, start_from=start_from)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(

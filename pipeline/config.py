@@ -233,10 +233,12 @@ class KubeflowConfig:
     image: Optional[str] = None  # the pipeline image (make image); --image overrides
     pipeline_root: Optional[str] = None  # artifacts, e.g. gs://bucket/textflow; --pipeline-root overrides
     serving_dir: Optional[str] = None  # pushed models, a path mounted in the pods; null: <pipeline_root>/serving
+    # training.workers above 1: the namespace the Trainers' TFJobs are created in; null: the Trainer pod's own
+    tfjob_namespace: Optional[str] = None
     beam_args: list[str] = dataclasses.field(
         default_factory=lambda: ["--direct_running_mode=multi_processing", "--direct_num_workers=0"]
     )
-    trainer: Resources = dataclasses.field(default_factory=Resources)  # every family's Trainer...
+    trainer: Resources = dataclasses.field(default_factory=Resources)  # every family's Trainer (each worker's)...
     trainers: dict[str, Resources] = dataclasses.field(default_factory=dict)  # ...unless it has its own here
 
 

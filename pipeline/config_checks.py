@@ -74,6 +74,7 @@ def validate(config: Config) -> None:
     for family in config.trained_families:
         _validate_family(config, family)
     _validate_xla_on_cpu(config)
+    _validate_workers(config)
     _validate_validation(config.validation)
     limits = config.evaluation
     if (limits.max_cross_entropy is not None and limits.max_cross_entropy <= 0) or limits.max_increase < 0 \
@@ -118,6 +119,26 @@ def _validate_family(config: Config, family: str) -> None:
         problem = registry.get(family).check(sized, kind, config.transform.sequence_length)
         if problem:
             raise ConfigError(problem + (f" (at size {sized.size})" if settings.size == "auto" else ""))
+
+
+def _validate_workers(config: Config) -> None:
+    """Several workers train each family under MultiWorkerMirroredStrategy (`strategy: auto` picks
+    it there; a strategy of one machine would leave each worker training alone) and share one
+    machine's batch, at every size the family may train at."""
+    workers = config.training.workers
+    if workers == 1:
+        return
+    for family in config.trained_families:
+        settings = config.family_config(family)
+        if settings.strategy not in ("auto", "multi_worker"):
+            raise ConfigError(
+                f"config key '{family}.strategy' is {settings.strategy!r}, but training.workers is {workers}: "
+                f"several workers train under 'multi_worker' (or 'auto', which picks it)")
+        for sized in settings.every_size(tasks.branch_task(config.task, family).size_rule):
+            if sized.batch_size % workers:  # the workers share one machine's batch
+                raise ConfigError(f"config key '{family}.batch_size' ({sized.batch_size}"
+                                  f"{', at size ' + sized.size if settings.size == 'auto' else ''}) does not split "
+                                  f"evenly among training.workers ({workers})")
 
 
 def _validate_xla_on_cpu(config: Config) -> None:

@@ -10,8 +10,8 @@ from models.transfer import POOLINGS
 
 @dataclasses.dataclass
 class TrainingConfig:
-    """How the Trainers start: the random seed, and the families that start from pushed models'
-    weights (fine-tuning) instead of random ones."""
+    """How the Trainers start: the random seed, the families that start from pushed models'
+    weights (fine-tuning) instead of random ones, and how many processes each trains with."""
 
     # every random generator's in the Trainers (initial weights, dropout, the training data's
     # order): runs that differ only in it measure how much a result owes to chance
@@ -31,8 +31,16 @@ class TrainingConfig:
     # max over the text's positions, the last position's (GPT's: a causal model has read the whole
     # text there), or both side by side
     pooling: str = "max"
+    # processes each Trainer trains with, under MultiWorkerMirroredStrategy: a local run starts
+    # them on this machine over loopback (components.training.workers), a Kubeflow run as a TFJob
+    workers: int = 1
+    worker_restarts: int = 2  # times a cluster with a failed worker starts again, from its last backup
 
     def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"training.workers must be at least 1, got {self.workers}")
+        if self.worker_restarts < 0:
+            raise ValueError(f"training.worker_restarts must be 0 or more, got {self.worker_restarts}")
         if not 0.0 < self.loaded_rate <= 1.0:
             raise ValueError(f"training.loaded_rate must be in (0, 1], got {self.loaded_rate}")
         if self.seed < 0:

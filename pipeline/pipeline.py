@@ -22,7 +22,7 @@ import json
 import os
 from typing import Any, Optional
 
-from tfx.components import Evaluator, ExampleValidator, StatisticsGen, Trainer, Transform
+from tfx.components import Evaluator, ExampleValidator, StatisticsGen, Transform
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.dsl.components.common.importer import Importer
 from tfx.dsl.components.common.resolver import Resolver
@@ -48,6 +48,7 @@ from components.serving.serving_pusher import ServingPusher
 from components.training.subword_transform import SubwordTransform
 from components.training.model_description import reads_subwords, vocabulary_path
 from components.training.subword_vocabulary import SubwordVocabulary, SubwordVocabularyGen
+from components.training.workers import CLUSTER_SETTINGS, ClusterTrainer
 from models.layers.tokens import NUM_RESERVED
 from pipeline import kubeflow
 from pipeline.config import Config, data_path, eval_data_path, model_name, node_ids, schema_path, validation_data_path
@@ -161,7 +162,7 @@ def _fine_tuning_settings(config: Config, start: PushedModel) -> dict:
             "pooling": config.training.pooling}
 
 
-def _trainer_settings(config: Config, family: str, pipeline_root: str) -> dict:
+def _trainer_settings(config: Config, family: str, pipeline_root: str, on_cluster: bool) -> dict:
     """What a family's Trainer reads (`components.training.trainer_module`); a task's own settings
     only in its runs (`Task.trainer_settings`), so that changing them leaves other runs' Trainers
     cached. The acceleration trials are cached in the pipeline's root too, where a fresh machine
@@ -178,7 +179,18 @@ def _trainer_settings(config: Config, family: str, pipeline_root: str) -> dict:
         "trial_cache_dir": pipeline_root,
         "seed": config.training.seed,
         **config.task_mode.trainer_settings(config),
+        **({CLUSTER_SETTINGS: _cluster_settings(config, family, on_cluster)} if config.training.workers > 1 else {}),
     }
+
+
+def _cluster_settings(config: Config, family: str, on_cluster: bool) -> dict:
+    """How a Trainer with several workers makes its cluster (`components.training.workers`): local
+    processes over loopback, or on Kubeflow a TFJob of the image with the family's resources per worker."""
+    settings = {"workers": config.training.workers, "restarts": config.training.worker_restarts, "launcher": "local"}
+    if on_cluster:
+        settings.update(launcher="tfjob", image=config.kubeflow.image, namespace=config.kubeflow.tfjob_namespace,
+                        resources=dataclasses.asdict(config.kubeflow.trainers.get(family, config.kubeflow.trainer)))
+    return settings
 
 
 def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional[str] = None,
@@ -299,7 +311,7 @@ def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional
                                                      "pushed_version": start_from[family].version},
                                   ).with_id(ids["pretrained"])
             components.append(pretrained)
-        trainer = Trainer(
+        trainer = ClusterTrainer(  # TFX's Trainer, in one process or several workers
             run_fn="components.training.trainer_module.run_fn",
             examples=transform.outputs["transformed_examples"],
             transform_graph=transform.outputs["transform_graph"],
@@ -308,7 +320,7 @@ def create_pipeline(config: Config, target: str = LOCAL, pipeline_root: Optional
             train_args=(kubeflow.train_args_parameter(config, family, hparams.train_steps) if on_cluster
                         else TrainArgs(splits=[TRAIN], num_steps=hparams.train_steps)),
             eval_args=EvalArgs(splits=[VALIDATION], num_steps=hparams.eval_steps),
-            custom_config={**_trainer_settings(config, family, pipeline_root),
+            custom_config={**_trainer_settings(config, family, pipeline_root, on_cluster),
                            **({"fine_tuning": _fine_tuning_settings(config, start_from[family])} if family in start_from else {})},
             **({"base_model": pretrained.outputs["result"]} if pretrained else {}),
         ).with_id(ids["trainer"])

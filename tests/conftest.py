@@ -39,7 +39,7 @@ def write(tmp_path):
 # longest files (measured with --durations) start first and the short ones fill in at the end.
 LONGEST_FIRST = ["test_end_to_end", "test_acceleration", "test_seq2seq_pipeline", "test_data_gate_end_to_end",
                  "test_mirrored_strategy", "test_baseline_gate", "test_classifier_end_to_end", "test_tagger_pipeline",
-                 "test_denoise_pipeline", "test_baseline_gate_language_model", "test_fine_tuning"]
+                 "test_denoise_pipeline", "test_multi_worker", "test_baseline_gate_language_model", "test_fine_tuning"]
 
 
 def pytest_collection_modifyitems(config, items):

@@ -16,8 +16,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
+import tempfile
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import tensorflow as tf
 import tf_keras
@@ -36,12 +38,16 @@ from components.training.training_data import (
 )
 from components.training.transform_module import LABEL_FEATURE, LABEL_VOCAB_NAME, VOCAB_NAME
 from models import registry
-from models.runtime.acceleration import float32_copy, precision_policy
+from models.runtime.acceleration import distribution_strategy, float32_copy, precision_policy
 from models.runtime.acceleration_trial import Choice
+from models.runtime.cluster import across_workers, cluster_role
 from models.runtime.progress import note
 from models.runtime.training import TimeBudget, train_model
 from models.runtime.trial_gate import TrialGate, TrialWanted
 from tasks import registry as tasks
+
+BACKUP_FOLDER = "backup"  # in the chief's model_run folder: a cluster's workers resume from it after a restart
+BUDGET_CHECK_BATCHES = 10  # workers agree on the time budget every this many batches (an all-reduce each)
 
 class TrainerRun:
     """What a task's training hooks read (`tasks.base.TrainerRun`): the Trainer's settings and
@@ -95,7 +101,29 @@ class Fitted:
 
 
 def run_fn(fn_args: FnArgs) -> None:
-    """TFX Trainer entry point."""
+    """TFX Trainer entry point. Every worker of a cluster runs it (`TF_CONFIG`,
+    `components.training.workers`); only the chief writes the model and its files, the others
+    write theirs into a folder that is removed at the end."""
+    custom: dict[str, Any] = fn_args.custom_config
+    distribution_strategy(custom["hparams"]["strategy"])  # first: a multi-worker strategy precedes every op
+    role = cluster_role()
+    backup_dir = os.path.join(fn_args.model_run_dir, BACKUP_FOLDER) if role.workers > 1 else None
+    if role.is_chief:
+        _train(fn_args, backup_dir)
+        if backup_dir:  # emptied by BackupAndRestore once training ended
+            shutil.rmtree(backup_dir, ignore_errors=True)
+        return
+    scratch = tempfile.mkdtemp(prefix="textflow-worker-")
+    fn_args.serving_model_dir, fn_args.model_run_dir = os.path.join(scratch, "model"), os.path.join(scratch, "model_run")
+    try:
+        _train(fn_args, backup_dir)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _train(fn_args: FnArgs, backup_dir: Optional[str]) -> None:
+    """Trains, writes the metrics file and exports; `backup_dir`: where a cluster's training
+    backs up to and resumes from."""
     started = time.monotonic()
     custom: dict[str, Any] = fn_args.custom_config
     task = tasks.branch_task(custom.get("task", tasks.DEFAULT), custom["family"])
@@ -104,13 +132,13 @@ def run_fn(fn_args: FnArgs) -> None:
     run, auto = TrainerRun(fn_args, setup), setup.hparams
     first_start = time.monotonic()
     try:
-        fitted = _fit(run, task, kind, setup, fn_args, defer_trial=True)
+        fitted = _fit(run, task, kind, setup, fn_args, defer_trial=True, backup_dir=backup_dir)
     except TrialWanted as wanted:  # a trial may pay: run it, then start again as a cached trial would
         aborted = time.monotonic() - first_start
         note(f"{setup.family.name}: {wanted}; trying them, then training from the start")
         setup.hparams = auto
         tf_keras.utils.set_random_seed(setup.seed)
-        fitted = _fit(run, task, kind, setup, fn_args, defer_trial=False)
+        fitted = _fit(run, task, kind, setup, fn_args, defer_trial=False, backup_dir=backup_dir)
         fitted.acceleration.trial_seconds = round(fitted.acceleration.trial_seconds + aborted, 1)  # its first start too
     trained, hparams, acceleration, model = time.monotonic(), setup.hparams, fitted.acceleration, fitted.model
     trial_seconds = 0.0 if acceleration.cached else acceleration.trial_seconds
@@ -124,7 +152,9 @@ def run_fn(fn_args: FnArgs) -> None:
         train_minutes=hparams.train_minutes,
         test_examples=setup.test_examples,
         parameters=int(model.count_params()), vocab_size=fitted.data.vocab_size,
-        replicas=setup.strategy.num_replicas_in_sync, precision=hparams.precision, jit_compile=hparams.jit_compile,
+        replicas=setup.strategy.num_replicas_in_sync, workers=setup.cluster.workers,
+        **({"shard": setup.data_config.shard} if setup.cluster.workers > 1 else {}), global_batch=setup.global_batch,
+        precision=hparams.precision, jit_compile=hparams.jit_compile,
         acceleration=acceleration.as_dict(), batching=setup.data_config.batching, **fitted.data.recorded,
         **fitted.profile,
     )
@@ -158,7 +188,7 @@ def _description(run: TrainerRun, task: Any, kind: str, setup: TrainingSetup, fi
 
 
 def _fit(run: TrainerRun, task: Any, kind: str, setup: TrainingSetup, fn_args: FnArgs,
-         defer_trial: bool) -> Fitted:
+         defer_trial: bool, backup_dir: Optional[str] = None) -> Fitted:
     """The task's training data in bucketed batches, the precision and XLA choice, the model, and
     its fit; with `defer_trial`, an uncached acceleration trial is judged by the fit's first steps
     (`models.runtime.trial_gate`), which raise `TrialWanted` where it may pay."""
@@ -203,9 +233,13 @@ def _fit(run: TrainerRun, task: Any, kind: str, setup: TrainingSetup, fn_args: F
     if acceleration.deferred:
         callbacks.append(TrialGate(acceleration, family.name, plan.steps, profile["batch_shapes"],
                                    hparams.steps_per_execution, tokens_per_step, prepared - building))
+    workers = setup.cluster.workers
     metrics = train_model(
         model, train_data, eval_data, plan, patience=hparams.patience,
-        budget=TimeBudget(hparams.budget_seconds) if hparams.budget_seconds else None,
+        budget=TimeBudget(hparams.budget_seconds, every=BUDGET_CHECK_BATCHES if workers > 1 else 1,
+                          agree=lambda over: across_workers(strategy, float(over), workers) > 0)
+        if hparams.budget_seconds else None,
+        backup_dir=backup_dir,
         batch_size=global_batch,
         train_examples=setup.train_examples, log_dir=fn_args.model_run_dir, tokens_per_step=tokens_per_step,
         callbacks=callbacks, monitor_from_step=monitor_from_step, selected_by=data.selected_by,

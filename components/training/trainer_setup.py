@@ -16,8 +16,9 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 from components.data.splits import TEST, split_folder
 from components.training.training_data import TrainingDataConfig, count_records, count_records_and_tokens
 from models import registry
-from models.runtime.acceleration import distribution_strategy, gpu_visible
+from models.runtime.acceleration import PRECISIONS, distribution_strategy, gpu_visible
 from models.runtime.acceleration_trial import Choice, TrialSpec, choose, gpu_capabilities
+from models.runtime.cluster import ClusterRole, across_workers, cluster_role
 from models.runtime.training_length import TrainingPlan, plan_training
 from tasks.base import Task
 
@@ -32,11 +33,14 @@ class TrainingSetup:
     test_examples: int  # the test split's count: the Evaluator's decoded share is sized by it
     strategy: tf.distribute.Strategy
     data_config: TrainingDataConfig
-    global_batch: int  # the config's batch size is per replica; each step reads one batch for every replica
+    # the config's batch size is per replica of one machine; each step reads one batch for every
+    # replica there, and workers share that global batch (more workers train the same steps, faster)
+    global_batch: int
     plan: TrainingPlan
     transform_output: tft.TFTransformOutput  # read once here; the task's hooks read it through `TrainerRun`
     seed: int = 0  # every random generator's, set before anything is built (and again for a second start)
     trial_cache_dir: Optional[str] = None  # where the acceleration trials are cached besides the user's cache
+    cluster: ClusterRole = dataclasses.field(default_factory=ClusterRole)  # this process's place among the workers
 
 
 def training_setup(fn_args: FnArgs, task: Task) -> TrainingSetup:
@@ -58,13 +62,16 @@ def training_setup(fn_args: FnArgs, task: Task) -> TrainingSetup:
     seed = custom.get("seed", 0)
     tf_keras.utils.set_random_seed(seed)
     tf_keras.utils.disable_interactive_logging()  # epoch lines go to the log, not a progress bar
-    strategy = distribution_strategy(hparams.strategy)
-    global_batch = hparams.batch_size * strategy.num_replicas_in_sync
+    strategy, cluster = distribution_strategy(hparams.strategy), cluster_role()
+    global_batch = hparams.batch_size * strategy.num_replicas_in_sync // cluster.workers
+    if global_batch % strategy.num_replicas_in_sync:
+        raise ValueError(f"{family.name}.batch_size ({hparams.batch_size}) does not split evenly among the "
+                         f"{strategy.num_replicas_in_sync} replicas of {cluster.workers} workers")
     plan = plan_training(hparams, train_examples, eval_examples, global_batch, cap=fn_args.train_steps,
                          steps_multiple=hparams.steps_per_execution)
     return TrainingSetup(family, hparams, train_examples, train_tokens, eval_examples, test_examples, strategy,
                          TrainingDataConfig(**custom.get("training_data", {})), global_batch, plan,
-                         transform_output, seed, custom.get("trial_cache_dir"))
+                         transform_output, seed, custom.get("trial_cache_dir"), cluster)
 
 
 def sibling_split_files(file_patterns: list[str], split: str) -> list[str]:
@@ -87,8 +94,24 @@ def resolve_acceleration(setup: TrainingSetup, kind: str, vocab_size: int, train
                  key=lambda b: tf.nest.flatten(b)[-1].size)
     spec = TrialSpec(setup.family.name, kind, dataclasses.asdict(hparams), vocab_size, num_classes,
                      train_steps=setup.plan.steps, batch_shapes=batch_shapes)
+    workers = setup.cluster.workers
     choice = choose(spec, sample, hparams.precision, hparams.jit_compile,
                     xla_left_out=registry.xla_left_out_on_cpu(setup.family.name, hparams, kind),
-                    gpu_capabilities=gpu_capabilities(), shared_cache=setup.trial_cache_dir, defer=defer)
+                    gpu_capabilities=gpu_capabilities(), shared_cache=setup.trial_cache_dir, defer=defer or workers > 1)
+    if workers > 1:  # workers run no trial (it would time the cluster's all-reduces); they train as the chief chose
+        if choice.deferred:
+            choice = Choice(choice.precision, choice.jit_compile, f"no trial with {workers} workers, none cached")
+        choice = chiefs_choice(setup, choice)
     setup.hparams = dataclasses.replace(hparams, precision=choice.precision, jit_compile=choice.jit_compile)
     return choice
+
+
+def chiefs_choice(setup: TrainingSetup, choice: Choice) -> Choice:
+    """The chief's precision and XLA choice, sent to every worker (each may have found another
+    trial in its own cache): workers that trained in different precisions would not be one model."""
+    code = PRECISIONS.index(choice.precision) * 2 + int(choice.jit_compile) + 1 if setup.cluster.is_chief else 0
+    chiefs = round(across_workers(setup.strategy, float(code), setup.cluster.workers)) - 1
+    precision, jit_compile = PRECISIONS[chiefs // 2], bool(chiefs % 2)
+    if (precision, jit_compile) == (choice.precision, choice.jit_compile):
+        return choice
+    return Choice(precision, jit_compile, f"the chief's choice (this worker's own: {choice.label}, {choice.reason})")

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 BATCHINGS = ("bucket", "trim", "fixed")
 CACHES = ("auto", "memory", "off")
+SHARDS = ("data", "file")  # how workers of a cluster split a split: tf.data's auto-shard policies
 PARSE_BATCH = 256  # records per parse_example call
 LM_LENGTH_MULTIPLE = 8  # batch lengths of the language models and classifiers: multiples of this
 PARALLEL_CALLS = os.cpu_count() or 2  # parallel reads and map calls with autotuning off
@@ -52,10 +53,16 @@ class TrainingDataConfig:
     cache: str = "auto"  # auto: in memory when the split's files total at most cache_limit_mb | memory | off
     cache_limit_mb: int = 512
     autotune: bool = False  # tf.data's autotuning of parallelism and prefetching; off: one call per core
+    # several workers (training.workers): data: each reads the whole split and keeps its share of
+    # every global batch, which then holds the examples one process's batch would | file: each
+    # reads its own files (at least one per worker), batched on its own
+    shard: str = "data"
 
     def __post_init__(self) -> None:
         if self.batching not in BATCHINGS:
             raise ValueError(f"training_data.batching must be one of {', '.join(BATCHINGS)}, got {self.batching!r}")
+        if self.shard not in SHARDS:
+            raise ValueError(f"training_data.shard must be one of {', '.join(SHARDS)}, got {self.shard!r}")
         if self.cache not in CACHES:
             raise ValueError(f"training_data.cache must be one of {', '.join(CACHES)}, got {self.cache!r}")
         for name in ("buckets", "shuffle_buffer"):
@@ -153,6 +160,10 @@ def training_batches(
         batches = batches.map(lambda batch: ({name: batch[name] for name in inputs}, batch[target]))
     else:
         batches = batches.map(lambda batch: (batch[inputs], batch[target]))
+    sharding = tf.data.Options()  # read only where the dataset is distributed over workers
+    sharding.experimental_distribute.auto_shard_policy = (tf.data.experimental.AutoShardPolicy.FILE
+                                                         if config.shard == "file" else tf.data.experimental.AutoShardPolicy.DATA)
+    batches = batches.with_options(sharding)
     if config.autotune:
         return batches.prefetch(tf.data.AUTOTUNE)
     from models.runtime.training import without_autotuning

@@ -1,9 +1,10 @@
 """How a family's model uses the hardware: precision policy, XLA, distribution strategy and
 steps per execution. Every family's config inherits these settings (`rnn.precision`, ...).
 
-The same code runs on CPU: `auto` picks MirroredStrategy over several GPUs, OneDeviceStrategy
-on one, and the default strategy on CPU; `mirrored` without GPUs mirrors over the logical CPU
-devices (how the tests exercise it). Under a mixed policy the layers compute in 16 bits and
+The same code runs on CPU: `auto` picks MultiWorkerMirroredStrategy where `TF_CONFIG` names
+several workers (`models.runtime.cluster`), else MirroredStrategy over several GPUs,
+OneDeviceStrategy on one, and the default strategy on CPU; `mirrored` without GPUs mirrors over
+the logical CPU devices (how the tests exercise it). Under a mixed policy the layers compute in 16 bits and
 keep float32 weights; the layers that feed losses and metrics are float32, and `float32_copy`
 rebuilds the trained model in float32 for export, so serving signatures return float32 on any
 server, CPU included.
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 RECURRENCES = ("auto", "keras")
-STRATEGIES = ("auto", "default", "one_device", "mirrored")
+STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker")
 
 
 @dataclasses.dataclass
@@ -35,7 +36,7 @@ class AccelerationConfig:
     # at the Trainer's start (`models.runtime.acceleration_trial`)
     precision: str = "float32"
     jit_compile: Union[bool, str] = False  # XLA-compile the train step | auto: as precision
-    strategy: str = "auto"  # auto | default | one_device | mirrored
+    strategy: str = "auto"  # auto | default | one_device | mirrored | multi_worker
     steps_per_execution: int = 1  # train steps per call into the graph (fewer host round trips)
     # the LSTMs of rnn's language model and of every hvae layer: auto runs `models.layers.fast_lstm` on
     # CPU (same weights, far fewer ops per step) and cuDNN on a GPU | keras
@@ -66,9 +67,15 @@ def gpu_visible() -> bool:
 def distribution_strategy(name: str) -> "tf.distribute.Strategy":
     """The strategy `name` stands for on this machine's devices. One instance per name and
     process: the local run trains every family in one process, and there a second
-    MirroredStrategy's first all-reduce failed with a shape mismatch between replicas."""
+    MirroredStrategy's first all-reduce failed with a shape mismatch between replicas.
+    MultiWorkerMirroredStrategy configures TensorFlow's collective ops, which only a process
+    that has run no TensorFlow op yet can do: a Trainer asks for its strategy first."""
     import tensorflow as tf
 
+    from models.runtime.cluster import cluster_role
+
+    if name == "multi_worker" or (name == "auto" and cluster_role().workers > 1):
+        return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
         name = "mirrored" if len(gpus) > 1 else "one_device" if gpus else "default"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -12,7 +12,7 @@ import tf_keras
 
 from models.layers.crf import ViterbiTokenAccuracy, crf_layer
 from models.layers.lm_loss import MaskedTokenAccuracy, label_smoothed_cross_entropy, masked_token_cross_entropy
-from models.runtime.progress import log_progress
+from models.runtime.progress import log_progress, note
 from models.runtime.training_length import TrainingPlan
 
 
@@ -152,22 +152,46 @@ class ProgressLog(tf_keras.callbacks.Callback):
             self.last_logged = step
 
 
+class ResumedAt(tf_keras.callbacks.Callback):
+    """The step a training starts at: 0, or the last backup's when BackupAndRestore (before it
+    in the callbacks) restored one."""
+
+    def __init__(self):
+        super().__init__()
+        self.step = 0
+
+    def on_train_begin(self, logs: Optional[dict] = None) -> None:
+        self.step = int(self.model.optimizer.iterations.numpy())
+        if self.step:
+            note(f"resumed from the backup at step {self.step}")
+
+
 class TimeBudget(tf_keras.callbacks.Callback):
     """Stops training once `seconds` of it have passed (from the first step, the model built and
     compiled): Keras then measures the eval loss once more, at the step reached, and early
-    stopping restores the best weights seen, as at any other end."""
+    stopping restores the best weights seen, as at any other end. Workers of one cluster must
+    stop at the same step, or the others wait for the one that stopped: there each asks every
+    `every` batches whether any worker's clock is over (`agree`, `models.runtime.cluster`)."""
 
-    def __init__(self, seconds: float, clock=time.monotonic):
+    def __init__(self, seconds: float, clock=time.monotonic, agree: Optional[Callable[[bool], bool]] = None,
+                 every: int = 1):
         super().__init__()
-        self.seconds, self.clock = seconds, clock
+        self.seconds, self.clock, self.agree, self.every = seconds, clock, agree, max(1, every)
         self.started: Optional[float] = None
         self.stopped_at_step: Optional[int] = None
+        self.batches = 0
 
     def on_train_begin(self, logs: Optional[dict] = None) -> None:
         self.started = self.clock()
 
     def on_train_batch_end(self, batch: int, logs: Optional[dict] = None) -> None:
-        if self.stopped_at_step is None and self.clock() - self.started >= self.seconds:
+        self.batches += 1
+        if self.stopped_at_step is not None or self.batches % self.every:
+            return
+        over = self.clock() - self.started >= self.seconds
+        if self.agree is not None:
+            over = self.agree(over)
+        if over:
             self.stopped_at_step = int(self.model.optimizer.iterations.numpy())
             self.model.stop_training = True
 
@@ -187,6 +211,7 @@ def train_model(
     callbacks: Optional[list[tf_keras.callbacks.Callback]] = None,
     monitor_from_step: int = 0,
     selected_by: str = "val_loss",
+    backup_dir: Optional[str] = None,
 ) -> dict[str, float]:
     """Fits a compiled model on (inputs, targets) batches as `plan` says; returns the metrics of
     the kept weights and how training went.
@@ -200,7 +225,10 @@ def train_model(
     measurements before `monitor_from_step` (a warm-up) neither stop training nor are kept.
     With a `budget` (`TimeBudget`), training also stops when its time is spent, after a last
     measurement at the step it reached. Progress is logged as it goes (`ProgressLog`);
-    `callbacks` are the model's own.
+    `callbacks` are the model's own. With a `backup_dir`, the model and optimizer are backed up
+    at each measurement (Keras' BackupAndRestore) and a training started again with the same
+    folder (a worker of a cluster restarted) resumes from the last backup; early stopping's
+    best weights and the time budget start afresh there.
     """
     epochs = plan.evaluations
     higher_is_better = selected_by != "val_loss"
@@ -208,7 +236,9 @@ def train_model(
         monitor=selected_by, mode="max" if higher_is_better else "min", patience=patience, restore_best_weights=True,
         start_from_epoch=math.ceil(monitor_from_step / plan.evaluation_interval),
     )
-    callbacks = [*(callbacks or []), *([budget] if budget else []), stopping,
+    resumed = ResumedAt()
+    restoring = [tf_keras.callbacks.BackupAndRestore(backup_dir), resumed] if backup_dir else []
+    callbacks = [*restoring, *(callbacks or []), *([budget] if budget else []), stopping,
                  ProgressLog(plan.evaluations * plan.evaluation_interval, tokens_per_step)]
     callbacks += [tf_keras.callbacks.TensorBoard(log_dir=log_dir)] if log_dir else []
     history = model.fit(
@@ -224,7 +254,8 @@ def train_model(
     chosen = np.asarray(history[selected_by][first:])
     best = first + int(np.argmax(chosen) if higher_is_better else np.argmin(chosen))
     # the step of each measurement: every interval's end, the last one where a budget stopped it
-    measured = [(i + 1) * plan.evaluation_interval for i in range(len(history["val_loss"]))]
+    first_interval = resumed.step // plan.evaluation_interval  # after a resume, history holds the intervals since
+    measured = [(first_interval + i + 1) * plan.evaluation_interval for i in range(len(history["val_loss"]))]
     if budget and budget.stopped_at_step is not None:
         measured[-1] = budget.stopped_at_step
     steps_run = measured[-1]
@@ -236,6 +267,7 @@ def train_model(
         stopped_early=steps_run < plan.evaluations * plan.evaluation_interval,
         stopped_at_budget=bool(budget and budget.stopped_at_step is not None),
         selected_by=selected_by,
+        **({"resumed_at_step": resumed.step} if resumed.step else {}),
         examples_seen=steps_run * batch_size,
         epochs=round(steps_run * batch_size / max(train_examples, 1), 3),
         eval_loss_curve=[round(float(v), 5) for v in history["val_loss"]],
