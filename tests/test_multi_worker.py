@@ -68,7 +68,9 @@ def test_two_workers_train_as_one_process_does(runs):
     out = results["two"].stdout
     assert re.search(r"trained by 2 workers \(2 replicas, global batch \d+, sharded by data\)", out), out
     assert "serving check passed" in out and "pushed to" in out
-    assert re.search(r"Trainer_transformer step 60/60", out)  # the chief's progress reaches the run's terminal
+    # the chief's progress reaches the run's terminal, its loss the epoch's as one process logs it
+    last = re.search(r"Trainer_transformer step 60/60 \(100%\): loss ([\d.]+)", out)
+    assert last and abs(float(last.group(1)) - two["curve"]["loss"][-1]) < 0.01, (last, two["curve"])
 
 
 def test_only_the_chiefs_files_are_kept(runs):
@@ -109,6 +111,10 @@ def test_a_killed_worker_resumes_with_the_others_from_the_last_backup(runs):
     assert "worker-0 was ended by SIGKILL; starting all 2 workers again (1 of 2), from the last backup" in out
     metrics = metrics_of(newest_run_dir(root))
     assert 0 < metrics["resumed_at_step"] < steps and metrics["steps"] == steps, (killed_at, metrics)
+    # the measurements before the resume were kept beside the backup: the curve has every one
+    interval = metrics["curve"]["step"][0]
+    assert metrics["curve"]["step"] == list(range(interval, steps + 1, interval)), metrics["curve"]
+    assert metrics["best_step"] in metrics["curve"]["step"]
     assert f"resumed from the backup at step {metrics['resumed_at_step']}" in out
     starts = json.loads((newest_run_dir(root) / "cluster.json").read_text())["starts"]
     assert [s["ended"] for s in starts] == ["worker-0 was ended by SIGKILL", "every worker finished"]

@@ -196,6 +196,16 @@ def test_missing_files_and_bad_settings_are_clear_errors(tmp_path):
         training_batches([str(tmp_path / "*.gz")], SPEC, ("input_ids", "target_ids"), BATCH, [LENGTH], TrainingDataConfig(), 0)
     with pytest.raises(ConfigError, match="training_data.batching must be one of bucket, trim, fixed"):
         load_config(overrides={"training_data.batching": "packed"})
+    with pytest.raises(ConfigError, match="training_data.shard must be one of data, file"):
+        load_config(overrides={"training_data.shard": "rows"})
+
+
+def test_sharding_by_file_needs_a_file_per_worker(examples):
+    by_file = TrainingDataConfig(shard="file")
+    with pytest.raises(ValueError, match=r"training_data.shard is file, but .* holds 1 file\(s\) for 2 workers"):
+        training_batches([examples[0]], SPEC, ("input_ids", "target_ids"), BATCH, [LENGTH], by_file, 0, workers=2)
+    assert training_batches([examples[0]], SPEC, ("input_ids", "target_ids"), BATCH, [LENGTH], TrainingDataConfig(), 0,
+                            workers=2).options().experimental_distribute.auto_shard_policy.name == "DATA"
 
 
 SMALL = {

@@ -121,3 +121,48 @@ def test_the_compiled_spec_runs_each_trainer_as_a_tfjob_of_the_image(tmp_path):
                                                  "accelerator_count": 1}}
     manifest = tfjob_manifest("t", "ns", settings["cluster"], ["--executor_class_path", EXECUTOR_CLASS])
     assert manifest["spec"]["tfReplicaSpecs"]["Worker"]["replicas"] == 1
+
+
+def test_a_training_started_again_from_its_backup_keeps_what_it_measured_before(tmp_path):
+    """The first start dies after step 30 (its backup: step 20); the second resumes there, with
+    the first start's measurements and early stopping's best weights, as a worker restarted does."""
+    import numpy as np
+    import tensorflow as tf
+    import tf_keras
+
+    from models.runtime.training import train_model
+    from models.runtime.training_length import TrainingPlan
+
+    tf_keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    y = (x @ np.array([[1.0], [-2.0], [0.5], [0.0]], "float32"))
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(8).repeat()
+    # validated against a third of the targets: the validation loss falls, then rises as the fit passes them
+    eval_data = tf.data.Dataset.from_tensor_slices((x, 0.3 * y)).batch(8).repeat()
+    plan = TrainingPlan(steps=60, steps_per_epoch=8, evaluation_interval=10, eval_batches=2)
+
+    def model():
+        m = tf_keras.Sequential([tf_keras.layers.Dense(1, input_shape=(4,))])
+        m.compile(tf_keras.optimizers.SGD(0.01), "mse")
+        return m
+
+    class DiesAfter(tf_keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if int(self.model.optimizer.iterations.numpy()) == 35:
+                raise RuntimeError("a worker died")
+
+    settings = dict(patience=100, batch_size=8, train_examples=64, backup_dir=str(tmp_path / "backup"))
+    whole = train_model(model(), data, eval_data, plan, **{**settings, "backup_dir": str(tmp_path / "other")})
+    tf_keras.utils.set_random_seed(0)
+    with pytest.raises(RuntimeError, match="a worker died"):
+        train_model(model(), data, eval_data, plan, callbacks=[DiesAfter()], **settings)
+    resumed_model = model()
+    resumed = train_model(resumed_model, data, eval_data, plan, **settings)
+    assert resumed["resumed_at_step"] == 30
+    assert resumed["curve"]["step"] == whole["curve"]["step"] == [10, 20, 30, 40, 50, 60]
+    # the first start's measurements are kept (the data's order starts again at a resume: later ones differ)
+    np.testing.assert_allclose(resumed["curve"]["eval_loss"][:3], whole["curve"]["eval_loss"][:3], rtol=1e-4)
+    assert whole["best_step"] <= 30 < whole["curve"]["step"][-1], whole["curve"]  # kept from before the resume
+    assert resumed["best_step"] == whole["best_step"] and resumed["val_loss"] == pytest.approx(whole["val_loss"], rel=1e-4)
+    eval_loss = resumed_model.evaluate(eval_data, steps=2, verbose=0)
+    assert eval_loss == pytest.approx(whole["val_loss"], rel=1e-4)  # the model holds the kept weights

@@ -199,7 +199,7 @@ def _fit(run: TrainerRun, task: Any, kind: str, setup: TrainingSetup, fn_args: F
     batches = dict(
         feature_spec=run.feature_spec, columns=data.columns, batch_size=global_batch,
         edges=bucket_edges(run.sequence_length, data_config.buckets, data.length_multiple or LM_LENGTH_MULTIPLE),
-        config=data_config, same_shape_batches=setup.hparams.steps_per_execution,
+        config=data_config, same_shape_batches=setup.hparams.steps_per_execution, workers=setup.cluster.workers,
     )
     train_batches = training_batches(fn_args.train_files, seed=setup.seed + 1, example_map=data.train_map, **batches)
     # the same eval batches each time, so two measurements of the eval loss compare the same texts
@@ -239,7 +239,7 @@ def _fit(run: TrainerRun, task: Any, kind: str, setup: TrainingSetup, fn_args: F
         budget=TimeBudget(hparams.budget_seconds, every=BUDGET_CHECK_BATCHES if workers > 1 else 1,
                           agree=lambda over: across_workers(strategy, float(over), workers) > 0)
         if hparams.budget_seconds else None,
-        backup_dir=backup_dir,
+        backup_dir=backup_dir, writer=setup.cluster.is_chief, workers=workers,
         batch_size=global_batch,
         train_examples=setup.train_examples, log_dir=fn_args.model_run_dir, tokens_per_step=tokens_per_step,
         callbacks=callbacks, monitor_from_step=monitor_from_step, selected_by=data.selected_by,

@@ -91,6 +91,7 @@ def training_batches(
     same_shape_batches: int = 1,
     shuffle: bool = True,
     example_map: "Optional[Callable[[dict], dict]]" = None,
+    workers: int = 1,
 ) -> "tf.data.Dataset":
     """Endless, shuffled (inputs, target) batches of the `columns` of transformed examples.
     With `shuffle` off, every pass yields the same batches in the same order (the eval loss of
@@ -103,11 +104,15 @@ def training_batches(
     `same_shape_batches` batches has one shape: a step that runs several train steps per call
     (`steps_per_execution`) under MirroredStrategy failed its cross-replica gather of the
     embedding gradient when the batches of one call differed in length. `columns` is (inputs,
-    target); inputs may be a tuple of names, batched as a dict (a model of named inputs).
+    target); inputs may be a tuple of names, batched as a dict (a model of named inputs). Under
+    several `workers` the dataset is auto-sharded as `config.shard` says (by data, or by file).
     """
     import tensorflow as tf
 
     files = _matching_files(file_patterns)
+    if workers > 1 and config.shard == "file" and len(files) < workers:
+        raise ValueError(f"training_data.shard is file, but {os.path.dirname(files[0])} holds {len(files)} file(s) "
+                         f"for {workers} workers: shard by data, or write the split in more files")
     inputs, target = columns
     names = [*(inputs if isinstance(inputs, tuple) else (inputs,)), target]
     spec = {name: feature_spec[name] for name in dict.fromkeys(names)}

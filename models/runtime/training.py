@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import json
 import math
+import os
 import time
 from typing import Callable, Optional
 
@@ -132,9 +135,12 @@ class ProgressLog(tf_keras.callbacks.Callback):
     (and at the last step) through `models.runtime.progress`. Tokens per second count `tokens_per_step`
     (the real tokens of a batch, estimated) per step."""
 
-    def __init__(self, total_steps: int, tokens_per_step: float):
+    def __init__(self, total_steps: int, tokens_per_step: float, workers: int = 1):
         super().__init__()
         self.total_steps, self.tokens_per_step = total_steps, tokens_per_step
+        # under MultiWorkerMirroredStrategy a batch's logged loss is the sum of the workers' (each
+        # the global mean: 3.18 against 1.59 with 2 workers, where the epoch's history says 1.59)
+        self.workers = workers
         self.every = max(1, total_steps // 100)
         self.started: Optional[float] = None
         self.first_step = 0
@@ -148,22 +154,59 @@ class ProgressLog(tf_keras.callbacks.Callback):
         if step - self.last_logged >= self.every or step >= self.total_steps:
             elapsed = max(time.monotonic() - (self.started or time.monotonic()), 1e-9)
             rate = (step - self.first_step) * self.tokens_per_step / elapsed
-            log_progress(step, self.total_steps, float((logs or {}).get("loss", math.nan)), rate)
+            log_progress(step, self.total_steps, float((logs or {}).get("loss", math.nan)) / self.workers, rate)
             self.last_logged = step
 
 
-class ResumedAt(tf_keras.callbacks.Callback):
-    """The step a training starts at: 0, or the last backup's when BackupAndRestore (before it
-    in the callbacks) restored one."""
+class KeptAcrossRestarts(tf_keras.callbacks.Callback):
+    """What a training measured, kept beside its backup (`folder`) so that a start from the
+    backup (a worker of a cluster failed, every worker started again) goes on where it was:
+    each measurement's numbers, and early stopping's best weights and patience. Placed after
+    `stopping` in the callbacks; only the `writer` (the chief) writes, every worker reads."""
 
-    def __init__(self):
+    def __init__(self, stopping: tf_keras.callbacks.EarlyStopping, folder: str, interval: int, writer: bool):
         super().__init__()
-        self.step = 0
+        self.stopping, self.interval, self.writer = stopping, interval, writer
+        self.record_path, self.weights_path = os.path.join(folder, "measured.json"), os.path.join(folder, "best.npz")
+        self.step = 0  # where this start began: 0, or the backup's step
+        self.earlier: list[dict] = []  # the measurements before it
+        self.this_start: list[dict] = []
 
     def on_train_begin(self, logs: Optional[dict] = None) -> None:
-        self.step = int(self.model.optimizer.iterations.numpy())
-        if self.step:
-            note(f"resumed from the backup at step {self.step}")
+        self.this_start = []
+        self.step = int(self.model.optimizer.iterations.numpy())  # BackupAndRestore has restored by now
+        if not self.step or not tf.io.gfile.exists(self.record_path):
+            return
+        note(f"resumed from the backup at step {self.step}")
+        with tf.io.gfile.GFile(self.record_path) as f:
+            record = json.load(f)
+        resumed_epoch = self.step // self.interval
+        self.earlier = record["measured"][:resumed_epoch]
+        best = record.get("best_epoch")
+        if best is not None and best < resumed_epoch and tf.io.gfile.exists(self.weights_path):
+            with tf.io.gfile.GFile(self.weights_path, "rb") as f:
+                saved = np.load(io.BytesIO(f.read()))
+            self.stopping.best_weights = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+            self.stopping.best, self.stopping.best_epoch = self.earlier[best][self.stopping.monitor], best
+            self.stopping.wait = resumed_epoch - 1 - best
+
+    def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
+        self.this_start.append({name: float(value) for name, value in (logs or {}).items()})
+        if not self.writer:
+            return
+        if self.stopping.best_weights is not None and self.stopping.best_epoch == epoch:
+            weights = io.BytesIO()
+            np.savez(weights, *self.stopping.best_weights)
+            _write_atomically(self.weights_path, weights.getvalue())
+        best = self.stopping.best_epoch if self.stopping.best_weights is not None else None
+        record = {"measured": [*self.earlier, *self.this_start], "best_epoch": best}
+        _write_atomically(self.record_path, json.dumps(record).encode("utf-8"))
+
+
+def _write_atomically(path: str, content: bytes) -> None:
+    with tf.io.gfile.GFile(path + ".tmp", "wb") as f:
+        f.write(content)
+    tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
 
 
 class TimeBudget(tf_keras.callbacks.Callback):
@@ -212,6 +255,8 @@ def train_model(
     monitor_from_step: int = 0,
     selected_by: str = "val_loss",
     backup_dir: Optional[str] = None,
+    writer: bool = True,
+    workers: int = 1,
 ) -> dict[str, float]:
     """Fits a compiled model on (inputs, targets) batches as `plan` says; returns the metrics of
     the kept weights and how training went.
@@ -224,11 +269,13 @@ def train_model(
     and the weights of the best one are restored (also when training ran to the end);
     measurements before `monitor_from_step` (a warm-up) neither stop training nor are kept.
     With a `budget` (`TimeBudget`), training also stops when its time is spent, after a last
-    measurement at the step it reached. Progress is logged as it goes (`ProgressLog`);
+    measurement at the step it reached. Progress is logged as it goes (`ProgressLog`; `workers`:
+    the cluster's, whose logged batch losses are summed over them);
     `callbacks` are the model's own. With a `backup_dir`, the model and optimizer are backed up
-    at each measurement (Keras' BackupAndRestore) and a training started again with the same
-    folder (a worker of a cluster restarted) resumes from the last backup; early stopping's
-    best weights and the time budget start afresh there.
+    at each measurement (Keras' BackupAndRestore), and the measurements and early stopping's
+    best weights beside them (`KeptAcrossRestarts`, written by the `writer`); a training started
+    again with the same folder (a worker of a cluster restarted) resumes from the last backup,
+    with the time budget afresh.
     """
     epochs = plan.evaluations
     higher_is_better = selected_by != "val_loss"
@@ -236,10 +283,10 @@ def train_model(
         monitor=selected_by, mode="max" if higher_is_better else "min", patience=patience, restore_best_weights=True,
         start_from_epoch=math.ceil(monitor_from_step / plan.evaluation_interval),
     )
-    resumed = ResumedAt()
-    restoring = [tf_keras.callbacks.BackupAndRestore(backup_dir), resumed] if backup_dir else []
-    callbacks = [*restoring, *(callbacks or []), *([budget] if budget else []), stopping,
-                 ProgressLog(plan.evaluations * plan.evaluation_interval, tokens_per_step)]
+    kept = KeptAcrossRestarts(stopping, backup_dir, plan.evaluation_interval, writer) if backup_dir else None
+    callbacks = [*([tf_keras.callbacks.BackupAndRestore(backup_dir)] if backup_dir else []), *(callbacks or []),
+                 *([budget] if budget else []), stopping, *([kept] if kept else []),
+                 ProgressLog(plan.evaluations * plan.evaluation_interval, tokens_per_step, workers)]
     callbacks += [tf_keras.callbacks.TensorBoard(log_dir=log_dir)] if log_dir else []
     history = model.fit(
         train_data,
@@ -250,12 +297,13 @@ def train_model(
         callbacks=callbacks,
         verbose=2,
     ).history
+    if kept and kept.earlier:  # resumed: the measurements before the backup's step, then this start's
+        history = {name: [entry[name] for entry in kept.earlier] + values for name, values in history.items()}
     first = min(stopping.start_from_epoch, len(history["val_loss"]) - 1)  # the last one when training ended sooner
     chosen = np.asarray(history[selected_by][first:])
     best = first + int(np.argmax(chosen) if higher_is_better else np.argmin(chosen))
     # the step of each measurement: every interval's end, the last one where a budget stopped it
-    first_interval = resumed.step // plan.evaluation_interval  # after a resume, history holds the intervals since
-    measured = [(first_interval + i + 1) * plan.evaluation_interval for i in range(len(history["val_loss"]))]
+    measured = [(i + 1) * plan.evaluation_interval for i in range(len(history["val_loss"]))]
     if budget and budget.stopped_at_step is not None:
         measured[-1] = budget.stopped_at_step
     steps_run = measured[-1]
@@ -267,7 +315,7 @@ def train_model(
         stopped_early=steps_run < plan.evaluations * plan.evaluation_interval,
         stopped_at_budget=bool(budget and budget.stopped_at_step is not None),
         selected_by=selected_by,
-        **({"resumed_at_step": resumed.step} if resumed.step else {}),
+        **({"resumed_at_step": kept.step} if kept and kept.step else {}),
         examples_seen=steps_run * batch_size,
         epochs=round(steps_run * batch_size / max(train_examples, 1), 3),
         eval_loss_curve=[round(float(v), 5) for v in history["val_loss"]],
