@@ -326,6 +326,10 @@ def _compile(args: argparse.Namespace) -> int:
     print(f"textflow: compiled pipeline '{config.name}' for Kubeflow Pipelines v2 -> {os.path.abspath(args.output)}\n"
           f"  {len(pipeline.components)} components in image {image}, artifacts under {root}\n"
           f"  run parameters: " + ", ".join(f"{name}={p.default}" for name, p in sorted(runtime_parameters(pipeline).items())))
+    workers = config.training.workers
+    if workers > 1:
+        print(f"  each Trainer: a TFJob of {workers} workers (1 Chief, {workers - 1} Worker) of the image, "
+              f"in namespace {config.kubeflow.tfjob_namespace or 'of the Trainer pod'}")
     if start_from:
         from pipeline.kubeflow import serving_dir
 

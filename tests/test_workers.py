@@ -3,6 +3,8 @@ among workers, the settings refused before anything runs, the TFJob a Kubeflow T
 and waits for, and the compiled spec that carries it."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -11,7 +13,6 @@ from components.training.tfjob import run_tfjob, tfjob_manifest
 from components.training.workers import EXECUTOR_CLASS, free_ports
 from models.runtime.cluster import cluster_role, local_tf_config
 from models.runtime.training import TimeBudget
-from pipeline.compile import compile_kubeflow
 from pipeline.config import ConfigError, load_config
 
 IMAGE = "registry.example.com/textflow:test"
@@ -108,13 +109,18 @@ def test_the_trainer_waits_for_its_tfjob_and_deletes_it():
 
 
 def test_the_compiled_spec_runs_each_trainer_as_a_tfjob_of_the_image(tmp_path):
-    config = load_config(overrides={"training.workers": 2, "models": ["transformer"]})
-    output = tmp_path / "pipeline.yaml"
-    compile_kubeflow(config, IMAGE, "gs://example-bucket/textflow", str(output))
-    spec = yaml.safe_load(output.read_text())
+    compiled = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "compile", "--target", "kubeflow", "--image", IMAGE, "--pipeline-root",
+         "gs://example-bucket/textflow", "--output", "pipeline.yaml", "--models", "transformer", "--trainer-workers", "2"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert compiled.returncode == 0 and compiled.stderr == "", compiled.stderr
+    assert "each Trainer: a TFJob of 2 workers (1 Chief, 1 Worker) of the image" in compiled.stdout
+    spec = yaml.safe_load((tmp_path / "pipeline.yaml").read_text())
     container = spec["deploymentSpec"]["executors"]["Trainer_transformer_executor"]["container"]
     assert container["args"][:2] == ["--executor_class_path", EXECUTOR_CLASS]
-    custom = spec["root"]["dag"]["tasks"]["Trainer_transformer"]["inputs"]["parameters"]["custom_config"]
+    parameters = spec["root"]["dag"]["tasks"]["Trainer_transformer"]["inputs"]["parameters"]
+    assert parameters["run_fn"]["runtimeValue"]["constant"] == "components.training.trainer_module.run_fn"
+    custom = parameters["custom_config"]
     settings = json.loads(custom["runtimeValue"]["constant"])
     assert settings["cluster"] == {"workers": 2, "restarts": 2, "launcher": "tfjob", "image": IMAGE, "namespace": None,
                                    "resources": {"cpu": 4.0, "memory_gb": 16.0, "accelerator": "nvidia.com/gpu",
