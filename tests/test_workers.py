@@ -3,6 +3,7 @@ among workers, the settings refused before anything runs, the TFJob a Kubeflow T
 and waits for, and the compiled spec that carries it."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -172,3 +173,17 @@ def test_a_training_started_again_from_its_backup_keeps_what_it_measured_before(
     assert resumed["best_step"] == whole["best_step"] and resumed["val_loss"] == pytest.approx(whole["val_loss"], rel=1e-4)
     eval_loss = resumed_model.evaluate(eval_data, steps=2, verbose=0)
     assert eval_loss == pytest.approx(whole["val_loss"], rel=1e-4)  # the model holds the kept weights
+
+
+def test_a_cluster_that_keeps_failing_says_why(tmp_path):
+    """Each start's failing worker is named with its log's last error; the last start's reason
+    ends the run (TFX removes a failed Trainer's folders, so the message carries it)."""
+    from components.training.workers import run_local_cluster
+
+    with pytest.raises(RuntimeError) as failed:
+        run_local_cluster(2, 1, ["--executor_class_path", "no.such.Executor", "--inputs", "{}", "--outputs", "{}",
+                                 "--exec-properties", "{}"], str(tmp_path))
+    assert re.match(r"training with 2 workers failed 2 times; the last time (chief|worker)-0 exited with code 1: "
+                    r"ImportError: Could not import no.such.Executor \(the workers' output: .*/workers\)$", str(failed.value))
+    starts = json.loads((tmp_path / "cluster.json").read_text())["starts"]
+    assert len(starts) == 2 and all(re.match(r"(chief|worker)-0 exited with code 1: ImportError", s["ended"]) for s in starts)

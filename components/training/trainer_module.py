@@ -49,6 +49,7 @@ from tasks import registry as tasks
 BACKUP_FOLDER = "backup"  # in the chief's model_run folder: a cluster's workers resume from it after a restart
 BUDGET_CHECK_BATCHES = 10  # workers agree on the time budget every this many batches (an all-reduce each)
 
+
 class TrainerRun:
     """What a task's training hooks read (`tasks.base.TrainerRun`): the Trainer's settings and
     the Transform's output."""

@@ -20,6 +20,7 @@ import base64
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -155,7 +156,7 @@ def _run_once(workers: int, arguments: list[str], log_dir: str, cluster_file: st
     try:
         while True:
             codes = [(role, p.poll()) for role, p in processes]
-            failure = next((f"{role} {_ending(code)}" for role, code in codes if code not in (None, 0)), None)
+            failure = next((_failure(role, code, log_dir) for role, code in codes if code not in (None, 0)), None)
             if failure or all(code == 0 for _, code in codes):
                 break
             time.sleep(POLL_SECONDS)
@@ -172,10 +173,17 @@ def _run_once(workers: int, arguments: list[str], log_dir: str, cluster_file: st
     return failure
 
 
-def _ending(code: int) -> str:
+def _failure(role: str, code: int, log_dir: str) -> str:
+    """How a worker ended: the signal that ended it, or its exit code and the last error line of
+    its log (TFX removes a failed Trainer's folders, logs included: the reason travels here)."""
     if code < 0:
-        return f"was ended by {signal.Signals(-code).name}"
-    return f"exited with code {code}"
+        return f"{role} was ended by {signal.Signals(-code).name}"
+    try:
+        with open(os.path.join(log_dir, f"{role}.log"), errors="replace") as f:
+            errors = [line.strip() for line in f if re.search(r"\b\w*(Error|Exception)\b", line)]
+    except OSError:
+        errors = []
+    return f"{role} exited with code {code}" + (f": {errors[-1][:300]}" if errors else "")
 
 
 def _write_json(path: str, value: dict) -> None:
