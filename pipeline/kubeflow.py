@@ -67,9 +67,14 @@ def train_args_parameter_name(config: Config, family: str) -> str:
     return f"train_args_{branch_name(config, family)}"
 
 
+def family_resources(config: Config, family: str) -> Resources:
+    """What a family's Trainer (each of its workers) asks for: its own entry, else every Trainer's."""
+    return config.kubeflow.trainers.get(family, config.kubeflow.trainer)
+
+
 def trainer_resources(config: Config, family: str) -> ResourceSpec:
     """The CPU, memory and accelerator request of a family's Trainer, for `with_platform_config`."""
-    resources: Resources = config.kubeflow.trainers.get(family, config.kubeflow.trainer)
+    resources = family_resources(config, family)
     spec = ResourceSpec(
         cpu_request=resources.cpu, cpu_limit=resources.cpu,
         memory_request=resources.memory_gb, memory_limit=resources.memory_gb,

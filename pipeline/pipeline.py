@@ -189,7 +189,7 @@ def _cluster_settings(config: Config, family: str, on_cluster: bool) -> dict:
     settings = {"workers": config.training.workers, "restarts": config.training.worker_restarts, "launcher": "local"}
     if on_cluster:
         settings.update(launcher="tfjob", image=config.kubeflow.image, namespace=config.kubeflow.tfjob_namespace,
-                        resources=dataclasses.asdict(config.kubeflow.trainers.get(family, config.kubeflow.trainer)))
+                        resources=dataclasses.asdict(kubeflow.family_resources(config, family)))
     return settings
 
 

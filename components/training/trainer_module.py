@@ -234,12 +234,14 @@ def _fit(run: TrainerRun, task: Any, kind: str, setup: TrainingSetup, fn_args: F
     if acceleration.deferred:
         callbacks.append(TrialGate(acceleration, family.name, plan.steps, profile["batch_shapes"],
                                    hparams.steps_per_execution, tokens_per_step, prepared - building))
-    workers = setup.cluster.workers
+    workers, budget = setup.cluster.workers, None
+    if hparams.budget_seconds and workers > 1:  # every worker stops at the same step
+        budget = TimeBudget(hparams.budget_seconds, every=BUDGET_CHECK_BATCHES,
+                            agree=lambda over: across_workers(strategy, float(over), workers) > 0)
+    elif hparams.budget_seconds:
+        budget = TimeBudget(hparams.budget_seconds)
     metrics = train_model(
-        model, train_data, eval_data, plan, patience=hparams.patience,
-        budget=TimeBudget(hparams.budget_seconds, every=BUDGET_CHECK_BATCHES if workers > 1 else 1,
-                          agree=lambda over: across_workers(strategy, float(over), workers) > 0)
-        if hparams.budget_seconds else None,
+        model, train_data, eval_data, plan, patience=hparams.patience, budget=budget,
         backup_dir=backup_dir, writer=setup.cluster.is_chief, workers=workers,
         batch_size=global_batch,
         train_examples=setup.train_examples, log_dir=fn_args.model_run_dir, tokens_per_step=tokens_per_step,

@@ -38,6 +38,7 @@ from tfx.components.util import udf_utils
 from tfx.utils import json_utils
 
 from models.runtime.acceleration_trial import LOGGER as ACCELERATION_LOGGER
+from models.runtime.atomic_file import write_atomically
 from models.runtime.cluster import TF_CONFIG, cluster_role, local_tf_config
 from models.runtime.progress import NOTE_LOGGER, PROGRESS_LOGGER, note
 
@@ -149,7 +150,7 @@ def _run_once(workers: int, arguments: list[str], log_dir: str, cluster_file: st
             [sys.executable, "-m", __name__, *arguments], env=env, cwd=repository, stderr=log,
             stdout=subprocess.PIPE if index == 0 else log, text=True)))
     starts.append({"ports": ports, "tasks": {role: p.pid for role, p in processes}, "ended": None})
-    _write_json(cluster_file, {"workers": workers, "starts": starts})
+    write_atomically(cluster_file, json.dumps({"workers": workers, "starts": starts}, indent=2))
     relay = threading.Thread(target=_relay, args=(processes[0][1].stdout, logs[0]), daemon=True)
     relay.start()
     failure = None
@@ -169,7 +170,7 @@ def _run_once(workers: int, arguments: list[str], log_dir: str, cluster_file: st
         for log in logs:
             log.close()
     starts[-1]["ended"] = failure or "every worker finished"
-    _write_json(cluster_file, {"workers": workers, "starts": starts})
+    write_atomically(cluster_file, json.dumps({"workers": workers, "starts": starts}, indent=2))
     return failure
 
 
@@ -184,12 +185,6 @@ def _failure(role: str, code: int, log_dir: str) -> str:
     except OSError:
         errors = []
     return f"{role} exited with code {code}" + (f": {errors[-1][:300]}" if errors else "")
-
-
-def _write_json(path: str, value: dict) -> None:
-    with open(path + ".tmp", "w") as f:
-        json.dump(value, f, indent=2)
-    os.replace(path + ".tmp", path)
 
 
 def _relay(stream: Any, log: Any) -> None:

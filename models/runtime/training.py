@@ -204,6 +204,8 @@ class KeptAcrossRestarts(tf_keras.callbacks.Callback):
 
 
 def _write_atomically(path: str, content: bytes) -> None:
+    """`content` replaces `path` whole, through tf.io.gfile: a cluster's backup folder may be a
+    bucket (`models.runtime.atomic_file` writes local text files)."""
     with tf.io.gfile.GFile(path + ".tmp", "wb") as f:
         f.write(content)
     tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
