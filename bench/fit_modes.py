@@ -4,11 +4,14 @@
 
 Each process builds the family's model (`--size`, float32, no XLA) from one seed, fits it on
 one repeated batch of random ids (what the acceleration trial does) for `--steps` timed steps
-after a warm-up, and prints one JSON line with its step time; the dataset's tf.data autotuning
-is off or on as asked. After each setting's processes, one summary line: the fastest and
-slowest step, and the spread (slowest / fastest - 1). A spread of a few percent is run-to-run
-noise; a process mode (a slow mode some processes fall into) shows as a spread of tens of
-percent, the same slow time again and again.
+after a warm-up, and prints one JSON line with its step time: the mean over the timed steps
+(`step_ms`) and the median step (`median_step_ms`); the dataset's tf.data autotuning is off or on
+as asked. After each setting's processes, one summary line: the fastest and slowest process by
+each measure, and the spread (slowest / fastest - 1). A process mode (a slow mode some processes
+fall into) holds for every step of the process, so it moves the median as much as the mean; a
+stall of the machine for a second or two (another virtual machine on the host) moves a short
+window's mean but not its median. A spread of a few percent is run-to-run noise; a process mode
+shows as tens of percent, the same slow time again and again.
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ def one_process(family: str, size: str, autotune: bool, steps: int, vocab_size: 
     ends: list[float] = []
     clock = tf_keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: ends.append(time.perf_counter()))
     model.fit(data, steps_per_epoch=WARMUP_STEPS + steps, epochs=1, verbose=0, callbacks=[clock])
-    return {"step_ms": round(1000 * (ends[-1] - ends[WARMUP_STEPS - 1]) / steps, 2)}
+    timed = np.diff(ends[WARMUP_STEPS - 1:])
+    return {"step_ms": round(1000 * float(timed.mean()), 2), "median_step_ms": round(1000 * float(np.median(timed)), 2)}
 
 
 def main() -> None:
@@ -55,7 +59,7 @@ def main() -> None:
     parser.add_argument("--autotune", choices=["off", "on"], nargs="*", default=["off", "on"])
     parser.add_argument("--family", choices=["rnn", "transformer"], default="transformer")
     parser.add_argument("--size", choices=["small", "base"], default="small")
-    parser.add_argument("--steps", type=int, default=60, help="timed steps per process")
+    parser.add_argument("--steps", type=int, default=100, help="timed steps per process")
     parser.add_argument("--one", choices=["off", "on"], help=argparse.SUPPRESS)  # run in this process
     args = parser.parse_args()
     if args.one:
@@ -63,19 +67,22 @@ def main() -> None:
         return
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "")
     for autotune in args.autotune:
-        times = []
+        results = []
         for process in range(args.processes):
             child = subprocess.run([sys.executable, "-m", "bench.fit_modes", "--one", autotune, "--family", args.family,
                                     "--size", args.size, "--steps", str(args.steps)],
                                    capture_output=True, text=True, check=True)
-            step_ms = json.loads(child.stdout.strip().splitlines()[-1])["step_ms"]
-            times.append(step_ms)
+            result = json.loads(child.stdout.strip().splitlines()[-1])
+            results.append(result)
             print(json.dumps({"bench": "fit_modes", "family": args.family, "size": args.size, "autotune": autotune,
-                              "process": process + 1, "step_ms": step_ms}), flush=True)
-        print(json.dumps({"bench": "fit_modes", "family": args.family, "size": args.size, "autotune": autotune,
-                          "processes": len(times), "fastest_ms": min(times), "slowest_ms": max(times),
-                          "spread": round(max(times) / min(times) - 1, 3), "cpu": cpu, "cores": os.cpu_count()}),
-              flush=True)
+                              "process": process + 1, **result}), flush=True)
+        summary = {"bench": "fit_modes", "family": args.family, "size": args.size, "autotune": autotune,
+                   "processes": len(results), "steps": args.steps}
+        for measure, prefix in (("step_ms", ""), ("median_step_ms", "median_")):
+            times = [r[measure] for r in results]
+            summary.update({f"{prefix}fastest_ms": min(times), f"{prefix}slowest_ms": max(times),
+                            f"{prefix}spread": round(max(times) / min(times) - 1, 3)})
+        print(json.dumps({**summary, "cpu": cpu, "cores": os.cpu_count()}), flush=True)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,10 @@ Written from tf_keras layers rather than keras-nlp's `TransformerDecoder`, which
 `mixed_bfloat16` policy on Keras 2 (its attention scales the query with a NumPy-style `sqrt`
 that symbolic bfloat16 tensors lack). Attention weights are computed in float32 under any
 policy, so a float16 softmax never overflows. `call_cached` runs new positions against a
-key/value cache for decoding (`call_appending` against one that grows with the decoded text),
-with plain TensorFlow ops, so TensorFlow Serving can run it; the
-encoder output's keys and values are computed once per decoded text (`memory_keys_values`).
+key/value cache for decoding, with plain TensorFlow ops, so TensorFlow Serving can run it. A
+seq2seq decoder's `step` runs one position of every row as a [rows, width] matrix against keys
+and values that grow with the decoded text, and the encoder output's keys and values are
+computed once per decoded text (`CrossAttention.memory`).
 """
 
 from __future__ import annotations
@@ -62,6 +63,31 @@ def _split_heads(x: tf.Tensor, parts: int, heads: int, head_dim: int) -> list[tf
     return tf.unstack(tf.reshape(x, shape), axis=2)
 
 
+def _heads_of_rows(x: tf.Tensor, parts: int, heads: int, head_dim: int) -> list[tf.Tensor]:
+    """[rows, parts * heads * head_dim] (one position per row) -> `parts` tensors [rows, heads, 1, head_dim]."""
+    return tf.unstack(tf.reshape(x, [-1, parts, heads, 1, head_dim]), axis=1)
+
+
+def attend_one_position(q: tf.Tensor, keys: tf.Tensor, values: tf.Tensor,
+                        bias: tf.Tensor | None = None) -> tf.Tensor:
+    """One query per row, q [rows, heads, 1, head_dim], against keys and values [rows, heads, keys,
+    head_dim], with `bias` [rows, 1, keys] added to the scores (0, or `_MASKED` where a key may not
+    be attended to): the attended values [rows, heads * head_dim]. A decoding step's attention as
+    element-wise products and sums over the keys' axis, the last one of the scores (a softmax
+    over another axis transposes twice): with one query, batched matrix products and their
+    transposes are most of a step's ops and time."""
+    scores = tf.cast(tf.reduce_sum(q * keys, axis=-1), tf.float32) * (1.0 / math.sqrt(q.shape[-1]))
+    weights = tf.nn.softmax(scores if bias is None else scores + bias)  # [rows, heads, keys]
+    attended = tf.reduce_sum(tf.cast(weights, values.dtype)[..., None] * values, axis=2)
+    return tf.reshape(attended, [-1, q.shape[1] * q.shape[-1]])
+
+
+def growing_keys_values(rows: tf.Tensor, heads: int, head_dim: int, dtype: tf.DType) -> tuple[tf.Tensor, tf.Tensor]:
+    """The empty keys and values [rows, heads, 0, head_dim] a decoder's `step` appends to."""
+    empty = tf.zeros([rows, heads, 0, head_dim], dtype)
+    return empty, empty
+
+
 class CausalSelfAttention(tf_keras.layers.Layer):
     """Multi-head self-attention in which position i attends to positions <= i (or, with
     `causal=False`, to every real position); one fused query/key/value projection."""
@@ -106,13 +132,16 @@ class CausalSelfAttention(tf_keras.layers.Layer):
         updated.set_shape(cache.shape)  # the same length (the concatenation hides it), for decoding loops
         return self._attend_cache(q, updated, index), updated
 
-    def call_appending(self, x: tf.Tensor, past: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """Attention output for `x` at the positions after `past` [batch, 2, past time, heads,
-        head_dim], and `past` with their keys and values appended: a cache only as long as
-        what has been decoded, so a step costs the text so far, not the longest text allowed."""
-        q, k, v = _split_heads(self.qkv(x), 3, self.heads, self.head_dim)
-        cache = tf.concat([past, tf.cast(tf.stack([k, v], axis=1), past.dtype)], axis=2)
-        return self._attend_cache(q, cache, tf.shape(past)[2]), cache
+    def step(self, x: tf.Tensor, keys: tf.Tensor, values: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """The attention output [rows, width] of the next position `x` [rows, width], after the
+        positions whose `keys` and `values` [rows, heads, past, head_dim] are given, and those with
+        the new position's appended: as long as what has been decoded, so a step costs the text
+        so far, not the longest text allowed. Every past position may be attended to."""
+        q, k, v = _heads_of_rows(self.qkv(x), 3, self.heads, self.head_dim)
+        keys = tf.concat([keys, tf.cast(k, keys.dtype)], axis=2)
+        values = tf.concat([values, tf.cast(v, values.dtype)], axis=2)
+        attended = attend_one_position(q, tf.cast(keys, q.dtype), tf.cast(values, q.dtype))
+        return self.output_projection(attended), keys, values
 
     def get_config(self) -> dict:
         return {**super().get_config(), "width": self.width, "heads": self.heads, "dropout": self.dropout_rate,
@@ -132,16 +161,25 @@ class CrossAttention(tf_keras.layers.Layer):
         self.output_projection = Dense(width, name="output")
         self.dropout = tf_keras.layers.Dropout(dropout)
 
-    def memory_keys_values(self, memory: tf.Tensor) -> tf.Tensor:
-        """The memory's keys and values, [batch, 2, memory_time, heads, head_dim]: computed once
-        per source text and reused at every decoding step."""
-        return tf.stack(_split_heads(self.key_value(memory), 2, self.heads, self.head_dim), axis=1)
+    def memory(self, memory: tf.Tensor, memory_mask: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """What every decoding step attends to, computed once per source text: the memory's keys
+        and values [batch, heads, memory_time, head_dim] and the scores' bias [batch, 1,
+        memory_time] (`_MASKED` past the source's real tokens)."""
+        keys, values = (tf.transpose(t, [0, 2, 1, 3])
+                        for t in _split_heads(self.key_value(memory), 2, self.heads, self.head_dim))
+        return keys, values, tf.where(memory_mask, 0.0, _MASKED)[:, None]
 
-    def call(self, x: tf.Tensor, keys_values: tf.Tensor, memory_mask: tf.Tensor,
+    def step(self, x: tf.Tensor, keys: tf.Tensor, values: tf.Tensor, bias: tf.Tensor) -> tf.Tensor:
+        """The attention output [rows, width] of one position per row, `x` [rows, width], over
+        `memory`'s keys, values and bias."""
+        q = tf.reshape(self.query(x), [-1, self.heads, 1, self.head_dim])
+        return self.output_projection(attend_one_position(q, tf.cast(keys, q.dtype), tf.cast(values, q.dtype), bias))
+
+    def call(self, x: tf.Tensor, memory: tf.Tensor, memory_mask: tf.Tensor,
              training: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
         """(attention output [batch, time, width], weights [batch, heads, time, memory_time])."""
         q = _split_heads(self.query(x), 1, self.heads, self.head_dim)[0]
-        keys, values = tf.unstack(tf.cast(keys_values, q.dtype), axis=1)
+        keys, values = _split_heads(tf.cast(self.key_value(memory), q.dtype), 2, self.heads, self.head_dim)
         attended, weights = attend(q, keys, values, key_padding(memory_mask), self.dropout, training)
         merged = tf.reshape(attended, tf.concat([tf.shape(attended)[:2], [self.width]], axis=0))
         return self.output_projection(merged), weights
@@ -194,23 +232,19 @@ class CrossDecoderBlock(DecoderBlock):
         self.cross_attention_norm = LayerNormalization(epsilon=1e-5, name="cross_attention_norm")
         self.cross_attention = CrossAttention(width, heads, dropout, name="cross_attention")
 
-    def _cross(self, x: tf.Tensor, keys_values: tf.Tensor, memory_mask: tf.Tensor,
-               training: bool) -> tuple[tf.Tensor, tf.Tensor]:
-        attended, weights = self.cross_attention(self.cross_attention_norm(x), keys_values, memory_mask, training)
-        return x + self.dropout(attended, training=training), weights
-
     def call(self, x: tf.Tensor, memory: tf.Tensor, memory_mask: tf.Tensor,
              training: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
         """(block output, cross-attention weights [batch, heads, time, memory_time])."""
         x = x + self.dropout(self.attention(self.attention_norm(x), training=training), training=training)
-        x, weights = self._cross(x, self.cross_attention.memory_keys_values(memory), memory_mask, training)
-        return self._feed_forward(x, training), weights
+        attended, weights = self.cross_attention(self.cross_attention_norm(x), memory, memory_mask, training)
+        return self._feed_forward(x + self.dropout(attended, training=training), training), weights
 
-    def call_cached_cross(self, x: tf.Tensor, past: tf.Tensor, keys_values: tf.Tensor,
-                          memory_mask: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """The block at the positions after `past` (the self-attention keys/values so far, see
-        `CausalSelfAttention.call_appending`) against the memory's precomputed keys/values:
-        (output, `past` with the new positions appended, cross-attention weights)."""
-        attended, cache = self.attention.call_appending(self.attention_norm(x), past)
-        x, weights = self._cross(x + attended, keys_values, memory_mask, False)
-        return self._feed_forward(x, False), cache, weights
+    def step(self, x: tf.Tensor, keys: tf.Tensor, values: tf.Tensor,
+             memory: tuple[tf.Tensor, tf.Tensor, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """The block at the next position of each row, `x` [rows, width], after the positions of
+        `keys` and `values` (see `CausalSelfAttention.step`), against `CrossAttention.memory`:
+        (output [rows, width], keys and values with the position appended). No dropout: decoding."""
+        attended, keys, values = self.attention.step(self.attention_norm(x), keys, values)
+        x += attended
+        x += self.cross_attention.step(self.cross_attention_norm(x), *memory)
+        return x + self.feed_forward_out(self.feed_forward_in(self.feed_forward_norm(x))), keys, values
