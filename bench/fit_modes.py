@@ -12,6 +12,14 @@ fall into) holds for every step of the process, so it moves the median as much a
 stall of the machine for a second or two (another virtual machine on the host) moves a short
 window's mean but not its median. A spread of a few percent is run-to-run noise; a process mode
 shows as tens of percent, the same slow time again and again.
+
+A virtual machine's own speed also drifts over minutes (measured here: the step time falling
+steadily from 48 to 38 ms over 24 processes), which no process can change. So each process also
+times a fixed reference just before and just after its fit, matrix products on the same thread
+pools (`reference_ms`), and reports its median step over that (`relative_step`): the machine's
+drift moves both, a mode of the fit's own (its input pipeline, its threads' work) only the step.
+A mode that slows every op of a process (its threads confined to one core) would move both and
+not show in `relative_step`: the raw spreads stay beside it.
 """
 
 from __future__ import annotations
@@ -30,8 +38,35 @@ import time  # noqa: E402
 WARMUP_STEPS = 10
 
 
+REFERENCE_CALLS = 20
+
+
+def reference_ms() -> float:
+    """The median time of one fixed CPU workload (a chain of float32 512 x 512 matrix products in
+    one graph call) on the process's thread pools: the machine's speed at this moment."""
+    import numpy as np
+    import tensorflow as tf
+
+    a = tf.constant(np.random.default_rng(0).standard_normal((512, 512)).astype(np.float32) / 23.0)
+
+    @tf.function
+    def chain(x: tf.Tensor) -> tf.Tensor:
+        for _ in range(8):
+            x = tf.matmul(x, a)
+        return x
+
+    chain(a)
+    times = []
+    for _ in range(REFERENCE_CALLS):
+        start = time.perf_counter()
+        chain(a).numpy()
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
+
+
 def one_process(family: str, size: str, autotune: bool, steps: int, vocab_size: int = 68) -> dict:
-    """In this process: the fit's steady step time (ms), timed between graph calls."""
+    """In this process: the fit's steady step time (ms), timed between graph calls, and over the
+    machine's reference workload timed around it."""
     import numpy as np
     import tensorflow as tf
     import tf_keras
@@ -48,9 +83,13 @@ def one_process(family: str, size: str, autotune: bool, steps: int, vocab_size: 
     data = data if autotune else without_autotuning(data)
     ends: list[float] = []
     clock = tf_keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: ends.append(time.perf_counter()))
+    before = reference_ms()
     model.fit(data, steps_per_epoch=WARMUP_STEPS + steps, epochs=1, verbose=0, callbacks=[clock])
+    reference = (before + reference_ms()) / 2
     timed = np.diff(ends[WARMUP_STEPS - 1:])
-    return {"step_ms": round(1000 * float(timed.mean()), 2), "median_step_ms": round(1000 * float(np.median(timed)), 2)}
+    median = 1000 * float(np.median(timed))
+    return {"step_ms": round(1000 * float(timed.mean()), 2), "median_step_ms": round(median, 2),
+            "reference_ms": round(reference, 3), "relative_step": round(median / reference, 3)}
 
 
 def main() -> None:
@@ -78,9 +117,9 @@ def main() -> None:
                               "process": process + 1, **result}), flush=True)
         summary = {"bench": "fit_modes", "family": args.family, "size": args.size, "autotune": autotune,
                    "processes": len(results), "steps": args.steps}
-        for measure, prefix in (("step_ms", ""), ("median_step_ms", "median_")):
+        for measure, prefix in (("step_ms", ""), ("median_step_ms", "median_"), ("relative_step", "relative_")):
             times = [r[measure] for r in results]
-            summary.update({f"{prefix}fastest_ms": min(times), f"{prefix}slowest_ms": max(times),
+            summary.update({f"{prefix}fastest": min(times), f"{prefix}slowest": max(times),
                             f"{prefix}spread": round(max(times) / min(times) - 1, 3)})
         print(json.dumps({**summary, "cpu": cpu, "cores": os.cpu_count()}), flush=True)
 
