@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import math
 
-import numpy as np
 import tensorflow as tf
 import tf_keras
 
@@ -111,16 +110,14 @@ class TransformerSeq2Seq(tf_keras.Model):
                                     beam_width)
         empty = growing_keys_values(tf.shape(memories[0][0])[0], config.heads, config.width // config.heads,
                                     memory.dtype)
-        rates = np.exp(-math.log(10000.0) * np.arange(config.width // 2) / (config.width // 2)).astype(np.float32)
-        table = self.target_embedding.embeddings
-        # the logits' matrix as a matmul wants it, transposed once per decoding rather than by
-        # every step's product (a transposed operand cost the step's logits about twice the time)
-        output_table = tf.transpose(tf.cast(table, memory.dtype))
+        # read (and cast) once per decoding; the logits' matrix transposed as a matmul wants it,
+        # rather than by every step's product (a transposed operand cost the step's logits about twice the time)
+        table = tf.cast(self.target_embedding.embeddings, memory.dtype)
+        output_table = tf.transpose(table)
 
         def step(token: tf.Tensor, caches: tuple, position: tf.Tensor) -> tuple[tf.Tensor, tuple]:
-            angles = tf.cast(position, tf.float32) * rates  # `sinusoidal_positions` of one position
-            x = tf.gather(tf.cast(table, memory.dtype), token) * math.sqrt(config.width)
-            x += tf.cast(tf.concat([tf.sin(angles), tf.cos(angles)], axis=0), x.dtype)
+            x = tf.gather(table, token) * math.sqrt(config.width)
+            x += tf.cast(sinusoidal_positions(position, 1, config.width)[0], x.dtype)
             updated = []
             for block, (keys, values), block_memory in zip(self.decoder_blocks, caches, memories):
                 x, keys, values = block.step(x, keys, values, block_memory)
